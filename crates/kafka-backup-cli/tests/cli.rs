@@ -1,0 +1,85 @@
+//! The `kafka-backup` binary as a user runs it: help, commands not built yet, and
+//! `cluster-info` against a real broker whose data confluent-kafka wrote.
+
+use std::process::{Command, Output};
+
+use kafka_backup_testkit::{self as testkit, Broker};
+
+fn kafka_backup(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kafka-backup")).args(args).output().expect("run kafka-backup")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const PLANNED: [&str; 7] = ["backup", "restore", "list", "describe", "validate", "offset-reset", "three-phase-restore"];
+
+#[test]
+fn help_lists_every_command_of_the_design() {
+    let output = kafka_backup(&["--help"]);
+    assert!(output.status.success());
+    for command in PLANNED.iter().chain(&["cluster-info"]) {
+        assert!(stdout(&output).contains(command), "--help lacks {command}");
+    }
+}
+
+#[test]
+fn commands_not_built_yet_say_so_and_fail() {
+    for command in PLANNED {
+        let output = kafka_backup(&[command, "--config", "x.yaml"]);
+        assert!(!output.status.success(), "{command} must exit non-zero");
+        assert!(stderr(&output).contains("not implemented yet"), "{command}: {}", stderr(&output));
+    }
+}
+
+#[test]
+fn cluster_info_reports_topics_leaders_and_offsets() {
+    let broker = Broker::start("cli-cluster");
+    testkit::create_topic(&broker.bootstrap(), "payments", 2, &[]);
+    testkit::create_topic(&broker.bootstrap(), "audit", 1, &[]);
+    testkit::produce_one_per_batch(&broker.bootstrap(), "payments", 1, 4);
+    testkit::produce_one_per_batch(&broker.bootstrap(), "audit", 0, 2);
+
+    let output = kafka_backup(&["cluster-info", "--bootstrap-servers", &broker.bootstrap(), "--format", "json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let info: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON output");
+    assert_eq!(info["cluster_id"], "cli-cluster");
+    assert_eq!(info["brokers"][0]["address"], broker.bootstrap());
+    let topic = |name: &str| info["topics"].as_array().unwrap().iter().find(|t| t["name"] == name).cloned().unwrap();
+    let offsets = |name: &str| -> Vec<(i64, i64, i64)> {
+        topic(name)["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["partition"].as_i64().unwrap(),
+                    p["earliest_offset"].as_i64().unwrap(),
+                    p["latest_offset"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(offsets("payments"), vec![(0, 0, 0), (1, 0, 4)]);
+    assert_eq!(offsets("audit"), vec![(0, 0, 2)]);
+    let leader = topic("audit")["partitions"][0]["leader"].clone();
+    assert_eq!(leader, info["brokers"][0]["node_id"]);
+
+    let text = kafka_backup(&["cluster-info", "--bootstrap-servers", &broker.bootstrap()]);
+    assert!(text.status.success());
+    let text = stdout(&text);
+    assert!(text.contains("payments (2 partitions)") && text.contains("audit (1 partitions)"), "{text}");
+}
+
+#[test]
+fn cluster_info_against_a_dead_broker_fails_naming_it() {
+    let dead = format!("127.0.0.1:{}", testkit::free_port());
+    let output = kafka_backup(&["cluster-info", "--bootstrap-servers", &dead, "--timeout-secs", "2"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains(&dead), "{}", stderr(&output));
+}

@@ -1,0 +1,154 @@
+//! Cluster administration calls: CreateTopics, DescribeConfigs (topic configs), and
+//! InitProducerId (an id for idempotent producing).
+
+use std::time::Duration;
+
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::{
+    CreateTopicsRequest, DescribeConfigsRequest, InitProducerIdRequest, ProducerId, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::client::{KafkaClient, Route};
+use super::KafkaError;
+
+/// DescribeConfigs resource type of a topic.
+const RESOURCE_TOPIC: i8 = 2;
+/// `config_source` of a value that comes from the broker's built-in default.
+const SOURCE_DEFAULT: i8 = 5;
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    /// Name.
+    pub name: String,
+    /// Partition count.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication_factor: i16,
+    /// Topic-level configs (`cleanup.policy`, `retention.ms`, ...).
+    pub configs: Vec<(String, String)>,
+}
+
+/// One topic config as the cluster reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfigEntry {
+    /// Config name.
+    pub name: String,
+    /// Value (`None` when the broker hides it or it is unset).
+    pub value: Option<String>,
+    /// True when the value is the broker default rather than set on the topic or broker.
+    pub is_default: bool,
+    /// True for secrets the broker will not reveal.
+    pub is_sensitive: bool,
+}
+
+impl KafkaClient {
+    /// Creates a topic. An existing topic is an error whose `response_error()` is
+    /// `TopicAlreadyExists`, so callers can tell it from a real failure.
+    pub async fn create_topic(&self, topic: &NewTopic, timeout: Duration) -> Result<(), KafkaError> {
+        let controller = self.cached_metadata().controller_id;
+        self.config()
+            .retry
+            .run("CreateTopics", || async {
+                let connection = match controller {
+                    id if id >= 0 => self.node_connection(id).await?,
+                    _ => self.any_connection().await?,
+                };
+                let request = CreateTopicsRequest::default()
+                    .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
+                    .with_topics(vec![CreatableTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.name.clone())))
+                        .with_num_partitions(topic.partitions)
+                        .with_replication_factor(topic.replication_factor)
+                        .with_configs(
+                            topic
+                                .configs
+                                .iter()
+                                .map(|(name, value)| {
+                                    CreatableTopicConfig::default()
+                                        .with_name(StrBytes::from_string(name.clone()))
+                                        .with_value(Some(StrBytes::from_string(value.clone())))
+                                })
+                                .collect(),
+                        )]);
+                let response = connection.send(&request).await?;
+                match response.topics.iter().find(|t| t.name.0.as_str() == topic.name) {
+                    Some(result) if result.error_code != 0 => Err(KafkaError::broker(
+                        "CreateTopics",
+                        format!(" for topic {}", topic.name),
+                        connection.address(),
+                        result.error_code,
+                        result.error_message.as_ref().map(|m| m.to_string()),
+                    )),
+                    Some(_) => Ok(()),
+                    None => Err(KafkaError::no_answer(
+                        "CreateTopics",
+                        connection.address(),
+                        format!("no result for topic {}", topic.name),
+                    )),
+                }
+            })
+            .await?;
+        self.refresh_metadata(Some(std::slice::from_ref(&topic.name))).await?;
+        Ok(())
+    }
+
+    /// The configs of `topic`, each marked default or not.
+    pub async fn describe_topic_configs(&self, topic: &str) -> Result<Vec<TopicConfigEntry>, KafkaError> {
+        self.on("DescribeConfigs", Route::Any, |connection| async move {
+            let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(RESOURCE_TOPIC)
+                .with_resource_name(StrBytes::from_string(topic.to_string()))
+                .with_configuration_keys(None)]);
+            let response = connection.send(&request).await?;
+            let result = response.results.into_iter().next().ok_or_else(|| {
+                KafkaError::no_answer("DescribeConfigs", connection.address(), format!("no result for topic {topic}"))
+            })?;
+            if result.error_code != 0 {
+                return Err(KafkaError::broker(
+                    "DescribeConfigs",
+                    format!(" for topic {topic}"),
+                    connection.address(),
+                    result.error_code,
+                    result.error_message.map(|m| m.to_string()),
+                ));
+            }
+            Ok(result
+                .configs
+                .into_iter()
+                .map(|c| TopicConfigEntry {
+                    name: c.name.to_string(),
+                    value: c.value.map(|v| v.to_string()),
+                    is_default: c.config_source == SOURCE_DEFAULT,
+                    is_sensitive: c.is_sensitive,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// A producer id and epoch for an idempotent (non-transactional) producer.
+    pub async fn init_producer_id(&self) -> Result<(i64, i16), KafkaError> {
+        self.on("InitProducerId", Route::Any, |connection| async move {
+            let request = InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(-1)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+            let response = connection.send(&request).await?;
+            if response.error_code != 0 {
+                return Err(KafkaError::broker(
+                    "InitProducerId",
+                    String::new(),
+                    connection.address(),
+                    response.error_code,
+                    None,
+                ));
+            }
+            Ok((response.producer_id.0, response.producer_epoch))
+        })
+        .await
+    }
+}

@@ -1,0 +1,258 @@
+//! The cluster client: bootstrap, a connection pool keyed by broker address, the metadata cache,
+//! and routing (any broker, a partition's leader, a group's coordinator) under the retry policy.
+//! The typed API calls live beside it (`log.rs`, `admin.rs`, `groups.rs`).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{MetadataRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::config::ClientConfig;
+use super::connection::BrokerConnection;
+use super::metadata::{BrokerInfo, ClusterMetadata};
+use super::KafkaError;
+
+/// Which broker a request must go to.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Route<'a> {
+    /// Any live broker.
+    Any,
+    /// The leader of a topic-partition.
+    Leader(&'a str, i32),
+    /// The coordinator of a consumer group.
+    Coordinator(&'a str),
+}
+
+/// A client for one Kafka cluster. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct KafkaClient {
+    config: ClientConfig,
+    connections: Mutex<HashMap<String, Arc<BrokerConnection>>>,
+    metadata: RwLock<Arc<ClusterMetadata>>,
+    coordinators: Mutex<HashMap<String, BrokerInfo>>,
+}
+
+impl KafkaClient {
+    /// Validates `config` and reaches the cluster through the first bootstrap server that
+    /// answers, retrying until `bootstrap_timeout`; the error names every server tried.
+    pub async fn connect(config: ClientConfig) -> Result<Self, KafkaError> {
+        config.validate()?;
+        let client = Self {
+            config,
+            connections: Mutex::new(HashMap::new()),
+            metadata: RwLock::new(Arc::new(ClusterMetadata::default())),
+            coordinators: Mutex::new(HashMap::new()),
+        };
+        client.bootstrap().await?;
+        Ok(client)
+    }
+
+    async fn bootstrap(&self) -> Result<(), KafkaError> {
+        let started = Instant::now();
+        let mut last_error = String::from("no attempt finished");
+        let attempt_all = async {
+            let mut round = 0;
+            loop {
+                for server in &self.config.bootstrap_servers {
+                    match self.fetch_metadata_from(server, Some(&[])).await {
+                        Ok(metadata) => {
+                            self.store_metadata(metadata, false);
+                            return;
+                        }
+                        Err(error) => {
+                            tracing::debug!(%server, %error, "bootstrap server did not answer");
+                            last_error = format!("{server}: {error}");
+                        }
+                    }
+                }
+                tokio::time::sleep(self.config.retry.backoff(round)).await;
+                round += 1;
+            }
+        };
+        if tokio::time::timeout(self.config.bootstrap_timeout, attempt_all).await.is_err() {
+            return Err(KafkaError::BootstrapFailed {
+                servers: self.config.bootstrap_servers.join(", "),
+                elapsed: started.elapsed(),
+                last_error,
+            });
+        }
+        Ok(())
+    }
+
+    /// The client's settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The cached metadata, without a round trip.
+    pub fn cached_metadata(&self) -> Arc<ClusterMetadata> {
+        self.metadata.read().expect("metadata lock").clone()
+    }
+
+    /// Fresh metadata for `topics` (all topics when `None`), merged into the cache.
+    pub async fn refresh_metadata(&self, topics: Option<&[String]>) -> Result<Arc<ClusterMetadata>, KafkaError> {
+        let fresh = self
+            .config
+            .retry
+            .run("Metadata", || async {
+                let connection = self.any_connection().await?;
+                self.fetch_metadata_from(connection.address(), topics).await
+            })
+            .await?;
+        Ok(self.store_metadata(fresh, topics.is_none()))
+    }
+
+    fn store_metadata(&self, fresh: ClusterMetadata, full: bool) -> Arc<ClusterMetadata> {
+        let mut cache = self.metadata.write().expect("metadata lock");
+        let mut merged = (**cache).clone();
+        merged.merge(fresh, full);
+        *cache = Arc::new(merged);
+        cache.clone()
+    }
+
+    /// Drops a topic from the cache so that the next routing of it asks the cluster again.
+    fn forget_topic(&self, topic: &str) {
+        let mut cache = self.metadata.write().expect("metadata lock");
+        if cache.topics.contains_key(topic) {
+            let mut pruned = (**cache).clone();
+            pruned.topics.remove(topic);
+            *cache = Arc::new(pruned);
+        }
+    }
+
+    async fn fetch_metadata_from(
+        &self,
+        address: &str,
+        topics: Option<&[String]>,
+    ) -> Result<ClusterMetadata, KafkaError> {
+        let connection = self.connection(address).await?;
+        let request = MetadataRequest::default()
+            .with_topics(topics.map(|names| {
+                names
+                    .iter()
+                    .map(|name| {
+                        MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
+                    })
+                    .collect()
+            }))
+            .with_allow_auto_topic_creation(false);
+        let response = connection.send(&request).await?;
+        ClusterMetadata::from_response(&response, topics, address)
+    }
+
+    /// A pooled connection to `address`, opened (or reopened after a failure) on demand.
+    pub(super) async fn connection(&self, address: &str) -> Result<Arc<BrokerConnection>, KafkaError> {
+        if let Some(existing) = self.connections.lock().expect("pool lock").get(address) {
+            if !existing.is_closed() {
+                return Ok(existing.clone());
+            }
+        }
+        let fresh = Arc::new(BrokerConnection::connect(address, &self.config).await?);
+        self.connections.lock().expect("pool lock").insert(address.to_string(), fresh.clone());
+        Ok(fresh)
+    }
+
+    /// A connection to some live broker: a pooled one if any, else each known broker in turn.
+    pub(super) async fn any_connection(&self) -> Result<Arc<BrokerConnection>, KafkaError> {
+        let pooled = self.connections.lock().expect("pool lock").values().find(|c| !c.is_closed()).cloned();
+        if let Some(connection) = pooled {
+            return Ok(connection);
+        }
+        let metadata = self.cached_metadata();
+        let mut candidates: Vec<String> = metadata.brokers.values().map(BrokerInfo::address).collect();
+        candidates.extend(self.config.bootstrap_servers.iter().cloned());
+        let mut last_error = None;
+        for address in candidates {
+            match self.connection(&address).await {
+                Ok(connection) => return Ok(connection),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| KafkaError::Config("no brokers known".into())))
+    }
+
+    /// A connection to broker `node_id`, refreshing metadata if the node is not known yet.
+    pub(super) async fn node_connection(&self, node_id: i32) -> Result<Arc<BrokerConnection>, KafkaError> {
+        let known = self.cached_metadata().brokers.get(&node_id).cloned();
+        let broker = match known {
+            Some(broker) => broker,
+            None => self.refresh_metadata(Some(&[])).await?.brokers.get(&node_id).cloned().ok_or_else(|| {
+                KafkaError::ConnectionLost {
+                    broker: format!("node {node_id}"),
+                    reason: "broker is not in the cluster metadata".into(),
+                }
+            })?,
+        };
+        self.connection(&broker.address()).await
+    }
+
+    /// The current leader's connection for `topic`-`partition`.
+    pub(super) async fn leader_connection(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<BrokerConnection>, KafkaError> {
+        let mut metadata = self.cached_metadata();
+        if !metadata.topics.contains_key(topic) {
+            metadata = self.refresh_metadata(Some(&[topic.to_string()])).await?;
+        }
+        let partition_metadata =
+            metadata.topics.get(topic).and_then(|t| t.partitions.get(&partition)).ok_or_else(|| {
+                KafkaError::UnknownTopicOrPartition { topic: topic.to_string(), partition: Some(partition) }
+            })?;
+        let leader =
+            partition_metadata.leader.ok_or_else(|| KafkaError::NoLeader { topic: topic.to_string(), partition })?;
+        self.node_connection(leader).await
+    }
+
+    /// Runs `operation` against the broker `route` names, under the retry policy. After an
+    /// error that says the leader or coordinator moved, the cached one is forgotten so that the
+    /// next attempt looks it up again.
+    pub(super) async fn on<T, Op, Fut>(&self, api: &str, route: Route<'_>, operation: Op) -> Result<T, KafkaError>
+    where
+        Op: Fn(Arc<BrokerConnection>) -> Fut,
+        Fut: Future<Output = Result<T, KafkaError>>,
+    {
+        self.config
+            .retry
+            .run(api, || async {
+                let connection = match route {
+                    Route::Any => self.any_connection().await,
+                    Route::Leader(topic, partition) => self.leader_connection(topic, partition).await,
+                    Route::Coordinator(group) => self.coordinator_connection(group).await,
+                };
+                let result = match connection {
+                    Ok(connection) => operation(connection).await,
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = &result {
+                    match route {
+                        Route::Leader(topic, _) if error.invalidates_metadata() => self.forget_topic(topic),
+                        Route::Coordinator(group) if error.invalidates_coordinator() => {
+                            self.coordinators.lock().expect("coordinator lock").remove(group);
+                        }
+                        _ => {}
+                    }
+                }
+                result
+            })
+            .await
+    }
+
+    async fn coordinator_connection(&self, group: &str) -> Result<Arc<BrokerConnection>, KafkaError> {
+        let cached = self.coordinators.lock().expect("coordinator lock").get(group).cloned();
+        let coordinator = match cached {
+            Some(coordinator) => coordinator,
+            None => {
+                // Boxed: the lookup itself goes through `on`, which may call back here.
+                let found = Box::pin(self.lookup_coordinator(group)).await?;
+                self.coordinators.lock().expect("coordinator lock").insert(group.to_string(), found.clone());
+                found
+            }
+        };
+        self.connection(&coordinator.address()).await
+    }
+}

@@ -1,0 +1,144 @@
+//! Settings of the Kafka client: bootstrap servers, security protocol, timeouts, retry policy.
+//! Parsed values only; the YAML front end (later) maps its keys onto this struct.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::KafkaError;
+use crate::retry::RetryPolicy;
+
+/// How to talk to the brokers. Only PLAINTEXT is implemented; the others are recognised so that
+/// asking for them is a clear error instead of a silent plaintext connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecurityProtocol {
+    /// Unencrypted, unauthenticated TCP.
+    #[default]
+    Plaintext,
+    /// TLS.
+    Ssl,
+    /// SASL over plain TCP.
+    SaslPlaintext,
+    /// SASL over TLS.
+    SaslSsl,
+}
+
+impl FromStr for SecurityProtocol {
+    type Err = KafkaError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Ok(Self::Plaintext),
+            "SSL" => Ok(Self::Ssl),
+            "SASL_PLAINTEXT" => Ok(Self::SaslPlaintext),
+            "SASL_SSL" => Ok(Self::SaslSsl),
+            _ => Err(KafkaError::Config(format!(
+                "unknown security protocol {text:?}; expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+            ))),
+        }
+    }
+}
+
+/// Everything the client needs to reach a cluster.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `host:port` entries; any one reachable broker is enough to discover the rest.
+    pub bootstrap_servers: Vec<String>,
+    /// Sent in every request header; shows up in broker logs and quotas.
+    pub client_id: String,
+    /// Transport security. Only [`SecurityProtocol::Plaintext`] works for now.
+    pub security_protocol: SecurityProtocol,
+    /// SASL mechanism, if one was configured (rejected for now, never ignored).
+    pub sasl_mechanism: Option<String>,
+    /// Limit on one TCP connect.
+    pub connect_timeout: Duration,
+    /// Limit on one request's round trip. 30 s is the Kafka clients' `request.timeout.ms`.
+    pub request_timeout: Duration,
+    /// Limit on reaching the cluster at all before a command gives up.
+    pub bootstrap_timeout: Duration,
+    /// Backoff and deadline for retriable errors.
+    pub retry: RetryPolicy,
+    /// Largest response frame accepted; guards the allocation made from the wire length.
+    pub max_response_bytes: usize,
+}
+
+impl ClientConfig {
+    /// Defaults for everything but the bootstrap list.
+    pub fn new(bootstrap_servers: Vec<String>) -> Self {
+        Self {
+            bootstrap_servers,
+            client_id: "kafka-backup".to_string(),
+            security_protocol: SecurityProtocol::Plaintext,
+            sasl_mechanism: None,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            bootstrap_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            // Fetch responses are bounded by our fetch.max.bytes (tens of MiB); 512 MiB is far
+            // above any legitimate frame and far below what would exhaust memory.
+            max_response_bytes: 512 * 1024 * 1024,
+        }
+    }
+
+    /// Checks the settings before any connection is made.
+    pub fn validate(&self) -> Result<(), KafkaError> {
+        if self.security_protocol != SecurityProtocol::Plaintext {
+            return Err(KafkaError::NotSupported {
+                feature: format!("security protocol {:?}", self.security_protocol),
+                hint: "only PLAINTEXT connections are implemented; TLS and SASL are planned".into(),
+            });
+        }
+        if let Some(mechanism) = &self.sasl_mechanism {
+            return Err(KafkaError::NotSupported {
+                feature: format!("SASL mechanism {mechanism}"),
+                hint: "SASL authentication is planned; remove the SASL settings to connect without it".into(),
+            });
+        }
+        if self.bootstrap_servers.is_empty() {
+            return Err(KafkaError::Config("bootstrap_servers is empty; give at least one host:port".into()));
+        }
+        for server in &self.bootstrap_servers {
+            parse_host_port(server)?;
+        }
+        if self.bootstrap_timeout.is_zero() || self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(KafkaError::Config("timeouts must be greater than zero".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Splits `host:port` (IPv6 as `[::1]:9092`), rejecting anything else with the offending text.
+pub fn parse_host_port(server: &str) -> Result<(String, u16), KafkaError> {
+    let bad = |why: &str| KafkaError::Config(format!("bootstrap server {server:?} {why}; expected host:port"));
+    let (host, port) = server.rsplit_once(':').ok_or_else(|| bad("has no port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains("://") {
+        return Err(bad("is not a plain host name"));
+    }
+    let port = port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad("has an invalid port"))?;
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_and_sasl_are_refused_not_ignored() {
+        let mut config = ClientConfig::new(vec!["k:9092".into()]);
+        config.security_protocol = "sasl_ssl".parse().unwrap();
+        assert!(config.validate().unwrap_err().to_string().contains("not supported yet"));
+        let mut config = ClientConfig::new(vec!["k:9092".into()]);
+        config.sasl_mechanism = Some("SCRAM-SHA-512".into());
+        assert!(config.validate().unwrap_err().to_string().contains("SCRAM-SHA-512"));
+    }
+
+    #[test]
+    fn malformed_bootstrap_servers_are_named() {
+        for bad in ["kafka", "kafka:", "kafka:99999", "PLAINTEXT://kafka:9092", ":9092"] {
+            let error = ClientConfig::new(vec![bad.into()]).validate().unwrap_err();
+            assert!(error.to_string().contains(bad), "{error}");
+        }
+        assert_eq!(parse_host_port("[::1]:9092").unwrap(), ("::1".to_string(), 9092));
+        assert!(ClientConfig::new(vec![]).validate().is_err());
+    }
+}

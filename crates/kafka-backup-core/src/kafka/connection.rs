@@ -1,0 +1,254 @@
+//! One TCP connection to one broker: size-prefixed framing, correlation ids, pipelined requests
+//! (many in flight, answered in any order), a per-request timeout, and the ApiVersions handshake.
+//! It knows nothing of topics or routing; the client above decides where requests go.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::config::{parse_host_port, ClientConfig};
+use super::versions::{ApiVersionTable, ClientApi};
+use super::KafkaError;
+
+/// Error code a broker returns (with a v0 body) when it does not know our ApiVersions version.
+const UNSUPPORTED_VERSION: i16 = 35;
+
+type Waiter = oneshot::Sender<Result<Bytes, String>>;
+
+/// Requests in flight, and the reason the connection died once it has.
+#[derive(Default)]
+struct InFlight {
+    waiters: HashMap<i32, Waiter>,
+    closed: Option<String>,
+}
+
+impl InFlight {
+    /// Marks the connection dead and fails every waiting request with `reason`.
+    fn close(&mut self, reason: &str) {
+        if self.closed.is_none() {
+            self.closed = Some(reason.to_string());
+        }
+        for (_, waiter) in self.waiters.drain() {
+            let _ = waiter.send(Err(reason.to_string()));
+        }
+    }
+}
+
+/// A live connection to one broker with its negotiated API versions.
+pub struct BrokerConnection {
+    address: String,
+    client_id: StrBytes,
+    request_timeout: Duration,
+    next_correlation_id: AtomicI32,
+    outgoing: mpsc::UnboundedSender<Bytes>,
+    in_flight: Arc<Mutex<InFlight>>,
+    versions: ApiVersionTable,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Drop for BrokerConnection {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl BrokerConnection {
+    /// Connects to `address` (`host:port`) and negotiates API versions.
+    pub async fn connect(address: &str, config: &ClientConfig) -> Result<Self, KafkaError> {
+        let (host, port) = parse_host_port(address)?;
+        let connect_error = |reason: String| KafkaError::Connect { broker: address.to_string(), reason };
+        let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect((host.as_str(), port)))
+            .await
+            .map_err(|_| connect_error(format!("no answer within {:?}", config.connect_timeout)))?
+            .map_err(|e| connect_error(e.to_string()))?;
+        stream.set_nodelay(true).map_err(|e| connect_error(e.to_string()))?;
+        let (reader, writer) = stream.into_split();
+        let in_flight = Arc::new(Mutex::new(InFlight::default()));
+        let (outgoing, frames) = mpsc::unbounded_channel();
+        let tasks = [
+            tokio::spawn(read_responses(reader, in_flight.clone(), config.max_response_bytes)),
+            tokio::spawn(write_requests(writer, frames, in_flight.clone())),
+        ];
+        let mut connection = Self {
+            address: address.to_string(),
+            client_id: StrBytes::from_string(config.client_id.clone()),
+            request_timeout: config.request_timeout,
+            next_correlation_id: AtomicI32::new(0),
+            outgoing,
+            in_flight,
+            versions: ApiVersionTable::default(),
+            tasks,
+        };
+        connection.versions = connection.handshake().await?;
+        Ok(connection)
+    }
+
+    /// `host:port` of the broker.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// True once the connection has failed; the client then opens a new one.
+    pub fn is_closed(&self) -> bool {
+        self.in_flight.lock().expect("in-flight lock").closed.is_some()
+    }
+
+    /// The version `send` will use for `R`, for requests whose shape depends on it.
+    pub fn version_for<R: ClientApi>(&self) -> Result<i16, KafkaError> {
+        self.versions.negotiate::<R>(&self.address)
+    }
+
+    /// Sends `request` at the highest version both sides support and decodes the response.
+    pub async fn send<R: ClientApi>(&self, request: &R) -> Result<R::Response, KafkaError> {
+        let version = self.version_for::<R>()?;
+        let mut body = self.round_trip::<R>(request, version).await?;
+        self.decode_response::<R>(&mut body, version)
+    }
+
+    fn decode_response<R: ClientApi>(&self, body: &mut Bytes, version: i16) -> Result<R::Response, KafkaError> {
+        R::Response::decode(body, version).map_err(|e| KafkaError::Protocol {
+            api: R::NAME,
+            broker: self.address.clone(),
+            reason: format!("cannot decode v{version} response: {e}"),
+        })
+    }
+
+    /// Sends one framed request and returns the response body after its header.
+    async fn round_trip<R: ClientApi>(&self, request: &R, version: i16) -> Result<Bytes, KafkaError> {
+        let protocol_error =
+            |reason: String| KafkaError::Protocol { api: R::NAME, broker: self.address.clone(), reason };
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+        let mut frame = BytesMut::new();
+        frame.put_i32(0);
+        header
+            .encode(&mut frame, R::header_version(version))
+            .and_then(|()| request.encode(&mut frame, version))
+            .map_err(|e| protocol_error(format!("cannot encode v{version} request: {e}")))?;
+        let length = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&length.to_be_bytes());
+
+        let (sender, receiver) = oneshot::channel();
+        {
+            let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+            if let Some(reason) = &in_flight.closed {
+                return Err(self.connection_lost(reason.clone()));
+            }
+            in_flight.waiters.insert(correlation_id, sender);
+        }
+        if self.outgoing.send(frame.freeze()).is_err() {
+            return Err(self.connection_lost("writer stopped".into()));
+        }
+        let mut response = match tokio::time::timeout(self.request_timeout, receiver).await {
+            Ok(Ok(Ok(response))) => response,
+            Ok(Ok(Err(reason))) => return Err(self.connection_lost(reason)),
+            Ok(Err(_)) => return Err(self.connection_lost("connection closed".into())),
+            Err(_) => {
+                // The stream state is unknown after a lost response: drop the connection, as the
+                // Java client does, so that retries start on a fresh one.
+                self.in_flight.lock().expect("in-flight lock").close("request timed out");
+                return Err(KafkaError::Timeout {
+                    api: R::NAME,
+                    broker: self.address.clone(),
+                    timeout: self.request_timeout,
+                });
+            }
+        };
+        let header_version = R::Response::header_version(version);
+        let header = ResponseHeader::decode(&mut response, header_version)
+            .map_err(|e| protocol_error(format!("cannot decode response header: {e}")))?;
+        if header.correlation_id != correlation_id {
+            return Err(protocol_error(format!(
+                "correlation id {} answered request {correlation_id}",
+                header.correlation_id
+            )));
+        }
+        Ok(response)
+    }
+
+    fn connection_lost(&self, reason: String) -> KafkaError {
+        KafkaError::ConnectionLost { broker: self.address.clone(), reason }
+    }
+
+    /// ApiVersions, retried at v0 semantics if the broker does not know our version (KIP-511).
+    async fn handshake(&self) -> Result<ApiVersionTable, KafkaError> {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("kafka-backup"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let mut version = ApiVersionsRequest::CLIENT_VERSIONS.max;
+        loop {
+            let body = self.round_trip(&request, version).await?;
+            let error_code = body.clone().try_get_i16().unwrap_or(0);
+            if error_code == UNSUPPORTED_VERSION && version > 0 {
+                // The broker answered in v0 format with the versions of ApiVersions it supports.
+                let fallback = self.decode_response::<ApiVersionsRequest>(&mut body.clone(), 0)?;
+                let table = ApiVersionTable::from_response(&fallback);
+                version = table.negotiate::<ApiVersionsRequest>(&self.address)?.min(version - 1);
+                continue;
+            }
+            let response: ApiVersionsResponse =
+                self.decode_response::<ApiVersionsRequest>(&mut body.clone(), version)?;
+            if response.error_code != 0 {
+                return Err(KafkaError::broker("ApiVersions", String::new(), &self.address, response.error_code, None));
+            }
+            return Ok(ApiVersionTable::from_response(&response));
+        }
+    }
+}
+
+/// Reads size-prefixed response frames and hands each to the request with its correlation id.
+async fn read_responses(mut reader: OwnedReadHalf, in_flight: Arc<Mutex<InFlight>>, max_frame: usize) {
+    let reason = loop {
+        let length = match reader.read_i32().await {
+            Ok(length) => length,
+            Err(e) => break format!("read failed: {e}"),
+        };
+        if length < 4 || length as usize > max_frame {
+            break format!("response frame of {length} bytes is outside 4..={max_frame}; closing the connection");
+        }
+        let mut frame = vec![0u8; length as usize];
+        if let Err(e) = reader.read_exact(&mut frame).await {
+            break format!("read failed inside a response: {e}");
+        }
+        let frame = Bytes::from(frame);
+        let correlation_id = (&frame[..4]).get_i32();
+        let waiter = in_flight.lock().expect("in-flight lock").waiters.remove(&correlation_id);
+        match waiter {
+            Some(waiter) => {
+                let _ = waiter.send(Ok(frame));
+            }
+            None => tracing::debug!(correlation_id, "response for a request that is no longer waiting"),
+        }
+    };
+    in_flight.lock().expect("in-flight lock").close(&reason);
+}
+
+/// Writes whole frames in order, so a cancelled caller can never leave half a frame on the wire.
+async fn write_requests(
+    mut writer: OwnedWriteHalf,
+    mut frames: mpsc::UnboundedReceiver<Bytes>,
+    in_flight: Arc<Mutex<InFlight>>,
+) {
+    while let Some(frame) = frames.recv().await {
+        if let Err(e) = writer.write_all(&frame).await {
+            in_flight.lock().expect("in-flight lock").close(&format!("write failed: {e}"));
+            return;
+        }
+    }
+}

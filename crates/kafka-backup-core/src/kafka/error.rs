@@ -1,0 +1,240 @@
+//! Errors of the Kafka client layer: each names the broker, API and (where there is one) the
+//! topic-partition or group, says whether a retry can help, and what the operator can do.
+
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+
+use crate::retry::Retriable;
+
+/// Everything that can go wrong talking to a Kafka cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// TCP connect failed or timed out.
+    #[error("cannot connect to broker {broker}: {reason}")]
+    Connect {
+        /// `host:port` tried.
+        broker: String,
+        /// Why.
+        reason: String,
+    },
+    /// An established connection failed.
+    #[error("connection to broker {broker} failed: {reason}")]
+    ConnectionLost {
+        /// `host:port` of the broker.
+        broker: String,
+        /// Why.
+        reason: String,
+    },
+    /// No response within the request timeout.
+    #[error("{api} request to broker {broker} got no response within {timeout:?}")]
+    Timeout {
+        /// API name.
+        api: &'static str,
+        /// `host:port` of the broker.
+        broker: String,
+        /// Request timeout in force.
+        timeout: Duration,
+    },
+    /// None of the bootstrap servers answered in time.
+    #[error(
+        "could not reach the cluster through any bootstrap server ({servers}) within {elapsed:.1?}; \
+         last error: {last_error}. Check bootstrap_servers and that the brokers are up and reachable from here"
+    )]
+    BootstrapFailed {
+        /// The servers tried, comma-separated.
+        servers: String,
+        /// Time spent trying.
+        elapsed: Duration,
+        /// The last failure seen.
+        last_error: String,
+    },
+    /// The broker lacks the API, or shares no version of it with this client.
+    #[error("broker {broker} does not support {api} in a version this client speaks (broker: {broker_versions}, client: {client_versions}); a newer Kafka (>= 2.8) is required")]
+    UnsupportedApi {
+        /// API name.
+        api: &'static str,
+        /// `host:port` of the broker.
+        broker: String,
+        /// The broker's range, or "none" if absent.
+        broker_versions: String,
+        /// This client's range.
+        client_versions: String,
+    },
+    /// The broker answered with an error code.
+    #[error("{api}{context} failed on broker {broker}: {error} (code {code}){}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Broker {
+        /// API name.
+        api: &'static str,
+        /// What the request was about, e.g. " for orders-3" or " for group billing".
+        context: String,
+        /// `host:port` or node id of the broker.
+        broker: String,
+        /// The decoded error.
+        error: ResponseError,
+        /// The raw code.
+        code: i16,
+        /// The broker's message, if it sent one.
+        message: Option<String>,
+    },
+    /// The response could not be decoded or made no sense.
+    #[error("malformed {api} response from broker {broker}: {reason}")]
+    Protocol {
+        /// API name.
+        api: &'static str,
+        /// `host:port` of the broker.
+        broker: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The metadata knows no leader for a partition (yet).
+    #[error("partition {topic}-{partition} has no available leader")]
+    NoLeader {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
+    /// A topic or partition does not exist in the cluster.
+    #[error("topic {topic}{} does not exist in the cluster", partition.map(|p| format!(" partition {p}")).unwrap_or_default())]
+    UnknownTopicOrPartition {
+        /// Topic.
+        topic: String,
+        /// Partition, when the topic exists but the partition does not.
+        partition: Option<i32>,
+    },
+    /// A feature that later versions will add was asked for.
+    #[error("{feature} is not supported yet; {hint}")]
+    NotSupported {
+        /// What was asked for.
+        feature: String,
+        /// What to do instead.
+        hint: String,
+    },
+    /// The client configuration is invalid.
+    #[error("invalid Kafka client setting: {0}")]
+    Config(String),
+    /// A retriable error kept happening until the deadline.
+    #[error("{last} (gave up after {attempts} attempts over {elapsed:.1?})")]
+    GaveUp {
+        /// The last error.
+        last: Box<KafkaError>,
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent.
+        elapsed: Duration,
+    },
+}
+
+/// Error codes after which the cached leader or partition list is probably stale.
+const STALE_METADATA_CODES: [ResponseError; 5] = [
+    ResponseError::NotLeaderOrFollower,
+    ResponseError::LeaderNotAvailable,
+    ResponseError::UnknownTopicOrPartition,
+    ResponseError::FencedLeaderEpoch,
+    ResponseError::UnknownLeaderEpoch,
+];
+
+/// Error codes after which the cached group coordinator is probably stale.
+const STALE_COORDINATOR_CODES: [ResponseError; 2] =
+    [ResponseError::NotCoordinator, ResponseError::CoordinatorNotAvailable];
+
+impl KafkaError {
+    /// Builds a broker error from a non-zero code.
+    pub fn broker(api: &'static str, context: String, broker: &str, code: i16, message: Option<String>) -> Self {
+        Self::Broker {
+            api,
+            context,
+            broker: broker.to_string(),
+            error: ResponseError::try_from_code(code).unwrap_or(ResponseError::Unknown(code)),
+            code,
+            message,
+        }
+    }
+
+    /// A response that lacks the part answering our request.
+    pub fn no_answer(api: &'static str, broker: &str, missing: String) -> Self {
+        Self::Protocol { api, broker: broker.to_string(), reason: format!("the response has {missing}") }
+    }
+
+    /// The Kafka error code behind this error, if a broker sent one.
+    pub fn response_error(&self) -> Option<ResponseError> {
+        match self {
+            Self::Broker { error, .. } => Some(*error),
+            Self::GaveUp { last, .. } => last.response_error(),
+            _ => None,
+        }
+    }
+
+    /// True when the metadata cache should be refreshed before the next attempt.
+    pub fn invalidates_metadata(&self) -> bool {
+        matches!(self, Self::NoLeader { .. } | Self::Connect { .. } | Self::ConnectionLost { .. })
+            || self.response_error().is_some_and(|e| STALE_METADATA_CODES.contains(&e))
+    }
+
+    /// True when the group coordinator should be looked up again before the next attempt.
+    pub fn invalidates_coordinator(&self) -> bool {
+        matches!(self, Self::Connect { .. } | Self::ConnectionLost { .. })
+            || self.response_error().is_some_and(|e| STALE_COORDINATOR_CODES.contains(&e))
+    }
+}
+
+impl Retriable for KafkaError {
+    fn is_retriable(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::ConnectionLost { .. } | Self::Timeout { .. } | Self::NoLeader { .. } => true,
+            Self::Broker { error, .. } => {
+                error.is_retriable()
+                    || STALE_COORDINATOR_CODES.contains(error)
+                    || *error == ResponseError::CoordinatorLoadInProgress
+            }
+            _ => false,
+        }
+    }
+
+    fn gave_up(self, attempts: u32, elapsed: Duration) -> Self {
+        Self::GaveUp { last: Box::new(self), attempts, elapsed }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker_error(code: i16) -> KafkaError {
+        KafkaError::broker("Fetch", " for orders-3".into(), "b1:9092", code, None)
+    }
+
+    #[test]
+    fn leadership_changes_are_retried_after_a_metadata_refresh() {
+        for code in [6, 5, 3, 74, 75] {
+            let error = broker_error(code);
+            assert!(error.is_retriable(), "{error}");
+            assert!(error.invalidates_metadata(), "{error}");
+        }
+    }
+
+    #[test]
+    fn coordinator_moves_are_retried_after_a_new_lookup() {
+        for code in [14, 15, 16] {
+            let error = broker_error(code);
+            assert!(error.is_retriable(), "{error}");
+        }
+        assert!(broker_error(16).invalidates_coordinator());
+    }
+
+    #[test]
+    fn authorization_and_corruption_are_not_retried() {
+        for code in [29, 1, 36] {
+            assert!(!broker_error(code).is_retriable(), "code {code}");
+        }
+    }
+
+    #[test]
+    fn a_broker_error_names_api_partition_broker_and_code() {
+        let text = broker_error(6).to_string();
+        for part in ["Fetch", "orders-3", "b1:9092", "NotLeaderOrFollower", "code 6"] {
+            assert!(text.contains(part), "{text}");
+        }
+    }
+}

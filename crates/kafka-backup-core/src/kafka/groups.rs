@@ -1,0 +1,275 @@
+//! Consumer-group calls: FindCoordinator, OffsetFetch, OffsetCommit (as an admin, outside any
+//! generation), ListGroups (every broker) and DescribeGroups. Old and batched request shapes
+//! (FindCoordinator v4+, OffsetFetch v8+) are both handled, chosen by the negotiated version.
+
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use kafka_protocol::messages::{
+    DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
+    TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::client::{KafkaClient, Route};
+use super::metadata::BrokerInfo;
+use super::KafkaError;
+
+/// FindCoordinator key type of a consumer group.
+const KEY_TYPE_GROUP: i8 = 0;
+/// First FindCoordinator version that batches keys.
+const FIND_COORDINATOR_BATCHED: i16 = 4;
+/// First OffsetFetch version that batches groups.
+const OFFSET_FETCH_BATCHED: i16 = 8;
+
+/// A committed offset of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Next offset the group will read.
+    pub offset: i64,
+    /// Metadata string committed with the offset.
+    pub metadata: Option<String>,
+}
+
+/// A group as ListGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    /// Group id.
+    pub group_id: String,
+    /// `consumer` for consumer groups, empty for groups used only to store offsets.
+    pub protocol_type: String,
+}
+
+/// A group's state and members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// Group id.
+    pub group_id: String,
+    /// `Empty`, `Stable`, `PreparingRebalance`, `Dead`, ...
+    pub state: String,
+    /// Members currently in the group.
+    pub members: Vec<GroupMember>,
+}
+
+/// One member of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// Member id given by the coordinator.
+    pub member_id: String,
+    /// Client id of the member's consumer.
+    pub client_id: String,
+    /// Host the member connects from.
+    pub client_host: String,
+}
+
+fn group_context(group: &str) -> String {
+    format!(" for group {group}")
+}
+
+fn group_id(group: &str) -> GroupId {
+    GroupId(StrBytes::from_string(group.to_string()))
+}
+
+impl KafkaClient {
+    /// Finds the coordinator broker of `group`.
+    pub(super) async fn lookup_coordinator(&self, group: &str) -> Result<BrokerInfo, KafkaError> {
+        self.on("FindCoordinator", Route::Any, |connection| async move {
+            let version = connection.version_for::<FindCoordinatorRequest>()?;
+            let request = FindCoordinatorRequest::default().with_key_type(KEY_TYPE_GROUP);
+            let request = if version >= FIND_COORDINATOR_BATCHED {
+                request.with_coordinator_keys(vec![StrBytes::from_string(group.to_string())])
+            } else {
+                request.with_key(StrBytes::from_string(group.to_string()))
+            };
+            let response = connection.send(&request).await?;
+            let (error_code, node_id, host, port) = match response.coordinators.first() {
+                Some(c) if version >= FIND_COORDINATOR_BATCHED => {
+                    (c.error_code, c.node_id.0, c.host.to_string(), c.port)
+                }
+                _ => (response.error_code, response.node_id.0, response.host.to_string(), response.port),
+            };
+            if error_code != 0 {
+                return Err(KafkaError::broker(
+                    "FindCoordinator",
+                    group_context(group),
+                    connection.address(),
+                    error_code,
+                    None,
+                ));
+            }
+            Ok(BrokerInfo { node_id, host, port, rack: None })
+        })
+        .await
+    }
+
+    /// Every committed offset of `group`.
+    pub async fn committed_offsets(&self, group: &str) -> Result<Vec<CommittedOffset>, KafkaError> {
+        self.on("OffsetFetch", Route::Coordinator(group), |connection| async move {
+            let version = connection.version_for::<OffsetFetchRequest>()?;
+            let error =
+                |code: i16| KafkaError::broker("OffsetFetch", group_context(group), connection.address(), code, None);
+            let mut offsets = Vec::new();
+            let mut push = |topic: &TopicName, partition: i32, offset: i64, metadata: &Option<StrBytes>| {
+                offsets.push(CommittedOffset {
+                    topic: topic.0.to_string(),
+                    partition,
+                    offset,
+                    metadata: metadata.as_ref().map(|m| m.to_string()),
+                })
+            };
+            if version >= OFFSET_FETCH_BATCHED {
+                let request = OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+                    .with_group_id(group_id(group))
+                    .with_topics(None)]);
+                let response = connection.send(&request).await?;
+                for answer in &response.groups {
+                    if answer.error_code != 0 {
+                        return Err(error(answer.error_code));
+                    }
+                    for topic in &answer.topics {
+                        for p in &topic.partitions {
+                            if p.error_code != 0 {
+                                return Err(error(p.error_code));
+                            }
+                            push(&topic.name, p.partition_index, p.committed_offset, &p.metadata);
+                        }
+                    }
+                }
+            } else {
+                let request = OffsetFetchRequest::default().with_group_id(group_id(group)).with_topics(None);
+                let response = connection.send(&request).await?;
+                if response.error_code != 0 {
+                    return Err(error(response.error_code));
+                }
+                for topic in &response.topics {
+                    for p in &topic.partitions {
+                        if p.error_code != 0 {
+                            return Err(error(p.error_code));
+                        }
+                        push(&topic.name, p.partition_index, p.committed_offset, &p.metadata);
+                    }
+                }
+            }
+            // -1 means "no offset committed" for a partition the group knows of.
+            offsets.retain(|o| o.offset >= 0);
+            Ok(offsets)
+        })
+        .await
+    }
+
+    /// Commits `offsets` for `group` as an administrator (no generation, no member id). The
+    /// coordinator refuses this while the group has active members.
+    pub async fn commit_offsets(&self, group: &str, offsets: &[CommittedOffset]) -> Result<(), KafkaError> {
+        self.on("OffsetCommit", Route::Coordinator(group), |connection| async move {
+            let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
+            for offset in offsets {
+                let partition = OffsetCommitRequestPartition::default()
+                    .with_partition_index(offset.partition)
+                    .with_committed_offset(offset.offset)
+                    .with_committed_leader_epoch(-1)
+                    .with_committed_metadata(offset.metadata.clone().map(StrBytes::from_string));
+                match topics.iter_mut().find(|t| t.name.0.as_str() == offset.topic) {
+                    Some(topic) => topic.partitions.push(partition),
+                    None => topics.push(
+                        OffsetCommitRequestTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(offset.topic.clone())))
+                            .with_partitions(vec![partition]),
+                    ),
+                }
+            }
+            let request = OffsetCommitRequest::default()
+                .with_group_id(group_id(group))
+                .with_generation_id_or_member_epoch(-1)
+                .with_member_id(StrBytes::new())
+                .with_topics(topics);
+            let response = connection.send(&request).await?;
+            for topic in &response.topics {
+                if let Some(p) = topic.partitions.iter().find(|p| p.error_code != 0) {
+                    return Err(KafkaError::broker(
+                        "OffsetCommit",
+                        format!(" for group {group} on {}-{}", topic.name.0, p.partition_index),
+                        connection.address(),
+                        p.error_code,
+                        None,
+                    ));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every group of the cluster (each broker lists the groups it coordinates).
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>, KafkaError> {
+        let brokers: Vec<i32> = self.refresh_metadata(Some(&[])).await?.brokers.keys().copied().collect();
+        let mut groups = Vec::new();
+        for node_id in brokers {
+            let listed = self
+                .config()
+                .retry
+                .run("ListGroups", || async {
+                    let connection = self.node_connection(node_id).await?;
+                    let response = connection.send(&ListGroupsRequest::default()).await?;
+                    if response.error_code != 0 {
+                        return Err(KafkaError::broker(
+                            "ListGroups",
+                            String::new(),
+                            connection.address(),
+                            response.error_code,
+                            None,
+                        ));
+                    }
+                    Ok(response
+                        .groups
+                        .into_iter()
+                        .map(|g| GroupListing {
+                            group_id: g.group_id.0.to_string(),
+                            protocol_type: g.protocol_type.to_string(),
+                        })
+                        .collect::<Vec<_>>())
+                })
+                .await?;
+            groups.extend(listed);
+        }
+        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        groups.dedup_by(|a, b| a.group_id == b.group_id);
+        Ok(groups)
+    }
+
+    /// State and members of `group`.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription, KafkaError> {
+        self.on("DescribeGroups", Route::Coordinator(group), |connection| async move {
+            let response =
+                connection.send(&DescribeGroupsRequest::default().with_groups(vec![group_id(group)])).await?;
+            let described = response.groups.into_iter().next().ok_or_else(|| {
+                KafkaError::no_answer("DescribeGroups", connection.address(), format!("no result for group {group}"))
+            })?;
+            if described.error_code != 0 {
+                return Err(KafkaError::broker(
+                    "DescribeGroups",
+                    group_context(group),
+                    connection.address(),
+                    described.error_code,
+                    described.error_message.map(|m| m.to_string()),
+                ));
+            }
+            Ok(GroupDescription {
+                group_id: group.to_string(),
+                state: described.group_state.to_string(),
+                members: described
+                    .members
+                    .into_iter()
+                    .map(|m| GroupMember {
+                        member_id: m.member_id.to_string(),
+                        client_id: m.client_id.to_string(),
+                        client_host: m.client_host.to_string(),
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,283 @@
+//! Partition log calls, routed to the partition leader: ListOffsets, Fetch and Produce.
+//! Record sets travel as raw bytes; `records` decodes them.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::client::{KafkaClient, Route};
+use super::KafkaError;
+
+/// Which offset ListOffsets should return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The log start offset.
+    Earliest,
+    /// The log end offset (high watermark), or the last stable offset under read_committed.
+    Latest,
+    /// The first offset whose timestamp is at or after this many epoch milliseconds.
+    Timestamp(i64),
+}
+
+impl OffsetSpec {
+    fn wire_value(self) -> i64 {
+        match self {
+            Self::Earliest => -2,
+            Self::Latest => -1,
+            Self::Timestamp(ms) => ms,
+        }
+    }
+}
+
+/// Whether reads see records of open and aborted transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// Everything up to the high watermark.
+    ReadUncommitted,
+    /// Only up to the last stable offset; aborted transactions are reported for filtering.
+    #[default]
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    fn wire_value(self) -> i8 {
+        match self {
+            Self::ReadUncommitted => 0,
+            Self::ReadCommitted => 1,
+        }
+    }
+}
+
+/// Limits of one fetch.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchOptions {
+    /// Longest time the broker may wait for `min_bytes`.
+    pub max_wait: Duration,
+    /// Bytes the broker should gather before answering.
+    pub min_bytes: i32,
+    /// Most bytes for this partition (the broker returns at least one whole batch regardless).
+    pub max_bytes: i32,
+    /// Transaction visibility.
+    pub isolation: IsolationLevel,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        Self {
+            max_wait: Duration::from_millis(500),
+            min_bytes: 1,
+            max_bytes: 8 * 1024 * 1024,
+            isolation: IsolationLevel::ReadCommitted,
+        }
+    }
+}
+
+/// A transaction that was aborted, as reported by a read_committed fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTransaction {
+    /// Producer of the transaction.
+    pub producer_id: i64,
+    /// First offset of the transaction in this partition.
+    pub first_offset: i64,
+}
+
+/// What one fetch returned for one partition.
+#[derive(Debug, Clone)]
+pub struct FetchedPartition {
+    /// Offset after the last replicated record.
+    pub high_watermark: i64,
+    /// Offset after the last record of a finished transaction (-1 if unknown).
+    pub last_stable_offset: i64,
+    /// First offset still in the log (-1 if unknown).
+    pub log_start_offset: i64,
+    /// Aborted transactions overlapping the returned records (read_committed only).
+    pub aborted_transactions: Vec<AbortedTransaction>,
+    /// Raw record set: whole batches, possibly followed by a partial one.
+    pub records: Bytes,
+}
+
+/// Where a produced batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceAck {
+    /// Offset assigned to the first record.
+    pub base_offset: i64,
+    /// Broker append time for LogAppendTime topics, else -1.
+    pub log_append_time: i64,
+}
+
+fn topic_name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_string()))
+}
+
+fn partition_context(topic: &str, partition: i32) -> String {
+    format!(" for {topic}-{partition}")
+}
+
+impl KafkaClient {
+    /// The offset matching `spec` for each of `partitions` of `topic`, asked of each leader.
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partitions: &[i32],
+        spec: OffsetSpec,
+        isolation: IsolationLevel,
+    ) -> Result<Vec<(i32, i64)>, KafkaError> {
+        let mut offsets = Vec::with_capacity(partitions.len());
+        for &partition in partitions {
+            let offset = self
+                .on("ListOffsets", Route::Leader(topic, partition), |connection| async move {
+                    let request = ListOffsetsRequest::default()
+                        .with_replica_id(BrokerId(-1))
+                        .with_isolation_level(isolation.wire_value())
+                        .with_topics(vec![ListOffsetsTopic::default().with_name(topic_name(topic)).with_partitions(
+                            vec![ListOffsetsPartition::default()
+                                .with_partition_index(partition)
+                                .with_current_leader_epoch(-1)
+                                .with_timestamp(spec.wire_value())],
+                        )]);
+                    let response = connection.send(&request).await?;
+                    let answer = response
+                        .topics
+                        .iter()
+                        .flat_map(|t| t.partitions.iter())
+                        .find(|p| p.partition_index == partition)
+                        .ok_or_else(|| {
+                            KafkaError::no_answer(
+                                "ListOffsets",
+                                connection.address(),
+                                format!("no answer for {topic}-{partition}"),
+                            )
+                        })?;
+                    if answer.error_code != 0 {
+                        return Err(KafkaError::broker(
+                            "ListOffsets",
+                            partition_context(topic, partition),
+                            connection.address(),
+                            answer.error_code,
+                            None,
+                        ));
+                    }
+                    Ok(answer.offset)
+                })
+                .await?;
+            offsets.push((partition, offset));
+        }
+        Ok(offsets)
+    }
+
+    /// Fetches from `offset` of `topic`-`partition`. OFFSET_OUT_OF_RANGE and other partition
+    /// errors that retrying cannot fix are returned to the caller, who decides what they mean.
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        options: &FetchOptions,
+    ) -> Result<FetchedPartition, KafkaError> {
+        self.on("Fetch", Route::Leader(topic, partition), |connection| async move {
+            let request = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(options.max_wait.as_millis().min(i32::MAX as u128) as i32)
+                .with_min_bytes(options.min_bytes)
+                .with_max_bytes(options.max_bytes)
+                .with_isolation_level(options.isolation.wire_value())
+                .with_session_id(0)
+                .with_session_epoch(-1)
+                .with_topics(vec![FetchTopic::default().with_topic(topic_name(topic)).with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(partition)
+                        .with_current_leader_epoch(-1)
+                        .with_fetch_offset(offset)
+                        .with_last_fetched_epoch(-1)
+                        .with_log_start_offset(-1)
+                        .with_partition_max_bytes(options.max_bytes),
+                ])]);
+            let response = connection.send(&request).await?;
+            if response.error_code != 0 {
+                return Err(KafkaError::broker(
+                    "Fetch",
+                    partition_context(topic, partition),
+                    connection.address(),
+                    response.error_code,
+                    None,
+                ));
+            }
+            let data = response
+                .responses
+                .into_iter()
+                .flat_map(|t| t.partitions)
+                .find(|p| p.partition_index == partition)
+                .ok_or_else(|| {
+                    KafkaError::no_answer("Fetch", connection.address(), format!("no data for {topic}-{partition}"))
+                })?;
+            if data.error_code != 0 {
+                return Err(KafkaError::broker(
+                    "Fetch",
+                    partition_context(topic, partition),
+                    connection.address(),
+                    data.error_code,
+                    None,
+                ));
+            }
+            Ok(FetchedPartition {
+                high_watermark: data.high_watermark,
+                last_stable_offset: data.last_stable_offset,
+                log_start_offset: data.log_start_offset,
+                aborted_transactions: data
+                    .aborted_transactions
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|a| AbortedTransaction { producer_id: a.producer_id.0, first_offset: a.first_offset })
+                    .collect(),
+                records: data.records.unwrap_or_default(),
+            })
+        })
+        .await
+    }
+
+    /// Appends `batches` (one or more encoded record batches) to `topic`-`partition` with
+    /// acks=all. Retries after retriable errors; batches from an idempotent producer (producer id
+    /// and sequence set) are deduplicated by the broker, others may be written twice on retry.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        partition: i32,
+        batches: Bytes,
+        timeout: Duration,
+    ) -> Result<ProduceAck, KafkaError> {
+        let batches = &batches;
+        self.on("Produce", Route::Leader(topic, partition), |connection| async move {
+            let request = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
+                .with_topic_data(vec![TopicProduceData::default().with_name(topic_name(topic)).with_partition_data(
+                    vec![PartitionProduceData::default().with_index(partition).with_records(Some(batches.clone()))],
+                )]);
+            let response = connection.send(&request).await?;
+            let answer = response
+                .responses
+                .iter()
+                .flat_map(|t| t.partition_responses.iter())
+                .find(|p| p.index == partition)
+                .ok_or_else(|| {
+                    KafkaError::no_answer("Produce", connection.address(), format!("no answer for {topic}-{partition}"))
+                })?;
+            if answer.error_code != 0 {
+                return Err(KafkaError::broker(
+                    "Produce",
+                    partition_context(topic, partition),
+                    connection.address(),
+                    answer.error_code,
+                    answer.error_message.as_ref().map(|m| m.to_string()),
+                ));
+            }
+            Ok(ProduceAck { base_offset: answer.base_offset, log_append_time: answer.log_append_time_ms })
+        })
+        .await
+    }
+}

@@ -1,0 +1,156 @@
+//! A snapshot of cluster metadata (brokers, topics, partitions, leaders), built from Metadata
+//! responses; the client keeps one in cache and routes partition requests to its leaders.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::MetadataResponse;
+use kafka_protocol::ResponseError;
+
+use super::KafkaError;
+
+/// Brokers and topics of a cluster as of one Metadata response (merged over calls).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterMetadata {
+    /// Cluster id, if the broker reports one.
+    pub cluster_id: Option<String>,
+    /// Node id of the active controller (-1 if unknown).
+    pub controller_id: i32,
+    /// Live brokers by node id.
+    pub brokers: BTreeMap<i32, BrokerInfo>,
+    /// Topics by name (only those asked for so far, or all after a full refresh).
+    pub topics: BTreeMap<String, TopicMetadata>,
+}
+
+/// One broker's advertised address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    /// Node id.
+    pub node_id: i32,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: i32,
+    /// Rack, if configured.
+    pub rack: Option<String>,
+}
+
+impl BrokerInfo {
+    /// `host:port`, with brackets around IPv6 literals.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// One topic's partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMetadata {
+    /// Topic name.
+    pub name: String,
+    /// Internal topics such as `__consumer_offsets`.
+    pub is_internal: bool,
+    /// Partitions by index.
+    pub partitions: BTreeMap<i32, PartitionMetadata>,
+}
+
+/// One partition's replicas and leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionMetadata {
+    /// Partition index.
+    pub partition: i32,
+    /// Leader node id, `None` while no leader is available.
+    pub leader: Option<i32>,
+    /// Leader epoch (-1 if unknown).
+    pub leader_epoch: i32,
+    /// Replica node ids.
+    pub replicas: Vec<i32>,
+    /// In-sync replica node ids.
+    pub isr: Vec<i32>,
+}
+
+impl ClusterMetadata {
+    /// Builds a snapshot from a response. `requested` names the topics asked for: a requested
+    /// topic the cluster does not have is an error, a topic still electing leaders is retriable.
+    pub fn from_response(
+        response: &MetadataResponse,
+        requested: Option<&[String]>,
+        broker: &str,
+    ) -> Result<Self, KafkaError> {
+        let brokers = response
+            .brokers
+            .iter()
+            .map(|b| {
+                let info = BrokerInfo {
+                    node_id: b.node_id.0,
+                    host: b.host.to_string(),
+                    port: b.port,
+                    rack: b.rack.as_ref().map(|r| r.to_string()),
+                };
+                (info.node_id, info)
+            })
+            .collect();
+        let mut topics = BTreeMap::new();
+        for topic in &response.topics {
+            let name = topic.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+            match ResponseError::try_from_code(topic.error_code) {
+                None => {}
+                Some(ResponseError::UnknownTopicOrPartition) => {
+                    return Err(KafkaError::UnknownTopicOrPartition { topic: name, partition: None })
+                }
+                Some(_) => {
+                    return Err(KafkaError::broker(
+                        "Metadata",
+                        format!(" for topic {name}"),
+                        broker,
+                        topic.error_code,
+                        None,
+                    ))
+                }
+            }
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let leader = (p.error_code != ResponseError::LeaderNotAvailable.code() && p.leader_id.0 >= 0)
+                        .then_some(p.leader_id.0);
+                    let metadata = PartitionMetadata {
+                        partition: p.partition_index,
+                        leader,
+                        leader_epoch: p.leader_epoch,
+                        replicas: p.replica_nodes.iter().map(|n| n.0).collect(),
+                        isr: p.isr_nodes.iter().map(|n| n.0).collect(),
+                    };
+                    (p.partition_index, metadata)
+                })
+                .collect();
+            topics.insert(name.clone(), TopicMetadata { name, is_internal: topic.is_internal, partitions });
+        }
+        if let Some(requested) = requested {
+            if let Some(missing) = requested.iter().find(|t| !topics.contains_key(*t)) {
+                return Err(KafkaError::UnknownTopicOrPartition { topic: missing.clone(), partition: None });
+            }
+        }
+        Ok(Self {
+            cluster_id: response.cluster_id.as_ref().map(|c| c.to_string()),
+            controller_id: response.controller_id.0,
+            brokers,
+            topics,
+        })
+    }
+
+    /// Folds a newer snapshot in: brokers and controller replaced, the given topics replaced;
+    /// with `full` the topic list is replaced whole (deleted topics disappear).
+    pub fn merge(&mut self, newer: ClusterMetadata, full: bool) {
+        self.cluster_id = newer.cluster_id.or(self.cluster_id.take());
+        self.controller_id = newer.controller_id;
+        self.brokers = newer.brokers;
+        if full {
+            self.topics = newer.topics;
+        } else {
+            self.topics.extend(newer.topics);
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Test support: real Tansu brokers on free loopback ports (killed when dropped) and the
+//! confluent-kafka reference client (`tools/refclient.py`), both installed by `scripts/install-test-infra.sh`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// The repository root (this crate lives in `crates/kafka-backup-testkit`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+/// A program the infrastructure script links into `.test-infra/bin`. Panics with the fix when
+/// it is missing: a test that needs a broker must fail, never skip silently.
+pub fn infra_program(name: &str) -> PathBuf {
+    let path = repo_root().join(".test-infra/bin").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/install-test-infra.sh first (scripts/test.sh does it)",
+        path.display()
+    );
+    path
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A Tansu broker process with in-memory storage, bound to 127.0.0.1.
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    cluster_id: String,
+}
+
+impl Broker {
+    /// Starts a broker on a free port.
+    pub fn start(cluster_id: &str) -> Self {
+        Self::start_on(free_port(), cluster_id)
+    }
+
+    /// Starts a broker on `port` (used to restart one where clients expect it).
+    pub fn start_on(port: u16, cluster_id: &str) -> Self {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(std::env::temp_dir().join(format!("tansu-{port}.log"))).expect("log file");
+        let child = Command::new(infra_program("tansu"))
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/", "--cluster-id", cluster_id])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tansu");
+        let broker = Broker { child: Some(child), port, cluster_id: cluster_id.to_string() };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on port {port} within 15 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        broker
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The cluster id the broker reports.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// SIGKILLs the broker and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A record as the reference client sees it. Bytes travel as hex to and from Python.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RefRecord {
+    /// Partition (chosen by the producer's partitioner when `None`).
+    pub partition: Option<i32>,
+    /// Offset (filled in by produce and consume).
+    pub offset: Option<i64>,
+    /// Key.
+    #[serde(with = "hex_bytes")]
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    #[serde(with = "hex_bytes")]
+    pub value: Option<Vec<u8>>,
+    /// Headers in order, duplicates kept.
+    #[serde(with = "hex_headers")]
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Timestamp in epoch ms (producer default when `None`).
+    pub timestamp: Option<i64>,
+    /// `create_time` or `log_append_time` (filled in by consume).
+    pub timestamp_type: Option<String>,
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn to_hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn from_hex(text: &str) -> Vec<u8> {
+        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex")).collect()
+    }
+
+    pub fn serialize<S: Serializer>(value: &Option<Vec<u8>>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(bytes) => serializer.serialize_some(&to_hex(bytes)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Ok(Option::<String>::deserialize(deserializer)?.map(|text| from_hex(&text)))
+    }
+}
+
+mod hex_headers {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::hex_bytes::{from_hex, to_hex};
+
+    type Headers = Vec<(String, Option<Vec<u8>>)>;
+
+    pub fn serialize<S: Serializer>(headers: &Headers, serializer: S) -> Result<S::Ok, S::Error> {
+        headers
+            .iter()
+            .map(|(key, value)| (key.clone(), value.as_deref().map(to_hex)))
+            .collect::<Vec<_>>()
+            .serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Headers, D::Error> {
+        let raw = Vec::<(String, Option<String>)>::deserialize(deserializer)?;
+        Ok(raw.into_iter().map(|(key, value)| (key, value.map(|v| from_hex(&v)))).collect())
+    }
+}
+
+/// Runs one `tools/refclient.py` command with a JSON request and returns its JSON answer.
+fn refclient(command: &str, request: serde_json::Value) -> serde_json::Value {
+    let mut child = Command::new(infra_program("python"))
+        .arg(repo_root().join("tools/refclient.py"))
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start refclient.py");
+    child.stdin.take().expect("stdin").write_all(request.to_string().as_bytes()).expect("write request");
+    let output = child.wait_with_output().expect("refclient.py");
+    assert!(output.status.success(), "refclient.py {command} failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("refclient.py answer is JSON")
+}
+
+fn records_of(answer: serde_json::Value) -> Vec<RefRecord> {
+    serde_json::from_value(answer["records"].clone()).expect("records")
+}
+
+/// Creates a topic with confluent-kafka's AdminClient.
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let configs: BTreeMap<&str, &str> = configs.iter().copied().collect();
+    refclient(
+        "create-topic",
+        serde_json::json!({"bootstrap": bootstrap, "topic": topic, "partitions": partitions, "configs": configs}),
+    );
+}
+
+/// Produces `records` with confluent-kafka and extra librdkafka `config`; returns them with
+/// the partition and offset each was written at.
+pub fn produce(bootstrap: &str, topic: &str, records: &[RefRecord], config: &[(&str, &str)]) -> Vec<RefRecord> {
+    let config: BTreeMap<&str, &str> = config.iter().copied().collect();
+    records_of(refclient(
+        "produce",
+        serde_json::json!({"bootstrap": bootstrap, "topic": topic, "config": config, "records": records}),
+    ))
+}
+
+/// Produces `count` small records (`k{i}` / `v{i}`) to `partition`, one record per batch, because
+/// Tansu's high watermark counts batches rather than records (GUIDE.md, known Tansu gaps).
+pub fn produce_one_per_batch(bootstrap: &str, topic: &str, partition: i32, count: usize) -> Vec<RefRecord> {
+    let records: Vec<RefRecord> = (0..count)
+        .map(|i| RefRecord {
+            partition: Some(partition),
+            key: Some(format!("k{i}").into_bytes()),
+            value: Some(format!("v{i}").into_bytes()),
+            ..RefRecord::default()
+        })
+        .collect();
+    produce(bootstrap, topic, &records, &[("batch.num.messages", "1"), ("linger.ms", "0")])
+}
+
+/// Reads `partitions` of `topic` from the beginning with confluent-kafka until `expected`
+/// records arrived or 20 s passed; returns them in partition, offset order.
+pub fn consume(bootstrap: &str, topic: &str, partitions: &[i32], expected: usize) -> Vec<RefRecord> {
+    records_of(refclient(
+        "consume",
+        serde_json::json!({"bootstrap": bootstrap, "topic": topic, "partitions": partitions, "expected": expected}),
+    ))
+}
+
+/// Commits offsets for `group` with confluent-kafka.
+pub fn commit(bootstrap: &str, group: &str, offsets: &[(&str, i32, i64)]) {
+    let offsets: Vec<_> = offsets
+        .iter()
+        .map(|(topic, partition, offset)| serde_json::json!({"topic": topic, "partition": partition, "offset": offset}))
+        .collect();
+    refclient("commit", serde_json::json!({"bootstrap": bootstrap, "group": group, "offsets": offsets}));
+}
+
+/// The offsets confluent-kafka sees committed for `group` on `partitions` of `topic`.
+pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: &[i32]) -> BTreeMap<i32, i64> {
+    let answer = refclient(
+        "committed",
+        serde_json::json!({"bootstrap": bootstrap, "group": group, "topic": topic, "partitions": partitions}),
+    );
+    let offsets: BTreeMap<String, i64> = serde_json::from_value(answer["offsets"].clone()).expect("offsets");
+    offsets.into_iter().map(|(p, o)| (p.parse().expect("partition"), o)).collect()
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Reference Kafka client for tests: confluent-kafka (librdkafka), independent of our own code.
+
+Usage: refclient.py COMMAND < request.json > response.json
+Commands (JSON in, JSON out; bytes are hex strings, null stays null):
+  create-topic  {"bootstrap", "topic", "partitions", "configs": {k: v}}
+  produce       {"bootstrap", "topic", "config": {librdkafka props}, "records": [RECORD]}
+                -> {"records": [RECORD with partition, offset]}
+  consume       {"bootstrap", "topic", "partitions": [int], "expected": int, "timeout_s": float}
+                -> {"records": [RECORD]} in partition, offset order
+  commit        {"bootstrap", "group", "offsets": [{"topic", "partition", "offset"}]}
+  committed     {"bootstrap", "group", "topic", "partitions": [int]} -> {"offsets": {partition: offset}}
+RECORD: {"partition", "offset", "key", "value", "headers": [[key, value]], "timestamp", "timestamp_type"}
+"""
+import json
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def to_hex(data):
+    return None if data is None else data.hex()
+
+
+def from_hex(text):
+    return None if text is None else bytes.fromhex(text)
+
+
+TIMESTAMP_TYPES = {0: "none", 1: "create_time", 2: "log_append_time"}
+
+
+def create_topic(req):
+    admin = AdminClient({"bootstrap.servers": req["bootstrap"]})
+    topic = NewTopic(req["topic"], req.get("partitions", 1), 1, config=req.get("configs", {}))
+    for future in admin.create_topics([topic]).values():
+        future.result(30)
+    return {}
+
+
+def produce(req):
+    config = {"bootstrap.servers": req["bootstrap"], "linger.ms": 100}
+    config.update(req.get("config", {}))
+    producer = Producer(config)
+    delivered = [None] * len(req["records"])
+    errors = []
+
+    def report(index):
+        def on_delivery(err, msg):
+            if err is not None:
+                errors.append(str(err))
+            else:
+                delivered[index] = (msg.partition(), msg.offset())
+        return on_delivery
+
+    for index, record in enumerate(req["records"]):
+        kwargs = {
+            "key": from_hex(record.get("key")),
+            "value": from_hex(record.get("value")),
+            "headers": [(k, from_hex(v)) for k, v in record.get("headers", [])],
+            "on_delivery": report(index),
+        }
+        if record.get("partition") is not None:
+            kwargs["partition"] = record["partition"]
+        if record.get("timestamp") is not None:
+            kwargs["timestamp"] = record["timestamp"]
+        producer.produce(req["topic"], **kwargs)
+        producer.poll(0)
+    remaining = producer.flush(30)
+    if remaining or errors:
+        raise SystemExit(f"produce failed: {remaining} undelivered, errors: {errors[:3]}")
+    out = []
+    for record, (partition, offset) in zip(req["records"], delivered):
+        out.append(dict(record, partition=partition, offset=offset))
+    return {"records": out}
+
+
+def consume(req):
+    consumer = Consumer({
+        "bootstrap.servers": req["bootstrap"],
+        "group.id": "refclient-reader",
+        "enable.auto.commit": False,
+        "isolation.level": req.get("isolation", "read_committed"),
+    })
+    consumer.assign([TopicPartition(req["topic"], p, -2) for p in req["partitions"]])
+    records = []
+    deadline = time.time() + req.get("timeout_s", 20)
+    while len(records) < req["expected"] and time.time() < deadline:
+        msg = consumer.poll(0.2)
+        if msg is None:
+            continue
+        if msg.error():
+            if msg.error().code() == -191:  # partition EOF
+                continue
+            raise KafkaException(msg.error())
+        ts_type, ts = msg.timestamp()
+        records.append({
+            "partition": msg.partition(),
+            "offset": msg.offset(),
+            "key": to_hex(msg.key()),
+            "value": to_hex(msg.value()),
+            "headers": [[k, to_hex(v)] for k, v in (msg.headers() or [])],
+            "timestamp": ts,
+            "timestamp_type": TIMESTAMP_TYPES[ts_type],
+        })
+    consumer.close()
+    records.sort(key=lambda r: (r["partition"], r["offset"]))
+    return {"records": records}
+
+
+def commit(req):
+    consumer = Consumer({"bootstrap.servers": req["bootstrap"], "group.id": req["group"],
+                         "enable.auto.commit": False})
+    offsets = [TopicPartition(o["topic"], o["partition"], o["offset"]) for o in req["offsets"]]
+    consumer.commit(offsets=offsets, asynchronous=False)
+    consumer.close()
+    return {}
+
+
+def committed(req):
+    consumer = Consumer({"bootstrap.servers": req["bootstrap"], "group.id": req["group"],
+                         "enable.auto.commit": False})
+    wanted = [TopicPartition(req["topic"], p) for p in req["partitions"]]
+    result = consumer.committed(wanted, timeout=20)
+    consumer.close()
+    return {"offsets": {str(tp.partition): tp.offset for tp in result}}
+
+
+COMMANDS = {"create-topic": create_topic, "produce": produce, "consume": consume,
+            "commit": commit, "committed": committed}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in COMMANDS:
+        raise SystemExit(__doc__)
+    json.dump(COMMANDS[sys.argv[1]](json.load(sys.stdin)), sys.stdout)

@@ -1,6 +1,7 @@
 //! Command-line syntax: what the user typed, parsed by clap, with no I/O.
 //! `commands` turns it into work.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -22,15 +23,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Back up topics to storage (config: mode backup).
-    Backup(NotYetArgs),
+    Backup(BackupArgs),
     /// Restore a backup into a cluster (config: mode restore).
     Restore(NotYetArgs),
     /// List the backups under a storage path.
-    List(NotYetArgs),
+    List(ListArgs),
     /// Show a backup's manifest.
-    Describe(NotYetArgs),
+    Describe(DescribeArgs),
     /// Check a backup's integrity.
-    Validate(NotYetArgs),
+    Validate(ValidateArgs),
     /// Plan, execute or roll back consumer-group offset resets on the target cluster.
     OffsetReset(NotYetArgs),
     /// Restore data, then translate and apply consumer-group offsets.
@@ -54,6 +55,64 @@ pub enum Format {
     Text,
     /// JSON for programs.
     Json,
+}
+
+/// `backup` arguments.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// YAML config file (mode: backup).
+    #[arg(long, short)]
+    pub config: PathBuf,
+}
+
+/// `list` arguments.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Storage root holding backups: a local directory (storage.path, plus storage.prefix if set).
+    #[arg(long)]
+    pub path: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `describe` arguments.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// Storage root holding backups.
+    #[arg(long)]
+    pub path: String,
+    /// Backup to describe.
+    #[arg(long)]
+    pub backup_id: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ManifestFormat::Text)]
+    pub format: ManifestFormat,
+}
+
+/// `validate` arguments.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Storage root holding backups.
+    #[arg(long)]
+    pub path: String,
+    /// Backup to validate.
+    #[arg(long)]
+    pub backup_id: String,
+    /// Read every segment and verify checksums, batch CRCs, counts and offsets.
+    #[arg(long)]
+    pub deep: bool,
+}
+
+/// Output formats of `describe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ManifestFormat {
+    /// Aligned text for people.
+    Text,
+    /// The manifest as JSON.
+    Json,
+    /// The manifest as YAML.
+    Yaml,
 }
 
 /// `cluster-info` arguments.

@@ -17,13 +17,14 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-const PLANNED: [&str; 7] = ["backup", "restore", "list", "describe", "validate", "offset-reset", "three-phase-restore"];
+const BUILT: [&str; 5] = ["backup", "list", "describe", "validate", "cluster-info"];
+const PLANNED: [&str; 3] = ["restore", "offset-reset", "three-phase-restore"];
 
 #[test]
 fn help_lists_every_command_of_the_design() {
     let output = kafka_backup(&["--help"]);
     assert!(output.status.success());
-    for command in PLANNED.iter().chain(&["cluster-info"]) {
+    for command in PLANNED.iter().chain(&BUILT) {
         assert!(stdout(&output).contains(command), "--help lacks {command}");
     }
 }

@@ -2,7 +2,14 @@
 //! restore and consumer-offset recovery. The `kafka-backup` binary is a thin CLI over this crate.
 #![warn(missing_docs)]
 
+pub mod backup;
 pub mod cluster_info;
+pub mod config;
 pub mod kafka;
+pub mod manifest;
 pub mod records;
 pub mod retry;
+pub mod segment;
+pub mod storage;
+pub mod topics;
+pub mod validate;

@@ -13,41 +13,6 @@ async fn connect(broker: &Broker) -> KafkaClient {
     KafkaClient::connect(ClientConfig::new(vec![broker.bootstrap()])).await.expect("connect")
 }
 
-/// Records covering the fidelity cases: null vs empty keys and values, duplicate header keys in
-/// a set order, null header values, and timestamps decades apart inside one batch.
-fn fidelity_records() -> Vec<RefRecord> {
-    let timestamps = [1_000_000_000_000i64, 4_102_444_800_000, 1_700_000_000_000, 86_400_000];
-    let mut records = Vec::new();
-    for i in 0..24usize {
-        let header_value = |text: &str| Some(text.as_bytes().to_vec());
-        records.push(RefRecord {
-            partition: Some(0),
-            key: match i % 4 {
-                0 => None,
-                1 => Some(Vec::new()),
-                _ => Some(format!("key-{i}").into_bytes()),
-            },
-            value: match i % 5 {
-                0 => None,
-                1 => Some(Vec::new()),
-                _ => Some(format!("value-{i}-").repeat(i * 7).into_bytes()),
-            },
-            headers: match i % 3 {
-                0 => vec![],
-                1 => vec![
-                    ("dup".into(), header_value("first")),
-                    ("dup".into(), None),
-                    ("dup".into(), header_value("third")),
-                ],
-                _ => vec![("z".into(), header_value("1")), ("a".into(), Some(vec![])), ("m".into(), None)],
-            },
-            timestamp: Some(timestamps[i % timestamps.len()]),
-            ..RefRecord::default()
-        });
-    }
-    records
-}
-
 fn to_header(key: &str, value: &Option<Vec<u8>>) -> RecordHeader {
     RecordHeader { key: Bytes::from(key.to_string()), value: value.clone().map(Bytes::from) }
 }
@@ -91,7 +56,7 @@ async fn batches_produced_by_librdkafka_decode_exactly_for_every_codec() {
         let produced = testkit::produce(
             &broker.bootstrap(),
             &topic,
-            &fidelity_records(),
+            &testkit::fidelity_records(0),
             &[("compression.type", codec.name()), ("linger.ms", "200"), ("enable.idempotence", "false")],
         );
         let (batches, decoded) = fetch_all(&client, &topic, produced.len()).await;
@@ -112,7 +77,7 @@ async fn batches_encoded_by_us_are_read_back_exactly_by_librdkafka() {
     for codec in Compression::ALL {
         let topic = format!("ours-{}", codec.name());
         testkit::create_topic(&broker.bootstrap(), &topic, 1, &[]);
-        let mut reference = fidelity_records();
+        let mut reference = testkit::fidelity_records(0);
         for (offset, record) in reference.iter_mut().enumerate() {
             record.offset = Some(offset as i64);
         }

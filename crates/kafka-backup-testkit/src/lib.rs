@@ -200,6 +200,42 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[RefRecord], config: &[(&
     ))
 }
 
+/// Records covering the fidelity cases, all for `partition`: null vs empty keys and values,
+/// duplicate header keys in a set order, null header values, and timestamps decades apart (and out
+/// of order) inside one batch.
+pub fn fidelity_records(partition: i32) -> Vec<RefRecord> {
+    let timestamps = [1_000_000_000_000i64, 4_102_444_800_000, 1_700_000_000_000, 86_400_000];
+    let mut records = Vec::new();
+    for i in 0..24usize {
+        let header_value = |text: &str| Some(text.as_bytes().to_vec());
+        records.push(RefRecord {
+            partition: Some(partition),
+            key: match i % 4 {
+                0 => None,
+                1 => Some(Vec::new()),
+                _ => Some(format!("key-{i}").into_bytes()),
+            },
+            value: match i % 5 {
+                0 => None,
+                1 => Some(Vec::new()),
+                _ => Some(format!("value-{i}-").repeat(i * 7).into_bytes()),
+            },
+            headers: match i % 3 {
+                0 => vec![],
+                1 => vec![
+                    ("dup".into(), header_value("first")),
+                    ("dup".into(), None),
+                    ("dup".into(), header_value("third")),
+                ],
+                _ => vec![("z".into(), header_value("1")), ("a".into(), Some(vec![])), ("m".into(), None)],
+            },
+            timestamp: Some(timestamps[i % timestamps.len()]),
+            ..RefRecord::default()
+        });
+    }
+    records
+}
+
 /// Produces `count` small records (`k{i}` / `v{i}`) to `partition`, one record per batch, because
 /// Tansu's high watermark counts batches rather than records (GUIDE.md, known Tansu gaps).
 pub fn produce_one_per_batch(bootstrap: &str, topic: &str, partition: i32, count: usize) -> Vec<RefRecord> {

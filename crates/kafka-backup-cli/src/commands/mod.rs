@@ -1,6 +1,8 @@
 //! Runs a parsed command: resolves its arguments into core calls and prints the result.
 
+mod backup;
 mod cluster_info;
+mod inspect;
 
 use anyhow::bail;
 
@@ -10,10 +12,10 @@ use crate::cli::Command;
 pub async fn run(command: Command) -> anyhow::Result<()> {
     let (name, issue) = match command {
         Command::ClusterInfo(args) => return cluster_info::run(args).await,
-        Command::Backup(_) => ("backup", 3),
-        Command::List(_) => ("list", 3),
-        Command::Describe(_) => ("describe", 3),
-        Command::Validate(_) => ("validate", 3),
+        Command::Backup(args) => return backup::run(args).await,
+        Command::List(args) => return inspect::list(args).await,
+        Command::Describe(args) => return inspect::describe(args).await,
+        Command::Validate(args) => return inspect::validate(args).await,
         Command::Restore(_) => ("restore", 4),
         Command::OffsetReset(_) => ("offset-reset", 5),
         Command::ThreePhaseRestore(_) => ("three-phase-restore", 5),

@@ -273,6 +273,9 @@ impl RecordBatch {
         if options.transactional {
             attributes |= TRANSACTIONAL_BIT;
         }
+        if options.control {
+            attributes |= CONTROL_BIT;
+        }
         let total = BATCH_HEADER_LEN + section.len();
         let batch_length = i32::try_from(total - LOG_OVERHEAD)
             .map_err(|_| RecordsError::InvalidInput("batch is over 2 GiB".into()))?;
@@ -307,6 +310,8 @@ pub struct BatchOptions {
     pub timestamp_type: TimestampType,
     /// Transactional attribute.
     pub transactional: bool,
+    /// Control attribute (COMMIT/ABORT marker batches, written by brokers).
+    pub control: bool,
     /// Producer id (-1 for none).
     pub producer_id: i64,
     /// Producer epoch (-1 for none).
@@ -323,6 +328,7 @@ impl Default for BatchOptions {
             compression: Compression::None,
             timestamp_type: TimestampType::CreateTime,
             transactional: false,
+            control: false,
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,

@@ -72,13 +72,29 @@ impl Compression {
     /// Every codec, in id order.
     pub const ALL: [Compression; 5] = [Self::None, Self::Gzip, Self::Snappy, Self::Lz4, Self::Zstd];
 
+    /// The levels the codec accepts, for codecs that have levels.
+    pub fn level_range(self) -> Option<(i32, i32)> {
+        match self {
+            Self::Zstd => Some((1, 22)),
+            Self::Gzip => Some((0, 9)),
+            Self::None | Self::Snappy | Self::Lz4 => None,
+        }
+    }
+
     /// Compresses `input` with this codec's default settings.
     pub fn compress(self, input: &[u8]) -> Result<Vec<u8>, RecordsError> {
+        self.compress_with_level(input, None)
+    }
+
+    /// Compresses `input` at `level` (see [`Compression::level_range`]; ignored by codecs
+    /// without levels, `None` for the codec's default).
+    pub fn compress_with_level(self, input: &[u8], level: Option<i32>) -> Result<Vec<u8>, RecordsError> {
         let io_error = |source| RecordsError::Compress { codec: self.name(), source };
         match self {
             Self::None => Ok(input.to_vec()),
             Self::Gzip => {
-                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                let level = level.map_or_else(flate2::Compression::default, |l| flate2::Compression::new(l as u32));
+                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
                 encoder.write_all(input).map_err(io_error)?;
                 encoder.finish().map_err(io_error)
             }
@@ -89,7 +105,7 @@ impl Compression {
                 encoder.write_all(input).map_err(io_error)?;
                 encoder.finish().map_err(|e| io_error(std::io::Error::other(e)))
             }
-            Self::Zstd => zstd::stream::encode_all(input, ZSTD_DEFAULT_LEVEL).map_err(io_error),
+            Self::Zstd => zstd::stream::encode_all(input, level.unwrap_or(ZSTD_DEFAULT_LEVEL)).map_err(io_error),
         }
     }
 

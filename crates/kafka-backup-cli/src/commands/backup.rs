@@ -1,0 +1,73 @@
+//! `kafka-backup backup --config FILE`: loads the config, runs the backup until the snapshot is
+//! complete (or, in continuous mode, until SIGINT/SIGTERM), prints the run summary.
+
+use anyhow::{bail, Context};
+use kafka_backup_core::backup::{run_backup, BackupReport};
+use kafka_backup_core::config::BackupConfig;
+use tokio::sync::watch;
+
+use crate::cli::BackupArgs;
+
+/// Runs the command.
+pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
+    let config = BackupConfig::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
+    let (shutdown_sender, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        eprintln!("stop requested: flushing open segments…");
+        let _ = shutdown_sender.send(true);
+    });
+    let report = run_backup(&config, shutdown).await?;
+    print!("{}", summary(&report));
+    if report.interrupted {
+        bail!("the backup was stopped before its snapshot was complete; run the same command again to continue");
+    }
+    Ok(())
+}
+
+async fn wait_for_stop_signal() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn summary(report: &BackupReport) -> String {
+    let mut out = format!(
+        "Backup {} -> {}\n  {} topics, {} partitions: {} records in {} batches, {} segments written\n  \
+         read {:.1} MiB of record batches, stored {:.1} MiB (ratio {:.2}x) in {:.1} s ({:.1} MiB/s)\n",
+        report.backup_id,
+        report.location,
+        report.topics,
+        report.partitions,
+        report.counters.records,
+        report.counters.batches,
+        report.counters.segments,
+        mib(report.counters.bytes_in),
+        mib(report.counters.bytes_stored),
+        report.compression_ratio(),
+        report.duration.as_secs_f64(),
+        mib(report.throughput_bytes_per_sec() as u64),
+    );
+    if report.counters.dropped_batches > 0 {
+        out.push_str(&format!(
+            "  left out {} control or aborted-transaction batches\n",
+            report.counters.dropped_batches
+        ));
+    }
+    for (partition, gap) in &report.gaps {
+        out.push_str(&format!(
+            "  GAP {partition}: offsets {}..{} were deleted by retention before they could be backed up\n",
+            gap.from, gap.to
+        ));
+    }
+    out
+}

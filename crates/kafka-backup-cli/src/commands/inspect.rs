@@ -1,0 +1,155 @@
+//! The read-only backup commands: `list` backups under a path, `describe` one backup's
+//! manifest, and `validate` its integrity (non-zero exit when anything is wrong).
+
+use std::fmt::Write;
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use kafka_backup_core::manifest::{list_backups, BackupManifest};
+use kafka_backup_core::storage::BackupStore;
+
+use crate::cli::{DescribeArgs, Format, ListArgs, ManifestFormat, ValidateArgs};
+
+fn open(path: &str) -> anyhow::Result<BackupStore> {
+    if path.contains("://") {
+        bail!("{path}: only local directories are supported for now (object stores are planned)");
+    }
+    Ok(BackupStore::existing_directory(Path::new(path))?)
+}
+
+async fn load(path: &str, backup_id: &str) -> anyhow::Result<(BackupStore, BackupManifest)> {
+    let store = open(path)?.child(backup_id);
+    let manifest =
+        BackupManifest::load(&store).await.with_context(|| format!("reading backup {backup_id}"))?.with_context(
+            || format!("there is no backup {backup_id} under {path} (see `kafka-backup list --path {path}`)"),
+        )?;
+    Ok((store, manifest))
+}
+
+fn time(ms: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// `list --path PATH`.
+pub async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let manifests = list_backups(&open(&args.path)?).await?;
+    if args.format == Format::Json {
+        let rows: Vec<_> = manifests
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "backup_id": m.backup_id,
+                    "created_at_ms": m.created_at_ms,
+                    "updated_at_ms": m.updated_at_ms,
+                    "topics": m.topics.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+                    "records": m.record_count(),
+                    "stored_bytes": m.stored_bytes(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if manifests.is_empty() {
+        println!("no backups under {}", args.path);
+        return Ok(());
+    }
+    println!("{:<30}  {:<20}  {:>6}  {:>12}  {:>12}", "BACKUP", "UPDATED", "TOPICS", "RECORDS", "SIZE");
+    for m in &manifests {
+        println!(
+            "{:<30}  {:<20}  {:>6}  {:>12}  {:>12}",
+            m.backup_id,
+            time(m.updated_at_ms),
+            m.topics.len(),
+            m.record_count(),
+            mib(m.stored_bytes())
+        );
+    }
+    Ok(())
+}
+
+/// `describe --path PATH --backup-id ID`.
+pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
+    let (_, manifest) = load(&args.path, &args.backup_id).await?;
+    match args.format {
+        ManifestFormat::Json => println!("{}", serde_json::to_string_pretty(&manifest)?),
+        ManifestFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&manifest)?),
+        ManifestFormat::Text => print!("{}", describe_text(&manifest)),
+    }
+    Ok(())
+}
+
+fn describe_text(m: &BackupManifest) -> String {
+    let mut out = String::new();
+    let segments: usize = m.topics.iter().flat_map(|t| &t.partitions).map(|p| p.segments.len()).sum();
+    let _ =
+        writeln!(out, "Backup {} (manifest format {}, kafka-backup {})", m.backup_id, m.format_version, m.tool_version);
+    let _ = writeln!(out, "  source cluster: {}", m.source_cluster_id.as_deref().unwrap_or("(unknown)"));
+    let _ = writeln!(out, "  created {}, updated {}", time(m.created_at_ms), time(m.updated_at_ms));
+    let _ = writeln!(out, "  {} records in {segments} segments, {} stored", m.record_count(), mib(m.stored_bytes()));
+    for topic in &m.topics {
+        let configs: Vec<String> = topic.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(
+            out,
+            "\nTopic {}: {} partitions, replication factor {}{}",
+            topic.name,
+            topic.partition_count,
+            topic.replication_factor,
+            if configs.is_empty() { String::new() } else { format!(", configs {}", configs.join(" ")) }
+        );
+        for p in &topic.partitions {
+            let (Some(first), Some(last)) = (p.segments.first(), p.segments.last()) else {
+                let _ = writeln!(out, "  partition {}: no data", p.partition);
+                continue;
+            };
+            let min_ts = p.segments.iter().map(|s| s.min_timestamp).min().unwrap_or(-1);
+            let max_ts = p.segments.iter().map(|s| s.max_timestamp).max().unwrap_or(-1);
+            let _ = writeln!(
+                out,
+                "  partition {}: offsets {}..={} in {} segments, {} records, timestamps {} .. {}",
+                p.partition,
+                first.start_offset,
+                last.end_offset,
+                p.segments.len(),
+                p.record_count(),
+                time(min_ts),
+                time(max_ts)
+            );
+            for gap in &p.gaps {
+                let _ =
+                    writeln!(out, "    GAP offsets {}..{} were deleted by retention before backup", gap.from, gap.to);
+            }
+        }
+    }
+    out
+}
+
+/// `validate --path PATH --backup-id ID [--deep]`.
+pub async fn validate(args: ValidateArgs) -> anyhow::Result<()> {
+    let (store, manifest) = load(&args.path, &args.backup_id).await?;
+    let report = kafka_backup_core::validate::validate(&store, &manifest, args.deep).await?;
+    let depth = if args.deep { "deep" } else { "shallow" };
+    if report.is_ok() {
+        let records = if args.deep { format!(", {} records", report.records_checked) } else { String::new() };
+        println!(
+            "OK: backup {} passed {depth} validation ({} segments{records})",
+            args.backup_id, report.segments_checked
+        );
+        return Ok(());
+    }
+    for problem in &report.problems {
+        println!("PROBLEM {}: {}: {}", problem.partition, problem.key.as_deref().unwrap_or("-"), problem.message);
+    }
+    bail!(
+        "backup {} failed {depth} validation: {} problems in {} segments",
+        args.backup_id,
+        report.problems.len(),
+        report.segments_checked
+    )
+}

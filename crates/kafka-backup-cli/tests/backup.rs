@@ -1,0 +1,368 @@
+//! `kafka-backup backup`, `list`, `describe` and `validate` as a user runs them, against a real
+//! broker (Tansu) whose data confluent-kafka wrote and read: what the backup holds is compared
+//! record by record with what the independent client reads from the source.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kafka_backup_core::manifest::BackupManifest;
+use kafka_backup_core::records::{Compression, TimestampType};
+use kafka_backup_core::segment::read_segment;
+use kafka_backup_core::storage::BackupStore;
+use kafka_backup_testkit::{self as testkit, Broker, RefRecord};
+use tempfile::TempDir;
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+}
+
+fn run(args: &[&str]) -> Output {
+    binary().args(args).output().expect("run kafka-backup")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Writes a backup config into `dir` and returns its path.
+fn write_config(dir: &Path, bootstrap: &str, backup_id: &str, include: &str, backup: &str) -> PathBuf {
+    let path = dir.join(format!("{backup_id}.yaml"));
+    let yaml = format!(
+        "mode: backup\nbackup_id: {backup_id}\nsource:\n  bootstrap_servers: [\"{bootstrap}\"]\n  topics:\n    include: [\"{include}\"]\n\
+         storage:\n  backend: filesystem\n  path: {}\nbackup:\n{backup}",
+        dir.join("store").display()
+    );
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn backup(config: &Path) -> Output {
+    run(&["backup", "--config", config.to_str().unwrap()])
+}
+
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+fn store_path(dir: &Path) -> String {
+    dir.join("store").display().to_string()
+}
+
+/// Every record in the backup, decoded by our reader, as the reference client would show it.
+fn backed_up_records(dir: &Path, backup_id: &str, topic: &str) -> Vec<RefRecord> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = BackupStore::existing_directory(&dir.join("store")).unwrap().child(backup_id);
+        let manifest = BackupManifest::load(&store).await.unwrap().expect("backup exists");
+        let mut records = Vec::new();
+        for partition in &manifest.topic(topic).expect("topic in backup").partitions {
+            for segment in &partition.segments {
+                for batch in read_segment(&store.get(&segment.key).await.unwrap()).unwrap() {
+                    let timestamp_type = match batch.timestamp_type() {
+                        TimestampType::CreateTime => "create_time",
+                        TimestampType::LogAppendTime => "log_append_time",
+                    };
+                    for record in batch.records().unwrap() {
+                        records.push(RefRecord {
+                            partition: Some(partition.partition),
+                            offset: Some(record.offset),
+                            key: record.key.map(|k| k.to_vec()),
+                            value: record.value.map(|v| v.to_vec()),
+                            headers: record
+                                .headers
+                                .into_iter()
+                                .map(|h| (String::from_utf8(h.key.to_vec()).unwrap(), h.value.map(|v| v.to_vec())))
+                                .collect(),
+                            timestamp: Some(record.timestamp),
+                            timestamp_type: Some(timestamp_type.into()),
+                        });
+                    }
+                }
+            }
+        }
+        records
+    })
+}
+
+fn describe_json(dir: &Path, backup_id: &str) -> serde_json::Value {
+    let output = run(&["describe", "--path", &store_path(dir), "--backup-id", backup_id, "--format", "json"]);
+    assert_success(&output);
+    serde_json::from_slice(&output.stdout).expect("describe --format json is JSON")
+}
+
+fn validate(dir: &Path, backup_id: &str, deep: bool) -> Output {
+    let path = store_path(dir);
+    let mut args = vec!["validate", "--path", path.as_str(), "--backup-id", backup_id];
+    if deep {
+        args.push("--deep");
+    }
+    run(&args)
+}
+
+/// Produces the fidelity records to partitions 0 and 2 of a 3-partition topic (1 stays empty).
+fn produce_fidelity_topic(broker: &Broker, topic: &str) -> Vec<RefRecord> {
+    testkit::create_topic(&broker.bootstrap(), topic, 3, &[]);
+    let mut records = testkit::fidelity_records(0);
+    records.extend(testkit::fidelity_records(2));
+    testkit::produce(&broker.bootstrap(), topic, &records, &[("compression.type", "lz4"), ("linger.ms", "100")])
+}
+
+#[test]
+fn a_backup_holds_exactly_what_the_source_has_with_every_segment_codec() {
+    let broker = Broker::start("fidelity");
+    let produced = produce_fidelity_topic(&broker, "orders");
+    testkit::create_topic(&broker.bootstrap(), "untouched", 2, &[]);
+    let source = testkit::consume(&broker.bootstrap(), "orders", &[0, 1, 2], produced.len());
+    assert_eq!(source.len(), produced.len());
+    let dir = TempDir::new().unwrap();
+    for codec in Compression::ALL {
+        let id = format!("fidelity-{}", codec.name());
+        let config =
+            write_config(dir.path(), &broker.bootstrap(), &id, "*", &format!("  compression: {}\n", codec.name()));
+        let output = backup(&config);
+        assert_success(&output);
+        assert!(text(&output.stdout).contains("48 records"), "{}", text(&output.stdout));
+        assert_eq!(backed_up_records(dir.path(), &id, "orders"), source, "segment codec {codec:?}");
+        assert_success(&validate(dir.path(), &id, true));
+    }
+
+    let manifest = describe_json(dir.path(), "fidelity-zstd");
+    let topic = |name: &str| manifest["topics"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap().clone();
+    let orders = topic("orders");
+    assert_eq!(orders["partition_count"], 3);
+    assert_eq!(orders["replication_factor"], 1);
+    let segments = |p: usize| orders["partitions"][p]["segments"].as_array().unwrap().len();
+    assert_eq!((segments(0), segments(1), segments(2)), (1, 0, 1), "partition 1 is empty, not missing");
+    let empty = topic("untouched");
+    assert_eq!(empty["partitions"].as_array().unwrap().len(), 2);
+    assert_eq!(manifest["source_cluster_id"], "fidelity");
+    let segment = &orders["partitions"][0]["segments"][0];
+    assert_eq!(segment["min_timestamp"], 86_400_000, "true minimum of out-of-order CreateTime");
+    assert_eq!(segment["max_timestamp"], 4_102_444_800_000i64);
+    assert_eq!(segment["record_count"], 24);
+
+    let listed = run(&["list", "--path", &store_path(dir.path())]);
+    assert_success(&listed);
+    for codec in Compression::ALL {
+        assert!(text(&listed.stdout).contains(&format!("fidelity-{}", codec.name())));
+    }
+    let described =
+        run(&["describe", "--path", &store_path(dir.path()), "--backup-id", "fidelity-zstd", "--format", "yaml"]);
+    assert_success(&described);
+    assert!(text(&described.stdout).contains("backup_id: fidelity-zstd"));
+}
+
+#[test]
+fn a_rerun_adds_only_what_was_produced_since() {
+    let broker = Broker::start("incremental");
+    testkit::create_topic(&broker.bootstrap(), "events", 1, &[]);
+    testkit::produce_one_per_batch(&broker.bootstrap(), "events", 0, 30);
+    let dir = TempDir::new().unwrap();
+    let config = write_config(dir.path(), &broker.bootstrap(), "daily", "events", "  segment_max_bytes: 1024\n");
+    assert_success(&backup(&config));
+    assert_eq!(backed_up_records(dir.path(), "daily", "events").len(), 30);
+    testkit::produce_one_per_batch(&broker.bootstrap(), "events", 0, 20);
+    let output = backup(&config);
+    assert_success(&output);
+    assert!(text(&output.stdout).contains("20 records"), "{}", text(&output.stdout));
+    let source = testkit::consume(&broker.bootstrap(), "events", &[0], 50);
+    assert_eq!(backed_up_records(dir.path(), "daily", "events"), source);
+    assert_success(&validate(dir.path(), "daily", true));
+    let nothing_new = backup(&config);
+    assert_success(&nothing_new);
+    assert!(text(&nothing_new.stdout).contains(" 0 records"), "{}", text(&nothing_new.stdout));
+}
+
+#[test]
+fn a_backup_killed_at_any_moment_resumes_with_every_record_exactly_once() {
+    let broker = Broker::start("kill");
+    testkit::create_topic(&broker.bootstrap(), "stream", 2, &[]);
+    let records: Vec<RefRecord> = (0..12000)
+        .map(|i| RefRecord {
+            partition: Some(i % 2),
+            key: Some(format!("key-{i}").into_bytes()),
+            value: Some(vec![b'a' + (i % 26) as u8; 700]),
+            ..RefRecord::default()
+        })
+        .collect();
+    testkit::produce(&broker.bootstrap(), "stream", &records, &[("linger.ms", "5"), ("batch.num.messages", "50")]);
+    let source = testkit::consume(&broker.bootstrap(), "stream", &[0, 1], records.len());
+    assert_eq!(source.len(), records.len());
+
+    let dir = TempDir::new().unwrap();
+    let settings = "  segment_max_bytes: 16384\n  max_concurrent_partitions: 2\n  compression: gzip\n";
+    let config = write_config(dir.path(), &broker.bootstrap(), "killed", "stream", settings);
+    // Each run is killed once it has committed a few more segments, after a delay that varies so
+    // that the kill lands at different points (mid-fetch, mid-encode, between object and commit).
+    let mut kills = 0;
+    for round in 0..6u64 {
+        let committed_before = committed_segments(dir.path());
+        let mut child = binary()
+            .args(["backup", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none()
+            && committed_segments(dir.path()) < committed_before + 3
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(round * 7));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(kills >= 4, "the backup finished too fast to be killed mid-run ({kills} kills)");
+    assert_success(&backup(&config));
+    assert_eq!(backed_up_records(dir.path(), "killed", "stream"), source, "every record exactly once");
+    assert_success(&validate(dir.path(), "killed", true));
+}
+
+/// Commit records (segment metadata objects) written so far under `dir`'s store.
+fn committed_segments(dir: &Path) -> usize {
+    let mut count = 0;
+    let mut stack = vec![dir.join("store")];
+    while let Some(folder) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(folder) else { continue };
+        for path in entries.map(|e| e.unwrap().path()) {
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().unwrap().to_string_lossy().starts_with("segment-")
+                && path.extension().unwrap() == "json"
+            {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn continuous_mode_tails_until_sigterm_then_flushes_and_exits_cleanly() {
+    let broker = Broker::start("continuous");
+    testkit::create_topic(&broker.bootstrap(), "live", 1, &[]);
+    testkit::produce_one_per_batch(&broker.bootstrap(), "live", 0, 10);
+    let dir = TempDir::new().unwrap();
+    let settings = "  continuous: true\n  segment_max_interval_ms: 60000\n  checkpoint_interval_secs: 1\n";
+    let config = write_config(dir.path(), &broker.bootstrap(), "tail", "live", settings);
+    let child = binary()
+        .args(["backup", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let progress = dir.path().join("store/tail/state/progress.json");
+    let next_offset = || -> i64 {
+        let Ok(body) = std::fs::read(&progress) else { return -1 };
+        let board: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        board["partitions"]["live"]["0"]["next_offset"].as_i64().unwrap_or(-1)
+    };
+    wait_for("the first records to be read", Duration::from_secs(20), || next_offset() == 10);
+    testkit::produce_one_per_batch(&broker.bootstrap(), "live", 0, 15);
+    wait_for("records produced while tailing", Duration::from_secs(20), || next_offset() == 25);
+    terminate(&child);
+    let started = Instant::now();
+    let output = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "shutdown took {:?}", started.elapsed());
+    assert_success(&output);
+    let source = testkit::consume(&broker.bootstrap(), "live", &[0], 25);
+    assert_eq!(backed_up_records(dir.path(), "tail", "live"), source, "the open segment was flushed at shutdown");
+}
+
+#[test]
+fn deep_validation_finds_flipped_truncated_and_missing_segments() {
+    let broker = Broker::start("corrupt");
+    testkit::create_topic(&broker.bootstrap(), "ledger", 3, &[]);
+    for partition in 0..3 {
+        testkit::produce_one_per_batch(&broker.bootstrap(), "ledger", partition, 8);
+    }
+    let dir = TempDir::new().unwrap();
+    let config = write_config(dir.path(), &broker.bootstrap(), "audit", "ledger", "  compression: none\n");
+    assert_success(&backup(&config));
+    assert_success(&validate(dir.path(), "audit", true));
+    let segment = |p: i32| {
+        let folder = dir.path().join(format!("store/audit/topics/ledger/partition={p}"));
+        std::fs::read_dir(folder).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().unwrap() == "bin").unwrap()
+    };
+
+    let flipped = segment(0);
+    let mut bytes = std::fs::read(&flipped).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&flipped, bytes).unwrap();
+    assert_success(&validate(dir.path(), "audit", false));
+    let deep = validate(dir.path(), "audit", true);
+    assert!(!deep.status.success());
+    assert!(text(&deep.stdout).contains("ledger-0") && text(&deep.stdout).contains("CRC"), "{}", text(&deep.stdout));
+
+    let truncated = segment(1);
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 10]).unwrap();
+    std::fs::remove_file(segment(2)).unwrap();
+    let shallow = validate(dir.path(), "audit", false);
+    assert!(!shallow.status.success());
+    let report = text(&shallow.stdout);
+    assert!(report.contains("ledger-1") && report.contains("size"), "{report}");
+    assert!(report.contains("ledger-2") && report.contains("missing"), "{report}");
+    assert!(text(&shallow.stderr).contains("2 problems"), "{}", text(&shallow.stderr));
+}
+
+#[test]
+fn bad_input_fails_with_a_message_naming_the_problem() {
+    let dir = TempDir::new().unwrap();
+    let unknown_key = write_config(dir.path(), "127.0.0.1:1", "typo", "*", "  segment_max_byte: 10\n");
+    let output = backup(&unknown_key);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("backup") && text(&output.stderr).contains("segment_max_byte"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    let dead = format!("127.0.0.1:{}", testkit::free_port());
+    let unreachable = write_config(dir.path(), &dead, "dead", "*", "  compression: zstd\n");
+    let text_config =
+        std::fs::read_to_string(&unreachable).unwrap().replace("topics:", "bootstrap_timeout_secs: 2\n  topics:");
+    std::fs::write(&unreachable, text_config).unwrap();
+    let started = Instant::now();
+    let output = backup(&unreachable);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains(&dead), "{}", text(&output.stderr));
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+
+    let missing = run(&["describe", "--path", &dir.path().join("nowhere").display().to_string(), "--backup-id", "x"]);
+    assert!(!missing.status.success());
+    assert!(text(&missing.stderr).contains("no such directory"), "{}", text(&missing.stderr));
+    assert!(!dir.path().join("nowhere").exists(), "a read-only command created a directory");
+
+    let broker = Broker::start("bad-input");
+    let no_match = write_config(dir.path(), &broker.bootstrap(), "none", "nothing-*", "  compression: zstd\n");
+    let output = backup(&no_match);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("no topic"), "{}", text(&output.stderr));
+}

@@ -1,0 +1,362 @@
+//! The backup engine: selects topics, captures their metadata, resumes every partition from
+//! its last committed segment, runs partitions concurrently (snapshot or continuous), writes
+//! progress every checkpoint interval, consolidates the manifest and reports what it did.
+
+mod partition;
+mod progress;
+mod transactions;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+pub use partition::PartitionOutcome;
+pub use progress::{PartitionProgress, ProgressBoard};
+pub use transactions::TransactionFilter;
+
+use crate::config::BackupConfig;
+use crate::kafka::{IsolationLevel, KafkaClient, KafkaError, OffsetSpec, TopicConfigEntry, TopicMetadata};
+use crate::manifest::{to_json, BackupManifest, ManifestError, OffsetGap, PROGRESS_KEY};
+use crate::records::RecordsError;
+use crate::storage::{BackupStore, StorageError};
+use partition::PartitionTask;
+
+/// Why a backup failed. Every variant says which partition or object, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The cluster could not be read.
+    #[error("{context}: {source}")]
+    Kafka {
+        /// What was being done.
+        context: String,
+        /// Underlying error.
+        source: KafkaError,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The manifest could not be read or written.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The broker returned a batch that does not verify.
+    #[error("{partition} at offset {offset}: {source}")]
+    Records {
+        /// `topic-partition`.
+        partition: String,
+        /// Offset of the batch or fetch.
+        offset: i64,
+        /// Underlying error.
+        source: RecordsError,
+    },
+    /// No topic matched the include/exclude patterns.
+    #[error("no topic in the source cluster matches source.topics (include/exclude); topics found: {found}")]
+    NoTopics {
+        /// Names found, comma-separated.
+        found: String,
+    },
+    /// The backup id belongs to another cluster.
+    #[error(
+        "backup {backup_id} was taken from cluster {expected}, but the source is cluster {found}; use a new backup_id"
+    )]
+    ClusterMismatch {
+        /// Backup id.
+        backup_id: String,
+        /// Cluster id in the manifest.
+        expected: String,
+        /// Cluster id of the source.
+        found: String,
+    },
+    /// The backup holds offsets the partition no longer has at its end.
+    #[error("{partition}: the backup continues at offset {offset}, past the end of the log; the topic was truncated or deleted and re-created. Back it up under a new backup_id")]
+    BeyondLogEnd {
+        /// `topic-partition`.
+        partition: String,
+        /// Offset the backup continues from.
+        offset: i64,
+    },
+    /// Another run committed the same object.
+    #[error("{key} is already committed: another backup run with this backup_id is writing; run one at a time")]
+    Conflict {
+        /// Object key.
+        key: String,
+    },
+}
+
+/// Records, batches and bytes a run (or one partition of it) moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Records stored.
+    pub records: i64,
+    /// Batches stored.
+    pub batches: u64,
+    /// Control and aborted-transaction batches left out.
+    pub dropped_batches: u64,
+    /// Bytes of record batches read (before segment compression).
+    pub bytes_in: u64,
+    /// Bytes written to storage.
+    pub bytes_stored: u64,
+    /// Segments committed.
+    pub segments: u64,
+}
+
+impl std::ops::AddAssign for Counters {
+    fn add_assign(&mut self, other: Self) {
+        self.records += other.records;
+        self.batches += other.batches;
+        self.dropped_batches += other.dropped_batches;
+        self.bytes_in += other.bytes_in;
+        self.bytes_stored += other.bytes_stored;
+        self.segments += other.segments;
+    }
+}
+
+/// What a backup run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BackupReport {
+    /// Backup id.
+    pub backup_id: String,
+    /// Where the backup is stored.
+    pub location: String,
+    /// Topics covered.
+    pub topics: usize,
+    /// Partitions covered.
+    pub partitions: usize,
+    /// What this run moved.
+    pub counters: Counters,
+    /// Offsets lost to retention, by `topic-partition`.
+    pub gaps: Vec<(String, OffsetGap)>,
+    /// True when a stop signal ended a snapshot before it was complete.
+    pub interrupted: bool,
+    /// Wall time of the run.
+    pub duration: Duration,
+}
+
+impl BackupReport {
+    /// Bytes read per byte stored.
+    pub fn compression_ratio(&self) -> f64 {
+        if self.counters.bytes_stored == 0 {
+            1.0
+        } else {
+            self.counters.bytes_in as f64 / self.counters.bytes_stored as f64
+        }
+    }
+
+    /// Bytes read per second.
+    pub fn throughput_bytes_per_sec(&self) -> f64 {
+        self.counters.bytes_in as f64 / self.duration.as_secs_f64().max(1e-9)
+    }
+
+    fn add(&mut self, partition: String, outcome: PartitionOutcome) {
+        self.counters += outcome.counters;
+        self.interrupted |= outcome.interrupted;
+        self.gaps.extend(outcome.gaps.into_iter().map(|gap| (partition.clone(), gap)));
+    }
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Runs a backup until its snapshot is complete (or, in continuous mode, until `shutdown`
+/// turns true), then consolidates the manifest.
+pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) -> Result<BackupReport, BackupError> {
+    let started = Instant::now();
+    let client = Arc::new(
+        KafkaClient::connect(config.source.clone())
+            .await
+            .map_err(|source| BackupError::Kafka { context: "connecting to the source cluster".into(), source })?,
+    );
+    let store = BackupStore::open(&config.storage)?.child(&config.backup_id);
+    let kafka = |context: &str| {
+        let context = context.to_string();
+        move |source| BackupError::Kafka { context, source }
+    };
+    let metadata = client.refresh_metadata(None).await.map_err(kafka("reading source metadata"))?;
+    let topics: Vec<&TopicMetadata> =
+        metadata.topics.values().filter(|t| config.topics.matches(&t.name, t.is_internal)).collect();
+    if topics.is_empty() {
+        let found: Vec<&str> = metadata.topics.keys().map(String::as_str).collect();
+        return Err(BackupError::NoTopics { found: found.join(", ") });
+    }
+
+    let mut manifest = BackupManifest::load(&store)
+        .await?
+        .unwrap_or_else(|| BackupManifest::new(&config.backup_id, metadata.cluster_id.clone(), now_ms()));
+    if let (Some(expected), Some(found)) = (&manifest.source_cluster_id, &metadata.cluster_id) {
+        if expected != found {
+            return Err(BackupError::ClusterMismatch {
+                backup_id: config.backup_id.clone(),
+                expected: expected.clone(),
+                found: found.clone(),
+            });
+        }
+    }
+    for topic in &topics {
+        capture_topic_metadata(&client, &mut manifest, topic).await?;
+    }
+    manifest.updated_at_ms = now_ms();
+    manifest.tool_version = env!("CARGO_PKG_VERSION").to_string();
+    manifest.save(&store).await?;
+
+    let (stop_sender, stop) = watch::channel(false);
+    forward_shutdown(shutdown, stop_sender.clone());
+    let permits = Arc::new(Semaphore::new(config.settings.max_concurrent_partitions));
+    let progress = Arc::new(Mutex::new(ProgressBoard::default()));
+    let mut tasks = JoinSet::new();
+    let mut partition_count = 0;
+    for topic in &topics {
+        let partitions: Vec<i32> = topic.partitions.keys().copied().collect();
+        let ends = if config.settings.continuous {
+            BTreeMap::new()
+        } else {
+            client
+                .list_offsets(&topic.name, &partitions, OffsetSpec::Latest, IsolationLevel::ReadCommitted)
+                .await
+                .map_err(kafka(&format!("reading the snapshot end offsets of {}", topic.name)))?
+                .into_iter()
+                .collect()
+        };
+        for &partition in &partitions {
+            partition_count += 1;
+            let task = PartitionTask {
+                client: client.clone(),
+                store: store.clone(),
+                settings: config.settings.clone(),
+                topic: topic.name.clone(),
+                partition,
+                resume_from: manifest
+                    .topic(&topic.name)
+                    .and_then(|t| t.partitions.iter().find(|p| p.partition == partition).and_then(|p| p.next_offset())),
+                end: ends.get(&partition).copied(),
+                stop: stop.clone(),
+                permits: permits.clone(),
+                progress: progress.clone(),
+            };
+            let name = format!("{}-{partition}", topic.name);
+            tasks.spawn(async move { (name, task.run().await) });
+        }
+    }
+
+    let checkpoints =
+        tokio::spawn(write_progress_periodically(store.clone(), progress.clone(), config.settings.checkpoint_interval));
+    let mut report = BackupReport {
+        backup_id: config.backup_id.clone(),
+        location: store.description().to_string(),
+        topics: topics.len(),
+        partitions: partition_count,
+        ..BackupReport::default()
+    };
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (name, result) = joined.expect("partition tasks do not panic");
+        match result {
+            Ok(outcome) => report.add(name, outcome),
+            Err(error) => {
+                tracing::error!(partition = %name, %error, "partition backup failed; stopping the others");
+                let _ = stop_sender.send(true);
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    checkpoints.abort();
+    write_progress(&store, &progress).await?;
+    if let Some(consolidated) = BackupManifest::load(&store).await? {
+        manifest = consolidated;
+    }
+    manifest.updated_at_ms = now_ms();
+    manifest.save(&store).await?;
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+/// Records partition count, replication factor and the topic's non-default configs.
+async fn capture_topic_metadata(
+    client: &KafkaClient,
+    manifest: &mut BackupManifest,
+    topic: &TopicMetadata,
+) -> Result<(), BackupError> {
+    let configs = client.describe_topic_configs(&topic.name).await.map_err(|source| BackupError::Kafka {
+        context: format!("reading the configs of topic {}", topic.name),
+        source,
+    })?;
+    let configs = configs_to_keep(configs);
+    for &partition in topic.partitions.keys() {
+        manifest.partition_mut(&topic.name, partition);
+    }
+    let entry = manifest.topics.iter_mut().find(|t| t.name == topic.name).expect("partition_mut created the topic");
+    entry.partition_count = topic.partitions.len() as i32;
+    entry.replication_factor = topic.partitions.values().map(|p| p.replicas.len()).max().unwrap_or(0) as i16;
+    entry.configs = configs;
+    Ok(())
+}
+
+/// The configs worth re-creating a topic with: set somewhere (not broker built-in defaults),
+/// readable (sensitive values are hidden by the broker and cannot be restored anyway).
+fn configs_to_keep(entries: Vec<TopicConfigEntry>) -> BTreeMap<String, String> {
+    entries.into_iter().filter(|c| !c.is_default && !c.is_sensitive).filter_map(|c| Some((c.name, c.value?))).collect()
+}
+
+fn forward_shutdown(mut shutdown: watch::Receiver<bool>, stop: watch::Sender<bool>) {
+    tokio::spawn(async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                return;
+            }
+        }
+        let _ = stop.send(true);
+    });
+}
+
+async fn write_progress(store: &BackupStore, progress: &Mutex<ProgressBoard>) -> Result<(), StorageError> {
+    let board = progress.lock().expect("progress lock").clone();
+    store.put(PROGRESS_KEY, to_json(&board)).await
+}
+
+async fn write_progress_periodically(store: BackupStore, progress: Arc<Mutex<ProgressBoard>>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        if let Err(error) = write_progress(&store, &progress).await {
+            tracing::warn!(%error, "could not write backup progress; data progress is unaffected");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, value: Option<&str>, is_default: bool, is_sensitive: bool) -> TopicConfigEntry {
+        TopicConfigEntry { name: name.into(), value: value.map(Into::into), is_default, is_sensitive }
+    }
+
+    #[test]
+    fn only_set_readable_configs_are_kept() {
+        let kept = configs_to_keep(vec![
+            entry("cleanup.policy", Some("compact"), false, false),
+            entry("retention.ms", Some("604800000"), true, false),
+            entry("sasl.jaas.config", None, false, true),
+            entry("min.insync.replicas", Some("2"), false, false),
+        ]);
+        let expected: BTreeMap<String, String> =
+            [("cleanup.policy", "compact"), ("min.insync.replicas", "2")].map(|(k, v)| (k.into(), v.into())).into();
+        assert_eq!(kept, expected);
+    }
+
+    #[test]
+    fn the_report_computes_ratio_and_throughput() {
+        let counters = Counters { bytes_in: 300, bytes_stored: 100, ..Counters::default() };
+        let report = BackupReport { counters, duration: Duration::from_secs(2), ..Default::default() };
+        assert_eq!(report.compression_ratio(), 3.0);
+        assert_eq!(report.throughput_bytes_per_sec(), 150.0);
+        assert_eq!(BackupReport::default().compression_ratio(), 1.0);
+    }
+}

@@ -1,0 +1,233 @@
+//! Backing up one partition: fetch from the resume point, keep batches as the broker returned
+//! them (minus control batches and aborted transactions), roll segments by size and age, commit
+//! each segment durably, and record offsets lost to retention instead of failing.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use tokio::sync::{watch, Semaphore};
+
+use super::progress::ProgressBoard;
+use super::transactions::TransactionFilter;
+use super::{BackupError, Counters};
+use crate::config::BackupSettings;
+use crate::kafka::{FetchOptions, IsolationLevel, KafkaClient, OffsetSpec};
+use crate::manifest::{gap_key, segment_key, segment_metadata_key, to_json, OffsetGap};
+use crate::records::split_batches;
+use crate::segment::SegmentBuilder;
+use crate::storage::{BackupStore, StorageError};
+
+/// Fetch size to start with; doubled (up to the maximum) when one batch is larger.
+const FETCH_MAX_BYTES: i32 = 8 * 1024 * 1024;
+/// Largest single fetch, far above Kafka's default `message.max.bytes` of 1 MiB.
+const FETCH_MAX_BYTES_CEILING: i32 = 256 * 1024 * 1024;
+/// How long a fetch waits at the log end: short enough to notice shutdown quickly.
+const FETCH_MAX_WAIT: Duration = Duration::from_millis(500);
+
+/// Everything one partition's backup needs.
+pub(super) struct PartitionTask {
+    pub client: Arc<KafkaClient>,
+    pub store: BackupStore,
+    pub settings: BackupSettings,
+    pub topic: String,
+    pub partition: i32,
+    /// Where the previous run stopped, if there was one.
+    pub resume_from: Option<i64>,
+    /// Snapshot bound: stop before this offset (`None` in continuous mode).
+    pub end: Option<i64>,
+    pub stop: watch::Receiver<bool>,
+    pub permits: Arc<Semaphore>,
+    pub progress: Arc<Mutex<ProgressBoard>>,
+}
+
+/// What one partition's backup did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PartitionOutcome {
+    /// Records, batches and bytes.
+    pub counters: Counters,
+    /// Offset ranges lost to retention.
+    pub gaps: Vec<OffsetGap>,
+    /// True when a stop signal ended the work before the snapshot bound.
+    pub interrupted: bool,
+}
+
+impl PartitionTask {
+    fn context(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+
+    fn kafka_error(&self, action: &str, source: crate::kafka::KafkaError) -> BackupError {
+        BackupError::Kafka { context: format!("{action} {}", self.context()), source }
+    }
+
+    async fn earliest_offset(&self) -> Result<i64, BackupError> {
+        let offsets = self
+            .client
+            .list_offsets(&self.topic, &[self.partition], OffsetSpec::Earliest, IsolationLevel::ReadUncommitted)
+            .await
+            .map_err(|e| self.kafka_error("reading the log start offset of", e))?;
+        Ok(offsets.first().map_or(0, |&(_, offset)| offset))
+    }
+
+    /// Runs the partition's backup to its bound (or until stopped).
+    pub async fn run(self) -> Result<PartitionOutcome, BackupError> {
+        // Snapshot mode holds one permit for the whole partition, which bounds memory by
+        // `max_concurrent_partitions` open segments; continuous mode takes one per fetch so that
+        // every partition keeps being tailed.
+        let continuous = self.end.is_none();
+        let _whole_run = if continuous { None } else { Some(self.permits.clone().acquire_owned().await) };
+        let mut outcome = PartitionOutcome::default();
+        let earliest = self.earliest_offset().await?;
+        let mut offset = self.resume_from.unwrap_or(earliest);
+        if offset < earliest {
+            self.record_gap(offset, earliest, &mut outcome).await?;
+            offset = earliest;
+        }
+        let mut builder = SegmentBuilder::new(offset);
+        let mut filter = TransactionFilter::default();
+        let mut fetch_max = FETCH_MAX_BYTES;
+        loop {
+            if *self.stop.borrow() {
+                outcome.interrupted = !continuous;
+                break;
+            }
+            if self.end.is_some_and(|end| offset >= end) {
+                break;
+            }
+            if !builder.is_empty() && builder.opened_at().elapsed() >= self.settings.segment_max_interval {
+                builder = self.commit(builder, &mut outcome).await?;
+            }
+            let _step = if continuous { Some(self.permits.clone().acquire_owned().await) } else { None };
+            let options = FetchOptions {
+                max_wait: FETCH_MAX_WAIT,
+                min_bytes: 1,
+                max_bytes: fetch_max,
+                isolation: IsolationLevel::ReadCommitted,
+            };
+            let fetched = match self.client.fetch(&self.topic, self.partition, offset, &options).await {
+                Ok(fetched) => fetched,
+                Err(error) if error.response_error() == Some(ResponseError::OffsetOutOfRange) => {
+                    let earliest = self.earliest_offset().await?;
+                    if earliest <= offset {
+                        return Err(BackupError::BeyondLogEnd { partition: self.context(), offset });
+                    }
+                    // Retention deleted what we were about to read: close what we have, record the gap.
+                    // With nothing kept since the last commit, the gap starts where that commit ended.
+                    let from = if builder.is_empty() { builder.start_offset() } else { offset };
+                    if !builder.is_empty() {
+                        self.commit(builder, &mut outcome).await?;
+                    }
+                    self.record_gap(from, earliest, &mut outcome).await?;
+                    offset = earliest;
+                    builder = SegmentBuilder::new(offset);
+                    continue;
+                }
+                Err(error) => return Err(self.kafka_error("fetching", error)),
+            };
+            filter.add_aborted(&fetched.aborted_transactions);
+            let split = split_batches(fetched.records).map_err(|source| BackupError::Records {
+                partition: self.context(),
+                offset,
+                source,
+            })?;
+            if split.batches.is_empty() {
+                if split.partial_tail && fetch_max < FETCH_MAX_BYTES_CEILING {
+                    fetch_max = fetch_max.saturating_mul(2).min(FETCH_MAX_BYTES_CEILING);
+                } else if !continuous && offset >= fetched.high_watermark {
+                    break; // nothing left to read below the bound
+                }
+                continue;
+            }
+            let mut reached_end = false;
+            for batch in split.batches {
+                if batch.last_offset() < offset {
+                    continue;
+                }
+                if self.end.is_some_and(|end| batch.base_offset() >= end) {
+                    reached_end = true;
+                    break;
+                }
+                let records_error =
+                    |source| BackupError::Records { partition: self.context(), offset: batch.base_offset(), source };
+                batch.verify_crc().map_err(records_error)?;
+                if filter.keep(&batch).map_err(records_error)? {
+                    builder.push(&batch).map_err(records_error)?;
+                    outcome.counters.records += i64::from(batch.record_count());
+                    outcome.counters.batches += 1;
+                    outcome.counters.bytes_in += batch.size() as u64;
+                } else {
+                    builder.advance_to(batch.last_offset() + 1);
+                    outcome.counters.dropped_batches += 1;
+                }
+                offset = batch.last_offset() + 1;
+                if builder.payload_len() as u64 >= self.settings.segment_max_bytes {
+                    builder = self.commit(builder, &mut outcome).await?;
+                }
+            }
+            self.progress.lock().expect("progress lock").update(
+                &self.topic,
+                self.partition,
+                offset,
+                fetched.high_watermark,
+            );
+            if reached_end {
+                break;
+            }
+        }
+        if !builder.is_empty() {
+            self.commit(builder, &mut outcome).await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn record_gap(&self, from: i64, to: i64, outcome: &mut PartitionOutcome) -> Result<(), BackupError> {
+        let gap = OffsetGap { from, to, detected_at_ms: super::now_ms() };
+        tracing::warn!(partition = %self.context(), from, to, "offsets were deleted by retention before they were backed up");
+        self.put_commit_record(&gap_key(&self.topic, self.partition, from), to_json(&gap)).await?;
+        outcome.gaps.push(gap);
+        Ok(())
+    }
+
+    async fn put_commit_record(&self, key: &str, body: bytes::Bytes) -> Result<(), BackupError> {
+        self.store.put_new(key, body).await.map_err(|error| match error {
+            StorageError::AlreadyExists { key, .. } => BackupError::Conflict { key },
+            other => BackupError::Storage(other),
+        })
+    }
+
+    /// Encodes, stores and commits the segment; returns a fresh builder after it.
+    async fn commit(
+        &self,
+        builder: SegmentBuilder,
+        outcome: &mut PartitionOutcome,
+    ) -> Result<SegmentBuilder, BackupError> {
+        let start = builder.start_offset();
+        let next = builder.next_offset();
+        let key = segment_key(&self.topic, self.partition, start, self.settings.compression);
+        let (codec, level) = (self.settings.compression, self.settings.compression_level);
+        let encode_key = key.clone();
+        let segment = tokio::task::spawn_blocking(move || builder.finish(encode_key, codec, level))
+            .await
+            .expect("segment encoding does not panic")
+            .map_err(|source| BackupError::Records { partition: self.context(), offset: start, source })?;
+        let metadata_key = segment_metadata_key(&self.topic, self.partition, start);
+        match self.store.put_new(&key, segment.bytes.clone()).await {
+            Ok(()) => {}
+            Err(StorageError::AlreadyExists { .. }) => {
+                if self.store.size(&metadata_key).await?.is_some() {
+                    return Err(BackupError::Conflict { key });
+                }
+                // A segment without its commit record is the leftover of a crashed run.
+                tracing::info!(%key, "replacing an uncommitted segment left by an interrupted run");
+                self.store.delete(&key).await?;
+                self.store.put_new(&key, segment.bytes.clone()).await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
+        self.put_commit_record(&metadata_key, to_json(&segment.metadata)).await?;
+        outcome.counters.segments += 1;
+        outcome.counters.bytes_stored += segment.metadata.stored_bytes;
+        Ok(SegmentBuilder::new(next))
+    }
+}

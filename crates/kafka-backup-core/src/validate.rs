@@ -1,0 +1,133 @@
+//! Backup integrity checks. Shallow: every segment the manifest lists exists with its recorded
+//! size. Deep: every segment is read and its object CRC, payload CRC, batch CRCs, record count,
+//! offsets and timestamps are checked, and covered offset ranges must be continuous except where
+//! a retention gap was recorded.
+
+use serde::Serialize;
+
+use crate::manifest::{BackupManifest, PartitionBackup};
+use crate::segment::{read_segment, SegmentMetadata};
+use crate::storage::{BackupStore, StorageError};
+
+/// One problem found, naming the object or partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// `topic-partition`.
+    pub partition: String,
+    /// Segment key, when the problem is in one segment.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The result of a validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ValidationReport {
+    /// Segments checked.
+    pub segments_checked: u64,
+    /// Records counted (deep only).
+    pub records_checked: i64,
+    /// Problems found; empty means the backup is intact.
+    pub problems: Vec<Problem>,
+}
+
+impl ValidationReport {
+    /// True when nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Validates `manifest`'s segments in `store` (the backup's directory).
+pub async fn validate(
+    store: &BackupStore,
+    manifest: &BackupManifest,
+    deep: bool,
+) -> Result<ValidationReport, StorageError> {
+    let mut report = ValidationReport::default();
+    for topic in &manifest.topics {
+        for partition in &topic.partitions {
+            let name = format!("{}-{}", topic.name, partition.partition);
+            check_continuity(&name, partition, &mut report);
+            for segment in &partition.segments {
+                report.segments_checked += 1;
+                let problem =
+                    |message: String| Problem { partition: name.clone(), key: Some(segment.key.clone()), message };
+                match store.size(&segment.key).await? {
+                    None => report.problems.push(problem("segment object is missing".into())),
+                    Some(size) if size != segment.stored_bytes => report
+                        .problems
+                        .push(problem(format!("size is {size} bytes, the manifest says {}", segment.stored_bytes))),
+                    Some(_) if deep => {
+                        let bytes = store.get(&segment.key).await?;
+                        match check_segment_content(segment, &bytes) {
+                            Ok(records) => report.records_checked += records,
+                            Err(message) => report.problems.push(problem(message)),
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Covered ranges must follow each other, except across a recorded gap.
+fn check_continuity(name: &str, partition: &PartitionBackup, report: &mut ValidationReport) {
+    let mut expected: Option<i64> = None;
+    for segment in &partition.segments {
+        if let Some(next) = expected {
+            let bridged = partition.gaps.iter().any(|g| g.from == next && g.to == segment.start_offset);
+            if segment.start_offset != next && !bridged {
+                report.problems.push(Problem {
+                    partition: name.to_string(),
+                    key: Some(segment.key.clone()),
+                    message: format!(
+                        "starts at offset {}, but the previous segment ended before {next} and no gap was recorded",
+                        segment.start_offset
+                    ),
+                });
+            }
+        }
+        expected = Some(segment.end_offset + 1);
+    }
+}
+
+/// Reads a segment and compares it with its metadata; returns its record count.
+fn check_segment_content(segment: &SegmentMetadata, bytes: &bytes::Bytes) -> Result<i64, String> {
+    let crc = format!("{:08x}", crc32c::crc32c(bytes));
+    if crc != segment.crc32c {
+        return Err(format!("object CRC-32C is {crc}, the manifest says {}", segment.crc32c));
+    }
+    let batches = read_segment(bytes).map_err(|e| e.to_string())?;
+    let records: i64 = batches.iter().map(|b| i64::from(b.record_count())).sum();
+    if records != segment.record_count || batches.len() as u64 != u64::from(segment.batch_count) {
+        return Err(format!(
+            "holds {records} records in {} batches, the manifest says {} in {}",
+            batches.len(),
+            segment.record_count,
+            segment.batch_count
+        ));
+    }
+    let mut previous_last = segment.start_offset - 1;
+    for batch in &batches {
+        if batch.base_offset() <= previous_last || batch.last_offset() > segment.end_offset {
+            return Err(format!(
+                "batch {}..={} is out of order or outside the covered range {}..={}",
+                batch.base_offset(),
+                batch.last_offset(),
+                segment.start_offset,
+                segment.end_offset
+            ));
+        }
+        previous_last = batch.last_offset();
+        let decoded = batch.records().map_err(|e| e.to_string())?;
+        if let Some(r) =
+            decoded.iter().find(|r| r.timestamp < segment.min_timestamp || r.timestamp > segment.max_timestamp)
+        {
+            return Err(format!("record {} has timestamp {} outside the recorded range", r.offset, r.timestamp));
+        }
+    }
+    Ok(records)
+}

@@ -6,10 +6,15 @@ Commands (JSON in, JSON out; bytes are hex strings, null stays null):
   create-topic  {"bootstrap", "topic", "partitions", "configs": {k: v}}
   produce       {"bootstrap", "topic", "config": {librdkafka props}, "records": [RECORD]}
                 -> {"records": [RECORD with partition, offset]}
+  produce-transactions {"bootstrap", "topic", "partition", "transactions": [{"count", "commit": bool}]}
+                one transactional producer; each transaction committed or aborted in turn
   consume       {"bootstrap", "topic", "partitions": [int], "expected": int, "timeout_s": float}
                 -> {"records": [RECORD]} in partition, offset order
   commit        {"bootstrap", "group", "offsets": [{"topic", "partition", "offset"}]}
   committed     {"bootstrap", "group", "topic", "partitions": [int]} -> {"offsets": {partition: offset}}
+  mock-cluster  interactive: starts librdkafka's in-process mock cluster (1 broker), prints
+                {"bootstrap"}, then per stdin line {"topic", "partition", "count", "size"} produces
+                that many records ("k{i}" / size bytes) and prints {"ok": true}; exits at EOF.
 RECORD: {"partition", "offset", "key", "value", "headers": [[key, value]], "timestamp", "timestamp_type"}
 """
 import json
@@ -76,6 +81,22 @@ def produce(req):
     return {"records": out}
 
 
+def produce_transactions(req):
+    producer = Producer({"bootstrap.servers": req["bootstrap"], "transactional.id": "refclient-tx"})
+    producer.init_transactions(30)
+    for number, transaction in enumerate(req["transactions"]):
+        producer.begin_transaction()
+        for i in range(transaction["count"]):
+            outcome = "committed" if transaction["commit"] else "aborted"
+            producer.produce(req["topic"], key=b"t%d-%d" % (number, i), value=outcome.encode(), partition=req["partition"])
+        producer.flush(30)
+        if transaction["commit"]:
+            producer.commit_transaction(30)
+        else:
+            producer.abort_transaction(30)
+    return {}
+
+
 def consume(req):
     consumer = Consumer({
         "bootstrap.servers": req["bootstrap"],
@@ -127,10 +148,31 @@ def committed(req):
     return {"offsets": {str(tp.partition): tp.offset for tp in result}}
 
 
-COMMANDS = {"create-topic": create_topic, "produce": produce, "consume": consume,
+def mock_cluster():
+    producer = Producer({"test.mock.num.brokers": 1, "linger.ms": 5, "bootstrap.servers": ""})
+    broker = list(producer.list_topics(timeout=10).brokers.values())[0]
+    print(json.dumps({"bootstrap": f"{broker.host}:{broker.port}"}), flush=True)
+    produced = 0
+    for line in sys.stdin:
+        command = json.loads(line)
+        for _ in range(command["count"]):
+            producer.produce(command["topic"], key=b"k%d" % produced, value=b"v" * command["size"],
+                             partition=command["partition"])
+            produced += 1
+            producer.poll(0)
+        if producer.flush(30):
+            raise SystemExit("mock cluster: produce did not complete")
+        print(json.dumps({"ok": True}), flush=True)
+
+
+COMMANDS = {"create-topic": create_topic, "produce": produce, "produce-transactions": produce_transactions,
+            "consume": consume,
             "commit": commit, "committed": committed}
 
 if __name__ == "__main__":
+    if len(sys.argv) == 2 and sys.argv[1] == "mock-cluster":
+        mock_cluster()
+        raise SystemExit(0)
     if len(sys.argv) != 2 or sys.argv[1] not in COMMANDS:
         raise SystemExit(__doc__)
     json.dump(COMMANDS[sys.argv[1]](json.load(sys.stdin)), sys.stdout)

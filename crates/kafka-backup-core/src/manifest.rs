@@ -83,8 +83,9 @@ pub struct TopicBackup {
     pub partition_count: i32,
     /// Replication factor at the last run.
     pub replication_factor: i16,
-    /// Configs set on the topic (values that are not broker defaults), for re-creating it.
-    pub configs: BTreeMap<String, String>,
+    /// Configs set on the topic (values that are not broker defaults), for re-creating it;
+    /// `None` when the source would not describe them (permissions, or a broker without the API).
+    pub configs: Option<BTreeMap<String, String>>,
     /// Partitions by index.
     pub partitions: Vec<PartitionBackup>,
 }
@@ -212,7 +213,7 @@ impl BackupManifest {
                     name: topic.to_string(),
                     partition_count: partition + 1,
                     replication_factor: -1,
-                    configs: BTreeMap::new(),
+                    configs: None,
                     partitions: Vec::new(),
                 });
                 self.topics.sort_by(|a, b| a.name.cmp(&b.name));

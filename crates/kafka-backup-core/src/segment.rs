@@ -28,10 +28,10 @@
 
 use std::time::Instant;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes};
 use serde::{Deserialize, Serialize};
 
-use crate::records::{split_batches, Compression, RecordBatch, RecordsError, TimestampType};
+use crate::records::{split_batches, Compression, Compressor, RecordBatch, RecordsError};
 
 /// First bytes of every segment object.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"KBSEGMNT";
@@ -98,12 +98,15 @@ pub fn extension(codec: Compression) -> &'static str {
     }
 }
 
-/// Accumulates one partition's batches until the segment is rolled.
-#[derive(Debug)]
+/// Accumulates one partition's batches, compressing as they arrive, until the segment is rolled.
+/// Memory is the compressed segment so far, never the uncompressed batches.
 pub struct SegmentBuilder {
     start_offset: i64,
     next_offset: i64,
-    payload: BytesMut,
+    codec: Compression,
+    compressor: Compressor,
+    payload_len: u64,
+    payload_crc: u32,
     batch_count: u32,
     record_count: i64,
     first_offset: Option<i64>,
@@ -123,12 +126,16 @@ pub struct EncodedSegment {
 }
 
 impl SegmentBuilder {
-    /// An empty segment covering offsets from `start_offset`.
-    pub fn new(start_offset: i64) -> Self {
-        Self {
+    /// An empty segment covering offsets from `start_offset`, compressed with `codec`.
+    pub fn new(start_offset: i64, codec: Compression, level: Option<i32>) -> Result<Self, RecordsError> {
+        Ok(Self {
             start_offset,
             next_offset: start_offset,
-            payload: BytesMut::new(),
+            codec,
+            // The header is written in front of the compressed payload once its fields are known.
+            compressor: codec.compressor(level, vec![0u8; HEADER_LEN])?,
+            payload_len: 0,
+            payload_crc: 0,
             batch_count: 0,
             record_count: 0,
             first_offset: None,
@@ -136,19 +143,13 @@ impl SegmentBuilder {
             min_timestamp: i64::MAX,
             max_timestamp: i64::MIN,
             opened_at: Instant::now(),
-        }
+        })
     }
 
-    /// Adds a batch to keep. Its records are decoded once for the true timestamp range.
+    /// Adds a batch to keep (its CRC already verified). Record timestamps are scanned for the
+    /// true range.
     pub fn push(&mut self, batch: &RecordBatch) -> Result<(), RecordsError> {
-        let (min, max) = match batch.timestamp_type() {
-            TimestampType::LogAppendTime => (batch.max_timestamp(), batch.max_timestamp()),
-            TimestampType::CreateTime => batch
-                .records()?
-                .iter()
-                .fold((i64::MAX, i64::MIN), |(lo, hi), r| (lo.min(r.timestamp), hi.max(r.timestamp))),
-        };
-        if batch.record_count() > 0 {
+        if let Some((min, max)) = batch.timestamp_range()? {
             self.min_timestamp = self.min_timestamp.min(min);
             self.max_timestamp = self.max_timestamp.max(max);
         }
@@ -156,10 +157,12 @@ impl SegmentBuilder {
             self.first_offset = Some(batch.base_offset());
             self.opened_at = Instant::now();
         }
+        self.compressor.write(batch.as_bytes())?;
+        self.payload_crc = crc32c::crc32c_append(self.payload_crc, batch.as_bytes());
+        self.payload_len += batch.size() as u64;
         self.last_offset = batch.last_offset();
         self.batch_count += 1;
         self.record_count += i64::from(batch.record_count());
-        self.payload.extend_from_slice(batch.as_bytes());
         self.advance_to(batch.last_offset() + 1);
         Ok(())
     }
@@ -184,9 +187,9 @@ impl SegmentBuilder {
         self.batch_count == 0
     }
 
-    /// Bytes of kept batches.
-    pub fn payload_len(&self) -> usize {
-        self.payload.len()
+    /// Bytes of kept batches before compression.
+    pub fn payload_len(&self) -> u64 {
+        self.payload_len
     }
 
     /// When the first kept batch arrived.
@@ -194,19 +197,20 @@ impl SegmentBuilder {
         self.opened_at
     }
 
-    /// Compresses the segment and computes its metadata; `key` is where it will be stored.
-    pub fn finish(self, key: String, codec: Compression, level: Option<i32>) -> Result<EncodedSegment, RecordsError> {
-        let compressed = codec.compress_with_level(&self.payload, level)?;
-        let mut bytes = BytesMut::with_capacity(HEADER_LEN + compressed.len());
-        bytes.put_slice(SEGMENT_MAGIC);
-        bytes.put_u16(SEGMENT_FORMAT_VERSION);
-        bytes.put_u8(codec.id() as u8);
-        bytes.put_u8(0);
-        bytes.put_u64(self.payload.len() as u64);
-        bytes.put_u32(self.batch_count);
-        bytes.put_u32(crc32c::crc32c(&self.payload));
-        bytes.put_slice(&compressed);
-        let bytes = bytes.freeze();
+    /// Ends compression, writes the header and computes the metadata; `key` is where the
+    /// segment will be stored.
+    pub fn finish(self, key: String) -> Result<EncodedSegment, RecordsError> {
+        let mut bytes = self.compressor.finish()?;
+        let mut header = &mut bytes[..HEADER_LEN];
+        header.put_slice(SEGMENT_MAGIC);
+        header.put_u16(SEGMENT_FORMAT_VERSION);
+        header.put_u8(self.codec.id() as u8);
+        header.put_u8(0);
+        header.put_u64(self.payload_len);
+        header.put_u32(self.batch_count);
+        header.put_u32(self.payload_crc);
+        let bytes = Bytes::from(bytes);
+        let has_records = self.record_count > 0;
         let metadata = SegmentMetadata {
             key,
             start_offset: self.start_offset,
@@ -215,11 +219,11 @@ impl SegmentBuilder {
             last_offset: self.last_offset,
             record_count: self.record_count,
             batch_count: self.batch_count,
-            min_timestamp: if self.record_count > 0 { self.min_timestamp } else { -1 },
-            max_timestamp: if self.record_count > 0 { self.max_timestamp } else { -1 },
-            uncompressed_bytes: self.payload.len() as u64,
+            min_timestamp: if has_records { self.min_timestamp } else { -1 },
+            max_timestamp: if has_records { self.max_timestamp } else { -1 },
+            uncompressed_bytes: self.payload_len,
             stored_bytes: bytes.len() as u64,
-            codec: codec.name().to_string(),
+            codec: self.codec.name().to_string(),
             crc32c: format!("{:08x}", crc32c::crc32c(&bytes)),
         };
         Ok(EncodedSegment { bytes, metadata })
@@ -302,12 +306,12 @@ mod tests {
     fn segments_round_trip_byte_for_byte_with_every_codec() {
         let batches = [batch(&[10, 11], &[500, 100]), batch(&[15], &[300])];
         for codec in Compression::ALL {
-            let mut builder = SegmentBuilder::new(8);
+            let mut builder = SegmentBuilder::new(8, codec, None).unwrap();
             for b in &batches {
                 builder.push(b).unwrap();
             }
             builder.advance_to(20);
-            let segment = builder.finish("k".into(), codec, None).unwrap();
+            let segment = builder.finish("k".into()).unwrap();
             let meta = &segment.metadata;
             assert_eq!((meta.start_offset, meta.end_offset, meta.first_offset, meta.last_offset), (8, 19, 10, 15));
             assert_eq!((meta.record_count, meta.batch_count), (3, 2));
@@ -320,9 +324,9 @@ mod tests {
 
     #[test]
     fn every_flipped_byte_is_detected() {
-        let mut builder = SegmentBuilder::new(0);
+        let mut builder = SegmentBuilder::new(0, Compression::None, None).unwrap();
         builder.push(&batch(&[0, 1, 2], &[1, 2, 3])).unwrap();
-        let segment = builder.finish("k".into(), Compression::None, None).unwrap();
+        let segment = builder.finish("k".into()).unwrap();
         for at in 0..segment.bytes.len() {
             let mut corrupt = segment.bytes.to_vec();
             corrupt[at] ^= 0x40;
@@ -332,9 +336,9 @@ mod tests {
 
     #[test]
     fn truncation_and_foreign_files_are_refused_by_name() {
-        let mut builder = SegmentBuilder::new(0);
+        let mut builder = SegmentBuilder::new(0, Compression::Zstd, Some(19)).unwrap();
         builder.push(&batch(&[0], &[1])).unwrap();
-        let segment = builder.finish("k".into(), Compression::Zstd, Some(19)).unwrap();
+        let segment = builder.finish("k".into()).unwrap();
         let cut = segment.bytes.slice(..segment.bytes.len() - 3);
         assert!(read_segment(&cut).is_err());
         assert!(read_segment(&Bytes::from_static(b"{\"json\": true}")).unwrap_err().to_string().contains("KBSEGMNT"));

@@ -95,6 +95,60 @@ impl Drop for Broker {
     }
 }
 
+/// librdkafka's in-process mock cluster (one broker), run by the reference client. It keeps only
+/// a few MiB per partition, so producing more moves the log start: a real retention test.
+pub struct MockCluster {
+    child: Child,
+    bootstrap: String,
+    answers: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl MockCluster {
+    /// Starts the mock cluster and waits for its address.
+    pub fn start() -> Self {
+        let mut child = Command::new(infra_program("python"))
+            .arg(repo_root().join("tools/refclient.py"))
+            .arg("mock-cluster")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the mock cluster");
+        let mut answers = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let hello = read_json_line(&mut answers);
+        let bootstrap = hello["bootstrap"].as_str().expect("bootstrap address").to_string();
+        MockCluster { child, bootstrap, answers }
+    }
+
+    /// `host:port` of the mock broker.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// Produces `count` records of `size` bytes to `topic`-`partition` and waits for them.
+    pub fn produce(&mut self, topic: &str, partition: i32, count: usize, size: usize) {
+        let command = serde_json::json!({"topic": topic, "partition": partition, "count": count, "size": size});
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{command}").expect("send to the mock cluster");
+        stdin.flush().expect("flush");
+        assert_eq!(read_json_line(&mut self.answers)["ok"], true, "mock cluster produce failed");
+    }
+}
+
+fn read_json_line(reader: &mut impl std::io::BufRead) -> serde_json::Value {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read from the mock cluster");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("mock cluster said {line:?}: {e}"))
+}
+
+impl Drop for MockCluster {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A record as the reference client sees it. Bytes travel as hex to and from Python.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RefRecord {
@@ -250,8 +304,19 @@ pub fn produce_one_per_batch(bootstrap: &str, topic: &str, partition: i32, count
     produce(bootstrap, topic, &records, &[("batch.num.messages", "1"), ("linger.ms", "0")])
 }
 
-/// Reads `partitions` of `topic` from the beginning with confluent-kafka until `expected`
-/// records arrived or 20 s passed; returns them in partition, offset order.
+/// Runs transactions on `topic`-`partition` with one transactional producer: `(record count,
+/// commit?)` each, committed or aborted in order, so the log holds COMMIT and ABORT markers.
+pub fn produce_transactions(bootstrap: &str, topic: &str, partition: i32, transactions: &[(usize, bool)]) {
+    let transactions: Vec<_> =
+        transactions.iter().map(|(count, commit)| serde_json::json!({"count": count, "commit": commit})).collect();
+    refclient(
+        "produce-transactions",
+        serde_json::json!({"bootstrap": bootstrap, "topic": topic, "partition": partition, "transactions": transactions}),
+    );
+}
+
+/// Reads `partitions` of `topic` from the beginning with confluent-kafka (read_committed) until
+/// `expected` records arrived or 20 s passed; returns them in partition, offset order.
 pub fn consume(bootstrap: &str, topic: &str, partitions: &[i32], expected: usize) -> Vec<RefRecord> {
     records_of(refclient(
         "consume",

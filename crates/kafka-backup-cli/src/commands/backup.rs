@@ -63,6 +63,9 @@ fn summary(report: &BackupReport) -> String {
             report.counters.dropped_batches
         ));
     }
+    for warning in &report.warnings {
+        out.push_str(&format!("  WARNING {warning}\n"));
+    }
     for (partition, gap) in &report.gaps {
         out.push_str(&format!(
             "  GAP {partition}: offsets {}..{} were deleted by retention before they could be backed up\n",

@@ -94,14 +94,17 @@ fn describe_text(m: &BackupManifest) -> String {
     let _ = writeln!(out, "  created {}, updated {}", time(m.created_at_ms), time(m.updated_at_ms));
     let _ = writeln!(out, "  {} records in {segments} segments, {} stored", m.record_count(), mib(m.stored_bytes()));
     for topic in &m.topics {
-        let configs: Vec<String> = topic.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let configs = match &topic.configs {
+            None => ", configs not captured".to_string(),
+            Some(configs) if configs.is_empty() => String::new(),
+            Some(configs) => {
+                format!(", configs {}", configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "))
+            }
+        };
         let _ = writeln!(
             out,
-            "\nTopic {}: {} partitions, replication factor {}{}",
-            topic.name,
-            topic.partition_count,
-            topic.replication_factor,
-            if configs.is_empty() { String::new() } else { format!(", configs {}", configs.join(" ")) }
+            "\nTopic {}: {} partitions, replication factor {}{configs}",
+            topic.name, topic.partition_count, topic.replication_factor,
         );
         for p in &topic.partitions {
             let (Some(first), Some(last)) = (p.segments.first(), p.segments.last()) else {

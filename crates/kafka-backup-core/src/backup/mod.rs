@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use kafka_protocol::ResponseError;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
@@ -28,7 +29,7 @@ use partition::PartitionTask;
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     /// The cluster could not be read.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Kafka {
         /// What was being done.
         context: String,
@@ -130,6 +131,8 @@ pub struct BackupReport {
     pub gaps: Vec<(String, OffsetGap)>,
     /// True when a stop signal ended a snapshot before it was complete.
     pub interrupted: bool,
+    /// Things the operator must know that did not stop the backup.
+    pub warnings: Vec<String>,
     /// Wall time of the run.
     pub duration: Duration,
 }
@@ -195,8 +198,9 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
             });
         }
     }
+    let mut warnings = Vec::new();
     for topic in &topics {
-        capture_topic_metadata(&client, &mut manifest, topic).await?;
+        warnings.extend(capture_topic_metadata(&client, &mut manifest, topic).await?);
     }
     manifest.updated_at_ms = now_ms();
     manifest.tool_version = env!("CARGO_PKG_VERSION").to_string();
@@ -248,6 +252,7 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
         location: store.description().to_string(),
         topics: topics.len(),
         partitions: partition_count,
+        warnings,
         ..BackupReport::default()
     };
     let mut first_error = None;
@@ -276,17 +281,23 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
     Ok(report)
 }
 
-/// Records partition count, replication factor and the topic's non-default configs.
+/// Records partition count, replication factor and the topic's non-default configs. A source
+/// that refuses to describe configs (no permission, or no such API) gets a warning, not a failed
+/// backup: the data matters more, and the manifest says the configs are missing.
 async fn capture_topic_metadata(
     client: &KafkaClient,
     manifest: &mut BackupManifest,
     topic: &TopicMetadata,
-) -> Result<(), BackupError> {
-    let configs = client.describe_topic_configs(&topic.name).await.map_err(|source| BackupError::Kafka {
-        context: format!("reading the configs of topic {}", topic.name),
-        source,
-    })?;
-    let configs = configs_to_keep(configs);
+) -> Result<Option<String>, BackupError> {
+    let (configs, warning) = match client.describe_topic_configs(&topic.name).await {
+        Ok(entries) => (Some(configs_to_keep(entries)), None),
+        Err(error) if refuses_to_describe(&error) => {
+            (None, Some(format!("configs of topic {} were not captured: {error}", topic.name)))
+        }
+        Err(source) => {
+            return Err(BackupError::Kafka { context: format!("reading the configs of topic {}", topic.name), source })
+        }
+    };
     for &partition in topic.partitions.keys() {
         manifest.partition_mut(&topic.name, partition);
     }
@@ -294,7 +305,15 @@ async fn capture_topic_metadata(
     entry.partition_count = topic.partitions.len() as i32;
     entry.replication_factor = topic.partitions.values().map(|p| p.replicas.len()).max().unwrap_or(0) as i16;
     entry.configs = configs;
-    Ok(())
+    Ok(warning)
+}
+
+fn refuses_to_describe(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::UnsupportedApi { .. })
+        || matches!(
+            error.response_error(),
+            Some(ResponseError::TopicAuthorizationFailed | ResponseError::ClusterAuthorizationFailed)
+        )
 }
 
 /// The configs worth re-creating a topic with: set somewhere (not broker built-in defaults),

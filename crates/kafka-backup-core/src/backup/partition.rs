@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
 
 use super::progress::ProgressBoard;
 use super::transactions::TransactionFilter;
 use super::{BackupError, Counters};
 use crate::config::BackupSettings;
-use crate::kafka::{FetchOptions, IsolationLevel, KafkaClient, OffsetSpec};
+use crate::kafka::{FetchOptions, FetchedPartition, IsolationLevel, KafkaClient, KafkaError, OffsetSpec};
 use crate::manifest::{gap_key, segment_key, segment_metadata_key, to_json, OffsetGap};
 use crate::records::split_batches;
 use crate::segment::SegmentBuilder;
@@ -24,6 +25,28 @@ const FETCH_MAX_BYTES: i32 = 8 * 1024 * 1024;
 const FETCH_MAX_BYTES_CEILING: i32 = 256 * 1024 * 1024;
 /// How long a fetch waits at the log end: short enough to notice shutdown quickly.
 const FETCH_MAX_WAIT: Duration = Duration::from_millis(500);
+
+/// A fetch started ahead of need; aborted when dropped unused.
+struct Prefetch {
+    offset: i64,
+    max_bytes: i32,
+    handle: Option<JoinHandle<Result<FetchedPartition, KafkaError>>>,
+}
+
+impl Prefetch {
+    async fn result(mut self) -> Result<FetchedPartition, KafkaError> {
+        let handle = self.handle.take().expect("awaited once");
+        handle.await.expect("fetch tasks do not panic")
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.handle {
+            handle.abort();
+        }
+    }
+}
 
 /// Everything one partition's backup needs.
 pub(super) struct PartitionTask {
@@ -57,7 +80,7 @@ impl PartitionTask {
         format!("{}-{}", self.topic, self.partition)
     }
 
-    fn kafka_error(&self, action: &str, source: crate::kafka::KafkaError) -> BackupError {
+    fn kafka_error(&self, action: &str, source: KafkaError) -> BackupError {
         BackupError::Kafka { context: format!("{action} {}", self.context()), source }
     }
 
@@ -78,15 +101,16 @@ impl PartitionTask {
         let continuous = self.end.is_none();
         let _whole_run = if continuous { None } else { Some(self.permits.clone().acquire_owned().await) };
         let mut outcome = PartitionOutcome::default();
-        let earliest = self.earliest_offset().await?;
-        let mut offset = self.resume_from.unwrap_or(earliest);
-        if offset < earliest {
-            self.record_gap(offset, earliest, &mut outcome).await?;
-            offset = earliest;
-        }
-        let mut builder = SegmentBuilder::new(offset);
+        // A resume point that retention has deleted since is found by the first fetch
+        // (OFFSET_OUT_OF_RANGE) and recorded as a gap, like one deleted mid-run.
+        let mut offset = match self.resume_from {
+            Some(offset) => offset,
+            None => self.earliest_offset().await?,
+        };
+        let mut builder = self.new_segment(offset)?;
         let mut filter = TransactionFilter::default();
         let mut fetch_max = FETCH_MAX_BYTES;
+        let mut prefetched: Option<Prefetch> = None;
         loop {
             if *self.stop.borrow() {
                 outcome.interrupted = !continuous;
@@ -105,7 +129,7 @@ impl PartitionTask {
                 max_bytes: fetch_max,
                 isolation: IsolationLevel::ReadCommitted,
             };
-            let fetched = match self.client.fetch(&self.topic, self.partition, offset, &options).await {
+            let fetched = match self.fetch(offset, options, prefetched.take()).await {
                 Ok(fetched) => fetched,
                 Err(error) if error.response_error() == Some(ResponseError::OffsetOutOfRange) => {
                     let earliest = self.earliest_offset().await?;
@@ -120,7 +144,7 @@ impl PartitionTask {
                     }
                     self.record_gap(from, earliest, &mut outcome).await?;
                     offset = earliest;
-                    builder = SegmentBuilder::new(offset);
+                    builder = self.new_segment(offset)?;
                     continue;
                 }
                 Err(error) => return Err(self.kafka_error("fetching", error)),
@@ -138,6 +162,11 @@ impl PartitionTask {
                     break; // nothing left to read below the bound
                 }
                 continue;
+            }
+            // Fetch what follows while this response is processed and committed.
+            let next = split.batches.last().map_or(offset, |b| b.last_offset() + 1);
+            if next > offset && self.end.is_none_or(|end| next < end) {
+                prefetched = Some(self.prefetch(next, options));
             }
             let mut reached_end = false;
             for batch in split.batches {
@@ -161,7 +190,7 @@ impl PartitionTask {
                     outcome.counters.dropped_batches += 1;
                 }
                 offset = batch.last_offset() + 1;
-                if builder.payload_len() as u64 >= self.settings.segment_max_bytes {
+                if builder.payload_len() >= self.settings.segment_max_bytes {
                     builder = self.commit(builder, &mut outcome).await?;
                 }
             }
@@ -196,7 +225,33 @@ impl PartitionTask {
         })
     }
 
-    /// Encodes, stores and commits the segment; returns a fresh builder after it.
+    /// The fetch at `offset`: the prefetched one if it was for that offset and size, else a new one.
+    async fn fetch(
+        &self,
+        offset: i64,
+        options: FetchOptions,
+        prefetched: Option<Prefetch>,
+    ) -> Result<FetchedPartition, KafkaError> {
+        if let Some(prefetch) = prefetched {
+            if prefetch.offset == offset && prefetch.max_bytes == options.max_bytes {
+                return prefetch.result().await;
+            }
+        }
+        self.client.fetch(&self.topic, self.partition, offset, &options).await
+    }
+
+    fn prefetch(&self, offset: i64, options: FetchOptions) -> Prefetch {
+        let (client, topic, partition) = (self.client.clone(), self.topic.clone(), self.partition);
+        let handle = tokio::spawn(async move { client.fetch(&topic, partition, offset, &options).await });
+        Prefetch { offset, max_bytes: options.max_bytes, handle: Some(handle) }
+    }
+
+    fn new_segment(&self, start: i64) -> Result<SegmentBuilder, BackupError> {
+        SegmentBuilder::new(start, self.settings.compression, self.settings.compression_level)
+            .map_err(|source| BackupError::Records { partition: self.context(), offset: start, source })
+    }
+
+    /// Stores and commits the segment; returns a fresh builder after it.
     async fn commit(
         &self,
         builder: SegmentBuilder,
@@ -205,12 +260,11 @@ impl PartitionTask {
         let start = builder.start_offset();
         let next = builder.next_offset();
         let key = segment_key(&self.topic, self.partition, start, self.settings.compression);
-        let (codec, level) = (self.settings.compression, self.settings.compression_level);
-        let encode_key = key.clone();
-        let segment = tokio::task::spawn_blocking(move || builder.finish(encode_key, codec, level))
-            .await
-            .expect("segment encoding does not panic")
-            .map_err(|source| BackupError::Records { partition: self.context(), offset: start, source })?;
+        let segment = builder.finish(key.clone()).map_err(|source| BackupError::Records {
+            partition: self.context(),
+            offset: start,
+            source,
+        })?;
         let metadata_key = segment_metadata_key(&self.topic, self.partition, start);
         match self.store.put_new(&key, segment.bytes.clone()).await {
             Ok(()) => {}
@@ -228,6 +282,6 @@ impl PartitionTask {
         self.put_commit_record(&metadata_key, to_json(&segment.metadata)).await?;
         outcome.counters.segments += 1;
         outcome.counters.bytes_stored += segment.metadata.stored_bytes;
-        Ok(SegmentBuilder::new(next))
+        self.new_segment(next)
     }
 }

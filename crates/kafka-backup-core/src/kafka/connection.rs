@@ -196,10 +196,14 @@ impl BrokerConnection {
             let body = self.round_trip(&request, version).await?;
             let error_code = body.clone().try_get_i16().unwrap_or(0);
             if error_code == UNSUPPORTED_VERSION && version > 0 {
-                // The broker answered in v0 format with the versions of ApiVersions it supports.
-                let fallback = self.decode_response::<ApiVersionsRequest>(&mut body.clone(), 0)?;
-                let table = ApiVersionTable::from_response(&fallback);
-                version = table.negotiate::<ApiVersionsRequest>(&self.address)?.min(version - 1);
+                // The broker should answer in v0 format with the ApiVersions versions it supports;
+                // some (librdkafka's mock cluster) answer in another shape. Either way, step down.
+                let advertised = self
+                    .decode_response::<ApiVersionsRequest>(&mut body.clone(), 0)
+                    .ok()
+                    .and_then(|fallback| ApiVersionTable::from_response(&fallback).range(ApiVersionsRequest::KEY))
+                    .map(|range| range.max);
+                version = advertised.map_or(version - 1, |max| max.clamp(0, version - 1));
                 continue;
             }
             let response: ApiVersionsResponse =

@@ -50,7 +50,7 @@ pub enum KafkaError {
         last_error: String,
     },
     /// The broker lacks the API, or shares no version of it with this client.
-    #[error("broker {broker} does not support {api} in a version this client speaks (broker: {broker_versions}, client: {client_versions}); a newer Kafka (>= 2.8) is required")]
+    #[error("broker {broker} does not support {api} in a version this client speaks (broker: {broker_versions}, client: {client_versions})")]
     UnsupportedApi {
         /// API name.
         api: &'static str,

@@ -5,6 +5,7 @@ use bytes::{Buf, Bytes};
 
 use super::compression::{Compression, MAX_DECOMPRESSED_BATCH_BYTES};
 use super::record::{Record, RecordBase};
+use super::varint::{read_varint, read_varlong};
 use super::RecordsError;
 
 /// Size of the fixed v2 batch header.
@@ -205,20 +206,58 @@ impl RecordBatch {
         Ok(())
     }
 
-    /// Verifies the CRC, decompresses and decodes every record.
-    pub fn records(&self) -> Result<Vec<Record>, RecordsError> {
-        self.verify_crc()?;
-        let base_offset = self.base_offset();
-        let compression = self.compression()?;
+    /// The records section, decompressed if needed, and the record count (checked non-negative).
+    fn records_section(&self) -> Result<(Bytes, i32), RecordsError> {
         let section = self.bytes.slice(BATCH_HEADER_LEN..);
-        let mut data = match compression {
+        let data = match self.compression()? {
             Compression::None => section,
             codec => Bytes::from(codec.decompress(&section, MAX_DECOMPRESSED_BATCH_BYTES)?),
         };
         let count = self.record_count();
         if count < 0 {
-            return Err(RecordsError::Inconsistent { base_offset, problem: format!("negative record count {count}") });
+            let problem = format!("negative record count {count}");
+            return Err(RecordsError::Inconsistent { base_offset: self.base_offset(), problem });
         }
+        Ok((data, count))
+    }
+
+    /// The smallest and largest record timestamp (`None` for an empty batch), reading only the
+    /// timestamp of each record. The CRC is not checked here: callers verify it once.
+    pub fn timestamp_range(&self) -> Result<Option<(i64, i64)>, RecordsError> {
+        if self.record_count() == 0 {
+            return Ok(None);
+        }
+        if self.timestamp_type() == TimestampType::LogAppendTime {
+            return Ok(Some((self.max_timestamp(), self.max_timestamp())));
+        }
+        let (data, count) = self.records_section()?;
+        let mut rest = &data[..];
+        let (mut min, mut max) = (i64::MAX, i64::MIN);
+        for _ in 0..count {
+            let length = read_varint(&mut rest, "record length")?;
+            if length < 1 || length as usize > rest.len() {
+                let available = rest.len();
+                return Err(RecordsError::InvalidLength {
+                    field: "record length",
+                    length: i64::from(length),
+                    available,
+                });
+            }
+            let (body, after) = rest.split_at(length as usize);
+            let mut fields = &body[1..];
+            let timestamp = self.base_timestamp().wrapping_add(read_varlong(&mut fields, "timestampDelta")?);
+            min = min.min(timestamp);
+            max = max.max(timestamp);
+            rest = after;
+        }
+        Ok(Some((min, max)))
+    }
+
+    /// Verifies the CRC, decompresses and decodes every record.
+    pub fn records(&self) -> Result<Vec<Record>, RecordsError> {
+        self.verify_crc()?;
+        let base_offset = self.base_offset();
+        let (mut data, count) = self.records_section()?;
         let base = RecordBase {
             offset: base_offset,
             timestamp: self.base_timestamp(),

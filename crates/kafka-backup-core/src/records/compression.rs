@@ -89,24 +89,28 @@ impl Compression {
     /// Compresses `input` at `level` (see [`Compression::level_range`]; ignored by codecs
     /// without levels, `None` for the codec's default).
     pub fn compress_with_level(self, input: &[u8], level: Option<i32>) -> Result<Vec<u8>, RecordsError> {
+        let mut compressor = self.compressor(level, Vec::with_capacity(input.len() / 2))?;
+        compressor.write(input)?;
+        compressor.finish()
+    }
+
+    /// A streaming compressor that appends to `out` (whose existing bytes are kept, so a caller
+    /// can reserve room for a header in front).
+    pub fn compressor(self, level: Option<i32>, out: Vec<u8>) -> Result<Compressor, RecordsError> {
         let io_error = |source| RecordsError::Compress { codec: self.name(), source };
-        match self {
-            Self::None => Ok(input.to_vec()),
+        let inner = match self {
+            Self::None => Inner::None(out),
             Self::Gzip => {
                 let level = level.map_or_else(flate2::Compression::default, |l| flate2::Compression::new(l as u32));
-                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
-                encoder.write_all(input).map_err(io_error)?;
-                encoder.finish().map_err(io_error)
+                Inner::Gzip(flate2::write::GzEncoder::new(out, level))
             }
-            Self::Snappy => xerial_compress(input)
-                .map_err(|source| RecordsError::Compress { codec: "snappy", source: std::io::Error::other(source) }),
-            Self::Lz4 => {
-                let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
-                encoder.write_all(input).map_err(io_error)?;
-                encoder.finish().map_err(|e| io_error(std::io::Error::other(e)))
-            }
-            Self::Zstd => zstd::stream::encode_all(input, level.unwrap_or(ZSTD_DEFAULT_LEVEL)).map_err(io_error),
-        }
+            Self::Snappy => Inner::Snappy(Box::new(XerialWriter::new(out))),
+            Self::Lz4 => Inner::Lz4(lz4_flex::frame::FrameEncoder::new(out)),
+            Self::Zstd => Inner::Zstd(
+                zstd::stream::write::Encoder::new(out, level.unwrap_or(ZSTD_DEFAULT_LEVEL)).map_err(io_error)?,
+            ),
+        };
+        Ok(Compressor { codec: self, inner })
     }
 
     /// Decompresses `input`, failing if the output would exceed `cap` bytes.
@@ -178,18 +182,95 @@ fn snappy_block(block: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), Recor
     Ok(())
 }
 
-fn xerial_compress(input: &[u8]) -> Result<Vec<u8>, snap::Error> {
-    let mut out = Vec::with_capacity(XERIAL_HEADER_LEN + input.len() / 2);
-    out.extend_from_slice(XERIAL_MAGIC);
-    out.extend_from_slice(&1i32.to_be_bytes());
-    out.extend_from_slice(&1i32.to_be_bytes());
-    let mut encoder = snap::raw::Encoder::new();
-    for chunk in input.chunks(XERIAL_BLOCK_LEN) {
-        let compressed = encoder.compress_vec(chunk)?;
-        out.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
-        out.extend_from_slice(&compressed);
+/// Compresses data written to it in pieces, into one output buffer.
+pub struct Compressor {
+    codec: Compression,
+    inner: Inner,
+}
+
+enum Inner {
+    None(Vec<u8>),
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Snappy(Box<XerialWriter>),
+    Lz4(lz4_flex::frame::FrameEncoder<Vec<u8>>),
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+}
+
+impl Compressor {
+    fn error(&self, source: std::io::Error) -> RecordsError {
+        RecordsError::Compress { codec: self.codec.name(), source }
     }
-    Ok(out)
+
+    /// Compresses `data` onto the output.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), RecordsError> {
+        let result = match &mut self.inner {
+            Inner::None(out) => {
+                out.extend_from_slice(data);
+                Ok(())
+            }
+            Inner::Gzip(encoder) => encoder.write_all(data),
+            Inner::Snappy(writer) => writer.write(data),
+            Inner::Lz4(encoder) => encoder.write_all(data),
+            Inner::Zstd(encoder) => encoder.write_all(data),
+        };
+        result.map_err(|e| self.error(e))
+    }
+
+    /// Ends the stream and returns the output buffer.
+    pub fn finish(self) -> Result<Vec<u8>, RecordsError> {
+        let codec = self.codec.name();
+        let error = |source| RecordsError::Compress { codec, source };
+        match self.inner {
+            Inner::None(out) => Ok(out),
+            Inner::Gzip(encoder) => encoder.finish().map_err(error),
+            Inner::Snappy(writer) => writer.finish().map_err(error),
+            Inner::Lz4(encoder) => encoder.finish().map_err(|e| error(std::io::Error::other(e))),
+            Inner::Zstd(encoder) => encoder.finish().map_err(error),
+        }
+    }
+}
+
+/// Snappy in xerial framing, written block by block.
+struct XerialWriter {
+    out: Vec<u8>,
+    pending: Vec<u8>,
+    encoder: snap::raw::Encoder,
+}
+
+impl XerialWriter {
+    fn new(mut out: Vec<u8>) -> Self {
+        out.extend_from_slice(XERIAL_MAGIC);
+        out.extend_from_slice(&1i32.to_be_bytes());
+        out.extend_from_slice(&1i32.to_be_bytes());
+        Self { out, pending: Vec::with_capacity(XERIAL_BLOCK_LEN), encoder: snap::raw::Encoder::new() }
+    }
+
+    fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        while !data.is_empty() {
+            let take = (XERIAL_BLOCK_LEN - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() == XERIAL_BLOCK_LEN {
+                self.flush_block()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_block(&mut self) -> std::io::Result<()> {
+        let compressed = self.encoder.compress_vec(&self.pending).map_err(std::io::Error::other)?;
+        self.out.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
+        self.out.extend_from_slice(&compressed);
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<Vec<u8>> {
+        if !self.pending.is_empty() {
+            self.flush_block()?;
+        }
+        Ok(self.out)
+    }
 }
 
 #[cfg(test)]
@@ -237,6 +318,20 @@ mod tests {
             assert_eq!(Compression::from_attributes(codec.id() | 0x18).unwrap(), codec);
         }
         assert!(Compression::from_attributes(5).is_err());
+    }
+
+    #[test]
+    fn streaming_in_pieces_equals_one_shot_and_keeps_a_reserved_prefix() {
+        let data: Vec<u8> = (0..90_000u32).map(|i| (i % 97) as u8).collect();
+        for codec in Compression::ALL {
+            let mut compressor = codec.compressor(None, vec![7u8; 4]).unwrap();
+            for piece in data.chunks(10_007) {
+                compressor.write(piece).unwrap();
+            }
+            let out = compressor.finish().unwrap();
+            assert_eq!(&out[..4], &[7, 7, 7, 7], "{codec:?}");
+            assert_eq!(codec.decompress(&out[4..], data.len()).unwrap(), data, "{codec:?}");
+        }
     }
 
     proptest! {

@@ -35,7 +35,7 @@ mod record;
 mod varint;
 
 pub use batch::{split_batches, BatchOptions, RecordBatch, SplitBatches, TimestampType, BATCH_HEADER_LEN};
-pub use compression::{Compression, MAX_DECOMPRESSED_BATCH_BYTES};
+pub use compression::{Compression, Compressor, MAX_DECOMPRESSED_BATCH_BYTES};
 pub use record::{Record, RecordHeader};
 
 /// What can go wrong reading or writing record batches. Each variant names the field or value at

@@ -69,6 +69,9 @@ proptest! {
             prop_assert_eq!(parsed.record_count() as usize, records.len());
             prop_assert_eq!(parsed.max_timestamp(), records.iter().map(|r| r.timestamp).max().unwrap());
             prop_assert_eq!(&parsed.records().unwrap(), &records);
+            let min = records.iter().map(|r| r.timestamp).min().unwrap();
+            let max = records.iter().map(|r| r.timestamp).max().unwrap();
+            prop_assert_eq!(parsed.timestamp_range().unwrap(), Some((min, max)));
         }
     }
 

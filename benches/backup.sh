@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Backup throughput and memory, as a ratio to a raw librdkafka consume of the same topic in the
+# same run (absolute numbers drift +-40% on shared 2-core machines; the ratio is what counts).
+# Usage: benches/backup.sh            (BENCH_MB=1024 by default; e.g. BENCH_MB=256 for a quick run)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+mb=${BENCH_MB:-1024}
+size=1024
+records=$((mb * 1024 * 1024 / size))
+work=$(mktemp -d)
+python=.test-infra/bin/python
+
+scripts/install-test-infra.sh >/dev/null
+cargo build --release --locked -p kafka-backup-cli 2>&1 | tail -1
+
+port=$($python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+.test-infra/bin/tansu broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+  --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 &
+tansu=$!
+trap 'kill $tansu 2>/dev/null; rm -rf "$work"' EXIT
+sleep 1
+bootstrap="127.0.0.1:$port"
+
+echo "filling topic bench: $records records of $size bytes ($mb MiB)..."
+$python tools/bench_reference.py fill "$bootstrap" bench "$records" "$size"
+
+read -r ref_seconds ref_bytes < <($python tools/bench_reference.py consume "$bootstrap" bench "$records")
+ref_rate=$(awk -v b="$ref_bytes" -v s="$ref_seconds" 'BEGIN { printf "%.1f", b / s / 1048576 }')
+echo "reference: raw consume by confluent-kafka/librdkafka: ${ref_seconds}s, ${ref_rate} MiB/s"
+
+printf '\n%-10s %10s %12s %10s %14s %12s\n' codec seconds "MiB/s" ratio "peak RSS MiB" "stored MiB"
+for codec in none lz4 zstd; do
+  cat >"$work/$codec.yaml" <<YAML
+mode: backup
+backup_id: bench-$codec
+source:
+  bootstrap_servers: ["$bootstrap"]
+  topics:
+    include: ["bench"]
+storage:
+  backend: filesystem
+  path: $work/store
+backup:
+  compression: $codec
+YAML
+  started=$(date +%s.%N)
+  /usr/bin/time -v target/release/kafka-backup backup --config "$work/$codec.yaml" >"$work/$codec.out" 2>"$work/$codec.time"
+  ended=$(date +%s.%N)
+  seconds=$(awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.3f", b - a }')
+  rss_kb=$(awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$work/$codec.time")
+  stored=$(du -sm "$work/store/bench-$codec" | cut -f1)
+  rate=$(awk -v b="$ref_bytes" -v s="$seconds" 'BEGIN { printf "%.1f", b / s / 1048576 }')
+  ratio=$(awk -v r="$rate" -v f="$ref_rate" 'BEGIN { printf "%.2f", r / f }')
+  printf '%-10s %10s %12s %10s %14s %12s\n' "$codec" "$seconds" "$rate" "${ratio}x" "$((rss_kb / 1024))" "$stored"
+  grep -q "$records records" "$work/$codec.out" || { echo "backup did not hold all $records records:"; cat "$work/$codec.out"; exit 1; }
+done
+echo
+echo "ratio = our backup throughput / raw librdkafka consume throughput (same broker, same data, same run)"
+echo "throughput counts key+value bytes of the topic over the whole process wall time"

@@ -268,7 +268,7 @@ fn continuous_mode_tails_until_sigterm_then_flushes_and_exits_cleanly() {
     testkit::create_topic(&broker.bootstrap(), "live", 1, &[]);
     testkit::produce_one_per_batch(&broker.bootstrap(), "live", 0, 10);
     let dir = TempDir::new().unwrap();
-    let settings = "  continuous: true\n  segment_max_interval_ms: 60000\n  checkpoint_interval_secs: 1\n";
+    let settings = "  continuous: true\n  segment_max_interval_ms: 500\n  checkpoint_interval_secs: 1\n";
     let config = write_config(dir.path(), &broker.bootstrap(), "tail", "live", settings);
     let child = binary()
         .args(["backup", "--config", config.to_str().unwrap()])
@@ -283,6 +283,7 @@ fn continuous_mode_tails_until_sigterm_then_flushes_and_exits_cleanly() {
         board["partitions"]["live"]["0"]["next_offset"].as_i64().unwrap_or(-1)
     };
     wait_for("the first records to be read", Duration::from_secs(20), || next_offset() == 10);
+    wait_for("a segment rolled by age while tailing", Duration::from_secs(20), || committed_segments(dir.path()) >= 1);
     testkit::produce_one_per_batch(&broker.bootstrap(), "live", 0, 15);
     wait_for("records produced while tailing", Duration::from_secs(20), || next_offset() == 25);
     terminate(&child);

@@ -323,6 +323,25 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_batch_left_by_compaction_is_kept_without_timestamps() {
+        let full = batch(&[0, 1], &[50, 60]);
+        let mut empty = full.as_bytes().to_vec();
+        empty.truncate(61);
+        empty[8..12].copy_from_slice(&49i32.to_be_bytes());
+        empty[57..61].copy_from_slice(&0i32.to_be_bytes());
+        let crc = crc32c::crc32c(&empty[21..]);
+        empty[17..21].copy_from_slice(&crc.to_be_bytes());
+        let empty = RecordBatch::from_bytes(Bytes::from(empty)).unwrap();
+        let mut builder = SegmentBuilder::new(0, Compression::Lz4, None).unwrap();
+        builder.push(&empty).unwrap();
+        builder.push(&batch(&[5], &[70])).unwrap();
+        let segment = builder.finish("k".into()).unwrap();
+        assert_eq!((segment.metadata.record_count, segment.metadata.batch_count), (1, 2));
+        assert_eq!((segment.metadata.min_timestamp, segment.metadata.max_timestamp), (70, 70));
+        assert_eq!(read_segment(&segment.bytes).unwrap().len(), 2);
+    }
+
+    #[test]
     fn every_flipped_byte_is_detected() {
         let mut builder = SegmentBuilder::new(0, Compression::None, None).unwrap();
         builder.push(&batch(&[0, 1, 2], &[1, 2, 3])).unwrap();

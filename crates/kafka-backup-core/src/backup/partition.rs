@@ -16,7 +16,7 @@ use crate::config::BackupSettings;
 use crate::kafka::{FetchOptions, FetchedPartition, IsolationLevel, KafkaClient, KafkaError, OffsetSpec};
 use crate::manifest::{gap_key, segment_key, segment_metadata_key, to_json, OffsetGap};
 use crate::records::split_batches;
-use crate::segment::SegmentBuilder;
+use crate::segment::{EncodedSegment, SegmentBuilder};
 use crate::storage::{BackupStore, StorageError};
 
 /// Fetch size to start with; doubled (up to the maximum) when one batch is larger.
@@ -111,6 +111,7 @@ impl PartitionTask {
         let mut filter = TransactionFilter::default();
         let mut fetch_max = FETCH_MAX_BYTES;
         let mut prefetched: Option<Prefetch> = None;
+        let mut writing: Option<SegmentWrite> = None;
         loop {
             if *self.stop.borrow() {
                 outcome.interrupted = !continuous;
@@ -120,7 +121,7 @@ impl PartitionTask {
                 break;
             }
             if !builder.is_empty() && builder.opened_at().elapsed() >= self.settings.segment_max_interval {
-                builder = self.commit(builder, &mut outcome).await?;
+                builder = self.commit(builder, &mut writing, &mut outcome).await?;
             }
             let _step = if continuous { Some(self.permits.clone().acquire_owned().await) } else { None };
             let options = FetchOptions {
@@ -140,8 +141,10 @@ impl PartitionTask {
                     // With nothing kept since the last commit, the gap starts where that commit ended.
                     let from = if builder.is_empty() { builder.start_offset() } else { offset };
                     if !builder.is_empty() {
-                        self.commit(builder, &mut outcome).await?;
+                        self.commit(builder, &mut writing, &mut outcome).await?;
                     }
+                    // The gap record must not be durable before the segment before it.
+                    settle(&mut writing, &mut outcome).await?;
                     self.record_gap(from, earliest, &mut outcome).await?;
                     offset = earliest;
                     builder = self.new_segment(offset)?;
@@ -191,7 +194,7 @@ impl PartitionTask {
                 }
                 offset = batch.last_offset() + 1;
                 if builder.payload_len() >= self.settings.segment_max_bytes {
-                    builder = self.commit(builder, &mut outcome).await?;
+                    builder = self.commit(builder, &mut writing, &mut outcome).await?;
                 }
             }
             self.progress.lock().expect("progress lock").update(
@@ -205,24 +208,40 @@ impl PartitionTask {
             }
         }
         if !builder.is_empty() {
-            self.commit(builder, &mut outcome).await?;
+            self.commit(builder, &mut writing, &mut outcome).await?;
         }
+        settle(&mut writing, &mut outcome).await?;
         Ok(outcome)
     }
 
     async fn record_gap(&self, from: i64, to: i64, outcome: &mut PartitionOutcome) -> Result<(), BackupError> {
         let gap = OffsetGap { from, to, detected_at_ms: super::now_ms() };
         tracing::warn!(partition = %self.context(), from, to, "offsets were deleted by retention before they were backed up");
-        self.put_commit_record(&gap_key(&self.topic, self.partition, from), to_json(&gap)).await?;
+        put_commit_record(&self.store, &gap_key(&self.topic, self.partition, from), to_json(&gap)).await?;
         outcome.gaps.push(gap);
         Ok(())
     }
 
-    async fn put_commit_record(&self, key: &str, body: bytes::Bytes) -> Result<(), BackupError> {
-        self.store.put_new(key, body).await.map_err(|error| match error {
-            StorageError::AlreadyExists { key, .. } => BackupError::Conflict { key },
-            other => BackupError::Storage(other),
-        })
+    /// Finishes the segment and starts storing it in the background, once the previous segment
+    /// is committed (commits stay in offset order); returns a fresh builder after it.
+    async fn commit(
+        &self,
+        builder: SegmentBuilder,
+        writing: &mut Option<SegmentWrite>,
+        outcome: &mut PartitionOutcome,
+    ) -> Result<SegmentBuilder, BackupError> {
+        let start = builder.start_offset();
+        let next = builder.next_offset();
+        let key = segment_key(&self.topic, self.partition, start, self.settings.compression);
+        let segment = builder.finish(key).map_err(|source| BackupError::Records {
+            partition: self.context(),
+            offset: start,
+            source,
+        })?;
+        settle(writing, outcome).await?;
+        let metadata_key = segment_metadata_key(&self.topic, self.partition, start);
+        *writing = Some(tokio::spawn(store_segment(self.store.clone(), segment, metadata_key)));
+        self.new_segment(next)
     }
 
     /// The fetch at `offset`: the prefetched one if it was for that offset and size, else a new one.
@@ -250,38 +269,44 @@ impl PartitionTask {
         SegmentBuilder::new(start, self.settings.compression, self.settings.compression_level)
             .map_err(|source| BackupError::Records { partition: self.context(), offset: start, source })
     }
+}
 
-    /// Stores and commits the segment; returns a fresh builder after it.
-    async fn commit(
-        &self,
-        builder: SegmentBuilder,
-        outcome: &mut PartitionOutcome,
-    ) -> Result<SegmentBuilder, BackupError> {
-        let start = builder.start_offset();
-        let next = builder.next_offset();
-        let key = segment_key(&self.topic, self.partition, start, self.settings.compression);
-        let segment = builder.finish(key.clone()).map_err(|source| BackupError::Records {
-            partition: self.context(),
-            offset: start,
-            source,
-        })?;
-        let metadata_key = segment_metadata_key(&self.topic, self.partition, start);
-        match self.store.put_new(&key, segment.bytes.clone()).await {
-            Ok(()) => {}
-            Err(StorageError::AlreadyExists { .. }) => {
-                if self.store.size(&metadata_key).await?.is_some() {
-                    return Err(BackupError::Conflict { key });
-                }
-                // A segment without its commit record is the leftover of a crashed run.
-                tracing::info!(%key, "replacing an uncommitted segment left by an interrupted run");
-                self.store.delete(&key).await?;
-                self.store.put_new(&key, segment.bytes.clone()).await?;
-            }
-            Err(error) => return Err(error.into()),
-        }
-        self.put_commit_record(&metadata_key, to_json(&segment.metadata)).await?;
+/// A segment being stored and committed in the background; yields its stored size.
+type SegmentWrite = JoinHandle<Result<u64, BackupError>>;
+
+/// Waits for the segment being stored, if any, and counts it.
+async fn settle(writing: &mut Option<SegmentWrite>, outcome: &mut PartitionOutcome) -> Result<(), BackupError> {
+    if let Some(write) = writing.take() {
+        let stored_bytes = write.await.expect("segment writes do not panic")?;
         outcome.counters.segments += 1;
-        outcome.counters.bytes_stored += segment.metadata.stored_bytes;
-        self.new_segment(next)
+        outcome.counters.bytes_stored += stored_bytes;
     }
+    Ok(())
+}
+
+/// Stores a segment object, then its commit record.
+async fn store_segment(store: BackupStore, segment: EncodedSegment, metadata_key: String) -> Result<u64, BackupError> {
+    let key = &segment.metadata.key;
+    match store.put_new(key, segment.bytes.clone()).await {
+        Ok(()) => {}
+        Err(StorageError::AlreadyExists { .. }) => {
+            if store.size(&metadata_key).await?.is_some() {
+                return Err(BackupError::Conflict { key: key.clone() });
+            }
+            // A segment without its commit record is the leftover of a crashed run.
+            tracing::info!(%key, "replacing an uncommitted segment left by an interrupted run");
+            store.delete(key).await?;
+            store.put_new(key, segment.bytes.clone()).await?;
+        }
+        Err(error) => return Err(error.into()),
+    }
+    put_commit_record(&store, &metadata_key, to_json(&segment.metadata)).await?;
+    Ok(segment.metadata.stored_bytes)
+}
+
+async fn put_commit_record(store: &BackupStore, key: &str, body: bytes::Bytes) -> Result<(), BackupError> {
+    store.put_new(key, body).await.map_err(|error| match error {
+        StorageError::AlreadyExists { key, .. } => BackupError::Conflict { key },
+        other => BackupError::Storage(other),
+    })
 }

@@ -8,3 +8,4 @@ scripts/install-test-infra.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+scripts/demo.sh   # the README's first command must keep working

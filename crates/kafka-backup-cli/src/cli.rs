@@ -25,7 +25,7 @@ pub enum Command {
     /// Back up topics to storage (config: mode backup).
     Backup(BackupArgs),
     /// Restore a backup into a cluster (config: mode restore).
-    Restore(NotYetArgs),
+    Restore(RestoreArgs),
     /// List the backups under a storage path.
     List(ListArgs),
     /// Show a backup's manifest.
@@ -63,6 +63,17 @@ pub struct BackupArgs {
     /// YAML config file (mode: backup).
     #[arg(long, short)]
     pub config: PathBuf,
+}
+
+/// `restore` arguments.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// YAML config file (mode: restore).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Print the plan and write nothing (same as restore.dry_run: true).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `list` arguments.

@@ -2,6 +2,7 @@
 //! parsing (unknown keys and wrong types are errors naming the key's path), then range checks.
 //! Layout follows the design brief: `mode`, `backup_id`, `source`, `storage`, `backup`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -82,17 +83,19 @@ pub enum Mode {
 struct RawConfig {
     mode: Mode,
     backup_id: String,
-    source: RawSource,
+    source: Option<RawEndpoint>,
+    target: Option<RawEndpoint>,
     storage: RawStorage,
-    #[serde(default)]
-    backup: RawBackup,
+    backup: Option<RawBackup>,
+    restore: Option<RawRestore>,
 }
 
+/// `source` or `target`: a cluster and/or a topic selection, checked per mode.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSource {
-    bootstrap_servers: Vec<String>,
-    topics: RawTopics,
+struct RawEndpoint {
+    bootstrap_servers: Option<Vec<String>>,
+    topics: Option<RawTopics>,
     security_protocol: Option<String>,
     sasl_mechanism: Option<String>,
     sasl_username: Option<String>,
@@ -120,6 +123,24 @@ struct RawStorage {
     bucket: Option<String>,
     region: Option<String>,
     endpoint: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRestore {
+    time_window_start: Option<i64>,
+    time_window_end: Option<i64>,
+    topic_mapping: Option<BTreeMap<String, String>>,
+    partition_mapping: Option<BTreeMap<String, BTreeMap<i32, i32>>>,
+    create_topics: Option<bool>,
+    repartition: Option<bool>,
+    dry_run: Option<bool>,
+    max_concurrent_partitions: Option<usize>,
+    rate_limit_bytes_per_sec: Option<u64>,
+    rate_limit_records_per_sec: Option<u64>,
+    produce_compression: Option<String>,
+    include_original_offset_header: Option<bool>,
+    consumer_group_strategy: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -187,35 +208,231 @@ pub struct BackupConfig {
 
 const MIB: u64 = 1024 * 1024;
 
+/// Point-in-time window: records whose timestamp lies in `start..=end` (either bound optional).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// Earliest timestamp kept (epoch ms, inclusive).
+    pub start: Option<i64>,
+    /// Latest timestamp kept (epoch ms, inclusive).
+    pub end: Option<i64>,
+}
+
+impl TimeWindow {
+    /// Whether `timestamp` is inside the window.
+    pub fn contains(&self, timestamp: i64) -> bool {
+        self.start.is_none_or(|start| timestamp >= start) && self.end.is_none_or(|end| timestamp <= end)
+    }
+
+    /// Whether the whole range `min..=max` is inside the window.
+    pub fn covers(&self, min: i64, max: i64) -> bool {
+        self.contains(min) && self.contains(max)
+    }
+
+    /// Whether no timestamp of `min..=max` can be inside the window.
+    pub fn excludes(&self, min: i64, max: i64) -> bool {
+        self.start.is_some_and(|start| max < start) || self.end.is_some_and(|end| min > end)
+    }
+}
+
+/// Restore settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoreSettings {
+    /// Which records to restore, by timestamp.
+    pub window: TimeWindow,
+    /// Source topic -> target topic.
+    pub topic_mapping: BTreeMap<String, String>,
+    /// Source topic -> (source partition -> target partition).
+    pub partition_mapping: BTreeMap<String, BTreeMap<i32, i32>>,
+    /// Create missing target topics like the backed-up ones.
+    pub create_topics: bool,
+    /// Allow a target partition count different from the source's (records re-keyed by murmur2).
+    pub repartition: bool,
+    /// Print the plan and write nothing.
+    pub dry_run: bool,
+    /// Partitions restored at the same time.
+    pub max_concurrent_partitions: usize,
+    /// Cap on produced record-batch bytes per second.
+    pub rate_limit_bytes_per_sec: Option<u64>,
+    /// Cap on produced records per second.
+    pub rate_limit_records_per_sec: Option<u64>,
+    /// Codec of produced batches; `None` keeps each source batch's codec.
+    pub produce_compression: Option<Compression>,
+    /// Add an `x-original-offset` header (the source offset) to every restored record.
+    pub include_original_offset_header: bool,
+}
+
+/// A checked restore configuration, ready to run.
+#[derive(Debug, Clone)]
+pub struct RestoreConfig {
+    /// The backup to restore.
+    pub backup_id: String,
+    /// The cluster to restore into.
+    pub target: ClientConfig,
+    /// Which backed-up topics to restore.
+    pub topics: TopicSelector,
+    /// Where the backup is stored.
+    pub storage: StorageConfig,
+    /// Restore settings.
+    pub settings: RestoreSettings,
+}
+
+fn read_config(path: &std::path::Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })
+}
+
+/// Substitutes variables and parses the raw document, with key paths in errors.
+fn parse_raw(text: &str, lookup: impl Fn(&str) -> Option<String>, expected: Mode) -> Result<RawConfig, ConfigError> {
+    let text = substitute_env(text, lookup)?;
+    let deserializer = serde_yaml_ng::Deserializer::from_str(&text);
+    let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        invalid(&path, e.into_inner().to_string())
+    })?;
+    if raw.mode != expected {
+        let (wanted, other) = match expected {
+            Mode::Backup => ("backup", "restore"),
+            Mode::Restore => ("restore", "backup"),
+        };
+        return Err(invalid(
+            "mode",
+            format!("this command needs mode: {wanted}; use `kafka-backup {other}` for this file"),
+        ));
+    }
+    check_backup_id(&raw.backup_id)?;
+    let (unused, section) = match expected {
+        Mode::Backup => ([("target", raw.target.is_some()), ("restore", raw.restore.is_some())], "backup"),
+        Mode::Restore => ([("backup", raw.backup.is_some()), ("target", false)], "restore"),
+    };
+    if let Some((key, _)) = unused.iter().find(|(_, present)| *present) {
+        return Err(invalid(key, format!("not used in mode {section}")));
+    }
+    Ok(raw)
+}
+
+fn topic_selector(endpoint: &RawEndpoint, path: &str) -> Result<TopicSelector, ConfigError> {
+    let topics = endpoint.topics.as_ref().ok_or_else(|| invalid(path, "missing `topics` (include/exclude)"))?;
+    TopicSelector::new(&topics.include, &topics.exclude).map_err(|message| invalid(&format!("{path}.topics"), message))
+}
+
 impl BackupConfig {
     /// Reads, substitutes, parses and checks a backup config file.
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        Self::from_yaml(&text, |name| std::env::var(name).ok())
+        Self::from_yaml(&read_config(path)?, |name| std::env::var(name).ok())
     }
 
     /// Parses config text, taking `${VAR}` values from `lookup`.
     pub fn from_yaml(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let text = substitute_env(text, lookup)?;
-        let deserializer = serde_yaml_ng::Deserializer::from_str(&text);
-        let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            invalid(&path, e.into_inner().to_string())
-        })?;
-        if raw.mode != Mode::Backup {
-            return Err(invalid("mode", "restore is not implemented yet (issue #4); this command needs mode: backup"));
-        }
-        check_backup_id(&raw.backup_id)?;
+        let raw = parse_raw(text, lookup, Mode::Backup)?;
+        let source = raw.source.as_ref().ok_or_else(|| invalid("source", "missing: the cluster to back up"))?;
         Ok(Self {
-            backup_id: raw.backup_id,
-            source: client_config(&raw.source)?,
-            topics: TopicSelector::new(&raw.source.topics.include, &raw.source.topics.exclude)
-                .map_err(|message| invalid("source.topics", message))?,
+            backup_id: raw.backup_id.clone(),
+            source: client_config(source, "source")?,
+            topics: topic_selector(source, "source")?,
             storage: storage_config(raw.storage)?,
-            settings: backup_settings(raw.backup)?,
+            settings: backup_settings(raw.backup.unwrap_or_default())?,
         })
     }
+}
+
+impl RestoreConfig {
+    /// Reads, substitutes, parses and checks a restore config file.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        Self::from_yaml(&read_config(path)?, |name| std::env::var(name).ok())
+    }
+
+    /// Parses config text, taking `${VAR}` values from `lookup`.
+    pub fn from_yaml(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let raw = parse_raw(text, lookup, Mode::Restore)?;
+        let target = raw.target.as_ref().ok_or_else(|| invalid("target", "missing: the cluster to restore into"))?;
+        if target.topics.is_some() {
+            return Err(invalid(
+                "target.topics",
+                "not used: choose topics with source.topics and restore.topic_mapping",
+            ));
+        }
+        let topics = match &raw.source {
+            None => TopicSelector::new(&["*".to_string()], &[]).expect("\"*\" is a valid pattern"),
+            Some(source) => {
+                if source.bootstrap_servers.is_some() {
+                    return Err(invalid(
+                        "source.bootstrap_servers",
+                        "not used in mode restore (the data comes from storage)",
+                    ));
+                }
+                topic_selector(source, "source")?
+            }
+        };
+        Ok(Self {
+            backup_id: raw.backup_id.clone(),
+            target: client_config(target, "target")?,
+            topics,
+            storage: storage_config(raw.storage)?,
+            settings: restore_settings(raw.restore.unwrap_or_default())?,
+        })
+    }
+}
+
+fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
+    if raw.consumer_group_strategy.is_some() {
+        return Err(invalid(
+            "restore.consumer_group_strategy",
+            "consumer-group offset recovery is not implemented yet (issue #5); remove the key to restore data only",
+        ));
+    }
+    let window = TimeWindow { start: raw.time_window_start, end: raw.time_window_end };
+    if let (Some(start), Some(end)) = (window.start, window.end) {
+        if start > end {
+            return Err(invalid("restore.time_window_start", format!("{start} is after time_window_end {end}")));
+        }
+    }
+    let repartition = raw.repartition.unwrap_or(false);
+    let partition_mapping = raw.partition_mapping.unwrap_or_default();
+    for (topic, mapping) in &partition_mapping {
+        let path = format!("restore.partition_mapping.{topic}");
+        if repartition {
+            return Err(invalid(&path, "cannot be combined with restore.repartition (records are routed by key)"));
+        }
+        let mut targets = std::collections::BTreeSet::new();
+        for (&source, &target) in mapping {
+            if source < 0 || target < 0 {
+                return Err(invalid(&path, format!("partitions are never negative ({source} -> {target})")));
+            }
+            if !targets.insert(target) {
+                return Err(invalid(&path, format!("two source partitions map to target partition {target}")));
+            }
+        }
+    }
+    let produce_compression = match raw.produce_compression.as_deref() {
+        None => None,
+        Some(name) => Some(Compression::ALL.into_iter().find(|c| c.name() == name).ok_or_else(|| {
+            invalid(
+                "restore.produce_compression",
+                format!("unknown codec {name:?}; expected zstd, lz4, gzip, snappy or none"),
+            )
+        })?),
+    };
+    let positive = |key: &str, value: Option<u64>| match value {
+        Some(0) => Err(invalid(key, "must be positive (remove the key for no limit)")),
+        other => Ok(other),
+    };
+    Ok(RestoreSettings {
+        window,
+        topic_mapping: raw.topic_mapping.unwrap_or_default(),
+        partition_mapping,
+        create_topics: raw.create_topics.unwrap_or(true),
+        repartition,
+        dry_run: raw.dry_run.unwrap_or(false),
+        max_concurrent_partitions: in_range(
+            "restore.max_concurrent_partitions",
+            raw.max_concurrent_partitions.unwrap_or(4),
+            1,
+            1024,
+        )?,
+        rate_limit_bytes_per_sec: positive("restore.rate_limit_bytes_per_sec", raw.rate_limit_bytes_per_sec)?,
+        rate_limit_records_per_sec: positive("restore.rate_limit_records_per_sec", raw.rate_limit_records_per_sec)?,
+        produce_compression,
+        include_original_offset_header: raw.include_original_offset_header.unwrap_or(false),
+    })
 }
 
 fn check_backup_id(id: &str) -> Result<(), ConfigError> {
@@ -230,14 +447,16 @@ fn check_backup_id(id: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn client_config(source: &RawSource) -> Result<ClientConfig, ConfigError> {
-    if source.bootstrap_servers.is_empty() {
-        return Err(invalid("source.bootstrap_servers", "give at least one host:port"));
+fn client_config(source: &RawEndpoint, role: &str) -> Result<ClientConfig, ConfigError> {
+    let servers = source.bootstrap_servers.clone().unwrap_or_default();
+    if servers.is_empty() {
+        return Err(invalid(&format!("{role}.bootstrap_servers"), "give at least one host:port"));
     }
-    let mut config = ClientConfig::new(source.bootstrap_servers.clone());
+    let mut config = ClientConfig::new(servers);
     if let Some(protocol) = &source.security_protocol {
-        config.security_protocol =
-            protocol.parse::<SecurityProtocol>().map_err(|e| invalid("source.security_protocol", e.to_string()))?;
+        config.security_protocol = protocol
+            .parse::<SecurityProtocol>()
+            .map_err(|e| invalid(&format!("{role}.security_protocol"), e.to_string()))?;
     }
     for (key, value) in [
         ("sasl_mechanism", &source.sasl_mechanism),
@@ -255,16 +474,16 @@ fn client_config(source: &RawSource) -> Result<ClientConfig, ConfigError> {
         config.client_id = client_id.clone();
     }
     if let Some(secs) = source.connect_timeout_secs {
-        config.connect_timeout = Duration::from_secs(in_range("source.connect_timeout_secs", secs, 1, 600)?);
+        config.connect_timeout = Duration::from_secs(in_range(&format!("{role}.connect_timeout_secs"), secs, 1, 600)?);
     }
     if let Some(secs) = source.request_timeout_secs {
-        config.request_timeout = Duration::from_secs(in_range("source.request_timeout_secs", secs, 1, 3600)?);
+        config.request_timeout = Duration::from_secs(in_range(&format!("{role}.request_timeout_secs"), secs, 1, 3600)?);
     }
     if let Some(secs) = source.bootstrap_timeout_secs {
-        let secs = in_range("source.bootstrap_timeout_secs", secs, 1, 3600)?;
+        let secs = in_range(&format!("{role}.bootstrap_timeout_secs"), secs, 1, 3600)?;
         config.bootstrap_timeout = Duration::from_secs(secs);
     }
-    config.validate().map_err(|e| invalid("source", e.to_string()))?;
+    config.validate().map_err(|e| invalid(role, e.to_string()))?;
     Ok(config)
 }
 
@@ -428,6 +647,59 @@ storage:
         assert!(error_of(&text).contains("storage.backend") && error_of(&text).contains("s3"));
         let text = MINIMAL.replace("mode: backup", "mode: restore");
         assert!(error_of(&text).contains("mode"));
+        let text = format!("{MINIMAL}restore:\n  dry_run: true\n");
+        assert!(error_of(&text).contains("`restore`: not used in mode backup"), "{}", error_of(&text));
+    }
+
+    const RESTORE: &str = "
+mode: restore
+backup_id: nightly
+target:
+  bootstrap_servers: [\"dr:9092\"]
+storage:
+  backend: filesystem
+  path: /var/backups
+";
+
+    fn restore_error(extra: &str) -> String {
+        RestoreConfig::from_yaml(&format!("{RESTORE}{extra}"), |_| None).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_minimal_restore_selects_every_topic_with_defaults() {
+        let config = RestoreConfig::from_yaml(RESTORE, |_| None).unwrap();
+        assert!(config.topics.matches("anything", false));
+        assert!(config.settings.create_topics && !config.settings.dry_run);
+        assert_eq!(config.settings.window, TimeWindow::default());
+    }
+
+    #[test]
+    fn bad_restore_settings_are_named() {
+        let error = restore_error("restore:\n  time_window_start: 5\n  time_window_end: 4\n");
+        assert!(error.contains("restore.time_window_start"), "{error}");
+        let error = restore_error("restore:\n  partition_mapping:\n    t: {0: 1, 1: 1}\n");
+        assert!(error.contains("restore.partition_mapping.t") && error.contains("target partition 1"), "{error}");
+        let error = restore_error("restore:\n  repartition: true\n  partition_mapping:\n    t: {0: 1}\n");
+        assert!(error.contains("repartition"), "{error}");
+        let error = restore_error("restore:\n  consumer_group_strategy: skip\n");
+        assert!(error.contains("restore.consumer_group_strategy") && error.contains("not implemented yet"), "{error}");
+        let error = restore_error("restore:\n  rate_limit_bytes_per_sec: 0\n");
+        assert!(error.contains("restore.rate_limit_bytes_per_sec"), "{error}");
+        let error = restore_error("source:\n  bootstrap_servers: [\"x:1\"]\n  topics:\n    include: [\"*\"]\n");
+        assert!(error.contains("source.bootstrap_servers"), "{error}");
+        let error = restore_error("backup:\n  compression: zstd\n");
+        assert!(error.contains("`backup`: not used in mode restore"), "{error}");
+        let error = restore_error("restore:\n  produce_compression: brotli\n");
+        assert!(error.contains("restore.produce_compression"), "{error}");
+    }
+
+    #[test]
+    fn time_windows_are_inclusive() {
+        let window = TimeWindow { start: Some(10), end: Some(20) };
+        assert!(window.contains(10) && window.contains(20) && !window.contains(9) && !window.contains(21));
+        assert!(window.covers(10, 20) && !window.covers(9, 20));
+        assert!(window.excludes(0, 9) && window.excludes(21, 30) && !window.excludes(0, 10));
+        assert!(TimeWindow::default().covers(i64::MIN, i64::MAX));
     }
 
     #[test]

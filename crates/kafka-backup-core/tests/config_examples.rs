@@ -2,14 +2,24 @@
 
 use std::time::Duration;
 
-use kafka_backup_core::config::{BackupConfig, StorageConfig};
+use kafka_backup_core::config::{BackupConfig, RestoreConfig, StorageConfig, TimeWindow};
 use kafka_backup_core::records::Compression;
 use kafka_backup_testkit::repo_root;
 
+fn read(name: &str) -> String {
+    std::fs::read_to_string(repo_root().join("config").join(name)).expect("example exists")
+}
+
+fn environment(name: &str) -> Option<String> {
+    match name {
+        "KAFKA_BOOTSTRAP" => Some("kafka-1:9092".into()),
+        "KAFKA_DR_BOOTSTRAP" => Some("kafka-dr-1:9092".into()),
+        _ => None,
+    }
+}
+
 fn load(name: &str) -> BackupConfig {
-    let text = std::fs::read_to_string(repo_root().join("config").join(name)).expect("example exists");
-    BackupConfig::from_yaml(&text, |name| (name == "KAFKA_BOOTSTRAP").then(|| "kafka-1:9092".to_string()))
-        .unwrap_or_else(|e| panic!("config/{name}: {e}"))
+    BackupConfig::from_yaml(&read(name), environment).unwrap_or_else(|e| panic!("config/{name}: {e}"))
 }
 
 #[test]
@@ -18,11 +28,16 @@ fn every_example_parses() {
     for entry in std::fs::read_dir(repo_root().join("config")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         if name.ends_with(".yaml") {
-            load(&name);
+            let text = read(&name);
+            if text.contains("mode: restore") {
+                RestoreConfig::from_yaml(&text, environment).unwrap_or_else(|e| panic!("config/{name}: {e}"));
+            } else {
+                load(&name);
+            }
             count += 1;
         }
     }
-    assert!(count >= 2, "examples found: {count}");
+    assert!(count >= 3, "examples found: {count}");
 }
 
 #[test]
@@ -55,4 +70,23 @@ fn the_continuous_example_is_continuous() {
     assert!(config.settings.continuous);
     assert_eq!(config.settings.compression, Compression::Lz4);
     assert_eq!(config.settings.segment_max_interval, Duration::from_secs(60));
+}
+
+#[test]
+fn the_complete_restore_example_sets_every_restore_key() {
+    let config = RestoreConfig::from_yaml(&read("restore.yaml"), environment).unwrap();
+    assert_eq!(config.backup_id, "orders-nightly");
+    assert!(config.topics.matches("orders-eu", false) && !config.topics.matches("orders-test", false));
+    assert_eq!(config.target.bootstrap_servers, vec!["kafka-dr-1:9092"]);
+    assert_eq!(config.target.client_id, "kafka-backup-restore");
+    assert_eq!(config.target.bootstrap_timeout, Duration::from_secs(60));
+    assert_eq!(config.storage, StorageConfig::Filesystem { path: "/var/backups/kafka".into(), prefix: "prod".into() });
+    let s = &config.settings;
+    assert_eq!(s.window, TimeWindow { start: Some(1_736_899_200_000), end: Some(1_736_985_600_000) });
+    assert_eq!(s.topic_mapping["orders-eu"], "orders-eu-recovered");
+    assert_eq!(s.partition_mapping["orders-us"][&0], 1);
+    assert!(s.create_topics && !s.repartition && !s.dry_run && !s.include_original_offset_header);
+    assert_eq!(s.max_concurrent_partitions, 4);
+    assert_eq!((s.rate_limit_bytes_per_sec, s.rate_limit_records_per_sec), (Some(52_428_800), Some(100_000)));
+    assert_eq!(s.produce_compression, Some(Compression::Lz4));
 }

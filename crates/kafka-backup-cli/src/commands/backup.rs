@@ -4,36 +4,19 @@
 use anyhow::{bail, Context};
 use kafka_backup_core::backup::{run_backup, BackupReport};
 use kafka_backup_core::config::BackupConfig;
-use tokio::sync::watch;
 
 use crate::cli::BackupArgs;
 
 /// Runs the command.
 pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
     let config = BackupConfig::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
-    let (shutdown_sender, shutdown) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_stop_signal().await;
-        eprintln!("stop requested: flushing open segments…");
-        let _ = shutdown_sender.send(true);
-    });
+    let shutdown = super::signals::stop_requested("stop requested: flushing open segments…");
     let report = run_backup(&config, shutdown).await?;
     print!("{}", summary(&report));
     if report.interrupted {
         bail!("the backup was stopped before its snapshot was complete; run the same command again to continue");
     }
     Ok(())
-}
-
-async fn wait_for_stop_signal() {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
 }
 
 fn mib(bytes: u64) -> f64 {

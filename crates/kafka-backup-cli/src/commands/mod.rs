@@ -3,6 +3,8 @@
 mod backup;
 mod cluster_info;
 mod inspect;
+mod restore;
+mod signals;
 
 use anyhow::bail;
 
@@ -16,7 +18,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::List(args) => return inspect::list(args).await,
         Command::Describe(args) => return inspect::describe(args).await,
         Command::Validate(args) => return inspect::validate(args).await,
-        Command::Restore(_) => ("restore", 4),
+        Command::Restore(args) => return restore::run(args).await,
         Command::OffsetReset(_) => ("offset-reset", 5),
         Command::ThreePhaseRestore(_) => ("three-phase-restore", 5),
     };

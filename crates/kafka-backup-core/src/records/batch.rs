@@ -283,6 +283,28 @@ impl RecordBatch {
         Ok(records)
     }
 
+    /// Whether record offsets are exactly `base..=last` with no holes (compaction leaves holes).
+    pub fn has_contiguous_offsets(&self) -> bool {
+        i64::from(self.last_offset_delta()) + 1 == i64::from(self.record_count())
+    }
+
+    /// A copy to produce to another cluster: base offset 0 (the broker assigns offsets), leader
+    /// epoch -1, this producer's id, epoch and sequence, transactional and control bits cleared,
+    /// CRC recomputed. The records section is copied untouched.
+    pub fn for_producer(&self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> RecordBatch {
+        let mut bytes = self.bytes.to_vec();
+        bytes[0..8].copy_from_slice(&0i64.to_be_bytes());
+        bytes[12..16].copy_from_slice(&(-1i32).to_be_bytes());
+        let attributes = self.attributes() & !(TRANSACTIONAL_BIT | CONTROL_BIT);
+        bytes[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+        bytes[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
+        bytes[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&producer_epoch.to_be_bytes());
+        bytes[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&base_sequence.to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[ATTRIBUTES_AT..]);
+        bytes[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        RecordBatch { bytes: Bytes::from(bytes) }
+    }
+
     /// Encodes `records` (non-empty, offsets strictly increasing) as one batch.
     pub fn encode(records: &[Record], options: &BatchOptions) -> Result<Self, RecordsError> {
         let (first, last) = match (records.first(), records.last()) {

@@ -235,3 +235,27 @@ fn compacted_empty_batches_parse_with_zero_records() {
     assert_eq!(batch.record_count(), 0);
     assert!(batch.records().unwrap().is_empty());
 }
+
+#[test]
+fn a_batch_for_another_producer_keeps_its_records_and_gets_new_producer_fields() {
+    let options = BatchOptions {
+        compression: Compression::Lz4,
+        transactional: true,
+        producer_id: 5,
+        ..options(Compression::Lz4)
+    };
+    let source = RecordBatch::encode(&[record(100, 7), record(101, 9)], &options).unwrap();
+    let copy = source.for_producer(42, 3, 17);
+    copy.verify_crc().unwrap();
+    assert_eq!((copy.base_offset(), copy.partition_leader_epoch()), (0, -1));
+    assert_eq!((copy.producer_id(), copy.producer_epoch(), copy.base_sequence()), (42, 3, 17));
+    assert!(!copy.is_transactional() && !copy.is_control());
+    assert_eq!(copy.compression().unwrap(), Compression::Lz4);
+    assert_eq!(&copy.as_bytes()[61..], &source.as_bytes()[61..], "records untouched");
+    let relative: Vec<_> = copy.records().unwrap().iter().map(|r| (r.offset, r.timestamp)).collect();
+    assert_eq!(relative, vec![(0, 7), (1, 9)]);
+    assert!(source.has_contiguous_offsets());
+    assert!(!RecordBatch::encode(&[record(1, 1), record(3, 1)], &BatchOptions::default())
+        .unwrap()
+        .has_contiguous_offsets());
+}

@@ -1,0 +1,92 @@
+//! `kafka-backup restore --config FILE [--dry-run]`: plans the restore, prints the plan for a dry
+//! run, otherwise restores and prints the run summary.
+
+use std::fmt::Write;
+
+use anyhow::{bail, Context};
+use kafka_backup_core::config::RestoreConfig;
+use kafka_backup_core::restore::{run_restore, RestorePlan, RestoreReport};
+
+use crate::cli::RestoreArgs;
+
+/// Runs the command.
+pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
+    let mut config = RestoreConfig::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
+    config.settings.dry_run |= args.dry_run;
+    let shutdown = super::signals::stop_requested("stop requested: finishing the batch in flight…");
+    let report = run_restore(&config, shutdown).await?;
+    print!("{}", render_plan(&report.plan));
+    if report.dry_run {
+        println!("Dry run: nothing was written.");
+        return Ok(());
+    }
+    print!("{}", summary(&report));
+    if report.interrupted {
+        bail!("the restore was stopped before it was complete; run the same command again to continue");
+    }
+    Ok(())
+}
+
+fn window(start: Option<i64>, end: Option<i64>) -> String {
+    match (start, end) {
+        (None, None) => "all records".to_string(),
+        (start, end) => format!(
+            "records with timestamps {} ..= {} (epoch ms)",
+            start.map_or("-inf".to_string(), |s| s.to_string()),
+            end.map_or("+inf".to_string(), |e| e.to_string())
+        ),
+    }
+}
+
+fn render_plan(plan: &RestorePlan) -> String {
+    let mut out =
+        format!("Restore plan for backup {}: {}\n", plan.backup_id, window(plan.window_start, plan.window_end));
+    for topic in &plan.topics {
+        let creation = match &topic.create {
+            None => "existing topic".to_string(),
+            Some(create) => {
+                let configs: Vec<String> = create.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!(
+                    "create with {} partitions, replication factor {}{}",
+                    create.partitions,
+                    create.replication_factor,
+                    if configs.is_empty() { String::new() } else { format!(", configs {}", configs.join(" ")) }
+                )
+            }
+        };
+        let _ = writeln!(out, "  {} -> {} ({creation})", topic.source, topic.target);
+        for p in &topic.partitions {
+            let _ = writeln!(
+                out,
+                "    partition {} -> {}: {} segments, up to {} records, {:.1} MiB stored",
+                p.source,
+                p.target,
+                p.segments,
+                p.records,
+                p.bytes as f64 / (1024.0 * 1024.0)
+            );
+        }
+    }
+    for warning in &plan.warnings {
+        let _ = writeln!(out, "  WARNING {warning}");
+    }
+    out
+}
+
+fn summary(report: &RestoreReport) -> String {
+    let mib = report.bytes as f64 / (1024.0 * 1024.0);
+    let mut out = format!(
+        "Restored {} records in {} batches ({mib:.1} MiB) in {:.1} s ({:.1} MiB/s)\n",
+        report.records,
+        report.batches,
+        report.duration.as_secs_f64(),
+        mib / report.duration.as_secs_f64().max(1e-9)
+    );
+    if !report.created_topics.is_empty() {
+        let _ = writeln!(out, "  created topics: {}", report.created_topics.join(", "));
+    }
+    if report.already_restored > 0 {
+        let _ = writeln!(out, "  {} records were already restored by an interrupted run", report.already_restored);
+    }
+    out
+}

@@ -1,0 +1,218 @@
+//! The restore engine: plans the restore, creates missing topics, then restores every partition
+//! with an idempotent producer, recording durable progress and the source -> target offset map.
+//!
+//! Restore state lives with the backup, per target partition:
+//! `restores/{target cluster id}/{target topic}/partition={p}/started.json` (what is restored
+//! and where the target partition ended when the restore began) and one commit record per
+//! restored source segment, `segment-{source start}.json`, holding the offset map of its batches.
+
+mod partition;
+mod plan;
+mod prepare;
+mod rate;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+pub use partition::{PartitionRestoreState, RestoreCommit};
+pub use plan::{build_plan, PartitionPlan, RestorePlan, TopicCreation, TopicPlan};
+pub use prepare::{prepare, PreparedBatch, SourceOffsets, ORIGINAL_OFFSET_HEADER};
+
+use crate::config::RestoreConfig;
+use crate::kafka::{KafkaClient, KafkaError, NewTopic};
+use crate::manifest::{BackupManifest, ManifestError};
+use crate::records::RecordsError;
+use crate::segment::SegmentError;
+use crate::storage::{BackupStore, StorageError};
+use partition::PartitionRestore;
+use rate::RateLimiter;
+
+/// Why a restore failed. Every variant names the partition, object or setting, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The target cluster failed.
+    #[error("{context}")]
+    Kafka {
+        /// What was being done.
+        context: String,
+        /// Underlying error.
+        source: KafkaError,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The manifest could not be read.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The backup does not exist.
+    #[error("there is no backup {backup_id} in {location}")]
+    NoBackup {
+        /// Backup id.
+        backup_id: String,
+        /// Store description.
+        location: String,
+    },
+    /// The plan has conflicts.
+    #[error("the restore cannot start:\n  - {}", conflicts.join("\n  - "))]
+    Conflicts {
+        /// Each conflict.
+        conflicts: Vec<String>,
+    },
+    /// A segment could not be read.
+    #[error("segment {key}: {source}")]
+    Segment {
+        /// Segment key.
+        key: String,
+        /// Underlying error.
+        source: SegmentError,
+    },
+    /// A batch could not be prepared.
+    #[error("{partition} at source offset {offset}: {source}")]
+    Records {
+        /// `topic-partition` in the backup.
+        partition: String,
+        /// Source offset.
+        offset: i64,
+        /// Underlying error.
+        source: RecordsError,
+    },
+    /// The target partition holds data this restore did not write where it expected its own.
+    #[error("target {partition}: {detail}")]
+    TargetChanged {
+        /// `topic-partition` on the target.
+        partition: String,
+        /// What differs and what to do.
+        detail: String,
+    },
+}
+
+/// What a restore run did (or, for a dry run, would do).
+#[derive(Debug, Clone, Default)]
+pub struct RestoreReport {
+    /// The plan followed.
+    pub plan: RestorePlan,
+    /// True when nothing was written (dry run).
+    pub dry_run: bool,
+    /// Topics created.
+    pub created_topics: Vec<String>,
+    /// Records produced by this run.
+    pub records: i64,
+    /// Batches produced by this run.
+    pub batches: u64,
+    /// Record-batch bytes produced.
+    pub bytes: u64,
+    /// Records found already restored by an earlier, interrupted run.
+    pub already_restored: i64,
+    /// True when a stop signal ended the restore early.
+    pub interrupted: bool,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+fn kafka(context: impl Into<String>) -> impl FnOnce(KafkaError) -> RestoreError {
+    let context = context.into();
+    move |source| RestoreError::Kafka { context, source }
+}
+
+/// Restores the backup `config` names into its target cluster (or only plans it, for a dry run).
+pub async fn run_restore(
+    config: &RestoreConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RestoreReport, RestoreError> {
+    let started = Instant::now();
+    let store = BackupStore::open(&config.storage)?.child(&config.backup_id);
+    let manifest = BackupManifest::load(&store).await?.ok_or_else(|| RestoreError::NoBackup {
+        backup_id: config.backup_id.clone(),
+        location: store.description().to_string(),
+    })?;
+    let client =
+        Arc::new(KafkaClient::connect(config.target.clone()).await.map_err(kafka("connecting to the target cluster"))?);
+    let metadata = client.refresh_metadata(None).await.map_err(kafka("reading target metadata"))?;
+    let plan = build_plan(config, &manifest, &metadata);
+    if !plan.conflicts.is_empty() {
+        return Err(RestoreError::Conflicts { conflicts: plan.conflicts });
+    }
+    let mut report = RestoreReport { plan, dry_run: config.settings.dry_run, ..RestoreReport::default() };
+    if report.dry_run {
+        report.duration = started.elapsed();
+        return Ok(report);
+    }
+
+    for topic in &report.plan.topics {
+        let Some(create) = &topic.create else { continue };
+        let new_topic = NewTopic {
+            name: topic.target.clone(),
+            partitions: create.partitions,
+            replication_factor: create.replication_factor,
+            configs: create.configs.clone().into_iter().collect(),
+        };
+        match client.create_topic(&new_topic, Duration::from_secs(30)).await {
+            Ok(()) => report.created_topics.push(topic.target.clone()),
+            Err(error) if error.response_error() == Some(ResponseError::TopicAlreadyExists) => {}
+            Err(error) => return Err(kafka(format!("creating topic {}", topic.target))(error)),
+        }
+    }
+
+    let cluster_id = metadata.cluster_id.clone().unwrap_or_else(|| "unknown-cluster".to_string());
+    let (producer_id, producer_epoch) = client.init_producer_id().await.map_err(kafka("getting a producer id"))?;
+    let permits = Arc::new(Semaphore::new(config.settings.max_concurrent_partitions));
+    let limiter = Arc::new(RateLimiter::new(
+        config.settings.rate_limit_bytes_per_sec,
+        config.settings.rate_limit_records_per_sec,
+    ));
+    let mut tasks = JoinSet::new();
+    for topic in &report.plan.topics {
+        let backed_up = manifest.topic(&topic.source).expect("planned topics are in the manifest");
+        for partition in &topic.partitions {
+            let segments = backed_up
+                .partitions
+                .iter()
+                .find(|p| p.partition == partition.source)
+                .map(|p| p.segments.clone())
+                .unwrap_or_default();
+            let task = PartitionRestore {
+                client: client.clone(),
+                store: store.clone(),
+                settings: config.settings.clone(),
+                source_topic: topic.source.clone(),
+                source_partition: partition.source,
+                target_topic: topic.target.clone(),
+                target_partition: partition.target,
+                state_dir: format!("restores/{cluster_id}/{}/partition={}", topic.target, partition.target),
+                segments,
+                producer: (producer_id, producer_epoch),
+                limiter: limiter.clone(),
+                stop: shutdown.clone(),
+            };
+            let permits = permits.clone();
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                task.run().await
+            });
+        }
+    }
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.expect("partition restores do not panic") {
+            Ok(outcome) => {
+                report.records += outcome.records;
+                report.batches += outcome.batches;
+                report.bytes += outcome.bytes;
+                report.already_restored += outcome.already_restored;
+                report.interrupted |= outcome.interrupted;
+            }
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+    report.duration = started.elapsed();
+    Ok(report)
+}

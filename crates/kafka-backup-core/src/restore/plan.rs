@@ -1,0 +1,296 @@
+//! The restore plan: which backed-up topics and partitions go where on the target, which topics
+//! must be created and how, what the time window selects, and every conflict that blocks the
+//! restore. Built without writing anything; `dry_run` prints it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::RestoreConfig;
+use crate::kafka::ClusterMetadata;
+use crate::manifest::BackupManifest;
+
+/// Everything a restore will do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RestorePlan {
+    /// Backup restored.
+    pub backup_id: String,
+    /// Time window (epoch ms, inclusive bounds).
+    pub window_start: Option<i64>,
+    /// Time window end.
+    pub window_end: Option<i64>,
+    /// Topics restored.
+    pub topics: Vec<TopicPlan>,
+    /// Problems that block the restore.
+    pub conflicts: Vec<String>,
+    /// Things to know that do not block it.
+    pub warnings: Vec<String>,
+}
+
+/// One topic's restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicPlan {
+    /// Name in the backup.
+    pub source: String,
+    /// Name on the target.
+    pub target: String,
+    /// Present when the target topic will be created.
+    pub create: Option<TopicCreation>,
+    /// Partitions restored.
+    pub partitions: Vec<PartitionPlan>,
+}
+
+/// How a missing target topic is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopicCreation {
+    /// Partition count.
+    pub partitions: i32,
+    /// Replication factor (the original, capped at the target's broker count).
+    pub replication_factor: i16,
+    /// Topic configs from the backup.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// One partition's restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionPlan {
+    /// Partition in the backup.
+    pub source: i32,
+    /// Partition on the target.
+    pub target: i32,
+    /// Segments that may hold records in the window.
+    pub segments: usize,
+    /// Records in those segments (an upper bound when the window cuts through segments).
+    pub records: i64,
+    /// Stored bytes of those segments.
+    pub bytes: u64,
+}
+
+impl RestorePlan {
+    /// Records the plan restores at most.
+    pub fn records(&self) -> i64 {
+        self.topics.iter().flat_map(|t| &t.partitions).map(|p| p.records).sum()
+    }
+}
+
+/// Plans the restore of `manifest` into the cluster described by `target`.
+pub fn build_plan(config: &RestoreConfig, manifest: &BackupManifest, target: &ClusterMetadata) -> RestorePlan {
+    let settings = &config.settings;
+    let mut plan = RestorePlan {
+        backup_id: manifest.backup_id.clone(),
+        window_start: settings.window.start,
+        window_end: settings.window.end,
+        ..RestorePlan::default()
+    };
+    for name in settings.topic_mapping.keys().chain(settings.partition_mapping.keys()) {
+        if manifest.topic(name).is_none() {
+            plan.conflicts
+                .push(format!("restore mapping names topic {name}, which is not in backup {}", manifest.backup_id));
+        }
+    }
+    if settings.repartition {
+        plan.conflicts.push(
+            "restore.repartition is not implemented yet; restore into a topic with the backed-up partition count"
+                .into(),
+        );
+    }
+    let broker_count = target.brokers.len().max(1) as i16;
+    let mut targets_seen: BTreeMap<String, String> = BTreeMap::new();
+    for topic in &manifest.topics {
+        if !config.topics.matches(&topic.name, topic.name.starts_with("__")) {
+            continue;
+        }
+        let target_name = settings.topic_mapping.get(&topic.name).cloned().unwrap_or_else(|| topic.name.clone());
+        if let Some(other) = targets_seen.insert(target_name.clone(), topic.name.clone()) {
+            plan.conflicts.push(format!("topics {other} and {} would both be restored into {target_name}", topic.name));
+        }
+        let mapping = settings.partition_mapping.get(&topic.name);
+        let mut partitions = Vec::new();
+        for partition in &topic.partitions {
+            let target_partition =
+                mapping.and_then(|m| m.get(&partition.partition)).copied().unwrap_or(partition.partition);
+            let in_window: Vec<_> = partition
+                .segments
+                .iter()
+                .filter(|s| !settings.window.excludes(s.min_timestamp, s.max_timestamp))
+                .collect();
+            partitions.push(PartitionPlan {
+                source: partition.partition,
+                target: target_partition,
+                segments: in_window.len(),
+                records: in_window.iter().map(|s| s.record_count).sum(),
+                bytes: in_window.iter().map(|s| s.stored_bytes).sum(),
+            });
+        }
+        if let Some(mapping) = mapping {
+            for source in mapping.keys() {
+                if !topic.partitions.iter().any(|p| p.partition == *source) {
+                    plan.conflicts.push(format!(
+                        "restore.partition_mapping.{}: partition {source} is not in the backup",
+                        topic.name
+                    ));
+                }
+            }
+        }
+        let needed = partitions.iter().map(|p| p.target + 1).max().unwrap_or(0).max(topic.partition_count);
+        let create = match target.topics.get(&target_name) {
+            Some(existing) => {
+                let count = existing.partitions.len() as i32;
+                if count != topic.partition_count && mapping.is_none() {
+                    plan.conflicts.push(format!(
+                        "target topic {target_name} has {count} partitions, the backup of {} has {}; \
+                         restore into a new topic (restore.topic_mapping) or map partitions (restore.partition_mapping)",
+                        topic.name, topic.partition_count
+                    ));
+                } else if let Some(p) = partitions.iter().find(|p| p.target >= count) {
+                    plan.conflicts.push(format!("target topic {target_name} has no partition {}", p.target));
+                }
+                None
+            }
+            None if !settings.create_topics => {
+                plan.conflicts
+                    .push(format!("target topic {target_name} does not exist and restore.create_topics is false"));
+                None
+            }
+            None => {
+                let original = topic.replication_factor.max(1);
+                if original > broker_count {
+                    plan.warnings.push(format!(
+                        "{target_name}: replication factor {original} capped at the target's {broker_count} brokers"
+                    ));
+                }
+                if topic.configs.is_none() {
+                    plan.warnings
+                        .push(format!("{target_name}: configs were not captured by the backup; broker defaults apply"));
+                }
+                Some(TopicCreation {
+                    partitions: needed,
+                    replication_factor: original.min(broker_count),
+                    configs: topic.configs.clone().unwrap_or_default(),
+                })
+            }
+        };
+        plan.topics.push(TopicPlan { source: topic.name.clone(), target: target_name, create, partitions });
+    }
+    if plan.topics.is_empty() {
+        plan.conflicts.push(format!("no topic of backup {} matches source.topics", manifest.backup_id));
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{RestoreConfig, TimeWindow};
+    use crate::kafka::{BrokerInfo, PartitionMetadata, TopicMetadata};
+    use crate::segment::SegmentMetadata;
+
+    fn config(restore: &str) -> RestoreConfig {
+        let text = format!(
+            "mode: restore\nbackup_id: b\ntarget:\n  bootstrap_servers: [\"t:1\"]\nstorage:\n  backend: memory\nrestore:\n{restore}"
+        );
+        RestoreConfig::from_yaml(&text, |_| None).unwrap()
+    }
+
+    fn segment(start: i64, min: i64, max: i64) -> SegmentMetadata {
+        SegmentMetadata {
+            key: format!("s{start}"),
+            start_offset: start,
+            end_offset: start + 9,
+            first_offset: start,
+            last_offset: start + 9,
+            record_count: 10,
+            batch_count: 1,
+            min_timestamp: min,
+            max_timestamp: max,
+            uncompressed_bytes: 100,
+            stored_bytes: 50,
+            codec: "zstd".into(),
+            crc32c: "0".into(),
+        }
+    }
+
+    fn manifest() -> BackupManifest {
+        let mut manifest = BackupManifest::new("b", None, 0);
+        for (topic, count) in [("orders", 2), ("audit", 1)] {
+            for p in 0..count {
+                manifest.partition_mut(topic, p);
+            }
+        }
+        let orders = manifest.topics.iter_mut().find(|t| t.name == "orders").unwrap();
+        orders.partition_count = 2;
+        orders.replication_factor = 3;
+        orders.configs = Some([("cleanup.policy".to_string(), "compact".to_string())].into());
+        orders.partitions[0].segments = vec![segment(0, 100, 200), segment(10, 300, 400)];
+        let audit = manifest.topics.iter_mut().find(|t| t.name == "audit").unwrap();
+        audit.partition_count = 1;
+        audit.replication_factor = 1;
+        manifest
+    }
+
+    fn target(topics: &[(&str, i32)]) -> ClusterMetadata {
+        let mut metadata = ClusterMetadata::default();
+        metadata.brokers.insert(1, BrokerInfo { node_id: 1, host: "t".into(), port: 1, rack: None });
+        for (name, partitions) in topics {
+            let partitions = (0..*partitions)
+                .map(|p| {
+                    (
+                        p,
+                        PartitionMetadata {
+                            partition: p,
+                            leader: Some(1),
+                            leader_epoch: 0,
+                            replicas: vec![1],
+                            isr: vec![1],
+                        },
+                    )
+                })
+                .collect();
+            metadata
+                .topics
+                .insert(name.to_string(), TopicMetadata { name: name.to_string(), is_internal: false, partitions });
+        }
+        metadata
+    }
+
+    #[test]
+    fn missing_topics_are_created_like_the_backup_with_the_replication_factor_capped() {
+        let plan = build_plan(&config("  time_window_start: 250\n"), &manifest(), &target(&[]));
+        assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
+        let orders = plan.topics.iter().find(|t| t.source == "orders").unwrap();
+        let create = orders.create.as_ref().unwrap();
+        assert_eq!((create.partitions, create.replication_factor), (2, 1));
+        assert_eq!(create.configs["cleanup.policy"], "compact");
+        assert!(plan.warnings.iter().any(|w| w.contains("replication factor 3 capped")), "{:?}", plan.warnings);
+        assert!(plan.warnings.iter().any(|w| w.contains("audit: configs were not captured")), "{:?}", plan.warnings);
+        assert_eq!(
+            (orders.partitions[0].segments, orders.partitions[0].records),
+            (1, 10),
+            "the window skips a segment"
+        );
+        assert_eq!(plan.window_start, Some(250));
+        assert_eq!(config("").settings.window, TimeWindow::default());
+    }
+
+    #[test]
+    fn every_conflict_is_reported_at_once() {
+        let restore = "  create_topics: false\n  topic_mapping:\n    missing: x\n    audit: orders\n";
+        let plan = build_plan(&config(restore), &manifest(), &target(&[("orders", 5)]));
+        let all = plan.conflicts.join("\n");
+        assert!(all.contains("names topic missing, which is not in backup b"), "{all}");
+        assert!(all.contains("topics audit and orders would both be restored into orders"), "{all}");
+        assert!(all.contains("target topic orders has 5 partitions"), "{all}");
+    }
+
+    #[test]
+    fn mapped_partitions_must_exist_on_an_existing_target() {
+        let plan = build_plan(
+            &config("  partition_mapping:\n    orders: {0: 1, 1: 7}\n"),
+            &manifest(),
+            &target(&[("orders", 2)]),
+        );
+        assert!(plan.conflicts.iter().any(|c| c.contains("has no partition 7")), "{:?}", plan.conflicts);
+        let plan = build_plan(&config("  create_topics: false\n"), &manifest(), &target(&[("orders", 2)]));
+        assert!(plan.conflicts.iter().any(|c| c.contains("audit does not exist")), "{:?}", plan.conflicts);
+    }
+}

@@ -3,6 +3,7 @@
 //! It knows nothing of topics or routing; the client above decides where requests go.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -112,23 +113,17 @@ impl BrokerConnection {
 
     /// Sends `request` at the highest version both sides support and decodes the response.
     pub async fn send<R: ClientApi>(&self, request: &R) -> Result<R::Response, KafkaError> {
+        self.start(request)?.response().await
+    }
+
+    /// Puts `request` on the wire now (requests leave in the order `start` is called) and returns
+    /// the answer to wait for, so that several requests can be in flight in a known order.
+    pub fn start<R: ClientApi>(&self, request: &R) -> Result<PendingResponse<R>, KafkaError> {
         let version = self.version_for::<R>()?;
-        let mut body = self.round_trip::<R>(request, version).await?;
-        self.decode_response::<R>(&mut body, version)
+        self.start_version(request, version)
     }
 
-    fn decode_response<R: ClientApi>(&self, body: &mut Bytes, version: i16) -> Result<R::Response, KafkaError> {
-        R::Response::decode(body, version).map_err(|e| KafkaError::Protocol {
-            api: R::NAME,
-            broker: self.address.clone(),
-            reason: format!("cannot decode v{version} response: {e}"),
-        })
-    }
-
-    /// Sends one framed request and returns the response body after its header.
-    async fn round_trip<R: ClientApi>(&self, request: &R, version: i16) -> Result<Bytes, KafkaError> {
-        let protocol_error =
-            |reason: String| KafkaError::Protocol { api: R::NAME, broker: self.address.clone(), reason };
+    fn start_version<R: ClientApi>(&self, request: &R, version: i16) -> Result<PendingResponse<R>, KafkaError> {
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let header = RequestHeader::default()
             .with_request_api_key(R::KEY)
@@ -140,7 +135,11 @@ impl BrokerConnection {
         header
             .encode(&mut frame, R::header_version(version))
             .and_then(|()| request.encode(&mut frame, version))
-            .map_err(|e| protocol_error(format!("cannot encode v{version} request: {e}")))?;
+            .map_err(|e| KafkaError::Protocol {
+                api: R::NAME,
+                broker: self.address.clone(),
+                reason: format!("cannot encode v{version} request: {e}"),
+            })?;
         let length = (frame.len() - 4) as i32;
         frame[..4].copy_from_slice(&length.to_be_bytes());
 
@@ -155,31 +154,15 @@ impl BrokerConnection {
         if self.outgoing.send(frame.freeze()).is_err() {
             return Err(self.connection_lost("writer stopped".into()));
         }
-        let mut response = match tokio::time::timeout(self.request_timeout, receiver).await {
-            Ok(Ok(Ok(response))) => response,
-            Ok(Ok(Err(reason))) => return Err(self.connection_lost(reason)),
-            Ok(Err(_)) => return Err(self.connection_lost("connection closed".into())),
-            Err(_) => {
-                // The stream state is unknown after a lost response: drop the connection, as the
-                // Java client does, so that retries start on a fresh one.
-                self.in_flight.lock().expect("in-flight lock").close("request timed out");
-                return Err(KafkaError::Timeout {
-                    api: R::NAME,
-                    broker: self.address.clone(),
-                    timeout: self.request_timeout,
-                });
-            }
-        };
-        let header_version = R::Response::header_version(version);
-        let header = ResponseHeader::decode(&mut response, header_version)
-            .map_err(|e| protocol_error(format!("cannot decode response header: {e}")))?;
-        if header.correlation_id != correlation_id {
-            return Err(protocol_error(format!(
-                "correlation id {} answered request {correlation_id}",
-                header.correlation_id
-            )));
-        }
-        Ok(response)
+        Ok(PendingResponse {
+            address: self.address.clone(),
+            timeout: self.request_timeout,
+            in_flight: self.in_flight.clone(),
+            correlation_id,
+            version,
+            receiver,
+            request: PhantomData,
+        })
     }
 
     fn connection_lost(&self, reason: String) -> KafkaError {
@@ -193,13 +176,12 @@ impl BrokerConnection {
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
         let mut version = ApiVersionsRequest::CLIENT_VERSIONS.max;
         loop {
-            let body = self.round_trip(&request, version).await?;
+            let body = self.start_version(&request, version)?.body().await?;
             let error_code = body.clone().try_get_i16().unwrap_or(0);
             if error_code == UNSUPPORTED_VERSION && version > 0 {
                 // The broker should answer in v0 format with the ApiVersions versions it supports;
                 // some (librdkafka's mock cluster) answer in another shape. Either way, step down.
-                let advertised = self
-                    .decode_response::<ApiVersionsRequest>(&mut body.clone(), 0)
+                let advertised = decode::<ApiVersionsRequest>(&self.address, &mut body.clone(), 0)
                     .ok()
                     .and_then(|fallback| ApiVersionTable::from_response(&fallback).range(ApiVersionsRequest::KEY))
                     .map(|range| range.max);
@@ -207,13 +189,68 @@ impl BrokerConnection {
                 continue;
             }
             let response: ApiVersionsResponse =
-                self.decode_response::<ApiVersionsRequest>(&mut body.clone(), version)?;
+                decode::<ApiVersionsRequest>(&self.address, &mut body.clone(), version)?;
             if response.error_code != 0 {
                 return Err(KafkaError::broker("ApiVersions", String::new(), &self.address, response.error_code, None));
             }
             return Ok(ApiVersionTable::from_response(&response));
         }
     }
+}
+
+/// A request on the wire; [`PendingResponse::response`] waits for and decodes its answer.
+pub struct PendingResponse<R: ClientApi> {
+    address: String,
+    timeout: Duration,
+    in_flight: Arc<Mutex<InFlight>>,
+    correlation_id: i32,
+    version: i16,
+    receiver: oneshot::Receiver<Result<Bytes, String>>,
+    request: PhantomData<fn() -> R>,
+}
+
+impl<R: ClientApi> PendingResponse<R> {
+    /// The decoded response.
+    pub async fn response(self) -> Result<R::Response, KafkaError> {
+        let (address, version) = (self.address.clone(), self.version);
+        let mut body = self.body().await?;
+        decode::<R>(&address, &mut body, version)
+    }
+
+    /// The response body after its header.
+    async fn body(self) -> Result<Bytes, KafkaError> {
+        let lost = |reason: String| KafkaError::ConnectionLost { broker: self.address.clone(), reason };
+        let mut response = match tokio::time::timeout(self.timeout, self.receiver).await {
+            Ok(Ok(Ok(response))) => response,
+            Ok(Ok(Err(reason))) => return Err(lost(reason)),
+            Ok(Err(_)) => return Err(lost("connection closed".into())),
+            Err(_) => {
+                // The stream state is unknown after a lost response: drop the connection, as the
+                // Java client does, so that retries start on a fresh one.
+                self.in_flight.lock().expect("in-flight lock").close("request timed out");
+                return Err(KafkaError::Timeout { api: R::NAME, broker: self.address.clone(), timeout: self.timeout });
+            }
+        };
+        let protocol_error =
+            |reason: String| KafkaError::Protocol { api: R::NAME, broker: self.address.clone(), reason };
+        let header = ResponseHeader::decode(&mut response, R::Response::header_version(self.version))
+            .map_err(|e| protocol_error(format!("cannot decode response header: {e}")))?;
+        if header.correlation_id != self.correlation_id {
+            return Err(protocol_error(format!(
+                "correlation id {} answered request {}",
+                header.correlation_id, self.correlation_id
+            )));
+        }
+        Ok(response)
+    }
+}
+
+fn decode<R: ClientApi>(address: &str, body: &mut Bytes, version: i16) -> Result<R::Response, KafkaError> {
+    R::Response::decode(body, version).map_err(|e| KafkaError::Protocol {
+        api: R::NAME,
+        broker: address.to_string(),
+        reason: format!("cannot decode v{version} response: {e}"),
+    })
 }
 
 /// Reads size-prefixed response frames and hands each to the request with its correlation id.

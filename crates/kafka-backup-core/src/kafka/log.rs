@@ -7,10 +7,13 @@ use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, ProduceRequest, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, ListOffsetsRequest, ProduceRequest, ProduceResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::client::{KafkaClient, Route};
+use super::connection::PendingResponse;
 use super::KafkaError;
 
 /// Which offset ListOffsets should return.
@@ -240,9 +243,9 @@ impl KafkaClient {
         .await
     }
 
-    /// Appends `batches` (one or more encoded record batches) to `topic`-`partition` with
-    /// acks=all. Retries after retriable errors; batches from an idempotent producer (producer id
-    /// and sequence set) are deduplicated by the broker, others may be written twice on retry.
+    /// Appends `batches` (one encoded record batch) to `topic`-`partition` with acks=all.
+    /// Retries after retriable errors; batches from an idempotent producer (producer id and
+    /// sequence set) are deduplicated by the broker, others may be written twice on retry.
     pub async fn produce(
         &self,
         topic: &str,
@@ -250,34 +253,76 @@ impl KafkaClient {
         batches: Bytes,
         timeout: Duration,
     ) -> Result<ProduceAck, KafkaError> {
-        let batches = &batches;
+        let request = produce_request(topic, partition, batches, timeout);
+        let request = &request;
         self.on("Produce", Route::Leader(topic, partition), |connection| async move {
-            let request = ProduceRequest::default()
-                .with_acks(-1)
-                .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
-                .with_topic_data(vec![TopicProduceData::default().with_name(topic_name(topic)).with_partition_data(
-                    vec![PartitionProduceData::default().with_index(partition).with_records(Some(batches.clone()))],
-                )]);
-            let response = connection.send(&request).await?;
-            let answer = response
-                .responses
-                .iter()
-                .flat_map(|t| t.partition_responses.iter())
-                .find(|p| p.index == partition)
-                .ok_or_else(|| {
-                    KafkaError::no_answer("Produce", connection.address(), format!("no answer for {topic}-{partition}"))
-                })?;
-            if answer.error_code != 0 {
-                return Err(KafkaError::broker(
-                    "Produce",
-                    partition_context(topic, partition),
-                    connection.address(),
-                    answer.error_code,
-                    answer.error_message.as_ref().map(|m| m.to_string()),
-                ));
-            }
-            Ok(ProduceAck { base_offset: answer.base_offset, log_append_time: answer.log_append_time_ms })
+            let response = connection.send(request).await?;
+            produce_ack(&response, topic, partition, connection.address())
         })
         .await
     }
+
+    /// Sends a batch to the leader of `topic`-`partition` now, without waiting for the answer:
+    /// batches started one after another leave in that order, so an idempotent producer can keep
+    /// several in flight. No retry: a failure is returned by [`PendingProduce::ack`].
+    pub async fn start_produce(
+        &self,
+        topic: &str,
+        partition: i32,
+        batches: Bytes,
+        timeout: Duration,
+    ) -> Result<PendingProduce, KafkaError> {
+        let connection = self.leader_connection(topic, partition).await?;
+        let pending = connection.start(&produce_request(topic, partition, batches, timeout))?;
+        Ok(PendingProduce { pending, topic: topic.to_string(), partition, address: connection.address().to_string() })
+    }
+}
+
+/// A produce request on the wire.
+pub struct PendingProduce {
+    pending: PendingResponse<ProduceRequest>,
+    topic: String,
+    partition: i32,
+    address: String,
+}
+
+impl PendingProduce {
+    /// Waits for the broker's acknowledgement.
+    pub async fn ack(self) -> Result<ProduceAck, KafkaError> {
+        let response = self.pending.response().await?;
+        produce_ack(&response, &self.topic, self.partition, &self.address)
+    }
+}
+
+fn produce_request(topic: &str, partition: i32, batches: Bytes, timeout: Duration) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
+        .with_topic_data(vec![TopicProduceData::default().with_name(topic_name(topic)).with_partition_data(vec![
+            PartitionProduceData::default().with_index(partition).with_records(Some(batches)),
+        ])])
+}
+
+fn produce_ack(
+    response: &ProduceResponse,
+    topic: &str,
+    partition: i32,
+    address: &str,
+) -> Result<ProduceAck, KafkaError> {
+    let answer = response
+        .responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter())
+        .find(|p| p.index == partition)
+        .ok_or_else(|| KafkaError::no_answer("Produce", address, format!("no answer for {topic}-{partition}")))?;
+    if answer.error_code != 0 {
+        return Err(KafkaError::broker(
+            "Produce",
+            partition_context(topic, partition),
+            address,
+            answer.error_code,
+            answer.error_message.as_ref().map(|m| m.to_string()),
+        ));
+    }
+    Ok(ProduceAck { base_offset: answer.base_offset, log_append_time: answer.log_append_time_ms })
 }

@@ -18,5 +18,7 @@ pub use client::KafkaClient;
 pub use config::{ClientConfig, SecurityProtocol};
 pub use error::KafkaError;
 pub use groups::{CommittedOffset, GroupDescription, GroupListing, GroupMember};
-pub use log::{AbortedTransaction, FetchOptions, FetchedPartition, IsolationLevel, OffsetSpec, ProduceAck};
+pub use log::{
+    AbortedTransaction, FetchOptions, FetchedPartition, IsolationLevel, OffsetSpec, PendingProduce, ProduceAck,
+};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};

@@ -3,7 +3,7 @@
 //! restored segment. A resumed run first compares what an interrupted run left on the target with
 //! the backup, record by record, and continues after it: no duplicate, no loss.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use super::prepare::{prepare, PreparedBatch, SourceOffsets};
 use super::rate::RateLimiter;
 use super::RestoreError;
 use crate::config::RestoreSettings;
-use crate::kafka::{FetchOptions, IsolationLevel, KafkaClient, OffsetSpec};
+use crate::kafka::{FetchOptions, IsolationLevel, KafkaClient, KafkaError, OffsetSpec, PendingProduce};
 use crate::manifest::to_json;
 use crate::offset_map::MappedBatch;
 use crate::records::{split_batches, Record};
@@ -81,6 +81,16 @@ pub(super) struct PartitionOutcome {
 }
 
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Batches sent ahead of acknowledgements per partition: Kafka keeps the order of an idempotent
+/// producer's batches for up to five in flight.
+const MAX_IN_FLIGHT: usize = 5;
+
+/// A batch sent and not yet acknowledged.
+struct InFlight<'a> {
+    ack: PendingProduce,
+    expected: i64,
+    batch: &'a PreparedBatch,
+}
 
 fn mapped(source: &SourceOffsets, target_first: i64) -> MappedBatch {
     match source {
@@ -109,7 +119,7 @@ impl PartitionRestore {
         RestoreError::TargetChanged { partition: self.target(), detail }
     }
 
-    fn kafka(&self, action: &str) -> impl FnOnce(crate::kafka::KafkaError) -> RestoreError {
+    fn kafka(&self, action: &str) -> impl FnOnce(KafkaError) -> RestoreError {
         super::kafka(format!("{action} {}", self.target()))
     }
 
@@ -141,34 +151,62 @@ impl PartitionRestore {
                 target_next += found;
                 check_tail = false;
             }
+            // Up to MAX_IN_FLIGHT batches are sent before the oldest is acknowledged; the
+            // idempotent producer's sequences keep them in order on the broker.
+            let mut in_flight: VecDeque<InFlight> = VecDeque::new();
             for batch in &prepared[done..] {
                 self.limiter.acquire(batch.batch.size() as u64, batch.records as u64).await;
                 let bytes = batch.batch.for_producer(producer_id, producer_epoch, sequence).as_bytes().clone();
-                match self.client.produce(&self.target_topic, self.target_partition, bytes, PRODUCE_TIMEOUT).await {
-                    Ok(ack) if ack.base_offset == target_next => {}
-                    Ok(ack) => {
-                        return Err(self.changed(format!(
-                            "a batch landed at offset {} where this restore expected {target_next}: another producer \
-                             is writing to the target; restore into a topic nothing else writes to",
-                            ack.base_offset
-                        )))
-                    }
-                    // A retried request the broker had already appended (Tansu reports it this way).
-                    Err(error) if error.response_error() == Some(ResponseError::DuplicateSequenceNumber) => {}
-                    Err(error) => return Err(self.kafka("producing to")(error)),
-                }
-                batches.push(mapped(&batch.source, target_next));
+                let ack = self
+                    .client
+                    .start_produce(&self.target_topic, self.target_partition, bytes, PRODUCE_TIMEOUT)
+                    .await
+                    .map_err(self.kafka("producing to"))?;
+                in_flight.push_back(InFlight { ack, expected: target_next, batch });
                 target_next += batch.records;
                 sequence = next_sequence(sequence, batch.records);
-                outcome.records += batch.records;
-                outcome.batches += 1;
-                outcome.bytes += batch.batch.size() as u64;
+                if in_flight.len() >= MAX_IN_FLIGHT {
+                    let sent = in_flight.pop_front().expect("non-empty");
+                    self.acknowledged(sent, &mut batches, &mut outcome).await?;
+                }
+            }
+            while let Some(sent) = in_flight.pop_front() {
+                self.acknowledged(sent, &mut batches, &mut outcome).await?;
             }
             let commit = RestoreCommit { source_segment: segment.key.clone(), batches, target_next };
             let key = format!("{}/segment-{:020}.json", self.state_dir, segment.start_offset);
             self.store.put_new(&key, to_json(&commit)).await?;
         }
         Ok(outcome)
+    }
+
+    /// Waits for a sent batch's acknowledgement and records where it landed. Any failure stops
+    /// the partition: a re-run checks the target's tail against the backup and continues exactly
+    /// after what did land, so an error can neither duplicate nor lose records.
+    async fn acknowledged(
+        &self,
+        sent: InFlight<'_>,
+        batches: &mut Vec<MappedBatch>,
+        outcome: &mut PartitionOutcome,
+    ) -> Result<(), RestoreError> {
+        match sent.ack.ack().await {
+            Ok(ack) if ack.base_offset == sent.expected => {}
+            Ok(ack) => {
+                return Err(self.changed(format!(
+                    "a batch landed at offset {} where this restore expected {}: another producer is writing to \
+                     the target; restore into a topic nothing else writes to",
+                    ack.base_offset, sent.expected
+                )))
+            }
+            // A retried request the broker had already appended (Tansu reports it this way).
+            Err(error) if error.response_error() == Some(ResponseError::DuplicateSequenceNumber) => {}
+            Err(error) => return Err(self.kafka("producing to")(error)),
+        }
+        batches.push(mapped(&sent.batch.source, sent.expected));
+        outcome.records += sent.batch.records;
+        outcome.batches += 1;
+        outcome.bytes += sent.batch.batch.size() as u64;
+        Ok(())
     }
 
     /// Reads (or starts) this partition's restore state and its commit records.

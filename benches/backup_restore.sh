@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Backup throughput and memory, as a ratio to a raw librdkafka consume of the same topic in the
-# same run (absolute numbers drift +-40% on shared 2-core machines; the ratio is what counts).
-# Usage: benches/backup.sh            (BENCH_MB=1024 by default; e.g. BENCH_MB=256 for a quick run)
+# Backup and restore throughput and memory, as ratios to a raw librdkafka consume (backup) and a
+# raw librdkafka produce (restore) of the same records in the same run (absolute numbers drift
+# +-40% on shared 2-core machines; the ratio is what counts).
+# Usage: benches/backup_restore.sh    (BENCH_MB=1024 by default; e.g. BENCH_MB=256 for a quick run)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -23,7 +24,10 @@ sleep 1
 bootstrap="127.0.0.1:$port"
 
 echo "filling topic bench: $records records of $size bytes ($mb MiB)..."
+fill_started=$(date +%s.%N)
 $python tools/bench_reference.py fill "$bootstrap" bench "$records" "$size"
+fill_ended=$(date +%s.%N)
+produce_seconds=$(awk -v a="$fill_started" -v b="$fill_ended" 'BEGIN { printf "%.3f", b - a }')
 
 read -r ref_seconds ref_bytes < <($python tools/bench_reference.py consume "$bootstrap" bench "$records")
 ref_rate=$(awk -v b="$ref_bytes" -v s="$ref_seconds" 'BEGIN { printf "%.1f", b / s / 1048576 }')
@@ -56,5 +60,35 @@ YAML
   grep -q "$records records" "$work/$codec.out" || { echo "backup did not hold all $records records:"; cat "$work/$codec.out"; exit 1; }
 done
 echo
-echo "ratio = our backup throughput / raw librdkafka consume throughput (same broker, same data, same run)"
+echo "backup ratio = our backup throughput / raw librdkafka consume throughput (same broker, same data, same run)"
+
+produce_rate=$(awk -v b="$ref_bytes" -v s="$produce_seconds" 'BEGIN { printf "%.1f", b / s / 1048576 }')
+echo
+echo "reference: raw produce of the same records by confluent-kafka/librdkafka: ${produce_seconds}s, ${produce_rate} MiB/s"
+printf '\n%-10s %10s %12s %10s %14s\n' restore seconds "MiB/s" ratio "peak RSS MiB"
+for codec in lz4; do
+  cat >"$work/restore-$codec.yaml" <<YAML
+mode: restore
+backup_id: bench-$codec
+target:
+  bootstrap_servers: ["$bootstrap"]
+storage:
+  backend: filesystem
+  path: $work/store
+restore:
+  topic_mapping:
+    bench: bench-restored-$codec
+YAML
+  started=$(date +%s.%N)
+  /usr/bin/time -v target/release/kafka-backup restore --config "$work/restore-$codec.yaml" >"$work/restore-$codec.out" 2>"$work/restore-$codec.time"
+  ended=$(date +%s.%N)
+  seconds=$(awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.3f", b - a }')
+  rss_kb=$(awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$work/restore-$codec.time")
+  rate=$(awk -v b="$ref_bytes" -v s="$seconds" 'BEGIN { printf "%.1f", b / s / 1048576 }')
+  ratio=$(awk -v r="$rate" -v f="$produce_rate" 'BEGIN { printf "%.2f", r / f }')
+  printf '%-10s %10s %12s %10s %14s\n' "from $codec" "$seconds" "$rate" "${ratio}x" "$((rss_kb / 1024))"
+  grep -q "Restored $records records" "$work/restore-$codec.out" || { echo "restore did not write all $records records:"; cat "$work/restore-$codec.out"; exit 1; }
+done
+echo
+echo "restore ratio = our restore throughput / raw librdkafka produce throughput (same broker, same records, same run)"
 echo "throughput counts key+value bytes of the topic over the whole process wall time"

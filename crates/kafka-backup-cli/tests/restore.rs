@@ -7,6 +7,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
+use kafka_backup_core::restore::load_offset_map;
+use kafka_backup_core::storage::BackupStore;
 use kafka_backup_testkit::{self as testkit, Broker, MockCluster, RefRecord};
 use tempfile::TempDir;
 
@@ -99,6 +101,16 @@ fn a_time_window_keeps_exactly_the_records_inside_it_with_inclusive_bounds() {
     assert_eq!(expected.len(), 4);
     let restored = testkit::consume(&target.bootstrap(), "events", &[0], expected.len());
     assert_eq!(without_offsets(&restored), without_offsets(&expected));
+
+    // The recorded offset map sends a committed source offset to the first restored record at or
+    // after it, never past one: in-window source offsets 2, 3, 6, 7 became target offsets 0..=3.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let map = runtime.block_on(async {
+        let store = BackupStore::existing_directory(&dir.path().join("store")).unwrap().child("pitr");
+        load_offset_map(&store, "restores/target/events/partition=0", 0).await.unwrap().expect("map recorded")
+    });
+    let translated: Vec<i64> = (0..=8).map(|committed| map.translate(committed)).collect();
+    assert_eq!(translated, vec![0, 0, 0, 1, 2, 2, 2, 3, 4]);
 }
 
 #[test]
@@ -122,15 +134,16 @@ fn a_dry_run_prints_the_plan_and_writes_nothing() {
     assert!(!dir.path().join("store/plan/restores").exists(), "no restore state was written");
 }
 
-#[test]
-fn a_restore_killed_at_any_moment_finishes_with_every_record_exactly_once() {
+/// Restores a 3000-record backup, killing the restore at several points, then lets it finish;
+/// returns the source and target records. `target_partitions` pre-creates the target topic.
+fn restore_with_kills(restore_settings: &str, target_partitions: Option<i32>) -> (Vec<RefRecord>, Vec<RefRecord>) {
     let (source, target) = (Broker::start("source"), Broker::start("target"));
     testkit::create_topic(&source.bootstrap(), "ledger", 2, &[]);
     let records: Vec<RefRecord> = (0..3000)
         .map(|i| RefRecord {
             partition: Some(i % 2),
-            key: Some(format!("entry-{i}").into_bytes()),
-            value: Some(vec![b'a' + (i % 26) as u8; 500]),
+            key: (i % 7 != 0).then(|| format!("entry-{}", i % 101).into_bytes()),
+            value: Some(format!("{i:06}{}", ".".repeat(494)).into_bytes()),
             ..RefRecord::default()
         })
         .collect();
@@ -138,10 +151,12 @@ fn a_restore_killed_at_any_moment_finishes_with_every_record_exactly_once() {
     let original = testkit::consume(&source.bootstrap(), "ledger", &[0, 1], records.len());
     let dir = TempDir::new().unwrap();
     back_up(&dir, &source.bootstrap(), "big", "ledger", "  segment_max_bytes: 20000\n");
-
+    if let Some(count) = target_partitions {
+        testkit::create_topic(&target.bootstrap(), "ledger", count, &[]);
+    }
     // Throttled so that each run can be killed mid-way, at a different point each time.
-    let config =
-        write_restore_config(dir.path(), "slow", &target.bootstrap(), "big", "  rate_limit_bytes_per_sec: 600000\n");
+    let settings = format!("  rate_limit_bytes_per_sec: 600000\n{restore_settings}");
+    let config = write_restore_config(dir.path(), "slow", &target.bootstrap(), "big", &settings);
     let mut kills = 0;
     for round in 0..5u64 {
         let mut child = binary()
@@ -158,11 +173,38 @@ fn a_restore_killed_at_any_moment_finishes_with_every_record_exactly_once() {
         child.wait().unwrap();
     }
     assert!(kills >= 3, "the restore finished too fast to be killed mid-run ({kills} kills)");
-    let finish =
-        write_restore_config(dir.path(), "slow", &target.bootstrap(), "big", "  rate_limit_bytes_per_sec: 600000\n");
-    assert_success(&restore(&finish, &[]));
-    let restored = testkit::consume(&target.bootstrap(), "ledger", &[0, 1], original.len() + 10);
+    assert_success(&restore(&config, &[]));
+    let partitions: Vec<i32> = (0..target_partitions.unwrap_or(2)).collect();
+    let restored = testkit::consume(&target.bootstrap(), "ledger", &partitions, original.len() + 10);
+    (original, restored)
+}
+
+#[test]
+fn a_restore_killed_at_any_moment_finishes_with_every_record_exactly_once() {
+    let (original, restored) = restore_with_kills("", None);
     assert_eq!(restored, original, "no duplicate, no loss, same offsets");
+}
+
+#[test]
+fn a_repartitioned_restore_killed_at_any_moment_finishes_with_every_record_exactly_once() {
+    let (original, restored) = restore_with_kills("  repartition: true\n", Some(3));
+    let values = |records: &[RefRecord]| {
+        let mut values: Vec<_> = records.iter().map(|r| (r.key.clone(), r.value.clone())).collect();
+        values.sort();
+        values
+    };
+    assert_eq!(restored.len(), original.len(), "no duplicate, no loss");
+    assert_eq!(values(&restored), values(&original));
+    // Per key, one target partition, in source order: source partition 0 is restored before 1.
+    let id = |r: &RefRecord| String::from_utf8_lossy(&r.value.as_ref().unwrap()[..6]).into_owned();
+    for key in original.iter().filter_map(|r| r.key.clone()).take(20) {
+        let expected: Vec<String> = original.iter().filter(|r| r.key.as_ref() == Some(&key)).map(id).collect();
+        let mut mine: Vec<&RefRecord> = restored.iter().filter(|r| r.key.as_ref() == Some(&key)).collect();
+        mine.sort_by_key(|r| r.offset);
+        let partitions: std::collections::BTreeSet<_> = mine.iter().map(|r| r.partition).collect();
+        assert_eq!(partitions.len(), 1, "key {key:?} is in one partition");
+        assert_eq!(mine.into_iter().map(id).collect::<Vec<_>>(), expected, "order of key {key:?}");
+    }
 }
 
 #[test]
@@ -249,4 +291,54 @@ fn conflicts_and_offset_headers() {
     let expected: Vec<_> =
         (0..4).map(|i| ("x-original-offset".to_string(), Some(i.to_string().into_bytes()))).collect();
     assert_eq!(offsets, expected);
+}
+
+#[test]
+fn repartitioned_records_land_where_the_java_partitioner_puts_their_keys() {
+    let (source, target) = (Broker::start("source"), Broker::start("target"));
+    testkit::create_topic(&source.bootstrap(), "users", 2, &[]);
+    let records: Vec<RefRecord> = (0..400)
+        .map(|i| RefRecord {
+            partition: Some(i % 2),
+            key: (i % 10 != 0).then(|| format!("user-{}", i % 37).into_bytes()),
+            value: Some(format!("event-{i}").into_bytes()),
+            ..RefRecord::default()
+        })
+        .collect();
+    testkit::produce(&source.bootstrap(), "users", &records, &[("linger.ms", "20")]);
+    let dir = TempDir::new().unwrap();
+    back_up(&dir, &source.bootstrap(), "users", "users", "  segment_max_bytes: 4096\n");
+
+    testkit::create_topic(&target.bootstrap(), "users", 5, &[]);
+    let config = write_restore_config(dir.path(), "repartition", &target.bootstrap(), "users", "  repartition: true\n");
+    let output = restore(&config, &["--dry-run"]);
+    assert_success(&output);
+    assert!(text(&output.stdout).contains("records routed by key into its 5 partitions"), "{}", text(&output.stdout));
+    let output = restore(&config, &[]);
+    assert_success(&output);
+    assert!(text(&output.stdout).contains("Restored 400 records"), "{}", text(&output.stdout));
+    let restored = testkit::consume(&target.bootstrap(), "users", &[0, 1, 2, 3, 4], records.len());
+    assert_eq!(restored.len(), records.len());
+
+    // The independent reference: librdkafka's Java-compatible murmur2 partitioner.
+    let keyed: Vec<RefRecord> =
+        records.iter().filter(|r| r.key.is_some()).map(|r| RefRecord { partition: None, ..r.clone() }).collect();
+    testkit::create_topic(&target.bootstrap(), "reference", 5, &[]);
+    let placed = testkit::produce(&target.bootstrap(), "reference", &keyed, &[("partitioner", "murmur2")]);
+    let expected: std::collections::BTreeMap<Vec<u8>, i32> =
+        placed.iter().map(|r| (r.key.clone().unwrap(), r.partition.unwrap())).collect();
+    for record in restored.iter().filter(|r| r.key.is_some()) {
+        assert_eq!(Some(expected[record.key.as_ref().unwrap()]), record.partition, "key {:?}", record.key);
+    }
+    let null_keyed = restored.iter().filter(|r| r.key.is_none()).count();
+    assert_eq!(null_keyed, 40);
+    let mut values: Vec<_> = restored.iter().map(|r| r.value.clone().unwrap()).collect();
+    values.sort();
+    let mut original: Vec<_> = records.iter().map(|r| r.value.clone().unwrap()).collect();
+    original.sort();
+    assert_eq!(values, original, "every record exactly once");
+
+    let again = restore(&config, &[]);
+    assert_success(&again);
+    assert!(text(&again.stdout).contains("Restored 0 records"), "{}", text(&again.stdout));
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod kafka;
 pub mod manifest;
 pub mod offset_map;
+pub mod partitioner;
 pub mod records;
 pub mod restore;
 pub mod retry;

@@ -42,9 +42,10 @@ fn render_plan(plan: &RestorePlan) -> String {
     let mut out =
         format!("Restore plan for backup {}: {}\n", plan.backup_id, window(plan.window_start, plan.window_end));
     for topic in &plan.topics {
-        let creation = match &topic.create {
-            None => "existing topic".to_string(),
-            Some(create) => {
+        let creation = match (&topic.create, topic.repartition) {
+            (None, Some(count)) => format!("existing topic, records routed by key into its {count} partitions"),
+            (None, None) => "existing topic".to_string(),
+            (Some(create), _) => {
                 let configs: Vec<String> = create.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 format!(
                     "create with {} partitions, replication factor {}{}",
@@ -56,11 +57,11 @@ fn render_plan(plan: &RestorePlan) -> String {
         };
         let _ = writeln!(out, "  {} -> {} ({creation})", topic.source, topic.target);
         for p in &topic.partitions {
+            let target = if topic.repartition.is_some() { "by key".to_string() } else { p.target.to_string() };
             let _ = writeln!(
                 out,
-                "    partition {} -> {}: {} segments, up to {} records, {:.1} MiB stored",
+                "    partition {} -> {target}: {} segments, up to {} records, {:.1} MiB stored",
                 p.source,
-                p.target,
                 p.segments,
                 p.records,
                 p.bytes as f64 / (1024.0 * 1024.0)

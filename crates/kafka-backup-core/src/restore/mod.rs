@@ -1,15 +1,17 @@
 //! The restore engine: plans the restore, creates missing topics, then restores every partition
 //! with an idempotent producer, recording durable progress and the source -> target offset map.
 //!
-//! Restore state lives with the backup, per target partition:
-//! `restores/{target cluster id}/{target topic}/partition={p}/started.json` (what is restored
-//! and where the target partition ended when the restore began) and one commit record per
-//! restored source segment, `segment-{source start}.json`, holding the offset map of its batches.
+//! Restore state lives with the backup (see `state.rs`), under
+//! `restores/{target cluster id}/{target topic}/partition={p}/`, or `.../repartitioned/` for a
+//! topic whose records are routed by key into another partition count.
 
 mod partition;
 mod plan;
 mod prepare;
 mod rate;
+mod repartition;
+mod state;
+mod target;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,9 +20,9 @@ use kafka_protocol::ResponseError;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-pub use partition::{PartitionRestoreState, RestoreCommit};
 pub use plan::{build_plan, PartitionPlan, RestorePlan, TopicCreation, TopicPlan};
 pub use prepare::{prepare, PreparedBatch, SourceOffsets, ORIGINAL_OFFSET_HEADER};
+pub use state::{load_offset_map, RestoreCommit, RestoreIdentity, RestoreStarted};
 
 use crate::config::RestoreConfig;
 use crate::kafka::{KafkaClient, KafkaError, NewTopic};
@@ -28,8 +30,10 @@ use crate::manifest::{BackupManifest, ManifestError};
 use crate::records::RecordsError;
 use crate::segment::SegmentError;
 use crate::storage::{BackupStore, StorageError};
-use partition::PartitionRestore;
+use partition::{PartitionRestore, RestoreOutcome};
 use rate::RateLimiter;
+use repartition::RepartitionRestore;
+use target::TargetPartition;
 
 /// Why a restore failed. Every variant names the partition, object or setting, and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -164,28 +168,51 @@ pub async fn run_restore(
         config.settings.rate_limit_bytes_per_sec,
         config.settings.rate_limit_records_per_sec,
     ));
-    let mut tasks = JoinSet::new();
+    let mut tasks: JoinSet<Result<RestoreOutcome, RestoreError>> = JoinSet::new();
+    let target_partition = |topic: &str, partition: i32| TargetPartition {
+        client: client.clone(),
+        topic: topic.to_string(),
+        partition,
+        producer: (producer_id, producer_epoch),
+        limiter: limiter.clone(),
+        sequence: 0,
+    };
     for topic in &report.plan.topics {
         let backed_up = manifest.topic(&topic.source).expect("planned topics are in the manifest");
-        for partition in &topic.partitions {
-            let segments = backed_up
+        let segments_of = |partition: i32| {
+            backed_up
                 .partitions
                 .iter()
-                .find(|p| p.partition == partition.source)
+                .find(|p| p.partition == partition)
                 .map(|p| p.segments.clone())
-                .unwrap_or_default();
+                .unwrap_or_default()
+        };
+        let permits = permits.clone();
+        if let Some(count) = topic.repartition {
+            let task = RepartitionRestore {
+                store: store.clone(),
+                settings: config.settings.clone(),
+                source_topic: topic.source.clone(),
+                sources: topic.partitions.iter().map(|p| (p.source, segments_of(p.source))).collect(),
+                targets: (0..count).map(|p| target_partition(&topic.target, p)).collect(),
+                state_dir: format!("restores/{cluster_id}/{}/repartitioned", topic.target),
+                stop: shutdown.clone(),
+            };
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                task.run().await
+            });
+            continue;
+        }
+        for partition in &topic.partitions {
             let task = PartitionRestore {
-                client: client.clone(),
                 store: store.clone(),
                 settings: config.settings.clone(),
                 source_topic: topic.source.clone(),
                 source_partition: partition.source,
-                target_topic: topic.target.clone(),
-                target_partition: partition.target,
+                segments: segments_of(partition.source),
+                target: target_partition(&topic.target, partition.target),
                 state_dir: format!("restores/{cluster_id}/{}/partition={}", topic.target, partition.target),
-                segments,
-                producer: (producer_id, producer_epoch),
-                limiter: limiter.clone(),
                 stop: shutdown.clone(),
             };
             let permits = permits.clone();
@@ -199,9 +226,9 @@ pub async fn run_restore(
     while let Some(joined) = tasks.join_next().await {
         match joined.expect("partition restores do not panic") {
             Ok(outcome) => {
-                report.records += outcome.records;
-                report.batches += outcome.batches;
-                report.bytes += outcome.bytes;
+                report.records += outcome.written.records;
+                report.batches += outcome.written.batches;
+                report.bytes += outcome.written.bytes;
                 report.already_restored += outcome.already_restored;
                 report.interrupted |= outcome.interrupted;
             }

@@ -36,6 +36,8 @@ pub struct TopicPlan {
     pub target: String,
     /// Present when the target topic will be created.
     pub create: Option<TopicCreation>,
+    /// The target's partition count when records are routed by key (`repartition`).
+    pub repartition: Option<i32>,
     /// Partitions restored.
     pub partitions: Vec<PartitionPlan>,
 }
@@ -88,12 +90,6 @@ pub fn build_plan(config: &RestoreConfig, manifest: &BackupManifest, target: &Cl
                 .push(format!("restore mapping names topic {name}, which is not in backup {}", manifest.backup_id));
         }
     }
-    if settings.repartition {
-        plan.conflicts.push(
-            "restore.repartition is not implemented yet; restore into a topic with the backed-up partition count"
-                .into(),
-        );
-    }
     let broker_count = target.brokers.len().max(1) as i16;
     let mut targets_seen: BTreeMap<String, String> = BTreeMap::new();
     for topic in &manifest.topics {
@@ -133,13 +129,17 @@ pub fn build_plan(config: &RestoreConfig, manifest: &BackupManifest, target: &Cl
             }
         }
         let needed = partitions.iter().map(|p| p.target + 1).max().unwrap_or(0).max(topic.partition_count);
+        let mut repartition = None;
         let create = match target.topics.get(&target_name) {
             Some(existing) => {
                 let count = existing.partitions.len() as i32;
-                if count != topic.partition_count && mapping.is_none() {
+                if count != topic.partition_count && settings.repartition {
+                    repartition = Some(count);
+                } else if count != topic.partition_count && mapping.is_none() {
                     plan.conflicts.push(format!(
                         "target topic {target_name} has {count} partitions, the backup of {} has {}; \
-                         restore into a new topic (restore.topic_mapping) or map partitions (restore.partition_mapping)",
+                         restore into a new topic (restore.topic_mapping), map partitions (restore.partition_mapping) \
+                         or route records by key (restore.repartition)",
                         topic.name, topic.partition_count
                     ));
                 } else if let Some(p) = partitions.iter().find(|p| p.target >= count) {
@@ -170,7 +170,13 @@ pub fn build_plan(config: &RestoreConfig, manifest: &BackupManifest, target: &Cl
                 })
             }
         };
-        plan.topics.push(TopicPlan { source: topic.name.clone(), target: target_name, create, partitions });
+        plan.topics.push(TopicPlan {
+            source: topic.name.clone(),
+            target: target_name,
+            create,
+            repartition,
+            partitions,
+        });
     }
     if plan.topics.is_empty() {
         plan.conflicts.push(format!("no topic of backup {} matches source.topics", manifest.backup_id));

@@ -5,8 +5,11 @@
 
 use bytes::Bytes;
 
+use super::RestoreError;
 use crate::config::RestoreSettings;
 use crate::records::{BatchOptions, Record, RecordBatch, RecordHeader, RecordsError, TimestampType};
+use crate::segment::{read_segment, SegmentMetadata};
+use crate::storage::BackupStore;
 
 /// Header carrying a record's source offset when `include_original_offset_header` is set.
 pub const ORIGINAL_OFFSET_HEADER: &str = "x-original-offset";
@@ -29,6 +32,28 @@ pub struct PreparedBatch {
     pub source: SourceOffsets,
     /// Records in it.
     pub records: i64,
+}
+
+/// Reads a stored segment and prepares its batches; `source` names the partition for errors.
+pub async fn prepare_segment(
+    store: &BackupStore,
+    segment: &SegmentMetadata,
+    settings: &RestoreSettings,
+    source: &str,
+) -> Result<Vec<PreparedBatch>, RestoreError> {
+    let bytes = store.get(&segment.key).await?;
+    let batches =
+        read_segment(&bytes).map_err(|error| RestoreError::Segment { key: segment.key.clone(), source: error })?;
+    let mut prepared = Vec::with_capacity(batches.len());
+    for batch in &batches {
+        let ready = prepare(batch, settings).map_err(|error| RestoreError::Records {
+            partition: source.to_string(),
+            offset: batch.base_offset(),
+            source: error,
+        })?;
+        prepared.extend(ready);
+    }
+    Ok(prepared)
 }
 
 /// Prepares `batch` for the target, or `None` when none of its records is to be restored.

@@ -1,0 +1,186 @@
+//! Durable restore progress, stored with the backup: `started.json` says what is restored and
+//! where each target partition ended when it began; one commit record per restored source segment
+//! holds, per target partition, the offset map of the batches produced from it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::RestoreError;
+use crate::config::RestoreSettings;
+use crate::manifest::to_json;
+use crate::offset_map::{MappedBatch, OffsetMap};
+use crate::storage::{BackupStore, StorageError};
+
+/// What a restore writes; a re-run with anything different is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreIdentity {
+    /// Topic in the backup.
+    pub source_topic: String,
+    /// Source partitions restored (one, or all of a repartitioned topic).
+    pub source_partitions: Vec<i32>,
+    /// Target partition count when records are routed by key, else `None`.
+    pub repartitioned_into: Option<i32>,
+    /// Time window start.
+    pub window_start: Option<i64>,
+    /// Time window end.
+    pub window_end: Option<i64>,
+    /// Produce codec, if changed.
+    pub produce_compression: Option<String>,
+    /// Whether records carry `x-original-offset`.
+    pub include_original_offset_header: bool,
+}
+
+impl RestoreIdentity {
+    /// The identity of restoring `source_partitions` of `source_topic` with `settings`.
+    pub fn new(
+        settings: &RestoreSettings,
+        source_topic: &str,
+        source_partitions: Vec<i32>,
+        repartitioned_into: Option<i32>,
+    ) -> Self {
+        Self {
+            source_topic: source_topic.to_string(),
+            source_partitions,
+            repartitioned_into,
+            window_start: settings.window.start,
+            window_end: settings.window.end,
+            produce_compression: settings.produce_compression.map(|c| c.name().to_string()),
+            include_original_offset_header: settings.include_original_offset_header,
+        }
+    }
+}
+
+/// `started.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreStarted {
+    /// What is restored.
+    pub identity: RestoreIdentity,
+    /// End offset of each target partition when the restore began.
+    pub target_start: BTreeMap<i32, i64>,
+}
+
+/// A restored source segment (`p{source partition}-segment-{start}.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreCommit {
+    /// Partition in the backup.
+    pub source_partition: i32,
+    /// Key of the source segment in the backup.
+    pub source_segment: String,
+    /// Start offset of the source segment (orders commits).
+    pub source_start: i64,
+    /// Produced batches per target partition, in order.
+    pub batches: BTreeMap<i32, Vec<MappedBatch>>,
+    /// Target offset after this segment's records, per target partition written so far.
+    pub target_next: BTreeMap<i32, i64>,
+    /// Null-keyed records routed round-robin so far (repartitioned restores).
+    pub null_keys_routed: u64,
+}
+
+/// The progress found for a restore.
+pub struct RestoreProgress {
+    /// True when an earlier run had started this restore.
+    pub resumed: bool,
+    /// Commit records by source segment key.
+    pub commits: BTreeMap<String, RestoreCommit>,
+    /// Where each target partition continues.
+    pub target_next: BTreeMap<i32, i64>,
+    /// Round-robin position for null keys.
+    pub null_keys_routed: u64,
+}
+
+fn unreadable(dir: &str, key: &str, error: serde_json::Error) -> RestoreError {
+    RestoreError::TargetChanged {
+        partition: dir.to_string(),
+        detail: format!("restore state {key} is unreadable ({error}); delete {dir} to start over"),
+    }
+}
+
+/// Reads the progress in `dir`, or records a new start (`target_start` reads the target's end
+/// offsets, only then). A recorded restore of something else is refused.
+pub async fn load_progress<F, Fut>(
+    store: &BackupStore,
+    dir: &str,
+    identity: RestoreIdentity,
+    target_start: F,
+) -> Result<RestoreProgress, RestoreError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<BTreeMap<i32, i64>, RestoreError>>,
+{
+    let started_key = format!("{dir}/started.json");
+    let (started, resumed) = match store.get(&started_key).await {
+        Ok(bytes) => {
+            let recorded: RestoreStarted =
+                serde_json::from_slice(&bytes).map_err(|e| unreadable(dir, &started_key, e))?;
+            if recorded.identity != identity {
+                return Err(RestoreError::TargetChanged {
+                    partition: dir.to_string(),
+                    detail: format!(
+                        "an earlier restore of {:?} into it is recorded in {}/{dir}; restore into another topic, \
+                         or delete that directory to start over",
+                        recorded.identity,
+                        store.description()
+                    ),
+                });
+            }
+            (recorded, true)
+        }
+        Err(StorageError::NotFound { .. }) => {
+            let started = RestoreStarted { identity, target_start: target_start().await? };
+            store.put_new(&started_key, to_json(&started)).await?;
+            (started, false)
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let commits = read_commits(store, dir).await?;
+    let mut target_next = started.target_start;
+    let mut null_keys_routed = 0;
+    for commit in &commits {
+        target_next.extend(commit.target_next.iter().map(|(&p, &o)| (p, o)));
+        null_keys_routed = commit.null_keys_routed;
+    }
+    let commits = commits.into_iter().map(|c| (c.source_segment.clone(), c)).collect();
+    Ok(RestoreProgress { resumed, commits, target_next, null_keys_routed })
+}
+
+/// The offset map of `target_partition` recorded under `dir` (a restore state directory), for
+/// translating committed source offsets; `None` when nothing was restored there.
+pub async fn load_offset_map(
+    store: &BackupStore,
+    dir: &str,
+    target_partition: i32,
+) -> Result<Option<OffsetMap>, RestoreError> {
+    let commits = read_commits(store, dir).await?;
+    let Some(end) = commits.iter().rev().find_map(|c| c.target_next.get(&target_partition).copied()) else {
+        return Ok(None);
+    };
+    let batches =
+        commits.into_iter().flat_map(|mut c| c.batches.remove(&target_partition).unwrap_or_default()).collect();
+    Ok(Some(OffsetMap::new(batches, end)))
+}
+
+/// Every commit record in `dir`, in restore order (source partition, then segment): the last
+/// one touching a target partition holds its position.
+async fn read_commits(store: &BackupStore, dir: &str) -> Result<Vec<RestoreCommit>, RestoreError> {
+    let mut commits: Vec<RestoreCommit> = Vec::new();
+    for object in store.list(dir).await? {
+        let name = object.key.rsplit('/').next().unwrap_or_default();
+        if name.starts_with('p') && name.contains("-segment-") {
+            let body = store.get(&object.key).await?;
+            commits.push(serde_json::from_slice(&body).map_err(|e| unreadable(dir, &object.key, e))?);
+        }
+    }
+    commits.sort_by_key(|c| (c.source_partition, c.source_start));
+    Ok(commits)
+}
+
+/// Writes the commit record of a restored source segment.
+pub async fn commit(store: &BackupStore, dir: &str, commit: &RestoreCommit) -> Result<(), RestoreError> {
+    let key = format!("{dir}/p{}-segment-{:020}.json", commit.source_partition, commit.source_start);
+    store.put_new(&key, to_json(commit)).await?;
+    Ok(())
+}

@@ -277,6 +277,10 @@ fn conflicts_and_offset_headers() {
     let output = restore(&clash, &[]);
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("target topic payments has 5 partitions"), "{}", text(&output.stderr));
+    let dry = restore(&clash, &["--dry-run"]);
+    assert!(!dry.status.success(), "a dry run with conflicts fails too");
+    assert!(text(&dry.stdout).contains("CONFLICT target topic payments has 5 partitions"), "{}", text(&dry.stdout));
+    assert!(text(&dry.stdout).contains("partition 1 -> 1"), "the plan is shown: {}", text(&dry.stdout));
 
     let headers = write_restore_config(
         dir.path(),

@@ -18,6 +18,9 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
     print!("{}", render_plan(&report.plan));
     if report.dry_run {
         println!("Dry run: nothing was written.");
+        if !report.plan.conflicts.is_empty() {
+            bail!("the restore cannot start: {} conflicts (see CONFLICT lines above)", report.plan.conflicts.len());
+        }
         return Ok(());
     }
     print!("{}", summary(&report));
@@ -70,6 +73,9 @@ fn render_plan(plan: &RestorePlan) -> String {
     }
     for warning in &plan.warnings {
         let _ = writeln!(out, "  WARNING {warning}");
+    }
+    for conflict in &plan.conflicts {
+        let _ = writeln!(out, "  CONFLICT {conflict}");
     }
     out
 }

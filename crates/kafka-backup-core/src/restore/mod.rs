@@ -137,13 +137,14 @@ pub async fn run_restore(
         Arc::new(KafkaClient::connect(config.target.clone()).await.map_err(kafka("connecting to the target cluster"))?);
     let metadata = client.refresh_metadata(None).await.map_err(kafka("reading target metadata"))?;
     let plan = build_plan(config, &manifest, &metadata);
-    if !plan.conflicts.is_empty() {
-        return Err(RestoreError::Conflicts { conflicts: plan.conflicts });
-    }
     let mut report = RestoreReport { plan, dry_run: config.settings.dry_run, ..RestoreReport::default() };
     if report.dry_run {
+        // A dry run shows the plan with its conflicts; the caller decides how to fail.
         report.duration = started.elapsed();
         return Ok(report);
+    }
+    if !report.plan.conflicts.is_empty() {
+        return Err(RestoreError::Conflicts { conflicts: report.plan.conflicts });
     }
 
     for topic in &report.plan.topics {

@@ -58,8 +58,13 @@ pub async fn prepare_segment(
 
 /// Prepares `batch` for the target, or `None` when none of its records is to be restored.
 pub fn prepare(batch: &RecordBatch, settings: &RestoreSettings) -> Result<Option<PreparedBatch>, RecordsError> {
-    let Some((min, max)) = batch.timestamp_range()? else { return Ok(None) };
     let window = settings.window;
+    // The header's maxTimestamp is a true maximum: a batch ending before the window is skipped
+    // without decompressing it. (Its baseTimestamp is not a minimum, so the other side needs the records.)
+    if window.start.is_some_and(|start| batch.max_timestamp() < start) {
+        return Ok(None);
+    }
+    let Some((min, max)) = batch.timestamp_range()? else { return Ok(None) };
     if window.excludes(min, max) {
         return Ok(None);
     }

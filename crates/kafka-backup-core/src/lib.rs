@@ -5,6 +5,7 @@
 pub mod backup;
 pub mod cluster_info;
 pub mod config;
+pub mod error;
 pub mod kafka;
 pub mod manifest;
 pub mod offset_map;

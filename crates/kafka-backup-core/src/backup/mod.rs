@@ -20,71 +20,12 @@ pub use transactions::TransactionFilter;
 
 use crate::config::BackupConfig;
 use crate::kafka::{IsolationLevel, KafkaClient, KafkaError, OffsetSpec, TopicConfigEntry, TopicMetadata};
-use crate::manifest::{to_json, BackupManifest, ManifestError, OffsetGap, PROGRESS_KEY};
-use crate::records::RecordsError;
+use crate::manifest::{to_json, BackupManifest, OffsetGap, PROGRESS_KEY};
 use crate::storage::{BackupStore, StorageError};
 use partition::PartitionTask;
 
-/// Why a backup failed. Every variant says which partition or object, and what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum BackupError {
-    /// The cluster could not be read.
-    #[error("{context}")]
-    Kafka {
-        /// What was being done.
-        context: String,
-        /// Underlying error.
-        source: KafkaError,
-    },
-    /// Storage failed.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The manifest could not be read or written.
-    #[error(transparent)]
-    Manifest(#[from] ManifestError),
-    /// The broker returned a batch that does not verify.
-    #[error("{partition} at offset {offset}: {source}")]
-    Records {
-        /// `topic-partition`.
-        partition: String,
-        /// Offset of the batch or fetch.
-        offset: i64,
-        /// Underlying error.
-        source: RecordsError,
-    },
-    /// No topic matched the include/exclude patterns.
-    #[error("no topic in the source cluster matches source.topics (include/exclude); topics found: {found}")]
-    NoTopics {
-        /// Names found, comma-separated.
-        found: String,
-    },
-    /// The backup id belongs to another cluster.
-    #[error(
-        "backup {backup_id} was taken from cluster {expected}, but the source is cluster {found}; use a new backup_id"
-    )]
-    ClusterMismatch {
-        /// Backup id.
-        backup_id: String,
-        /// Cluster id in the manifest.
-        expected: String,
-        /// Cluster id of the source.
-        found: String,
-    },
-    /// The backup holds offsets the partition no longer has at its end.
-    #[error("{partition}: the backup continues at offset {offset}, past the end of the log; the topic was truncated or deleted and re-created. Back it up under a new backup_id")]
-    BeyondLogEnd {
-        /// `topic-partition`.
-        partition: String,
-        /// Offset the backup continues from.
-        offset: i64,
-    },
-    /// Another run committed the same object.
-    #[error("{key} is already committed: another backup run with this backup_id is writing; run one at a time")]
-    Conflict {
-        /// Object key.
-        key: String,
-    },
-}
+/// Why a backup failed (the engines share one error type).
+pub type BackupError = crate::error::EngineError;
 
 /// Records, batches and bytes a run (or one partition of it) moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

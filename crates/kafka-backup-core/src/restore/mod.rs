@@ -26,73 +26,15 @@ pub use state::{load_offset_map, RestoreCommit, RestoreIdentity, RestoreStarted}
 
 use crate::config::RestoreConfig;
 use crate::kafka::{KafkaClient, KafkaError, NewTopic};
-use crate::manifest::{BackupManifest, ManifestError};
-use crate::records::RecordsError;
-use crate::segment::SegmentError;
-use crate::storage::{BackupStore, StorageError};
+use crate::manifest::BackupManifest;
+use crate::storage::BackupStore;
 use partition::{PartitionRestore, RestoreOutcome};
 use rate::RateLimiter;
 use repartition::RepartitionRestore;
 use target::TargetPartition;
 
-/// Why a restore failed. Every variant names the partition, object or setting, and what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum RestoreError {
-    /// The target cluster failed.
-    #[error("{context}")]
-    Kafka {
-        /// What was being done.
-        context: String,
-        /// Underlying error.
-        source: KafkaError,
-    },
-    /// Storage failed.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The manifest could not be read.
-    #[error(transparent)]
-    Manifest(#[from] ManifestError),
-    /// The backup does not exist.
-    #[error("there is no backup {backup_id} in {location}")]
-    NoBackup {
-        /// Backup id.
-        backup_id: String,
-        /// Store description.
-        location: String,
-    },
-    /// The plan has conflicts.
-    #[error("the restore cannot start:\n  - {}", conflicts.join("\n  - "))]
-    Conflicts {
-        /// Each conflict.
-        conflicts: Vec<String>,
-    },
-    /// A segment could not be read.
-    #[error("segment {key}: {source}")]
-    Segment {
-        /// Segment key.
-        key: String,
-        /// Underlying error.
-        source: SegmentError,
-    },
-    /// A batch could not be prepared.
-    #[error("{partition} at source offset {offset}: {source}")]
-    Records {
-        /// `topic-partition` in the backup.
-        partition: String,
-        /// Source offset.
-        offset: i64,
-        /// Underlying error.
-        source: RecordsError,
-    },
-    /// The target partition holds data this restore did not write where it expected its own.
-    #[error("target {partition}: {detail}")]
-    TargetChanged {
-        /// `topic-partition` on the target.
-        partition: String,
-        /// What differs and what to do.
-        detail: String,
-    },
-}
+/// Why a restore failed (the engines share one error type).
+pub type RestoreError = crate::error::EngineError;
 
 /// What a restore run did (or, for a dry run, would do).
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,99 @@
+//! Errors of the backup and restore engines: one enum for the layer, each variant naming the
+//! partition, object or setting at fault and saying what to do.
+
+use crate::kafka::KafkaError;
+use crate::manifest::ManifestError;
+use crate::records::RecordsError;
+use crate::segment::SegmentError;
+use crate::storage::StorageError;
+
+/// Why a backup or a restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A Kafka cluster (source or target) failed.
+    #[error("{context}")]
+    Kafka {
+        /// What was being done.
+        context: String,
+        /// Underlying error.
+        source: KafkaError,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The manifest could not be read or written.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A batch (from the broker or the backup) does not verify or cannot be re-encoded.
+    #[error("{partition} at offset {offset}: {source}")]
+    Records {
+        /// `topic-partition`.
+        partition: String,
+        /// Offset of the batch or fetch.
+        offset: i64,
+        /// Underlying error.
+        source: RecordsError,
+    },
+    /// No topic matched the include/exclude patterns.
+    #[error("no topic in the source cluster matches source.topics (include/exclude); topics found: {found}")]
+    NoTopics {
+        /// Names found, comma-separated.
+        found: String,
+    },
+    /// The backup id belongs to another cluster.
+    #[error(
+        "backup {backup_id} was taken from cluster {expected}, but the source is cluster {found}; use a new backup_id"
+    )]
+    ClusterMismatch {
+        /// Backup id.
+        backup_id: String,
+        /// Cluster id in the manifest.
+        expected: String,
+        /// Cluster id of the source.
+        found: String,
+    },
+    /// The backup holds offsets the partition no longer has at its end.
+    #[error("{partition}: the backup continues at offset {offset}, past the end of the log; the topic was truncated or deleted and re-created. Back it up under a new backup_id")]
+    BeyondLogEnd {
+        /// `topic-partition`.
+        partition: String,
+        /// Offset the backup continues from.
+        offset: i64,
+    },
+    /// Another run committed the same object.
+    #[error("{key} is already committed: another backup run with this backup_id is writing; run one at a time")]
+    Conflict {
+        /// Object key.
+        key: String,
+    },
+    /// The backup does not exist.
+    #[error("there is no backup {backup_id} in {location}")]
+    NoBackup {
+        /// Backup id.
+        backup_id: String,
+        /// Store description.
+        location: String,
+    },
+    /// The plan has conflicts.
+    #[error("the restore cannot start:\n  - {}", conflicts.join("\n  - "))]
+    Conflicts {
+        /// Each conflict.
+        conflicts: Vec<String>,
+    },
+    /// A segment could not be read.
+    #[error("segment {key}: {source}")]
+    Segment {
+        /// Segment key.
+        key: String,
+        /// Underlying error.
+        source: SegmentError,
+    },
+    /// The target partition holds data this restore did not write where it expected its own.
+    #[error("target {partition}: {detail}")]
+    TargetChanged {
+        /// `topic-partition` on the target.
+        partition: String,
+        /// What differs and what to do.
+        detail: String,
+    },
+}

@@ -8,7 +8,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
+use kafka_backup_core::group_snapshots::{load_snapshots, GroupOffsetsSnapshot};
 use kafka_backup_core::records::Compression;
+use kafka_backup_core::storage::BackupStore;
 use kafka_backup_testkit::{self as testkit, Broker, MockCluster, RefRecord};
 use tempfile::TempDir;
 
@@ -256,6 +258,12 @@ fn offsets_deleted_by_retention_become_a_recorded_gap_not_a_failure() {
     cluster.produce("retained", 0, 12_000, 1000);
     let output = backup(&config);
     assert_success(&output);
+    // The mock cluster has no group APIs: the data is backed up and the operator is told.
+    assert!(
+        text(&output.stdout).contains("WARNING consumer-group offsets were not captured"),
+        "{}",
+        text(&output.stdout)
+    );
     assert!(text(&output.stdout).contains("GAP retained-0: offsets 1000.."), "{}", text(&output.stdout));
     let manifest = describe_json(dir.path(), "retention");
     let gaps = manifest["topics"][0]["partitions"][0]["gaps"].as_array().unwrap().clone();
@@ -295,4 +303,72 @@ fn transaction_markers_are_never_backed_up_and_the_backup_matches_a_read_committ
         "markers at 3, 6, 11: {offsets:?}"
     );
     assert_success(&validate(dir.path(), "txn", true));
+}
+
+#[test]
+fn committed_group_offsets_are_snapshotted_and_continuous_mode_keeps_their_history() {
+    let broker = Broker::start("group-snapshots");
+    testkit::create_topic(&broker.bootstrap(), "orders", 2, &[]);
+    testkit::create_topic(&broker.bootstrap(), "other", 1, &[]);
+    testkit::produce_one_per_batch(&broker.bootstrap(), "orders", 0, 6);
+    testkit::produce_one_per_batch(&broker.bootstrap(), "orders", 1, 3);
+    testkit::produce_one_per_batch(&broker.bootstrap(), "other", 0, 2);
+    testkit::commit(&broker.bootstrap(), "billing", &[("orders", 0, 4), ("orders", 1, 3)]);
+    testkit::commit(&broker.bootstrap(), "audit", &[("other", 0, 1)]);
+    testkit::commit(&broker.bootstrap(), "tmp-debug", &[("orders", 0, 1)]);
+
+    let dir = TempDir::new().unwrap();
+    let config = write_config(
+        dir.path(),
+        &broker.bootstrap(),
+        "history",
+        "orders",
+        "  continuous: true\n  checkpoint_interval_secs: 1\n",
+    );
+    let with_groups = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("storage:", "  groups:\n    include: [\"*\"]\n    exclude: [\"tmp-*\"]\nstorage:");
+    std::fs::write(&config, with_groups).unwrap();
+    let child = binary()
+        .args(["backup", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let snapshots = || {
+        let Ok(root) = BackupStore::existing_directory(&dir.path().join("store")) else { return Vec::new() };
+        runtime.block_on(async { load_snapshots(&root.child("history")).await.unwrap_or_default() })
+    };
+    wait_for("the first snapshot", Duration::from_secs(20), || !snapshots().is_empty());
+    testkit::commit(&broker.bootstrap(), "billing", &[("orders", 0, 6)]);
+    let billing_p0 = |s: &GroupOffsetsSnapshot| {
+        s.groups.get("billing").and_then(|o| o.iter().find(|o| o.partition == 0)).map(|o| o.offset)
+    };
+    wait_for("a snapshot with the new commit", Duration::from_secs(20), || {
+        snapshots().iter().any(|s| billing_p0(s) == Some(6))
+    });
+    terminate(&child);
+    let output = child.wait_with_output().unwrap();
+    assert_success(&output);
+
+    let history = snapshots();
+    let first = &history[0];
+    assert_eq!(
+        first.groups.keys().collect::<Vec<_>>(),
+        vec!["billing"],
+        "audit reads another topic, tmp-* is excluded"
+    );
+    let offsets: Vec<_> = first.groups["billing"].iter().map(|o| (o.topic.as_str(), o.partition, o.offset)).collect();
+    assert_eq!(offsets, vec![("orders", 0, 4), ("orders", 1, 3)]);
+    assert!(history.windows(2).all(|w| w[0].taken_at_ms < w[1].taken_at_ms));
+    assert_eq!(billing_p0(history.last().unwrap()), Some(6));
+    assert!(text(&output.stdout).contains("groups with offsets on these topics"), "{}", text(&output.stdout));
+
+    let described = run(&["describe", "--path", &store_path(dir.path()), "--backup-id", "history"]);
+    assert!(
+        text(&described.stdout).contains(&format!("consumer-group offsets: {} snapshots", history.len())),
+        "{}",
+        text(&described.stdout)
+    );
 }

@@ -96,6 +96,7 @@ struct RawConfig {
 struct RawEndpoint {
     bootstrap_servers: Option<Vec<String>>,
     topics: Option<RawTopics>,
+    groups: Option<RawTopics>,
     security_protocol: Option<String>,
     sasl_mechanism: Option<String>,
     sasl_username: Option<String>,
@@ -200,6 +201,8 @@ pub struct BackupConfig {
     pub source: ClientConfig,
     /// Which topics to back up.
     pub topics: TopicSelector,
+    /// Which consumer groups' committed offsets to snapshot (all by default).
+    pub groups: TopicSelector,
     /// Where to store the backup.
     pub storage: StorageConfig,
     /// Segment and scheduling settings.
@@ -328,6 +331,11 @@ impl BackupConfig {
             backup_id: raw.backup_id.clone(),
             source: client_config(source, "source")?,
             topics: topic_selector(source, "source")?,
+            groups: match &source.groups {
+                None => TopicSelector::new(&["*".to_string()], &[]).expect("\"*\" is a valid pattern"),
+                Some(groups) => TopicSelector::new(&groups.include, &groups.exclude)
+                    .map_err(|message| invalid("source.groups", message))?,
+            },
             storage: storage_config(raw.storage)?,
             settings: backup_settings(raw.backup.unwrap_or_default())?,
         })
@@ -344,6 +352,9 @@ impl RestoreConfig {
     pub fn from_yaml(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let raw = parse_raw(text, lookup, Mode::Restore)?;
         let target = raw.target.as_ref().ok_or_else(|| invalid("target", "missing: the cluster to restore into"))?;
+        if target.groups.is_some() {
+            return Err(invalid("target.groups", "not used in mode restore"));
+        }
         if target.topics.is_some() {
             return Err(invalid(
                 "target.topics",
@@ -358,6 +369,9 @@ impl RestoreConfig {
                         "source.bootstrap_servers",
                         "not used in mode restore (the data comes from storage)",
                     ));
+                }
+                if source.groups.is_some() {
+                    return Err(invalid("source.groups", "not used in mode restore"));
                 }
                 topic_selector(source, "source")?
             }

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod cluster_info;
 pub mod config;
 pub mod error;
+pub mod group_snapshots;
 pub mod kafka;
 pub mod manifest;
 pub mod offset_map;

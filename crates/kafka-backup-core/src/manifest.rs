@@ -4,6 +4,7 @@
 //! ```text
 //! manifest.json                                   consolidated view, rewritten at the start and end of a run
 //! state/progress.json                             per-partition progress, rewritten every checkpoint interval
+//! groups/snapshot-{taken_at_ms}.json              consumer-group offsets (see `group_snapshots`)
 //! topics/{topic}/partition={p}/segment-{start}.{ext}   segment object (see `segment`)
 //! topics/{topic}/partition={p}/segment-{start}.json    its metadata: the commit record
 //! topics/{topic}/partition={p}/gap-{from}.json         an offset range lost to retention

@@ -1,5 +1,5 @@
-//! Topic selection for backup and restore: include/exclude patterns, each a glob (`*`, `?`)
-//! or, when it starts with `~`, a regular expression matched against the whole topic name.
+//! Name selection for backup and restore (topics, and consumer groups): include/exclude
+//! patterns, each a glob (`*`, `?`) or, after `~`, a regular expression matched against the whole name.
 
 use regex::Regex;
 

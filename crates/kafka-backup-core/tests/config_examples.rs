@@ -53,6 +53,7 @@ fn the_complete_backup_example_sets_every_backup_key() {
     assert!(config.topics.matches("payments.us", false));
     assert!(!config.topics.matches("payments.asia", false));
     assert!(!config.topics.matches("orders-eu.dlq", false));
+    assert!(config.groups.matches("billing", false) && !config.groups.matches("tmp-debug", false));
     assert_eq!(config.storage, StorageConfig::Filesystem { path: "/var/backups/kafka".into(), prefix: "prod".into() });
     let settings = &config.settings;
     assert_eq!(settings.compression, Compression::Zstd);

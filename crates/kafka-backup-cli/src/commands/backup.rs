@@ -40,6 +40,10 @@ fn summary(report: &BackupReport) -> String {
         report.duration.as_secs_f64(),
         mib(report.throughput_bytes_per_sec() as u64),
     );
+    out.push_str(&format!(
+        "  consumer-group offsets: {} snapshots, {} groups with offsets on these topics\n",
+        report.group_snapshots, report.groups
+    ));
     if report.counters.dropped_batches > 0 {
         out.push_str(&format!(
             "  left out {} control or aborted-transaction batches\n",

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+use kafka_backup_core::group_snapshots::{load_snapshots, GroupOffsetsSnapshot};
 use kafka_backup_core::manifest::{list_backups, BackupManifest};
 use kafka_backup_core::storage::BackupStore;
 
@@ -76,16 +77,17 @@ pub async fn list(args: ListArgs) -> anyhow::Result<()> {
 
 /// `describe --path PATH --backup-id ID`.
 pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
-    let (_, manifest) = load(&args.path, &args.backup_id).await?;
+    let (store, manifest) = load(&args.path, &args.backup_id).await?;
+    let snapshots = load_snapshots(&store).await?;
     match args.format {
         ManifestFormat::Json => println!("{}", serde_json::to_string_pretty(&manifest)?),
         ManifestFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&manifest)?),
-        ManifestFormat::Text => print!("{}", describe_text(&manifest)),
+        ManifestFormat::Text => print!("{}", describe_text(&manifest, &snapshots)),
     }
     Ok(())
 }
 
-fn describe_text(m: &BackupManifest) -> String {
+fn describe_text(m: &BackupManifest, snapshots: &[GroupOffsetsSnapshot]) -> String {
     let mut out = String::new();
     let segments: usize = m.topics.iter().flat_map(|t| &t.partitions).map(|p| p.segments.len()).sum();
     let _ =
@@ -93,6 +95,21 @@ fn describe_text(m: &BackupManifest) -> String {
     let _ = writeln!(out, "  source cluster: {}", m.source_cluster_id.as_deref().unwrap_or("(unknown)"));
     let _ = writeln!(out, "  created {}, updated {}", time(m.created_at_ms), time(m.updated_at_ms));
     let _ = writeln!(out, "  {} records in {segments} segments, {} stored", m.record_count(), mib(m.stored_bytes()));
+    match snapshots.last() {
+        None => {
+            let _ = writeln!(out, "  consumer-group offsets: no snapshot");
+        }
+        Some(latest) => {
+            let _ = writeln!(
+                out,
+                "  consumer-group offsets: {} snapshots, the latest at {} with {} groups ({})",
+                snapshots.len(),
+                time(latest.taken_at_ms),
+                latest.groups.len(),
+                latest.groups.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
     for topic in &m.topics {
         let configs = match &topic.configs {
             None => ", configs not captured".to_string(),

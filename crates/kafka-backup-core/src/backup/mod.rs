@@ -1,12 +1,13 @@
-//! The backup engine: selects topics, captures their metadata, resumes every partition from
-//! its last committed segment, runs partitions concurrently (snapshot or continuous), writes
-//! progress every checkpoint interval, consolidates the manifest and reports what it did.
+//! The backup engine: selects topics, captures their metadata and the consumer groups' committed
+//! offsets, resumes every partition from its last committed segment, runs partitions concurrently
+//! (snapshot or continuous), checkpoints progress, consolidates the manifest and reports.
 
 mod partition;
 mod progress;
 mod transactions;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,9 +20,11 @@ pub use progress::{PartitionProgress, ProgressBoard};
 pub use transactions::TransactionFilter;
 
 use crate::config::BackupConfig;
+use crate::group_snapshots::{save_snapshot, take_snapshot};
 use crate::kafka::{IsolationLevel, KafkaClient, KafkaError, OffsetSpec, TopicConfigEntry, TopicMetadata};
 use crate::manifest::{to_json, BackupManifest, OffsetGap, PROGRESS_KEY};
 use crate::storage::{BackupStore, StorageError};
+use crate::topics::TopicSelector;
 use partition::PartitionTask;
 
 /// Why a backup failed (the engines share one error type).
@@ -74,6 +77,10 @@ pub struct BackupReport {
     pub interrupted: bool,
     /// Things the operator must know that did not stop the backup.
     pub warnings: Vec<String>,
+    /// Consumer-group offset snapshots written by this run.
+    pub group_snapshots: usize,
+    /// Groups in the run's first snapshot (those with offsets on backed-up topics).
+    pub groups: usize,
     /// Wall time of the run.
     pub duration: Duration,
 }
@@ -186,14 +193,29 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
         }
     }
 
-    let checkpoints =
-        tokio::spawn(write_progress_periodically(store.clone(), progress.clone(), config.settings.checkpoint_interval));
+    let snapshotter = Arc::new(GroupSnapshotter {
+        client: client.clone(),
+        store: store.clone(),
+        selector: config.groups.clone(),
+        topics: topics.iter().map(|t| t.name.clone()).collect(),
+        taken: AtomicUsize::new(0),
+    });
+    // Taken with the snapshot bounds above, so the committed offsets point into the data backed up.
+    let (groups, group_warnings) = snapshotter.snapshot().await?;
+    warnings.extend(group_warnings);
+    let checkpoints = tokio::spawn(checkpoint_periodically(
+        store.clone(),
+        progress.clone(),
+        config.settings.checkpoint_interval,
+        config.settings.continuous.then(|| snapshotter.clone()),
+    ));
     let mut report = BackupReport {
         backup_id: config.backup_id.clone(),
         location: store.description().to_string(),
         topics: topics.len(),
         partitions: partition_count,
         warnings,
+        groups,
         ..BackupReport::default()
     };
     let mut first_error = None;
@@ -209,6 +231,7 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
         }
     }
     checkpoints.abort();
+    report.group_snapshots = snapshotter.taken.load(Ordering::Relaxed);
     write_progress(&store, &progress).await?;
     if let Some(consolidated) = BackupManifest::load(&store).await? {
         manifest = consolidated;
@@ -279,13 +302,46 @@ async fn write_progress(store: &BackupStore, progress: &Mutex<ProgressBoard>) ->
     store.put(PROGRESS_KEY, to_json(&board)).await
 }
 
-async fn write_progress_periodically(store: BackupStore, progress: Arc<Mutex<ProgressBoard>>, every: Duration) {
+/// Snapshots consumer-group offsets into the backup and counts them.
+struct GroupSnapshotter {
+    client: Arc<KafkaClient>,
+    store: BackupStore,
+    selector: TopicSelector,
+    topics: BTreeSet<String>,
+    taken: AtomicUsize,
+}
+
+impl GroupSnapshotter {
+    /// Takes and stores one snapshot; returns how many groups it holds and any warnings.
+    async fn snapshot(&self) -> Result<(usize, Vec<String>), BackupError> {
+        let (snapshot, warnings) = take_snapshot(&self.client, &self.selector, &self.topics, now_ms())
+            .await
+            .map_err(|source| BackupError::Kafka { context: "reading consumer-group offsets".into(), source })?;
+        save_snapshot(&self.store, &snapshot).await?;
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        Ok((snapshot.groups.len(), warnings))
+    }
+}
+
+/// Every checkpoint interval: the progress object and, in continuous mode, a consumer-group
+/// offset snapshot, so that the backup holds their history.
+async fn checkpoint_periodically(
+    store: BackupStore,
+    progress: Arc<Mutex<ProgressBoard>>,
+    every: Duration,
+    snapshots: Option<Arc<GroupSnapshotter>>,
+) {
     let mut ticker = tokio::time::interval(every);
     ticker.tick().await;
     loop {
         ticker.tick().await;
         if let Err(error) = write_progress(&store, &progress).await {
             tracing::warn!(%error, "could not write backup progress; data progress is unaffected");
+        }
+        if let Some(snapshotter) = &snapshots {
+            if let Err(error) = snapshotter.snapshot().await {
+                tracing::warn!(%error, "could not snapshot consumer-group offsets; trying again at the next checkpoint");
+            }
         }
     }
 }

@@ -23,6 +23,20 @@ trap 'kill $tansu 2>/dev/null; rm -rf "$work"' EXIT
 sleep 1
 bootstrap="127.0.0.1:$port"
 
+# timed NAME COMMAND...: runs COMMAND under /usr/bin/time -v, output in $work/NAME.{out,time};
+# sets $seconds (wall), $rss_mib (peak RSS) and $rate (MiB/s of the topic's bytes).
+timed() {
+  local name=$1 started ended rss_kb
+  shift
+  started=$(date +%s.%N)
+  /usr/bin/time -v "$@" >"$work/$name.out" 2>"$work/$name.time"
+  ended=$(date +%s.%N)
+  seconds=$(awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.3f", b - a }')
+  rss_kb=$(awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$work/$name.time")
+  rss_mib=$((rss_kb / 1024))
+  rate=$(awk -v b="$ref_bytes" -v s="$seconds" 'BEGIN { printf "%.1f", b / s / 1048576 }')
+}
+
 echo "filling topic bench: $records records of $size bytes ($mb MiB)..."
 fill_started=$(date +%s.%N)
 $python tools/bench_reference.py fill "$bootstrap" bench "$records" "$size"
@@ -48,15 +62,10 @@ storage:
 backup:
   compression: $codec
 YAML
-  started=$(date +%s.%N)
-  /usr/bin/time -v target/release/kafka-backup backup --config "$work/$codec.yaml" >"$work/$codec.out" 2>"$work/$codec.time"
-  ended=$(date +%s.%N)
-  seconds=$(awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.3f", b - a }')
-  rss_kb=$(awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$work/$codec.time")
+  timed "$codec" target/release/kafka-backup backup --config "$work/$codec.yaml"
   stored=$(du -sm "$work/store/bench-$codec" | cut -f1)
-  rate=$(awk -v b="$ref_bytes" -v s="$seconds" 'BEGIN { printf "%.1f", b / s / 1048576 }')
   ratio=$(awk -v r="$rate" -v f="$ref_rate" 'BEGIN { printf "%.2f", r / f }')
-  printf '%-10s %10s %12s %10s %14s %12s\n' "$codec" "$seconds" "$rate" "${ratio}x" "$((rss_kb / 1024))" "$stored"
+  printf '%-10s %10s %12s %10s %14s %12s\n' "$codec" "$seconds" "$rate" "${ratio}x" "$rss_mib" "$stored"
   grep -q "$records records" "$work/$codec.out" || { echo "backup did not hold all $records records:"; cat "$work/$codec.out"; exit 1; }
 done
 echo
@@ -79,14 +88,9 @@ restore:
   topic_mapping:
     bench: bench-restored-$codec
 YAML
-  started=$(date +%s.%N)
-  /usr/bin/time -v target/release/kafka-backup restore --config "$work/restore-$codec.yaml" >"$work/restore-$codec.out" 2>"$work/restore-$codec.time"
-  ended=$(date +%s.%N)
-  seconds=$(awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.3f", b - a }')
-  rss_kb=$(awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$work/restore-$codec.time")
-  rate=$(awk -v b="$ref_bytes" -v s="$seconds" 'BEGIN { printf "%.1f", b / s / 1048576 }')
+  timed "restore-$codec" target/release/kafka-backup restore --config "$work/restore-$codec.yaml"
   ratio=$(awk -v r="$rate" -v f="$produce_rate" 'BEGIN { printf "%.2f", r / f }')
-  printf '%-10s %10s %12s %10s %14s\n' "from $codec" "$seconds" "$rate" "${ratio}x" "$((rss_kb / 1024))"
+  printf '%-10s %10s %12s %10s %14s\n' "from $codec" "$seconds" "$rate" "${ratio}x" "$rss_mib"
   grep -q "Restored $records records" "$work/restore-$codec.out" || { echo "restore did not write all $records records:"; cat "$work/restore-$codec.out"; exit 1; }
 done
 echo

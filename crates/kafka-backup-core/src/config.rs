@@ -314,7 +314,14 @@ fn parse_raw(text: &str, lookup: impl Fn(&str) -> Option<String>, expected: Mode
 
 fn topic_selector(endpoint: &RawEndpoint, path: &str) -> Result<TopicSelector, ConfigError> {
     let topics = endpoint.topics.as_ref().ok_or_else(|| invalid(path, "missing `topics` (include/exclude)"))?;
-    TopicSelector::new(&topics.include, &topics.exclude).map_err(|message| invalid(&format!("{path}.topics"), message))
+    selector_or_all(Some(topics), &format!("{path}.topics"))
+}
+
+/// The selector the patterns describe, or one selecting every name when they are absent.
+fn selector_or_all(patterns: Option<&RawTopics>, path: &str) -> Result<TopicSelector, ConfigError> {
+    let all = ["*".to_string()];
+    let (include, exclude) = patterns.map_or((&all[..], &[][..]), |p| (&p.include[..], &p.exclude[..]));
+    TopicSelector::new(include, exclude).map_err(|message| invalid(path, message))
 }
 
 impl BackupConfig {
@@ -331,11 +338,7 @@ impl BackupConfig {
             backup_id: raw.backup_id.clone(),
             source: client_config(source, "source")?,
             topics: topic_selector(source, "source")?,
-            groups: match &source.groups {
-                None => TopicSelector::new(&["*".to_string()], &[]).expect("\"*\" is a valid pattern"),
-                Some(groups) => TopicSelector::new(&groups.include, &groups.exclude)
-                    .map_err(|message| invalid("source.groups", message))?,
-            },
+            groups: selector_or_all(source.groups.as_ref(), "source.groups")?,
             storage: storage_config(raw.storage)?,
             settings: backup_settings(raw.backup.unwrap_or_default())?,
         })
@@ -362,7 +365,7 @@ impl RestoreConfig {
             ));
         }
         let topics = match &raw.source {
-            None => TopicSelector::new(&["*".to_string()], &[]).expect("\"*\" is a valid pattern"),
+            None => selector_or_all(None, "source.topics")?,
             Some(source) => {
                 if source.bootstrap_servers.is_some() {
                     return Err(invalid(

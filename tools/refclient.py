@@ -10,8 +10,13 @@ Commands (JSON in, JSON out; bytes are hex strings, null stays null):
                 one transactional producer; each transaction committed or aborted in turn
   consume       {"bootstrap", "topic", "partitions": [int], "expected": int, "timeout_s": float}
                 -> {"records": [RECORD]} in partition, offset order
+  first-as-groups {"bootstrap", "topic", "groups": [str], "timeout_s"} -> {"first": {group: RECORD}}
+                each group's consumer (subscribed, auto.offset.reset=error, so it must start at the
+                group's committed offset) reads one record; nothing is committed
   commit        {"bootstrap", "group", "offsets": [{"topic", "partition", "offset"}]}
   committed     {"bootstrap", "group", "topic", "partitions": [int]} -> {"offsets": {partition: offset}}
+  hold-group    interactive: first stdin line {"bootstrap", "topic", "group"}; joins the group,
+                prints {"joined": true} once assigned, stays a member until stdin closes
   mock-cluster  interactive: starts librdkafka's in-process mock cluster (1 broker), prints
                 {"bootstrap"}, then per stdin line {"topic", "partition", "count", "size"} produces
                 that many records ("k{i}" / size bytes) and prints {"ok": true}; exits at EOF.
@@ -97,6 +102,58 @@ def produce_transactions(req):
     return {}
 
 
+def record_of(msg):
+    ts_type, ts = msg.timestamp()
+    return {
+        "partition": msg.partition(),
+        "offset": msg.offset(),
+        "key": to_hex(msg.key()),
+        "value": to_hex(msg.value()),
+        "headers": [[k, to_hex(v)] for k, v in (msg.headers() or [])],
+        "timestamp": ts,
+        "timestamp_type": TIMESTAMP_TYPES[ts_type],
+    }
+
+
+def group_consumer(bootstrap, group, topic):
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                         "auto.offset.reset": "error", "session.timeout.ms": 6000})
+    consumer.subscribe([topic])
+    return consumer
+
+
+def first_as_groups(req):
+    consumers = {g: group_consumer(req["bootstrap"], g, req["topic"]) for g in req["groups"]}
+    first = {}
+    deadline = time.time() + req.get("timeout_s", 30)
+    while len(first) < len(consumers) and time.time() < deadline:
+        for group, consumer in consumers.items():
+            if group in first:
+                continue
+            msg = consumer.poll(0.1)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == -191:  # partition EOF
+                    continue
+                raise SystemExit(f"group {group}: {msg.error()}")
+            first[group] = record_of(msg)
+    for consumer in consumers.values():
+        consumer.close()
+    return {"first": first}
+
+
+def hold_group():
+    req = json.loads(sys.stdin.readline())
+    consumer = group_consumer(req["bootstrap"], req["group"], req["topic"])
+    deadline = time.time() + 30
+    while not consumer.assignment() and time.time() < deadline:
+        consumer.poll(0.2)
+    print(json.dumps({"joined": bool(consumer.assignment())}), flush=True)
+    sys.stdin.read()
+    consumer.close()
+
+
 def consume(req):
     consumer = Consumer({
         "bootstrap.servers": req["bootstrap"],
@@ -115,16 +172,7 @@ def consume(req):
             if msg.error().code() == -191:  # partition EOF
                 continue
             raise KafkaException(msg.error())
-        ts_type, ts = msg.timestamp()
-        records.append({
-            "partition": msg.partition(),
-            "offset": msg.offset(),
-            "key": to_hex(msg.key()),
-            "value": to_hex(msg.value()),
-            "headers": [[k, to_hex(v)] for k, v in (msg.headers() or [])],
-            "timestamp": ts,
-            "timestamp_type": TIMESTAMP_TYPES[ts_type],
-        })
+        records.append(record_of(msg))
     consumer.close()
     records.sort(key=lambda r: (r["partition"], r["offset"]))
     return {"records": records}
@@ -166,12 +214,13 @@ def mock_cluster():
 
 
 COMMANDS = {"create-topic": create_topic, "produce": produce, "produce-transactions": produce_transactions,
-            "consume": consume,
+            "consume": consume, "first-as-groups": first_as_groups,
             "commit": commit, "committed": committed}
+INTERACTIVE = {"mock-cluster": mock_cluster, "hold-group": hold_group}
 
 if __name__ == "__main__":
-    if len(sys.argv) == 2 and sys.argv[1] == "mock-cluster":
-        mock_cluster()
+    if len(sys.argv) == 2 and sys.argv[1] in INTERACTIVE:
+        INTERACTIVE[sys.argv[1]]()
         raise SystemExit(0)
     if len(sys.argv) != 2 or sys.argv[1] not in COMMANDS:
         raise SystemExit(__doc__)

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use kafka_backup_core::offset_reset::GroupStrategy;
 
 /// Back up Apache Kafka topics to object storage or a local directory and restore them, with
 /// point-in-time recovery and consumer-group offset translation.
@@ -19,7 +20,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The commands of the design brief. Those not built yet say so and exit non-zero.
+/// The commands of the design brief.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Back up topics to storage (config: mode backup).
@@ -33,19 +34,12 @@ pub enum Command {
     /// Check a backup's integrity.
     Validate(ValidateArgs),
     /// Plan, execute or roll back consumer-group offset resets on the target cluster.
-    OffsetReset(NotYetArgs),
-    /// Restore data, then translate and apply consumer-group offsets.
-    ThreePhaseRestore(NotYetArgs),
+    #[command(subcommand)]
+    OffsetReset(OffsetResetCommand),
+    /// Restore data, then translate and commit consumer-group offsets (strategy exact by default).
+    ThreePhaseRestore(RestoreArgs),
     /// Show a cluster's id, brokers, topics, partition leaders and offsets.
     ClusterInfo(ClusterInfoArgs),
-}
-
-/// Arguments of a command that is not built yet: accepted, so that it can say so.
-#[derive(Debug, Args)]
-pub struct NotYetArgs {
-    /// Arguments of the future command.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
 }
 
 /// Output formats of reporting commands.
@@ -65,13 +59,13 @@ pub struct BackupArgs {
     pub config: PathBuf,
 }
 
-/// `restore` arguments.
+/// `restore` and `three-phase-restore` arguments.
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// YAML config file (mode: restore).
     #[arg(long, short)]
     pub config: PathBuf,
-    /// Print the plan and write nothing (same as restore.dry_run: true).
+    /// Print the restore plan and write nothing (same as restore.dry_run: true).
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -145,4 +139,81 @@ impl ClusterInfoArgs {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
     }
+}
+
+/// `offset-reset` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OffsetResetCommand {
+    /// Show, per group and partition, the source offset and the target offset to commit.
+    Plan(OffsetPlanArgs),
+    /// Commit the planned offsets on the target (refused for groups with active members).
+    Execute(OffsetPlanArgs),
+    /// Give the groups of an executed reset back their previous offsets.
+    Rollback(RollbackArgs),
+}
+
+/// Where the backup is and which target cluster is meant.
+#[derive(Debug, Args)]
+pub struct BackupTargetArgs {
+    /// Storage root holding backups (default: storage.path of --config).
+    #[arg(long, required_unless_present = "config")]
+    pub path: Option<String>,
+    /// Backup whose restores and group snapshots are used (default: backup_id of --config).
+    #[arg(long, required_unless_present = "config")]
+    pub backup_id: Option<String>,
+    /// Target cluster brokers, comma-separated host:port.
+    #[arg(long, value_delimiter = ',', conflicts_with = "config")]
+    pub bootstrap_servers: Vec<String>,
+    /// Restore config (mode: restore) giving the target cluster, the storage and the backup id.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+/// `offset-reset plan` and `execute` arguments.
+#[derive(Debug, Args)]
+pub struct OffsetPlanArgs {
+    /// Backup and target.
+    #[command(flatten)]
+    pub location: BackupTargetArgs,
+    /// Groups to reset, comma-separated (globs and ~regex allowed).
+    #[arg(long, value_delimiter = ',', required_unless_present = "all_groups", conflicts_with = "all_groups")]
+    pub groups: Vec<String>,
+    /// Every group of the backup's snapshots.
+    #[arg(long)]
+    pub all_groups: bool,
+    /// skip, exact, header-based, timestamp-based, cluster-scan or manual (default: the config's
+    /// restore.consumer_group_strategy, else exact).
+    #[arg(long, value_parser = str::parse::<GroupStrategy>)]
+    pub strategy: Option<GroupStrategy>,
+    /// Target cluster id the restore was recorded for, when no target cluster is given and the
+    /// backup was restored into several.
+    #[arg(long, conflicts_with_all = ["bootstrap_servers", "config"])]
+    pub target_cluster_id: Option<String>,
+    /// Output format of the plan.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+/// Output formats of an offset-reset plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// Aligned text for people.
+    Text,
+    /// JSON for programs.
+    Json,
+    /// One CSV row per group and partition.
+    Csv,
+    /// `kafka-consumer-groups.sh --reset-offsets` commands.
+    Shell,
+}
+
+/// `offset-reset rollback` arguments.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Backup and target.
+    #[command(flatten)]
+    pub location: BackupTargetArgs,
+    /// Reset to undo (default: the latest not rolled back).
+    #[arg(long)]
+    pub reset_id: Option<String>,
 }

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-use kafka_backup_core::restore::load_offset_map;
+use kafka_backup_core::restore::{load_offset_map, load_started};
 use kafka_backup_core::storage::BackupStore;
 use kafka_backup_testkit::{self as testkit, Broker, MockCluster, RefRecord};
 use tempfile::TempDir;
@@ -107,7 +107,9 @@ fn a_time_window_keeps_exactly_the_records_inside_it_with_inclusive_bounds() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let map = runtime.block_on(async {
         let store = BackupStore::existing_directory(&dir.path().join("store")).unwrap().child("pitr");
-        load_offset_map(&store, "restores/target/events/partition=0", 0).await.unwrap().expect("map recorded")
+        let dir = "restores/target/events/partition=0";
+        let started = load_started(&store, dir).await.unwrap().expect("restore recorded");
+        load_offset_map(&store, dir, &started, 0, None).await.unwrap()
     });
     let translated: Vec<i64> = (0..=8).map(|committed| map.translate(committed)).collect();
     assert_eq!(translated, vec![0, 0, 0, 1, 2, 2, 2, 3, 4]);

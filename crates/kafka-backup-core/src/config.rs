@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::kafka::{ClientConfig, SecurityProtocol};
+use crate::offset_reset::{GroupSelection, GroupStrategy};
 use crate::records::Compression;
 use crate::topics::TopicSelector;
 
@@ -142,6 +143,7 @@ struct RawRestore {
     produce_compression: Option<String>,
     include_original_offset_header: Option<bool>,
     consumer_group_strategy: Option<String>,
+    consumer_groups: Option<RawTopics>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -262,6 +264,9 @@ pub struct RestoreSettings {
     pub produce_compression: Option<Compression>,
     /// Add an `x-original-offset` header (the source offset) to every restored record.
     pub include_original_offset_header: bool,
+    /// How consumer-group offsets are carried over; `None` leaves it to the command
+    /// (`restore`: skip, `three-phase-restore`: exact).
+    pub consumer_group_strategy: Option<GroupStrategy>,
 }
 
 /// A checked restore configuration, ready to run.
@@ -275,6 +280,8 @@ pub struct RestoreConfig {
     pub topics: TopicSelector,
     /// Where the backup is stored.
     pub storage: StorageConfig,
+    /// Which consumer groups get their offsets translated (`None`: all).
+    pub groups: Option<GroupSelection>,
     /// Restore settings.
     pub settings: RestoreSettings,
 }
@@ -384,18 +391,32 @@ impl RestoreConfig {
             target: client_config(target, "target")?,
             topics,
             storage: storage_config(raw.storage)?,
+            groups: match raw.restore.as_ref().and_then(|r| r.consumer_groups.as_ref()) {
+                None => None,
+                Some(patterns) => {
+                    Some(GroupSelection::patterns(selector_or_all(Some(patterns), "restore.consumer_groups")?))
+                }
+            },
             settings: restore_settings(raw.restore.unwrap_or_default())?,
         })
     }
 }
 
 fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
-    if raw.consumer_group_strategy.is_some() {
-        return Err(invalid(
-            "restore.consumer_group_strategy",
-            "consumer-group offset recovery is not implemented yet (issue #5); remove the key to restore data only",
-        ));
-    }
+    let include_original_offset_header = raw.include_original_offset_header.unwrap_or(false);
+    let consumer_group_strategy = match raw.consumer_group_strategy.as_deref() {
+        None => None,
+        Some(name) => {
+            let strategy: GroupStrategy = name.parse().map_err(|e| invalid("restore.consumer_group_strategy", e))?;
+            if strategy.reads_offset_headers() && !include_original_offset_header {
+                return Err(invalid(
+                    "restore.consumer_group_strategy",
+                    format!("{strategy} reads the x-original-offset headers: set restore.include_original_offset_header: true"),
+                ));
+            }
+            Some(strategy)
+        }
+    };
     let window = TimeWindow { start: raw.time_window_start, end: raw.time_window_end };
     if let (Some(start), Some(end)) = (window.start, window.end) {
         if start > end {
@@ -448,7 +469,8 @@ fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
         rate_limit_bytes_per_sec: positive("restore.rate_limit_bytes_per_sec", raw.rate_limit_bytes_per_sec)?,
         rate_limit_records_per_sec: positive("restore.rate_limit_records_per_sec", raw.rate_limit_records_per_sec)?,
         produce_compression,
-        include_original_offset_header: raw.include_original_offset_header.unwrap_or(false),
+        include_original_offset_header,
+        consumer_group_strategy,
     })
 }
 
@@ -698,8 +720,12 @@ storage:
         assert!(error.contains("restore.partition_mapping.t") && error.contains("target partition 1"), "{error}");
         let error = restore_error("restore:\n  repartition: true\n  partition_mapping:\n    t: {0: 1}\n");
         assert!(error.contains("repartition"), "{error}");
-        let error = restore_error("restore:\n  consumer_group_strategy: skip\n");
-        assert!(error.contains("restore.consumer_group_strategy") && error.contains("not implemented yet"), "{error}");
+        let error = restore_error("restore:\n  consumer_group_strategy: headers\n");
+        assert!(error.contains("restore.consumer_group_strategy") && error.contains("header-based"), "{error}");
+        let error = restore_error("restore:\n  consumer_group_strategy: header-based\n");
+        assert!(error.contains("include_original_offset_header: true"), "{error}");
+        let error = restore_error("restore:\n  consumer_groups:\n    include: [\"~(\"]\n");
+        assert!(error.contains("restore.consumer_groups"), "{error}");
         let error = restore_error("restore:\n  rate_limit_bytes_per_sec: 0\n");
         assert!(error.contains("restore.rate_limit_bytes_per_sec"), "{error}");
         let error = restore_error("source:\n  bootstrap_servers: [\"x:1\"]\n  topics:\n    include: [\"*\"]\n");

@@ -88,6 +88,22 @@ pub enum EngineError {
         /// Underlying error.
         source: SegmentError,
     },
+    /// Consumer groups with active members on the target: their offsets are not changed.
+    #[error(
+        "consumer groups with active members on the target: {}; stop their consumers, then run the command \
+         again (offsets are never changed under running consumers)",
+        groups.join(", ")
+    )]
+    GroupsActive {
+        /// Each group, with its state and member count.
+        groups: Vec<String>,
+    },
+    /// Consumer-group offsets cannot be planned, applied or rolled back as asked.
+    #[error("{detail}")]
+    OffsetRecovery {
+        /// What is missing and what to do.
+        detail: String,
+    },
     /// The target partition holds data this restore did not write where it expected its own.
     #[error("target {partition}: {detail}")]
     TargetChanged {
@@ -96,4 +112,12 @@ pub enum EngineError {
         /// What differs and what to do.
         detail: String,
     },
+}
+
+impl EngineError {
+    /// Wraps a Kafka error with what was being done (for `map_err`).
+    pub fn kafka(context: impl Into<String>) -> impl FnOnce(KafkaError) -> EngineError {
+        let context = context.into();
+        move |source| EngineError::Kafka { context, source }
+    }
 }

@@ -106,15 +106,7 @@ pub struct MockCluster {
 impl MockCluster {
     /// Starts the mock cluster and waits for its address.
     pub fn start() -> Self {
-        let mut child = Command::new(infra_program("python"))
-            .arg(repo_root().join("tools/refclient.py"))
-            .arg("mock-cluster")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the mock cluster");
-        let mut answers = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let (child, mut answers) = spawn_interactive("mock-cluster");
         let hello = read_json_line(&mut answers);
         let bootstrap = hello["bootstrap"].as_str().expect("bootstrap address").to_string();
         MockCluster { child, bootstrap, answers }
@@ -135,10 +127,48 @@ impl MockCluster {
     }
 }
 
+/// Starts an interactive refclient command, talking JSON lines over stdin/stdout.
+fn spawn_interactive(command: &str) -> (Child, std::io::BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(infra_program("python"))
+        .arg(repo_root().join("tools/refclient.py"))
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start refclient.py {command}: {e}"));
+    let answers = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    (child, answers)
+}
+
 fn read_json_line(reader: &mut impl std::io::BufRead) -> serde_json::Value {
     let mut line = String::new();
-    reader.read_line(&mut line).expect("read from the mock cluster");
-    serde_json::from_str(&line).unwrap_or_else(|e| panic!("mock cluster said {line:?}: {e}"))
+    reader.read_line(&mut line).expect("read from refclient.py");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("refclient.py said {line:?}: {e}"))
+}
+
+/// A confluent-kafka consumer that stays a member of a group until dropped.
+pub struct GroupMember {
+    child: Child,
+}
+
+impl GroupMember {
+    /// Joins `group` on `topic` and waits until the consumer has its assignment.
+    pub fn join(bootstrap: &str, topic: &str, group: &str) -> Self {
+        let (mut child, mut answers) = spawn_interactive("hold-group");
+        let request = serde_json::json!({"bootstrap": bootstrap, "topic": topic, "group": group});
+        writeln!(child.stdin.as_mut().expect("stdin"), "{request}").expect("send to refclient.py");
+        assert_eq!(read_json_line(&mut answers)["joined"], true, "the consumer did not join group {group}");
+        GroupMember { child }
+    }
+}
+
+impl Drop for GroupMember {
+    /// Closes stdin: the consumer leaves the group cleanly and exits.
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for MockCluster {
@@ -331,6 +361,16 @@ pub fn commit(bootstrap: &str, group: &str, offsets: &[(&str, i32, i64)]) {
         .map(|(topic, partition, offset)| serde_json::json!({"topic": topic, "partition": partition, "offset": offset}))
         .collect();
     refclient("commit", serde_json::json!({"bootstrap": bootstrap, "group": group, "offsets": offsets}));
+}
+
+/// The first record a subscribed confluent-kafka consumer of each group reads from `topic`,
+/// starting at the group's committed offset (no reset policy), committing nothing.
+pub fn first_record_as_groups(bootstrap: &str, topic: &str, groups: &[&str]) -> BTreeMap<String, RefRecord> {
+    let answer = refclient(
+        "first-as-groups",
+        serde_json::json!({"bootstrap": bootstrap, "topic": topic, "groups": groups, "timeout_s": 40}),
+    );
+    serde_json::from_value(answer["first"].clone()).expect("first records")
 }
 
 /// The offsets confluent-kafka sees committed for `group` on `partitions` of `topic`.

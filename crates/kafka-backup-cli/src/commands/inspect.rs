@@ -12,7 +12,8 @@ use kafka_backup_core::storage::BackupStore;
 
 use crate::cli::{DescribeArgs, Format, ListArgs, ManifestFormat, ValidateArgs};
 
-fn open(path: &str) -> anyhow::Result<BackupStore> {
+/// Opens the storage root `path` given on the command line.
+pub(super) fn open(path: &str) -> anyhow::Result<BackupStore> {
     if path.contains("://") {
         bail!("{path}: only local directories are supported for now (object stores are planned)");
     }
@@ -28,7 +29,8 @@ async fn load(path: &str, backup_id: &str) -> anyhow::Result<(BackupStore, Backu
     Ok((store, manifest))
 }
 
-fn time(ms: i64) -> String {
+/// `ms` since the epoch as RFC 3339.
+pub(super) fn time(ms: i64) -> String {
     let at = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_seconds(at).to_string()
 }

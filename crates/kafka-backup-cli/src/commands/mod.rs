@@ -3,24 +3,24 @@
 mod backup;
 mod cluster_info;
 mod inspect;
+mod offset_reset;
 mod restore;
 mod signals;
 
-use anyhow::bail;
+use kafka_backup_core::offset_reset::GroupStrategy;
 
 use crate::cli::Command;
 
 /// Runs one command to completion.
 pub async fn run(command: Command) -> anyhow::Result<()> {
-    let (name, issue) = match command {
-        Command::ClusterInfo(args) => return cluster_info::run(args).await,
-        Command::Backup(args) => return backup::run(args).await,
-        Command::List(args) => return inspect::list(args).await,
-        Command::Describe(args) => return inspect::describe(args).await,
-        Command::Validate(args) => return inspect::validate(args).await,
-        Command::Restore(args) => return restore::run(args).await,
-        Command::OffsetReset(_) => ("offset-reset", 5),
-        Command::ThreePhaseRestore(_) => ("three-phase-restore", 5),
-    };
-    bail!("`kafka-backup {name}` is not implemented yet (tracked in issue #{issue})")
+    match command {
+        Command::ClusterInfo(args) => cluster_info::run(args).await,
+        Command::Backup(args) => backup::run(args).await,
+        Command::List(args) => inspect::list(args).await,
+        Command::Describe(args) => inspect::describe(args).await,
+        Command::Validate(args) => inspect::validate(args).await,
+        Command::Restore(args) => restore::run(args, GroupStrategy::Skip).await,
+        Command::OffsetReset(command) => offset_reset::run(command).await,
+        Command::ThreePhaseRestore(args) => restore::run(args, GroupStrategy::Exact).await,
+    }
 }

@@ -1,20 +1,25 @@
-//! `kafka-backup restore --config FILE [--dry-run]`: plans the restore, prints the plan for a dry
-//! run, otherwise restores and prints the run summary.
+//! `kafka-backup restore` and `three-phase-restore --config FILE [--dry-run]`: plans the restore,
+//! prints the plan for a dry run, otherwise restores, translates and commits group offsets as the
+//! strategy says (restore: skip by default; three-phase-restore: exact), and prints one report.
 
 use std::fmt::Write;
 
 use anyhow::{bail, Context};
 use kafka_backup_core::config::RestoreConfig;
-use kafka_backup_core::restore::{run_restore, RestorePlan, RestoreReport};
+use kafka_backup_core::offset_reset::GroupStrategy;
+use kafka_backup_core::restore::{RestorePlan, RestoreReport};
+use kafka_backup_core::three_phase::run_three_phase_restore;
 
-use crate::cli::RestoreArgs;
+use super::offset_reset;
+use crate::cli::{PlanFormat, RestoreArgs};
 
-/// Runs the command.
-pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
+/// Runs the command, with `default_strategy` for group offsets unless the config names one.
+pub async fn run(args: RestoreArgs, default_strategy: GroupStrategy) -> anyhow::Result<()> {
     let mut config = RestoreConfig::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
     config.settings.dry_run |= args.dry_run;
     let shutdown = super::signals::stop_requested("stop requested: finishing the batch in flight…");
-    let report = run_restore(&config, shutdown).await?;
+    let phases = run_three_phase_restore(&config, default_strategy, shutdown).await?;
+    let report = &phases.restore;
     print!("{}", render_plan(&report.plan));
     if report.dry_run {
         println!("Dry run: nothing was written.");
@@ -23,9 +28,18 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    print!("{}", summary(&report));
+    print!("{}", summary(report));
     if report.interrupted {
         bail!("the restore was stopped before it was complete; run the same command again to continue");
+    }
+    let Some(plan) = &phases.plan else { return Ok(()) };
+    print!("{}", offset_reset::render(plan, PlanFormat::Text)?);
+    match &phases.reset {
+        Some(record) => print!("{}", offset_reset::applied_summary(record, plan)),
+        None if phases.strategy == GroupStrategy::Manual => {
+            println!("Strategy manual: nothing was committed; apply the offsets above by hand.")
+        }
+        None => println!("No consumer-group offset was committed: none could be translated (see above)."),
     }
     Ok(())
 }

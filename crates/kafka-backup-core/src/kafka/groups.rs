@@ -1,12 +1,13 @@
 //! Consumer-group calls: FindCoordinator, OffsetFetch, OffsetCommit (as an admin, outside any
-//! generation), ListGroups (every broker) and DescribeGroups. Old and batched request shapes
-//! (FindCoordinator v4+, OffsetFetch v8+) are both handled, chosen by the negotiated version.
+//! generation), ListGroups (every broker), DescribeGroups, DeleteGroups and OffsetDelete. Old and
+//! batched request shapes (FindCoordinator v4+, OffsetFetch v8+) are both handled.
 
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
-    DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
-    TopicName,
+    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -269,6 +270,56 @@ impl KafkaClient {
                     })
                     .collect(),
             })
+        })
+        .await
+    }
+
+    /// Deletes `group` with its committed offsets (the coordinator refuses while it has members).
+    pub async fn delete_group(&self, group: &str) -> Result<(), KafkaError> {
+        self.on("DeleteGroups", Route::Coordinator(group), |connection| async move {
+            let response =
+                connection.send(&DeleteGroupsRequest::default().with_groups_names(vec![group_id(group)])).await?;
+            match response.results.iter().find(|r| r.error_code != 0) {
+                Some(failed) => Err(KafkaError::broker(
+                    "DeleteGroups",
+                    group_context(group),
+                    connection.address(),
+                    failed.error_code,
+                    None,
+                )),
+                None => Ok(()),
+            }
+        })
+        .await
+    }
+
+    /// Deletes the committed offsets of `group` on `partitions` of `topic`.
+    pub async fn delete_offsets(&self, group: &str, topic: &str, partitions: &[i32]) -> Result<(), KafkaError> {
+        self.on("OffsetDelete", Route::Coordinator(group), |connection| async move {
+            let request = OffsetDeleteRequest::default().with_group_id(group_id(group)).with_topics(vec![
+                OffsetDeleteRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(
+                        partitions
+                            .iter()
+                            .map(|&p| OffsetDeleteRequestPartition::default().with_partition_index(p))
+                            .collect(),
+                    ),
+            ]);
+            let response = connection.send(&request).await?;
+            let failed = (response.error_code != 0).then_some(response.error_code).or_else(|| {
+                response.topics.iter().flat_map(|t| &t.partitions).find(|p| p.error_code != 0).map(|p| p.error_code)
+            });
+            match failed {
+                Some(code) => Err(KafkaError::broker(
+                    "OffsetDelete",
+                    format!(" for group {group} on {topic}"),
+                    connection.address(),
+                    code,
+                    None,
+                )),
+                None => Ok(()),
+            }
         })
         .await
     }

@@ -22,10 +22,11 @@ use tokio::task::JoinSet;
 
 pub use plan::{build_plan, PartitionPlan, RestorePlan, TopicCreation, TopicPlan};
 pub use prepare::{prepare, PreparedBatch, SourceOffsets, ORIGINAL_OFFSET_HEADER};
-pub use state::{load_offset_map, RestoreCommit, RestoreIdentity, RestoreStarted};
+pub use state::{load_offset_map, load_started, RestoreCommit, RestoreIdentity, RestoreStarted};
 
 use crate::config::RestoreConfig;
-use crate::kafka::{KafkaClient, KafkaError, NewTopic};
+use crate::error::EngineError;
+use crate::kafka::{ClusterMetadata, KafkaClient, NewTopic};
 use crate::manifest::BackupManifest;
 use crate::storage::BackupStore;
 use partition::{PartitionRestore, RestoreOutcome};
@@ -59,9 +60,10 @@ pub struct RestoreReport {
     pub duration: Duration,
 }
 
-fn kafka(context: impl Into<String>) -> impl FnOnce(KafkaError) -> RestoreError {
-    let context = context.into();
-    move |source| RestoreError::Kafka { context, source }
+/// The name restore state is kept under for a target cluster: its id, or `unknown-cluster` for a
+/// broker that reports none.
+pub fn target_cluster_id(metadata: &ClusterMetadata) -> String {
+    metadata.cluster_id.clone().unwrap_or_else(|| "unknown-cluster".to_string())
 }
 
 /// Restores the backup `config` names into its target cluster (or only plans it, for a dry run).
@@ -75,9 +77,12 @@ pub async fn run_restore(
         backup_id: config.backup_id.clone(),
         location: store.description().to_string(),
     })?;
-    let client =
-        Arc::new(KafkaClient::connect(config.target.clone()).await.map_err(kafka("connecting to the target cluster"))?);
-    let metadata = client.refresh_metadata(None).await.map_err(kafka("reading target metadata"))?;
+    let client = Arc::new(
+        KafkaClient::connect(config.target.clone())
+            .await
+            .map_err(EngineError::kafka("connecting to the target cluster"))?,
+    );
+    let metadata = client.refresh_metadata(None).await.map_err(EngineError::kafka("reading target metadata"))?;
     let plan = build_plan(config, &manifest, &metadata);
     let mut report = RestoreReport { plan, dry_run: config.settings.dry_run, ..RestoreReport::default() };
     if report.dry_run {
@@ -100,12 +105,13 @@ pub async fn run_restore(
         match client.create_topic(&new_topic, Duration::from_secs(30)).await {
             Ok(()) => report.created_topics.push(topic.target.clone()),
             Err(error) if error.response_error() == Some(ResponseError::TopicAlreadyExists) => {}
-            Err(error) => return Err(kafka(format!("creating topic {}", topic.target))(error)),
+            Err(error) => return Err(EngineError::kafka(format!("creating topic {}", topic.target))(error)),
         }
     }
 
-    let cluster_id = metadata.cluster_id.clone().unwrap_or_else(|| "unknown-cluster".to_string());
-    let (producer_id, producer_epoch) = client.init_producer_id().await.map_err(kafka("getting a producer id"))?;
+    let cluster_id = target_cluster_id(&metadata);
+    let (producer_id, producer_epoch) =
+        client.init_producer_id().await.map_err(EngineError::kafka("getting a producer id"))?;
     let permits = Arc::new(Semaphore::new(config.settings.max_concurrent_partitions));
     let limiter = Arc::new(RateLimiter::new(
         config.settings.rate_limit_bytes_per_sec,

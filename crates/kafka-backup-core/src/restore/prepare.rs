@@ -128,6 +128,7 @@ mod tests {
             rate_limit_records_per_sec: None,
             produce_compression: None,
             include_original_offset_header: false,
+            consumer_group_strategy: None,
         }
     }
 

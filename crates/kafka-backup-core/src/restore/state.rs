@@ -111,11 +111,8 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<BTreeMap<i32, i64>, RestoreError>>,
 {
-    let started_key = format!("{dir}/started.json");
-    let (started, resumed) = match store.get(&started_key).await {
-        Ok(bytes) => {
-            let recorded: RestoreStarted =
-                serde_json::from_slice(&bytes).map_err(|e| unreadable(dir, &started_key, e))?;
+    let (started, resumed) = match load_started(store, dir).await? {
+        Some(recorded) => {
             if recorded.identity != identity {
                 return Err(RestoreError::TargetChanged {
                     partition: dir.to_string(),
@@ -129,12 +126,11 @@ where
             }
             (recorded, true)
         }
-        Err(StorageError::NotFound { .. }) => {
+        None => {
             let started = RestoreStarted { identity, target_start: target_start().await? };
-            store.put_new(&started_key, to_json(&started)).await?;
+            store.put_new(&format!("{dir}/started.json"), to_json(&started)).await?;
             (started, false)
         }
-        Err(error) => return Err(error.into()),
     };
     let commits = read_commits(store, dir).await?;
     let mut target_next = started.target_start;
@@ -147,20 +143,40 @@ where
     Ok(RestoreProgress { resumed, commits, target_next, null_keys_routed })
 }
 
+/// Reads `started.json` of the restore state directory `dir`, if a restore began there.
+pub async fn load_started(store: &BackupStore, dir: &str) -> Result<Option<RestoreStarted>, RestoreError> {
+    let key = format!("{dir}/started.json");
+    match store.get(&key).await {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| unreadable(dir, &key, e))?)),
+        Err(StorageError::NotFound { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// The offset map of `target_partition` recorded under `dir` (a restore state directory), for
-/// translating committed source offsets; `None` when nothing was restored there.
+/// translating committed source offsets: only the records of `source_partition` when given (a
+/// repartitioned restore), else all. When nothing was restored yet, the map is empty and ends where
+/// the restore began (`started`).
 pub async fn load_offset_map(
     store: &BackupStore,
     dir: &str,
+    started: &RestoreStarted,
     target_partition: i32,
-) -> Result<Option<OffsetMap>, RestoreError> {
+    source_partition: Option<i32>,
+) -> Result<OffsetMap, RestoreError> {
     let commits = read_commits(store, dir).await?;
-    let Some(end) = commits.iter().rev().find_map(|c| c.target_next.get(&target_partition).copied()) else {
-        return Ok(None);
-    };
-    let batches =
-        commits.into_iter().flat_map(|mut c| c.batches.remove(&target_partition).unwrap_or_default()).collect();
-    Ok(Some(OffsetMap::new(batches, end)))
+    let end = commits
+        .iter()
+        .rev()
+        .find_map(|c| c.target_next.get(&target_partition).copied())
+        .or_else(|| started.target_start.get(&target_partition).copied())
+        .unwrap_or(0);
+    let batches = commits
+        .into_iter()
+        .filter(|c| source_partition.is_none_or(|p| p == c.source_partition))
+        .flat_map(|mut c| c.batches.remove(&target_partition).unwrap_or_default())
+        .collect();
+    Ok(OffsetMap::new(batches, end))
 }
 
 /// Every commit record in `dir`, in restore order (source partition, then segment): the last

@@ -74,7 +74,7 @@ impl TargetPartition {
     }
 
     fn kafka(&self, action: &str) -> impl FnOnce(KafkaError) -> RestoreError {
-        super::kafka(format!("{action} {}", self.name()))
+        crate::error::EngineError::kafka(format!("{action} {}", self.name()))
     }
 
     /// The partition's end offset now.

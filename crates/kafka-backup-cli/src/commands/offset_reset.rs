@@ -1,0 +1,337 @@
+//! `kafka-backup offset-reset plan|execute|rollback`: the consumer-group offsets of a backup's
+//! groups on a target it was restored into, rendered as text, JSON, CSV or shell commands.
+
+use std::fmt::Write;
+
+use anyhow::{bail, Context};
+use kafka_backup_core::config::RestoreConfig;
+use kafka_backup_core::kafka::{ClientConfig, KafkaClient};
+use kafka_backup_core::manifest::BackupManifest;
+use kafka_backup_core::offset_reset::{
+    build_reset_plan, execute_plan, recorded_target_clusters, rollback, GroupSelection, GroupStrategy, ResetPlan,
+    ResetRecord,
+};
+use kafka_backup_core::restore::target_cluster_id;
+use kafka_backup_core::storage::BackupStore;
+
+use super::inspect;
+use crate::cli::{BackupTargetArgs, OffsetPlanArgs, OffsetResetCommand, PlanFormat, RollbackArgs};
+
+/// Runs an `offset-reset` subcommand.
+pub async fn run(command: OffsetResetCommand) -> anyhow::Result<()> {
+    match command {
+        OffsetResetCommand::Plan(args) => plan(args).await,
+        OffsetResetCommand::Execute(args) => execute(args).await,
+        OffsetResetCommand::Rollback(args) => roll_back(args).await,
+    }
+}
+
+/// The backup and target the arguments name.
+struct Location {
+    store: BackupStore,
+    backup_id: String,
+    target: Option<ClientConfig>,
+    config: Option<RestoreConfig>,
+}
+
+async fn locate(args: &BackupTargetArgs) -> anyhow::Result<Location> {
+    let config = match &args.config {
+        Some(path) => Some(RestoreConfig::load(path).with_context(|| format!("in {}", path.display()))?),
+        None => None,
+    };
+    let backup_id = match (&args.backup_id, &config) {
+        (Some(id), _) => id.clone(),
+        (None, Some(config)) => config.backup_id.clone(),
+        (None, None) => bail!("give --backup-id or --config"),
+    };
+    let root = match (&args.path, &config) {
+        (Some(path), _) => inspect::open(path)?,
+        (None, Some(config)) => BackupStore::open(&config.storage)?,
+        (None, None) => bail!("give --path or --config"),
+    };
+    let store = root.child(&backup_id);
+    if BackupManifest::load(&store).await?.is_none() {
+        bail!("there is no backup {backup_id} in {}", root.description());
+    }
+    let target = match &config {
+        Some(config) => Some(config.target.clone()),
+        None if args.bootstrap_servers.is_empty() => None,
+        None => Some(ClientConfig::new(args.bootstrap_servers.clone())),
+    };
+    Ok(Location { store, backup_id, target, config })
+}
+
+/// Connects to the target, if one was given, and names the cluster the plan is for.
+async fn target_cluster(
+    location: &Location,
+    explicit_id: Option<&str>,
+) -> anyhow::Result<(Option<KafkaClient>, String)> {
+    if let Some(config) = &location.target {
+        let client = KafkaClient::connect(config.clone()).await.context("connecting to the target cluster")?;
+        let metadata = client.refresh_metadata(Some(&[])).await.context("reading target metadata")?;
+        return Ok((Some(client), target_cluster_id(&metadata)));
+    }
+    if let Some(id) = explicit_id {
+        return Ok((None, id.to_string()));
+    }
+    let clusters = recorded_target_clusters(&location.store).await?;
+    match &clusters[..] {
+        [] => bail!(
+            "no restore of backup {} is recorded: restore it first (kafka-backup restore or three-phase-restore)",
+            location.backup_id
+        ),
+        [only] => Ok((None, only.clone())),
+        several => bail!(
+            "backup {} was restored into several clusters ({}): give --target-cluster-id, --bootstrap-servers or \
+             --config",
+            location.backup_id,
+            several.join(", ")
+        ),
+    }
+}
+
+async fn planned(args: &OffsetPlanArgs) -> anyhow::Result<(Location, Option<KafkaClient>, ResetPlan)> {
+    let location = locate(&args.location).await?;
+    let (client, cluster_id) = target_cluster(&location, args.target_cluster_id.as_deref()).await?;
+    let config = location.config.as_ref();
+    let groups = if args.all_groups {
+        config.and_then(|c| c.groups.clone()).unwrap_or_else(GroupSelection::all)
+    } else {
+        GroupSelection::named(&args.groups).map_err(|e| anyhow::anyhow!("--groups: {e}"))?
+    };
+    let strategy = args
+        .strategy
+        .or_else(|| config.and_then(|c| c.settings.consumer_group_strategy))
+        .unwrap_or(GroupStrategy::Exact);
+    let plan =
+        build_reset_plan(&location.store, &location.backup_id, &cluster_id, client.as_ref(), strategy, &groups).await?;
+    Ok((location, client, plan))
+}
+
+async fn plan(args: OffsetPlanArgs) -> anyhow::Result<()> {
+    let (_, _, plan) = planned(&args).await?;
+    print!("{}", render(&plan, args.format)?);
+    Ok(())
+}
+
+async fn execute(args: OffsetPlanArgs) -> anyhow::Result<()> {
+    let (location, client, plan) = planned(&args).await?;
+    let Some(client) = client else {
+        bail!("offset-reset execute commits on the target cluster: give --bootstrap-servers or --config");
+    };
+    print!("{}", render(&plan, args.format)?);
+    let Some(record) = execute_plan(&client, &location.store, &plan).await? else {
+        bail!("nothing was committed: no planned offset could be translated (see the plan above)");
+    };
+    print!("{}", applied_summary(&record, &plan));
+    println!(
+        "Undo with: kafka-backup offset-reset rollback --path <storage root> --backup-id {} --bootstrap-servers <target> \
+         --reset-id {}",
+        location.backup_id, record.reset_id
+    );
+    Ok(())
+}
+
+async fn roll_back(args: RollbackArgs) -> anyhow::Result<()> {
+    let location = locate(&args.location).await?;
+    let (Some(client), cluster_id) = target_cluster(&location, None).await? else {
+        bail!("offset-reset rollback commits on the target cluster: give --bootstrap-servers or --config");
+    };
+    let report = rollback(&client, &location.store, &cluster_id, args.reset_id.as_deref()).await?;
+    println!("Rolled back {} on cluster {cluster_id}", report.reset_id);
+    if !report.restored.is_empty() {
+        println!("  previous offsets restored for: {}", report.restored.join(", "));
+    }
+    if !report.deleted.is_empty() {
+        println!("  deleted (they had no offsets before the reset): {}", report.deleted.join(", "));
+    }
+    Ok(())
+}
+
+/// The report of a commit: groups and partitions reset, and what could not be translated.
+pub(super) fn applied_summary(record: &ResetRecord, plan: &ResetPlan) -> String {
+    let partitions: usize = record.groups.values().map(|g| g.applied.len()).sum();
+    let mut out = format!(
+        "Committed {partitions} offsets of {} groups on cluster {} (reset {}, strategy {})\n",
+        record.groups.len(),
+        record.target_cluster_id,
+        record.reset_id,
+        record.strategy
+    );
+    let untranslated: Vec<_> = plan.untranslated().collect();
+    if !untranslated.is_empty() {
+        let _ = writeln!(out, "  {} partitions could not be translated and were left alone:", untranslated.len());
+        for o in untranslated {
+            let reason = o.note.as_deref().unwrap_or("no reason recorded");
+            let _ = writeln!(out, "    {} {}-{}: {reason}", o.group, o.source_topic, o.source_partition);
+        }
+    }
+    out
+}
+
+/// `plan` in `format`.
+pub(super) fn render(plan: &ResetPlan, format: PlanFormat) -> anyhow::Result<String> {
+    Ok(match format {
+        PlanFormat::Text => render_text(plan),
+        PlanFormat::Json => serde_json::to_string_pretty(plan)? + "\n",
+        PlanFormat::Csv => render_csv(plan),
+        PlanFormat::Shell => render_shell(plan),
+    })
+}
+
+fn title(plan: &ResetPlan) -> String {
+    format!(
+        "Offset reset plan for backup {} into cluster {} (strategy {})",
+        plan.backup_id, plan.target_cluster_id, plan.strategy
+    )
+}
+
+fn dash<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+fn render_text(plan: &ResetPlan) -> String {
+    let mut out = title(plan) + "\n";
+    let mut rows = vec![["GROUP", "SOURCE", "OFFSET", "TARGET", "OFFSET", "NOTE"].map(str::to_string)];
+    for o in &plan.offsets {
+        let target = match (&o.target_topic, o.target_partition) {
+            (Some(topic), Some(partition)) => format!("{topic}-{partition}"),
+            (Some(topic), None) => format!("{topic} (by key)"),
+            _ => "-".to_string(),
+        };
+        rows.push([
+            o.group.clone(),
+            format!("{}-{}", o.source_topic, o.source_partition),
+            o.source_offset.to_string(),
+            target,
+            dash(o.target_offset),
+            o.note.clone().unwrap_or_default(),
+        ]);
+    }
+    if plan.offsets.is_empty() {
+        out.push_str("  no group offsets to translate\n");
+    } else {
+        let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+        for row in &rows {
+            let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+            let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
+        }
+    }
+    for warning in &plan.warnings {
+        let _ = writeln!(out, "  WARNING {warning}");
+    }
+    out
+}
+
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+fn render_csv(plan: &ResetPlan) -> String {
+    let mut out = "group,source_topic,source_partition,source_offset,snapshot_taken_at_ms,target_topic,\
+                   target_partition,target_offset,method,note\n"
+        .to_string();
+    for o in &plan.offsets {
+        let fields = [
+            o.group.clone(),
+            o.source_topic.clone(),
+            o.source_partition.to_string(),
+            o.source_offset.to_string(),
+            o.snapshot_taken_at_ms.to_string(),
+            o.target_topic.clone().unwrap_or_default(),
+            o.target_partition.map(|p| p.to_string()).unwrap_or_default(),
+            o.target_offset.map(|p| p.to_string()).unwrap_or_default(),
+            o.method.to_string(),
+            o.note.clone().unwrap_or_default(),
+        ];
+        let _ = writeln!(out, "{}", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+    }
+    out
+}
+
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
+fn render_shell(plan: &ResetPlan) -> String {
+    let mut out = format!(
+        "#!/bin/sh\n# {}.\n# Stop the groups' consumers first; BOOTSTRAP is the target cluster.\nset -e\n\
+         : \"${{BOOTSTRAP:?set BOOTSTRAP to the target cluster's bootstrap servers}}\"\n",
+        title(plan)
+    );
+    for o in &plan.offsets {
+        match (&o.target_topic, o.target_partition, o.target_offset) {
+            (Some(topic), Some(partition), Some(offset)) => {
+                let _ = writeln!(
+                    out,
+                    "kafka-consumer-groups.sh --bootstrap-server \"$BOOTSTRAP\" --group {} --topic {} \
+                     --reset-offsets --to-offset {offset} --execute",
+                    shell_quote(&o.group),
+                    shell_quote(&format!("{topic}:{partition}"))
+                );
+            }
+            _ => {
+                let reason = o.note.as_deref().unwrap_or("not translated").replace('\n', " ");
+                let _ = writeln!(
+                    out,
+                    "# not translated: group {} {}-{} (source offset {}): {reason}",
+                    o.group, o.source_topic, o.source_partition, o.source_offset
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_backup_core::offset_reset::PlannedOffset;
+
+    fn plan() -> ResetPlan {
+        let planned = |group: &str, partition, target: Option<i64>, note: Option<&str>| PlannedOffset {
+            group: group.to_string(),
+            source_topic: "orders".to_string(),
+            source_partition: partition,
+            source_offset: 42,
+            snapshot_taken_at_ms: 1_000,
+            target_topic: target.map(|_| "orders-dr".to_string()),
+            target_partition: target.map(|_| partition),
+            target_offset: target,
+            method: GroupStrategy::Exact,
+            note: note.map(str::to_string),
+        };
+        ResetPlan {
+            backup_id: "nightly".to_string(),
+            target_cluster_id: "dr".to_string(),
+            strategy: GroupStrategy::Exact,
+            offsets: vec![
+                planned("billing's", 0, Some(40), None),
+                planned("billing's", 1, None, Some("orders-1 was not restored, into \"dr\"")),
+            ],
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn csv_quotes_fields_that_need_it() {
+        let csv = render_csv(&plan());
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1], "billing's,orders,0,42,1000,orders-dr,0,40,exact,");
+        assert_eq!(lines[2], "billing's,orders,1,42,1000,,,,exact,\"orders-1 was not restored, into \"\"dr\"\"\"");
+    }
+
+    #[test]
+    fn shell_commands_quote_names_and_comment_untranslated_offsets() {
+        let shell = render_shell(&plan());
+        assert!(
+            shell.contains("--group 'billing'\\''s' --topic 'orders-dr:0' --reset-offsets --to-offset 40 --execute")
+        );
+        assert!(shell.contains("# not translated: group billing's orders-1 (source offset 42): orders-1 was not"));
+    }
+}

@@ -1,0 +1,248 @@
+//! Applying a plan on the target and undoing it: groups with active members are refused, and each
+//! group's current offsets are saved in `offset-resets/{cluster}/reset-{ms}.json` before any commit.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kafka_protocol::ResponseError;
+use serde::{Deserialize, Serialize};
+
+use super::{GroupStrategy, ResetPlan};
+use crate::backup::now_ms;
+use crate::error::EngineError;
+use crate::group_snapshots::GroupOffset;
+use crate::kafka::{CommittedOffset, KafkaClient, KafkaError};
+use crate::manifest::to_json;
+use crate::storage::{BackupStore, StorageError};
+
+/// Folder of the reset records inside a backup directory.
+const RESETS_DIR: &str = "offset-resets";
+/// Suffix of the marker written when a reset is rolled back.
+const ROLLED_BACK: &str = ".rolled-back.json";
+
+/// What one `offset-reset execute` changed, saved before it changed anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRecord {
+    /// `reset-{epoch ms}`, the name `offset-reset rollback --reset-id` takes.
+    pub reset_id: String,
+    /// Backup the offsets came from.
+    pub backup_id: String,
+    /// Cluster the offsets were committed to.
+    pub target_cluster_id: String,
+    /// Strategy of the plan.
+    pub strategy: GroupStrategy,
+    /// Per group: its offsets before and after.
+    pub groups: BTreeMap<String, GroupReset>,
+}
+
+/// One group's offsets before and after a reset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupReset {
+    /// Whether the group had any committed offset on the target before the reset.
+    pub had_offsets: bool,
+    /// Its offsets on the reset partitions before (a partition missing here had none).
+    pub previous: Vec<GroupOffset>,
+    /// The offsets committed.
+    pub applied: Vec<GroupOffset>,
+}
+
+/// What a rollback did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackReport {
+    /// The reset undone.
+    pub reset_id: String,
+    /// Groups given back their previous offsets.
+    pub restored: Vec<String>,
+    /// Groups deleted because they had no offsets before the reset.
+    pub deleted: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct RolledBack {
+    rolled_back_at_ms: i64,
+}
+
+fn refused(detail: String) -> EngineError {
+    EngineError::OffsetRecovery { detail }
+}
+
+fn committed(offsets: &[GroupOffset]) -> Vec<CommittedOffset> {
+    offsets
+        .iter()
+        .map(|o| CommittedOffset {
+            topic: o.topic.clone(),
+            partition: o.partition,
+            offset: o.offset,
+            metadata: o.metadata.clone(),
+        })
+        .collect()
+}
+
+/// Refuses when any of `groups` has members on the target (or is rebalancing).
+async fn ensure_inactive<'a>(client: &KafkaClient, groups: impl Iterator<Item = &'a str>) -> Result<(), EngineError> {
+    let mut active = Vec::new();
+    for group in groups {
+        let described = client
+            .describe_group(group)
+            .await
+            .map_err(EngineError::kafka(format!("describing group {group} on the target")))?;
+        if !described.members.is_empty() || !matches!(described.state.as_str(), "Empty" | "Dead" | "") {
+            active.push(format!("{group} ({}, {} members)", described.state, described.members.len()));
+        }
+    }
+    if active.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::GroupsActive { groups: active })
+    }
+}
+
+/// A commit refused because members joined meanwhile is reported like an active group.
+fn commit_failed(group: &str) -> impl FnOnce(KafkaError) -> EngineError + '_ {
+    move |error| match error.response_error() {
+        Some(
+            ResponseError::UnknownMemberId | ResponseError::RebalanceInProgress | ResponseError::IllegalGeneration,
+        ) => {
+            EngineError::GroupsActive { groups: vec![format!("{group} (the coordinator refused the commit: {error})")] }
+        }
+        _ => EngineError::kafka(format!("committing the offsets of group {group} on the target"))(error),
+    }
+}
+
+/// Commits the translated offsets of `plan` on the target, after checking that no group has
+/// active members and saving every group's current offsets for `rollback`. `None` when the plan
+/// has nothing to commit.
+pub async fn execute_plan(
+    client: &KafkaClient,
+    store: &BackupStore,
+    plan: &ResetPlan,
+) -> Result<Option<ResetRecord>, EngineError> {
+    if plan.strategy == GroupStrategy::Manual {
+        return Err(refused(
+            "strategy manual only reports the offsets: apply them by hand, or plan with another strategy to execute"
+                .to_string(),
+        ));
+    }
+    let by_group = plan.translated_by_group();
+    if by_group.is_empty() {
+        return Ok(None);
+    }
+    ensure_inactive(client, by_group.keys().copied()).await?;
+    let mut record = ResetRecord {
+        reset_id: format!("reset-{:020}", now_ms()),
+        backup_id: plan.backup_id.clone(),
+        target_cluster_id: plan.target_cluster_id.clone(),
+        strategy: plan.strategy,
+        groups: BTreeMap::new(),
+    };
+    for (&group, planned) in &by_group {
+        let current = client
+            .committed_offsets(group)
+            .await
+            .map_err(EngineError::kafka(format!("reading the target's offsets of group {group}")))?;
+        let applied: Vec<GroupOffset> = planned
+            .iter()
+            .filter_map(|p| {
+                Some(GroupOffset {
+                    topic: p.target_topic.clone()?,
+                    partition: p.target_partition?,
+                    offset: p.target_offset?,
+                    metadata: None,
+                })
+            })
+            .collect();
+        let previous = current
+            .iter()
+            .filter(|c| applied.iter().any(|a| a.topic == c.topic && a.partition == c.partition))
+            .map(|c| GroupOffset {
+                topic: c.topic.clone(),
+                partition: c.partition,
+                offset: c.offset,
+                metadata: c.metadata.clone(),
+            })
+            .collect();
+        record.groups.insert(group.to_string(), GroupReset { had_offsets: !current.is_empty(), previous, applied });
+    }
+    let key = format!("{RESETS_DIR}/{}/{}.json", plan.target_cluster_id, record.reset_id);
+    store.put_new(&key, to_json(&record)).await.map_err(|error| match error {
+        StorageError::AlreadyExists { .. } => EngineError::Conflict { key: key.clone() },
+        other => other.into(),
+    })?;
+    for (group, reset) in &record.groups {
+        client.commit_offsets(group, &committed(&reset.applied)).await.map_err(commit_failed(group))?;
+    }
+    Ok(Some(record))
+}
+
+/// Undoes reset `reset_id` (the latest one not rolled back when `None`) on cluster `cluster_id`:
+/// groups get back their previous offsets, offsets that did not exist are deleted, and groups that
+/// had no offsets at all are deleted.
+pub async fn rollback(
+    client: &KafkaClient,
+    store: &BackupStore,
+    cluster_id: &str,
+    reset_id: Option<&str>,
+) -> Result<RollbackReport, EngineError> {
+    let dir = format!("{RESETS_DIR}/{cluster_id}");
+    let names: Vec<String> =
+        store.list(&dir).await?.into_iter().filter_map(|o| o.key.rsplit('/').next().map(str::to_string)).collect();
+    let rolled_back: BTreeSet<&str> = names.iter().filter_map(|n| n.strip_suffix(ROLLED_BACK)).collect();
+    let resets: Vec<&str> =
+        names.iter().filter(|n| !n.ends_with(ROLLED_BACK)).filter_map(|n| n.strip_suffix(".json")).collect();
+    let chosen = match reset_id {
+        Some(id) if rolled_back.contains(id) => return Err(refused(format!("{id} was already rolled back"))),
+        Some(id) if resets.contains(&id) => id,
+        Some(id) => {
+            return Err(refused(format!(
+                "there is no offset reset {id} for cluster {cluster_id} in {}; resets found: {}",
+                store.description(),
+                if resets.is_empty() { "none".to_string() } else { resets.join(", ") }
+            )))
+        }
+        None => resets.iter().rev().find(|id| !rolled_back.contains(*id)).copied().ok_or_else(|| {
+            refused(format!(
+                "no offset reset into cluster {cluster_id} is left to roll back in {}",
+                store.description()
+            ))
+        })?,
+    };
+    let key = format!("{dir}/{chosen}.json");
+    let record: ResetRecord = serde_json::from_slice(&store.get(&key).await?)
+        .map_err(|e| refused(format!("{key} is unreadable ({e}); roll back by hand from its contents")))?;
+    ensure_inactive(client, record.groups.keys().map(String::as_str)).await?;
+    let mut report = RollbackReport { reset_id: chosen.to_string(), restored: Vec::new(), deleted: Vec::new() };
+    for (group, reset) in &record.groups {
+        if !reset.had_offsets {
+            match client.delete_group(group).await {
+                Ok(()) => {}
+                Err(error) if error.response_error() == Some(ResponseError::GroupIdNotFound) => {}
+                Err(error) => return Err(EngineError::kafka(format!("deleting group {group} on the target"))(error)),
+            }
+            report.deleted.push(group.clone());
+            continue;
+        }
+        if !reset.previous.is_empty() {
+            client.commit_offsets(group, &committed(&reset.previous)).await.map_err(commit_failed(group))?;
+        }
+        let mut unset: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for applied in &reset.applied {
+            if !reset.previous.iter().any(|p| p.topic == applied.topic && p.partition == applied.partition) {
+                unset.entry(&applied.topic).or_default().push(applied.partition);
+            }
+        }
+        for (topic, partitions) in unset {
+            client.delete_offsets(group, topic, &partitions).await.map_err(|error| match error {
+                KafkaError::UnsupportedApi { .. } => refused(format!(
+                    "the target cannot delete committed offsets (no OffsetDelete API): group {group} had no offset \
+                     on {topic} partitions {partitions:?} before {chosen}; set them by hand"
+                )),
+                other => EngineError::kafka(format!("deleting offsets of group {group} on {topic}"))(other),
+            })?;
+        }
+        report.restored.push(group.clone());
+    }
+    let marker = format!("{dir}/{chosen}{ROLLED_BACK}");
+    store.put_new(&marker, to_json(&RolledBack { rolled_back_at_ms: now_ms() })).await?;
+    Ok(report)
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end on a fresh machine: two local brokers, a sample topic with realistic
-# data, a backup to a local directory (./demo-data), a point-in-time restore of 20 minutes of it
-# into the second broker under another name, and a record-by-record check with confluent-kafka.
+# data and a consumer group, a backup to a local directory (./demo-data), a point-in-time restore of
+# its last 40 minutes into the second broker under another name with the group's offsets
+# translated, and a record-by-record check with confluent-kafka.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +18,10 @@ trap 'scripts/brokers.sh stop >/dev/null' EXIT
 . .test-infra/brokers.env
 echo "source cluster: $SOURCE_BOOTSTRAP, target cluster: $TARGET_BOOTSTRAP"
 
-read -r start end < <($python tools/demo.py produce "$SOURCE_BOOTSTRAP" orders)
+start=$($python tools/demo.py produce "$SOURCE_BOOTSTRAP" orders)
 echo "produced 6000 orders to topic orders (3 partitions) over the last hour"
+$python tools/demo.py commit-group "$SOURCE_BOOTSTRAP" orders billing
+echo "consumer group billing committed three quarters through each partition"
 
 rm -rf demo-data
 mkdir -p demo-data
@@ -43,12 +46,14 @@ storage:
   path: demo-data/backups
 restore:
   time_window_start: $start
-  time_window_end: $end
   topic_mapping:
     orders: orders-restored
 YAML
 
 echo; echo "== backup"; $bin backup --config demo-data/backup.yaml
 echo; echo "== validate"; $bin validate --path demo-data/backups --backup-id demo --deep
-echo; echo "== restore (20-minute window, into orders-restored on the target)"; $bin restore --config demo-data/restore.yaml
-echo; echo "== verify"; $python tools/demo.py verify "$SOURCE_BOOTSTRAP" orders "$TARGET_BOOTSTRAP" orders-restored "$start" "$end"
+echo; echo "== three-phase restore (the last 40 minutes into orders-restored, then group offsets)"
+$bin three-phase-restore --config demo-data/restore.yaml
+echo; echo "== verify"
+$python tools/demo.py verify "$SOURCE_BOOTSTRAP" orders "$TARGET_BOOTSTRAP" orders-restored "$start"
+$python tools/demo.py verify-group "$SOURCE_BOOTSTRAP" orders "$TARGET_BOOTSTRAP" orders-restored billing

@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """Demo data and verification with confluent-kafka (independent of kafka-backup).
 
-  demo.py produce BOOTSTRAP TOPIC      realistic orders over the last hour; prints "START END"
-                                       (epoch ms of a 20-minute window in the middle)
-  demo.py verify SOURCE TOPIC TARGET TARGET_TOPIC START END
-                                       compares the window of the source with the target
+  demo.py produce BOOTSTRAP TOPIC      realistic orders over the last hour; prints START, the
+                                       epoch ms of 40 minutes ago
+  demo.py verify SOURCE TOPIC TARGET TARGET_TOPIC START
+                                       compares the records of the source from START on with the target
+  demo.py commit-group BOOTSTRAP TOPIC GROUP
+                                       commits GROUP three quarters through each partition
+  demo.py verify-group SOURCE TOPIC TARGET TARGET_TOPIC GROUP
+                                       checks that GROUP reads first, on the target, the record it
+                                       would read next on the source, in every partition
 """
 import json
 import random
@@ -41,10 +46,11 @@ def produce(bootstrap, topic):
         if i % 1000 == 0:
             producer.poll(0)
     producer.flush(30)
-    print(start + 20 * 60_000, start + 40 * 60_000)
+    print(start + 20 * 60_000)
 
 
 def read_all(bootstrap, topic):
+    """Every record as (partition, offset, key, value, headers, timestamp), in partition order."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo-verify", "enable.auto.commit": False})
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, -2) for p in partitions])
@@ -55,16 +61,22 @@ def read_all(bootstrap, topic):
             idle_since = time.time()
         for msg in batch:
             if not msg.error():
-                records.append((msg.partition(), msg.key(), msg.value(), msg.headers() or [], msg.timestamp()[1]))
+                records.append((msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers() or [],
+                                msg.timestamp()[1]))
     consumer.close()
-    return sorted(records, key=lambda r: r[0]), len(partitions)
+    return sorted(records, key=lambda r: r[:2]), len(partitions)
 
 
-def verify(source, source_topic, target, target_topic, start, end):
-    start, end = int(start), int(end)
+def without_offset(record):
+    return (record[0],) + record[2:]
+
+
+def verify(source, source_topic, target, target_topic, start):
+    start = int(start)
     originals, _ = read_all(source, source_topic)
-    expected = [r for r in originals if start <= r[4] <= end]
+    expected = [without_offset(r) for r in originals if start <= r[5]]
     restored, partitions = read_all(target, target_topic)
+    restored = [without_offset(r) for r in restored]
     if restored != expected:
         print(f"MISMATCH: expected {len(expected)} records, the target has {len(restored)}")
         for want, got in zip(expected, restored):
@@ -78,6 +90,43 @@ def verify(source, source_topic, target, target_topic, start, end):
           f"value ({nulls} tombstones), headers (duplicates and null values included) and timestamp")
 
 
+def commit_group(bootstrap, topic, group):
+    """Commits GROUP three quarters through each partition (inside the restored window)."""
+    records, _ = read_all(bootstrap, topic)
+    offsets = {p: [r[1] for r in records if r[0] == p] for p in range(PARTITIONS)}
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    commits = [TopicPartition(topic, p, found[len(found) * 3 // 4]) for p, found in offsets.items()]
+    consumer.commit(offsets=commits, asynchronous=False)
+    consumer.close()
+
+
+def next_records(bootstrap, topic, group):
+    """Per partition, the first record a consumer of GROUP reads (from its committed offset)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                         "auto.offset.reset": "error"})
+    consumer.assign([TopicPartition(topic, p, -1000) for p in range(PARTITIONS)])  # -1000: committed
+    first, deadline = {}, time.time() + 30
+    while len(first) < PARTITIONS and time.time() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None or msg.partition() in first:
+            continue
+        if msg.error():
+            sys.exit(f"group {group} on {topic}: {msg.error()}")
+        first[msg.partition()] = (msg.key(), msg.value(), msg.headers() or [], msg.timestamp()[1])
+    consumer.close()
+    return first
+
+
+def verify_group(source, source_topic, target, target_topic, group):
+    expected = next_records(source, source_topic, group)
+    resumed = next_records(target, target_topic, group)
+    if resumed != expected or len(expected) != PARTITIONS:
+        sys.exit(f"MISMATCH: group {group} would read {expected} next on the source, but reads {resumed} on the target")
+    print(f"verified with confluent-kafka: consumer group {group} reads first, in each of the {PARTITIONS} partitions "
+          f"of {target_topic}, exactly the record it would have read next on {source_topic}")
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
-    {"produce": produce, "verify": verify}.get(command, lambda *_: sys.exit(__doc__))(*args)
+    commands = {"produce": produce, "verify": verify, "commit-group": commit_group, "verify-group": verify_group}
+    commands.get(command, lambda *_: sys.exit(__doc__))(*args)

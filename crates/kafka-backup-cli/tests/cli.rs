@@ -1,4 +1,4 @@
-//! The `kafka-backup` binary as a user runs it: help, commands not built yet, and
+//! The `kafka-backup` binary as a user runs it: help, bad offset-reset input, and
 //! `cluster-info` against a real broker whose data confluent-kafka wrote.
 
 use std::process::{Command, Output};
@@ -17,24 +17,36 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-const BUILT: [&str; 6] = ["backup", "restore", "list", "describe", "validate", "cluster-info"];
-const PLANNED: [&str; 2] = ["offset-reset", "three-phase-restore"];
+const COMMANDS: [&str; 8] =
+    ["backup", "restore", "list", "describe", "validate", "offset-reset", "three-phase-restore", "cluster-info"];
 
 #[test]
 fn help_lists_every_command_of_the_design() {
     let output = kafka_backup(&["--help"]);
     assert!(output.status.success());
-    for command in PLANNED.iter().chain(&BUILT) {
+    for command in COMMANDS {
         assert!(stdout(&output).contains(command), "--help lacks {command}");
     }
 }
 
 #[test]
-fn commands_not_built_yet_say_so_and_fail() {
-    for command in PLANNED {
-        let output = kafka_backup(&[command, "--config", "x.yaml"]);
-        assert!(!output.status.success(), "{command} must exit non-zero");
-        assert!(stderr(&output).contains("not implemented yet"), "{command}: {}", stderr(&output));
+fn offset_commands_name_what_is_missing_and_fail() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["offset-reset", "plan", "--path", root, "--backup-id", "nightly"], "--groups"),
+        (&["offset-reset", "plan", "--path", root, "--backup-id", "nightly", "--all-groups"], "no backup nightly"),
+        (&["offset-reset", "plan", "--path", root, "--all-groups"], "--backup-id"),
+        (
+            &["offset-reset", "plan", "--path", root, "--backup-id", "b", "--groups", "g", "--strategy", "guess"],
+            "guess",
+        ),
+        (&["three-phase-restore", "--config", "missing.yaml"], "missing.yaml"),
+    ];
+    for (args, expected) in cases {
+        let output = kafka_backup(args);
+        assert!(!output.status.success(), "{args:?} must exit non-zero");
+        assert!(stderr(&output).contains(expected), "{args:?}: {}", stderr(&output));
     }
 }
 

@@ -166,6 +166,13 @@ fn offset_reset_plans_in_every_format_refuses_active_groups_executes_and_rolls_b
         plan(&dir, &["--all-groups", "--strategy", "header-based", "--bootstrap-servers", &t, "--format", "json"]);
     assert_eq!(planned_targets(&headers), exact);
 
+    // Tansu answers every ListOffsets by timestamp with 0 (a gap listed in the guide), so only the
+    // request path is run here; the lookup rule is unit-tested against a model of Kafka's answer.
+    let by_time =
+        plan(&dir, &["--all-groups", "--strategy", "timestamp-based", "--bootstrap-servers", &t, "--format", "json"]);
+    assert_eq!(planned_targets(&by_time).len(), 2);
+    assert!(text(&by_time.stdout).contains("\"method\": \"timestamp-based\""));
+
     // audit already consumed on the target; cluster-scan keeps that commit.
     testkit::commit(&t, "audit", &[("payments-dr", 0, 1)]);
     let scan =

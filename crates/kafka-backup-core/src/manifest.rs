@@ -8,6 +8,8 @@
 //! topics/{topic}/partition={p}/segment-{start}.{ext}   segment object (see `segment`)
 //! topics/{topic}/partition={p}/segment-{start}.json    its metadata: the commit record
 //! topics/{topic}/partition={p}/gap-{from}.json         an offset range lost to retention
+//! restores/{cluster}/{topic}/partition={p}/...         restore progress and offset map (see `restore`)
+//! offset-resets/{cluster}/reset-{ms}.json             group offsets before an offset reset (see `offset_reset`)
 //! ```
 //!
 //! `{start}` and `{from}` are zero-padded to 20 digits so keys sort by offset. Committing a

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use kafka_backup_core::config::{BackupConfig, RestoreConfig, StorageConfig, TimeWindow};
+use kafka_backup_core::offset_reset::GroupStrategy;
 use kafka_backup_core::records::Compression;
 use kafka_backup_testkit::repo_root;
 
@@ -86,7 +87,10 @@ fn the_complete_restore_example_sets_every_restore_key() {
     assert_eq!(s.window, TimeWindow { start: Some(1_736_899_200_000), end: Some(1_736_985_600_000) });
     assert_eq!(s.topic_mapping["orders-eu"], "orders-eu-recovered");
     assert_eq!(s.partition_mapping["orders-us"][&0], 1);
-    assert!(s.create_topics && !s.repartition && !s.dry_run && !s.include_original_offset_header);
+    assert!(s.create_topics && !s.repartition && !s.dry_run && s.include_original_offset_header);
+    assert_eq!(s.consumer_group_strategy, Some(GroupStrategy::HeaderBased));
+    let groups = config.groups.as_ref().expect("consumer_groups set");
+    assert!(groups.includes("billing-eu") && groups.includes("shipping") && !groups.includes("billing-test"));
     assert_eq!(s.max_concurrent_partitions, 4);
     assert_eq!((s.rate_limit_bytes_per_sec, s.rate_limit_records_per_sec), (Some(52_428_800), Some(100_000)));
     assert_eq!(s.produce_compression, Some(Compression::Lz4));

@@ -42,7 +42,8 @@ impl GroupSelection {
         Self { selector, named: Vec::new() }
     }
 
-    fn matches(&self, group: &str) -> bool {
+    /// Whether `group` is selected.
+    pub fn includes(&self, group: &str) -> bool {
         self.selector.matches(group, false)
     }
 }
@@ -176,20 +177,26 @@ pub async fn build_reset_plan(
     for route in &restored {
         let window_end = route.started.identity.window_end;
         let Some(snapshot) = snapshot_for(&snapshots, window_end) else {
-            if !snapshots.is_empty() {
-                plan.warnings.push(format!(
-                    "no group snapshot was taken at or before {} (the time window end of {}); its groups cannot \
-                     be translated",
+            if let Some(earliest) = snapshots.first() {
+                let warning = format!(
+                    "no group snapshot was taken at or before {} (the time window end); the earliest is from {}. \
+                     Where the groups stood at the window end is unknown, so their offsets on the restored \
+                     partitions are not translated (a later position could skip restored records). Snapshots \
+                     come from backup runs and continuous-mode checkpoints: restore to a time after one, or \
+                     without time_window_end",
                     window_end.unwrap_or_default(),
-                    route.dir
-                ));
+                    earliest.taken_at_ms
+                );
+                if !plan.warnings.contains(&warning) {
+                    plan.warnings.push(warning);
+                }
             }
             continue;
         };
         let wanted: Vec<(&String, &GroupOffset)> = snapshot
             .groups
             .iter()
-            .filter(|(group, _)| groups.matches(group))
+            .filter(|(group, _)| groups.includes(group))
             .flat_map(|(group, offsets)| {
                 offsets.iter().filter(|o| route.restores(&o.topic, o.partition)).map(move |o| (group, o))
             })
@@ -199,7 +206,7 @@ pub async fn build_reset_plan(
         }
     }
     if let Some(latest) = snapshots.last() {
-        for (group, offsets) in latest.groups.iter().filter(|(group, _)| groups.matches(group)) {
+        for (group, offsets) in latest.groups.iter().filter(|(group, _)| groups.includes(group)) {
             for committed in offsets.iter().filter(|o| !restored.iter().any(|r| r.restores(&o.topic, o.partition))) {
                 plan.offsets.push(PlannedOffset {
                     group: group.clone(),
@@ -388,7 +395,7 @@ mod tests {
     fn named_groups_are_literal_names_and_patterns_select() {
         let selection = GroupSelection::named(&["billing".to_string(), "audit-*".to_string()]).unwrap();
         assert_eq!(selection.named, vec!["billing".to_string()]);
-        assert!(selection.matches("billing") && selection.matches("audit-eu") && !selection.matches("other"));
-        assert!(GroupSelection::all().matches("anything"));
+        assert!(selection.includes("billing") && selection.includes("audit-eu") && !selection.includes("other"));
+        assert!(GroupSelection::all().includes("anything"));
     }
 }

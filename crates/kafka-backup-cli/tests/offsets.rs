@@ -113,6 +113,42 @@ fn a_time_window_restore_uses_the_last_snapshot_before_its_end_and_ends_groups_p
     assert_eq!(first["past-window"].value.as_deref(), Some(&b"order-200"[..]));
 }
 
+#[test]
+fn restore_with_a_strategy_commits_offsets_on_the_mapped_partitions() {
+    let (source, target) = (Broker::start("source"), Broker::start("target"));
+    let (s, t) = (source.bootstrap(), target.bootstrap());
+    testkit::create_topic(&s, "moves", 2, &[]);
+    testkit::produce_one_per_batch(&s, "moves", 0, 3);
+    testkit::produce_one_per_batch(&s, "moves", 1, 5);
+    testkit::commit(&s, "mover", &[("moves", 0, 1), ("moves", 1, 4)]);
+    let dir = TempDir::new().unwrap();
+    assert_success(&backup(&write_config(dir.path(), &s, "swap", "moves", "")));
+    let settings = "  topic_mapping:\n    moves: moved\n  partition_mapping:\n    moves: {0: 1, 1: 0}\n  \
+                    consumer_group_strategy: exact\n";
+    let output = restore(&write_restore_config(dir.path(), "swap", &t, "swap", settings), &[]);
+    assert_success(&output);
+    assert!(text(&output.stdout).contains("Committed 2 offsets of 1 groups"), "{}", text(&output.stdout));
+    let committed = testkit::committed(&t, "mover", "moved", &[0, 1]);
+    assert_eq!((committed[&1], committed[&0]), (1, 4), "source partition 0 went to 1 and 1 to 0");
+
+    // Routed by key into another partition count, a source offset has no single target position.
+    testkit::create_topic(&t, "regrouped", 3, &[]);
+    let settings = "  topic_mapping:\n    moves: regrouped\n  repartition: true\n";
+    assert_success(&restore(&write_restore_config(dir.path(), "regroup", &t, "swap", settings), &[]));
+    let path = store_path(dir.path());
+    let output =
+        run(&["offset-reset", "plan", "--path", &path, "--backup-id", "swap", "--all-groups", "--format", "json"]);
+    assert_success(&output);
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let regrouped: Vec<&serde_json::Value> =
+        plan["offsets"].as_array().unwrap().iter().filter(|o| o["target_topic"] == "regrouped").collect();
+    assert_eq!(regrouped.len(), 2);
+    for offset in regrouped {
+        assert!(offset["target_offset"].is_null(), "{offset}");
+        assert!(offset["note"].as_str().unwrap().contains("routed by key"), "{offset}");
+    }
+}
+
 fn plan(dir: &TempDir, extra: &[&str]) -> std::process::Output {
     let path = store_path(dir.path());
     let mut args = vec!["offset-reset", "plan", "--path", &path, "--backup-id", "daily"];
@@ -203,9 +239,9 @@ fn offset_reset_plans_in_every_format_refuses_active_groups_executes_and_rolls_b
     assert_eq!(testkit::committed(&t, "ledger", "payments-dr", &[0])[&0], 2);
     assert_eq!(testkit::committed(&t, "audit", "payments-dr", &[0])[&0], 4);
 
-    let path = store_path(dir.path());
-    let rollback =
-        || run(&["offset-reset", "rollback", "--path", &path, "--backup-id", "daily", "--bootstrap-servers", &t]);
+    // The restore config names the storage, the backup and the target.
+    let config = dir.path().join("dr.yaml");
+    let rollback = || run(&["offset-reset", "rollback", "--config", config.to_str().unwrap()]);
     let undone = rollback();
     assert_success(&undone);
     let undone = text(&undone.stdout);

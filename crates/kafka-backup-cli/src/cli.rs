@@ -178,7 +178,7 @@ pub struct OffsetPlanArgs {
     /// Groups to reset, comma-separated (globs and ~regex allowed).
     #[arg(long, value_delimiter = ',', required_unless_present = "all_groups", conflicts_with = "all_groups")]
     pub groups: Vec<String>,
-    /// Every group of the backup's snapshots.
+    /// Every group of the backup's snapshots (with --config: those its restore.consumer_groups selects).
     #[arg(long)]
     pub all_groups: bool,
     /// skip, exact, header-based, timestamp-based, cluster-scan or manual (default: the config's

@@ -74,10 +74,14 @@ fn after_a_three_phase_restore_every_group_reads_first_the_record_it_would_have_
     for (group, record) in &next_on_source {
         assert_eq!(content(&next_on_target[group]), content(record), "group {group} on the renamed topic");
     }
-    // A group at the end reads what is written after the restore, nothing restored again.
-    produce_numbered(&t, "orders-restored", 100..101, |_| now_ms());
-    let at_end = testkit::first_record_as_groups(&t, "orders-restored", &["at-end"]);
-    assert_eq!(at_end["at-end"].value.as_deref(), Some(&b"order-100"[..]));
+    assert_resumes_after_the_restored_records(&t, "orders-restored", "at-end");
+}
+
+/// A group placed at the end reads first what is written after the restore, nothing restored again.
+fn assert_resumes_after_the_restored_records(bootstrap: &str, topic: &str, group: &str) {
+    produce_numbered(bootstrap, topic, 100..101, |_| now_ms());
+    let first = testkit::first_record_as_groups(bootstrap, topic, &[group]);
+    assert_eq!(first[group].value.as_deref(), Some(&b"order-100"[..]), "group {group}");
 }
 
 #[test]
@@ -108,9 +112,7 @@ fn a_time_window_restore_uses_the_last_snapshot_before_its_end_and_ends_groups_p
 
     let first = testkit::first_record_as_groups(&t, "events-pitr", &["history"]);
     assert_eq!(first["history"].value.as_deref(), Some(&b"order-2"[..]));
-    produce_numbered(&t, "events-pitr", 200..201, |_| now_ms());
-    let first = testkit::first_record_as_groups(&t, "events-pitr", &["past-window"]);
-    assert_eq!(first["past-window"].value.as_deref(), Some(&b"order-200"[..]));
+    assert_resumes_after_the_restored_records(&t, "events-pitr", "past-window");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job end to end on a fresh machine: two local brokers, a sample topic with realistic
-# data and a consumer group, a backup to a local directory (./demo-data), a point-in-time restore of
+# The main job end to end on a fresh machine: two local Apache Kafka clusters (created empty), a
+# sample topic with realistic data and a consumer group, a backup to a local directory (./demo-data), a point-in-time restore of
 # its last 40 minutes into the second broker under another name with the group's offsets
 # translated, and a record-by-record check with confluent-kafka.
 set -euo pipefail

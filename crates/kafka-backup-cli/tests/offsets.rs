@@ -1,17 +1,17 @@
-//! Consumer-group offset recovery as a user runs it: groups commit on a "source" Tansu broker,
-//! the backup snapshots them, and after `three-phase-restore` (or `restore` + `offset-reset`) a
-//! confluent-kafka consumer in each group on the "target" broker reads first exactly the record
-//! the group would have read next on the source.
+//! Consumer-group offset recovery as a user runs it: groups commit on the Apache Kafka "source"
+//! cluster, the backup snapshots them, and after `three-phase-restore` (or `restore` +
+//! `offset-reset`) a confluent-kafka consumer in each group on the "target" cluster reads first
+//! exactly the record the group would have read next on the source.
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::*;
-use kafka_backup_testkit::{self as testkit, Broker, GroupMember, RefRecord};
+use kafka_backup_testkit::{self as testkit, unique, GroupMember, KafkaCluster, RefRecord};
 use tempfile::TempDir;
 
-/// Produces one record per batch (Tansu's high watermark counts batches) with distinct values.
+/// Produces records `numbers` (distinct keys, values and timestamps) to partition 0.
 fn produce_numbered(bootstrap: &str, topic: &str, numbers: std::ops::Range<usize>, timestamp: impl Fn(usize) -> i64) {
     let records: Vec<RefRecord> = numbers
         .map(|n| RefRecord {
@@ -23,11 +23,7 @@ fn produce_numbered(bootstrap: &str, topic: &str, numbers: std::ops::Range<usize
             ..RefRecord::default()
         })
         .collect();
-    testkit::produce(bootstrap, topic, &records, &[("batch.num.messages", "1"), ("linger.ms", "0")]);
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    testkit::produce(bootstrap, topic, &records, &[]);
 }
 
 /// The parts of a record a consumer sees, without where it sits (offsets differ across clusters).
@@ -41,40 +37,50 @@ fn three_phase_restore(config: &std::path::Path) -> String {
     text(&output.stdout)
 }
 
+fn clusters() -> (String, String) {
+    (KafkaCluster::source().bootstrap(), KafkaCluster::target().bootstrap())
+}
+
+fn target_id() -> &'static str {
+    KafkaCluster::target().cluster_id()
+}
+
 #[test]
 fn after_a_three_phase_restore_every_group_reads_first_the_record_it_would_have_read_next() {
-    let (source, target) = (Broker::start("source"), Broker::start("target"));
-    let (s, t) = (source.bootstrap(), target.bootstrap());
-    testkit::create_topic(&s, "orders", 1, &[]);
-    produce_numbered(&s, "orders", 0..5, |n| 1_000 + n as i64);
+    let (s, t) = clusters();
+    let orders = unique("orders");
+    testkit::create_topic(&s, &orders, 1, &[]);
+    let base = now_ms() - 600_000;
+    produce_numbered(&s, &orders, 0..5, |n| base + n as i64);
     // A committed transaction: its record at offset 5, its marker at 6, an offset with no record.
-    testkit::produce_transactions(&s, "orders", 0, &[(1, true)]);
-    produce_numbered(&s, "orders", 7..10, |n| 1_000 + n as i64);
-    let groups = [("at-zero", 0), ("in-middle", 3), ("on-marker-gap", 6), ("at-end", 10)];
-    for (group, offset) in groups {
-        testkit::commit(&s, group, &[("orders", 0, offset)]);
+    testkit::produce_transactions(&s, &orders, 0, &[(1, true)]);
+    produce_numbered(&s, &orders, 7..10, |n| base + n as i64);
+    let names: Vec<String> = ["at-zero", "in-middle", "on-marker-gap", "at-end"].map(unique).into();
+    let (at_zero, in_middle, on_gap, at_end) = (&names[0], &names[1], &names[2], &names[3]);
+    for (group, offset) in [(at_zero, 0), (in_middle, 3), (on_gap, 6), (at_end, 10)] {
+        testkit::commit(&s, group, &[(&orders, 0, offset)]);
     }
-    let next_on_source = testkit::first_record_as_groups(&s, "orders", &["at-zero", "in-middle", "on-marker-gap"]);
-    assert_eq!(next_on_source["on-marker-gap"].value.as_deref(), Some(&b"order-7"[..]), "the gap is a marker");
+    let reading = [at_zero.as_str(), in_middle, on_gap];
+    let next_on_source = testkit::first_record_as_groups(&s, &orders, &reading);
+    assert_eq!(next_on_source[on_gap].value.as_deref(), Some(&b"order-7"[..]), "the gap is a marker");
 
     let dir = TempDir::new().unwrap();
-    assert_success(&backup(&write_config(dir.path(), &s, "nightly", "orders", "")));
-    let config =
-        write_restore_config(dir.path(), "dr", &t, "nightly", "  topic_mapping:\n    orders: orders-restored\n");
-    let report = three_phase_restore(&config);
-    assert!(report.contains("Committed 4 offsets of 4 groups on cluster target"), "{report}");
+    assert_success(&backup(&write_config(dir.path(), &s, "nightly", &orders, "")));
+    let restored_topic = unique("orders-restored");
+    let settings = format!("  topic_mapping:\n    {orders}: {restored_topic}\n");
+    let report = three_phase_restore(&write_restore_config(dir.path(), "dr", &t, "nightly", &settings));
+    assert!(report.contains(&format!("Committed 4 offsets of 4 groups on cluster {}", target_id())), "{report}");
 
     // Exact target offsets: 0..=5 kept their offsets, the marker was not restored, 7 became 6.
-    for (group, expected) in [("at-zero", 0), ("in-middle", 3), ("on-marker-gap", 6), ("at-end", 9)] {
-        let committed = testkit::committed(&t, group, "orders-restored", &[0]);
+    for (group, expected) in [(at_zero, 0), (in_middle, 3), (on_gap, 6), (at_end, 9)] {
+        let committed = testkit::committed(&t, group, &restored_topic, &[0]);
         assert_eq!(committed[&0], expected, "group {group}");
     }
-    let next_on_target =
-        testkit::first_record_as_groups(&t, "orders-restored", &["at-zero", "in-middle", "on-marker-gap"]);
+    let next_on_target = testkit::first_record_as_groups(&t, &restored_topic, &reading);
     for (group, record) in &next_on_source {
         assert_eq!(content(&next_on_target[group]), content(record), "group {group} on the renamed topic");
     }
-    assert_resumes_after_the_restored_records(&t, "orders-restored", "at-end");
+    assert_resumes_after_the_restored_records(&t, &restored_topic, at_end);
 }
 
 /// A group placed at the end reads first what is written after the restore, nothing restored again.
@@ -86,69 +92,102 @@ fn assert_resumes_after_the_restored_records(bootstrap: &str, topic: &str, group
 
 #[test]
 fn a_time_window_restore_uses_the_last_snapshot_before_its_end_and_ends_groups_past_it() {
-    let (source, target) = (Broker::start("source"), Broker::start("target"));
-    let (s, t) = (source.bootstrap(), target.bootstrap());
-    testkit::create_topic(&s, "events", 1, &[]);
+    let (s, t) = clusters();
+    let events = unique("events");
+    testkit::create_topic(&s, &events, 1, &[]);
     let now = now_ms();
-    // Records 0..=5 an hour ago, 6..=9 an hour ahead: a window ending now keeps 0..=5.
-    produce_numbered(&s, "events", 0..10, |n| if n < 6 { now - 3_600_000 + n as i64 } else { now + 3_600_000 });
-    testkit::commit(&s, "history", &[("events", 0, 2)]);
-    testkit::commit(&s, "past-window", &[("events", 0, 8)]);
+    // Records 0..=5 an hour ago, 6..=9 half an hour ahead: a window ending now keeps 0..=5.
+    produce_numbered(&s, &events, 0..10, |n| if n < 6 { now - 3_600_000 + n as i64 } else { now + 1_800_000 });
+    let (history, past_window) = (unique("history"), unique("past-window"));
+    testkit::commit(&s, &history, &[(&events, 0, 2)]);
+    testkit::commit(&s, &past_window, &[(&events, 0, 8)]);
     let dir = TempDir::new().unwrap();
-    let config = write_config(dir.path(), &s, "hourly", "events", "");
+    let config = write_config(dir.path(), &s, "hourly", &events, "");
     assert_success(&backup(&config));
     std::thread::sleep(Duration::from_millis(50));
     let window_end = now_ms();
     std::thread::sleep(Duration::from_millis(50));
     // Later the group moved on; the second run's snapshot holds that, after the window's end.
-    testkit::commit(&s, "history", &[("events", 0, 4)]);
+    testkit::commit(&s, &history, &[(&events, 0, 4)]);
     assert_success(&backup(&config));
 
-    let restore = format!("  time_window_end: {window_end}\n  topic_mapping:\n    events: events-pitr\n");
+    let pitr = unique("events-pitr");
+    let restore = format!("  time_window_end: {window_end}\n  topic_mapping:\n    {events}: {pitr}\n");
     let report = three_phase_restore(&write_restore_config(dir.path(), "pitr", &t, "hourly", &restore));
     assert!(report.contains("Committed 2 offsets of 2 groups"), "{report}");
-    assert_eq!(testkit::committed(&t, "history", "events-pitr", &[0])[&0], 2, "the snapshot before the window end");
-    assert_eq!(testkit::committed(&t, "past-window", "events-pitr", &[0])[&0], 6, "past the window: the end");
+    assert_eq!(testkit::committed(&t, &history, &pitr, &[0])[&0], 2, "the snapshot before the window end");
+    assert_eq!(testkit::committed(&t, &past_window, &pitr, &[0])[&0], 6, "past the window: the end");
 
-    let first = testkit::first_record_as_groups(&t, "events-pitr", &["history"]);
-    assert_eq!(first["history"].value.as_deref(), Some(&b"order-2"[..]));
-    assert_resumes_after_the_restored_records(&t, "events-pitr", "past-window");
+    let first = testkit::first_record_as_groups(&t, &pitr, &[&history]);
+    assert_eq!(first[&history].value.as_deref(), Some(&b"order-2"[..]));
+    assert_resumes_after_the_restored_records(&t, &pitr, &past_window);
 }
 
 #[test]
 fn restore_with_a_strategy_commits_offsets_on_the_mapped_partitions() {
-    let (source, target) = (Broker::start("source"), Broker::start("target"));
-    let (s, t) = (source.bootstrap(), target.bootstrap());
-    testkit::create_topic(&s, "moves", 2, &[]);
-    testkit::produce_one_per_batch(&s, "moves", 0, 3);
-    testkit::produce_one_per_batch(&s, "moves", 1, 5);
-    testkit::commit(&s, "mover", &[("moves", 0, 1), ("moves", 1, 4)]);
+    let (s, t) = clusters();
+    let (moves, mover) = (unique("moves"), unique("mover"));
+    testkit::create_topic(&s, &moves, 2, &[]);
+    testkit::produce_small(&s, &moves, 0, 3);
+    testkit::produce_small(&s, &moves, 1, 5);
+    testkit::commit(&s, &mover, &[(&moves, 0, 1), (&moves, 1, 4)]);
     let dir = TempDir::new().unwrap();
-    assert_success(&backup(&write_config(dir.path(), &s, "swap", "moves", "")));
-    let settings = "  topic_mapping:\n    moves: moved\n  partition_mapping:\n    moves: {0: 1, 1: 0}\n  \
-                    consumer_group_strategy: exact\n";
-    let output = restore(&write_restore_config(dir.path(), "swap", &t, "swap", settings), &[]);
+    assert_success(&backup(&write_config(dir.path(), &s, "swap", &moves, "")));
+    let moved = unique("moved");
+    let settings = format!(
+        "  topic_mapping:\n    {moves}: {moved}\n  partition_mapping:\n    {moves}: {{0: 1, 1: 0}}\n  \
+         consumer_group_strategy: exact\n"
+    );
+    let output = restore(&write_restore_config(dir.path(), "swap", &t, "swap", &settings), &[]);
     assert_success(&output);
     assert!(text(&output.stdout).contains("Committed 2 offsets of 1 groups"), "{}", text(&output.stdout));
-    let committed = testkit::committed(&t, "mover", "moved", &[0, 1]);
+    let committed = testkit::committed(&t, &mover, &moved, &[0, 1]);
     assert_eq!((committed[&1], committed[&0]), (1, 4), "source partition 0 went to 1 and 1 to 0");
 
     // Routed by key into another partition count, a source offset has no single target position.
-    testkit::create_topic(&t, "regrouped", 3, &[]);
-    let settings = "  topic_mapping:\n    moves: regrouped\n  repartition: true\n";
-    assert_success(&restore(&write_restore_config(dir.path(), "regroup", &t, "swap", settings), &[]));
+    let regrouped = unique("regrouped");
+    testkit::create_topic(&t, &regrouped, 3, &[]);
+    let settings = format!("  topic_mapping:\n    {moves}: {regrouped}\n  repartition: true\n");
+    assert_success(&restore(&write_restore_config(dir.path(), "regroup", &t, "swap", &settings), &[]));
     let path = store_path(dir.path());
     let output =
         run(&["offset-reset", "plan", "--path", &path, "--backup-id", "swap", "--all-groups", "--format", "json"]);
     assert_success(&output);
     let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let regrouped: Vec<&serde_json::Value> =
-        plan["offsets"].as_array().unwrap().iter().filter(|o| o["target_topic"] == "regrouped").collect();
-    assert_eq!(regrouped.len(), 2);
-    for offset in regrouped {
+    let routed: Vec<&serde_json::Value> =
+        plan["offsets"].as_array().unwrap().iter().filter(|o| o["target_topic"] == regrouped.as_str()).collect();
+    assert_eq!(routed.len(), 2);
+    for offset in routed {
         assert!(offset["target_offset"].is_null(), "{offset}");
         assert!(offset["note"].as_str().unwrap().contains("routed by key"), "{offset}");
     }
+}
+
+/// A backup of six records (timestamps a minute apart, an hour ago) with groups `ledger` at 2 and
+/// `audit` at 4, restored as `{topic}-dr` with the original-offset header, so that every strategy
+/// applies. Returns the store folder, the restored topic and the two group names.
+struct Restored {
+    dir: TempDir,
+    topic: String,
+    ledger: String,
+    audit: String,
+}
+
+fn restored_with_two_groups() -> Restored {
+    let (s, t) = clusters();
+    let payments = unique("payments");
+    testkit::create_topic(&s, &payments, 1, &[]);
+    let base = now_ms() - 3_600_000;
+    produce_numbered(&s, &payments, 0..6, |n| base + 60_000 * n as i64);
+    let (ledger, audit) = (unique("ledger"), unique("audit"));
+    testkit::commit(&s, &ledger, &[(&payments, 0, 2)]);
+    testkit::commit(&s, &audit, &[(&payments, 0, 4)]);
+    let dir = TempDir::new().unwrap();
+    assert_success(&backup(&write_config(dir.path(), &s, "daily", &payments, "")));
+    let topic = format!("{payments}-dr");
+    let settings = format!("  topic_mapping:\n    {payments}: {topic}\n  include_original_offset_header: true\n");
+    assert_success(&restore(&write_restore_config(dir.path(), "dr", &t, "daily", &settings), &[]));
+    Restored { dir, topic, ledger, audit }
 }
 
 fn plan(dir: &TempDir, extra: &[&str]) -> std::process::Output {
@@ -158,88 +197,83 @@ fn plan(dir: &TempDir, extra: &[&str]) -> std::process::Output {
     run(&args)
 }
 
+fn execute(dir: &TempDir, extra: &[&str]) -> std::process::Output {
+    let (path, t) = (store_path(dir.path()), clusters().1);
+    let mut args = vec!["offset-reset", "execute", "--path", &path, "--backup-id", "daily"];
+    args.extend_from_slice(&["--bootstrap-servers", &t]);
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+fn rollback(dir: &TempDir) -> std::process::Output {
+    let (path, t) = (store_path(dir.path()), clusters().1);
+    run(&["offset-reset", "rollback", "--path", &path, "--backup-id", "daily", "--bootstrap-servers", &t])
+}
+
 fn planned_targets(output: &std::process::Output) -> Vec<(String, Option<i64>)> {
     assert_success(output);
     let plan: serde_json::Value = serde_json::from_slice(&output.stdout).expect("--format json is JSON");
     let offsets = plan["offsets"].as_array().expect("offsets");
-    offsets.iter().map(|o| (o["group"].as_str().unwrap().to_string(), o["target_offset"].as_i64())).collect()
+    let mut targets: Vec<_> =
+        offsets.iter().map(|o| (o["group"].as_str().unwrap().to_string(), o["target_offset"].as_i64())).collect();
+    targets.sort();
+    targets
 }
 
 #[test]
 fn offset_reset_plans_in_every_format_refuses_active_groups_executes_and_rolls_back() {
-    let (source, target) = (Broker::start("source"), Broker::start("target"));
-    let (s, t) = (source.bootstrap(), target.bootstrap());
-    testkit::create_topic(&s, "payments", 1, &[]);
-    produce_numbered(&s, "payments", 0..6, |n| 5_000 + n as i64);
-    testkit::commit(&s, "ledger", &[("payments", 0, 2)]);
-    testkit::commit(&s, "audit", &[("payments", 0, 4)]);
-    let dir = TempDir::new().unwrap();
-    assert_success(&backup(&write_config(dir.path(), &s, "daily", "payments", "")));
-    let restore_settings = "  topic_mapping:\n    payments: payments-dr\n  include_original_offset_header: true\n";
-    assert_success(&restore(&write_restore_config(dir.path(), "dr", &t, "daily", restore_settings), &[]));
+    let Restored { dir, topic, ledger, audit } = restored_with_two_groups();
+    let t = clusters().1;
 
     // Plans need no target cluster for the recorded map; every format says the same.
-    let exact = planned_targets(&plan(&dir, &["--groups", "ledger,audit", "--format", "json"]));
-    assert_eq!(exact, vec![("audit".to_string(), Some(4)), ("ledger".to_string(), Some(2))]);
-    let csv = text(&plan(&dir, &["--all-groups", "--format", "csv"]).stdout);
+    let both = format!("{ledger},{audit}");
+    let exact = planned_targets(&plan(&dir, &["--groups", &both, "--format", "json"]));
+    let mut expected = vec![(audit.clone(), Some(4)), (ledger.clone(), Some(2))];
+    expected.sort();
+    assert_eq!(exact, expected);
+    let csv = text(&plan(&dir, &["--groups", &both, "--format", "csv"]).stdout);
     let rows: Vec<&str> = csv.lines().collect();
     assert!(rows[0].starts_with("group,source_topic,source_partition,source_offset"), "{csv}");
     assert_eq!(rows.len(), 3, "{csv}");
-    assert!(rows[2].starts_with("ledger,payments,0,2,") && rows[2].contains(",payments-dr,0,2,exact,"), "{csv}");
-    let shell = text(&plan(&dir, &["--groups", "ledger", "--format", "shell"]).stdout);
+    let ledger_row = rows.iter().find(|r| r.starts_with(&format!("{ledger},"))).expect("ledger row");
+    assert!(ledger_row.contains(",0,2,") && ledger_row.contains(&format!(",{topic},0,2,exact,")), "{csv}");
+    let shell = text(&plan(&dir, &["--groups", &ledger, "--format", "shell"]).stdout);
     assert!(
-        shell.contains("--group 'ledger' --topic 'payments-dr:0' --reset-offsets --to-offset 2 --execute"),
+        shell.contains(&format!("--group '{ledger}' --topic '{topic}:0' --reset-offsets --to-offset 2 --execute")),
         "{shell}"
     );
-    let table = plan(&dir, &["--groups", "ledger,nobody"]);
+    let nobody = unique("nobody");
+    let table = plan(&dir, &["--groups", &format!("{ledger},{nobody}")]);
     assert_success(&table);
     let table = text(&table.stdout);
-    assert!(table.contains("payments-0") && table.contains("payments-dr-0"), "{table}");
-    assert!(table.contains("WARNING group nobody has no committed offsets"), "{table}");
-    let neither = plan(&dir, &[]);
-    assert!(!neither.status.success(), "--groups or --all-groups is required");
-
-    // The headers read back from the target give the same offsets as the recorded map.
-    let headers =
-        plan(&dir, &["--all-groups", "--strategy", "header-based", "--bootstrap-servers", &t, "--format", "json"]);
-    assert_eq!(planned_targets(&headers), exact);
-
-    // Tansu answers every ListOffsets by timestamp with 0 (a gap listed in the guide), so only the
-    // request path is run here; the lookup rule is unit-tested against a model of Kafka's answer.
-    let by_time =
-        plan(&dir, &["--all-groups", "--strategy", "timestamp-based", "--bootstrap-servers", &t, "--format", "json"]);
-    assert_eq!(planned_targets(&by_time).len(), 2);
-    assert!(text(&by_time.stdout).contains("\"method\": \"timestamp-based\""));
+    assert!(table.contains(&format!("{topic}-0")), "{table}");
+    assert!(table.contains(&format!("WARNING group {nobody} has no committed offsets")), "{table}");
+    assert!(!plan(&dir, &[]).status.success(), "--groups or --all-groups is required");
 
     // audit already consumed on the target; cluster-scan keeps that commit.
-    testkit::commit(&t, "audit", &[("payments-dr", 0, 1)]);
+    testkit::commit(&t, &audit, &[(&topic, 0, 1)]);
     let scan =
-        plan(&dir, &["--all-groups", "--strategy", "cluster-scan", "--bootstrap-servers", &t, "--format", "json"]);
-    assert_eq!(planned_targets(&scan), vec![("audit".to_string(), Some(1)), ("ledger".to_string(), Some(2))]);
+        plan(&dir, &["--groups", &both, "--strategy", "cluster-scan", "--bootstrap-servers", &t, "--format", "json"]);
+    let mut scanned = vec![(audit.clone(), Some(1)), (ledger.clone(), Some(2))];
+    scanned.sort();
+    assert_eq!(planned_targets(&scan), scanned);
 
-    let path = store_path(dir.path());
-    let execute = |extra: &[&str]| {
-        let mut args = vec!["offset-reset", "execute", "--path", &path, "--backup-id", "daily", "--all-groups"];
-        args.extend_from_slice(&["--bootstrap-servers", &t]);
-        args.extend_from_slice(extra);
-        run(&args)
-    };
     {
-        let _member = GroupMember::join(&t, "payments-dr", "ledger");
-        let refused = execute(&[]);
+        let _member = GroupMember::join(&t, &topic, &ledger);
+        let refused = execute(&dir, &["--groups", &both]);
         assert!(!refused.status.success(), "a group with members is refused");
         let stderr = text(&refused.stderr);
-        assert!(stderr.contains("ledger") && stderr.contains("active members"), "{stderr}");
-        assert_eq!(testkit::committed(&t, "audit", "payments-dr", &[0])[&0], 1, "nothing changed");
+        assert!(stderr.contains(&ledger) && stderr.contains("active members"), "{stderr}");
+        assert_eq!(testkit::committed(&t, &audit, &topic, &[0])[&0], 1, "nothing changed");
     }
-    let manual = execute(&["--strategy", "manual"]);
+    let manual = execute(&dir, &["--groups", &both, "--strategy", "manual"]);
     assert!(!manual.status.success() && text(&manual.stderr).contains("only reports"), "{}", text(&manual.stderr));
     // The member left when it closed: the same command now goes through.
-    let executed = execute(&[]);
+    let executed = execute(&dir, &["--groups", &both]);
     assert_success(&executed);
     assert!(text(&executed.stdout).contains("Committed 2 offsets of 2 groups"), "{}", text(&executed.stdout));
-    assert_eq!(testkit::committed(&t, "ledger", "payments-dr", &[0])[&0], 2);
-    assert_eq!(testkit::committed(&t, "audit", "payments-dr", &[0])[&0], 4);
+    assert_eq!(testkit::committed(&t, &ledger, &topic, &[0])[&0], 2);
+    assert_eq!(testkit::committed(&t, &audit, &topic, &[0])[&0], 4);
 
     // The restore config names the storage, the backup and the target.
     let config = dir.path().join("dr.yaml");
@@ -247,10 +281,104 @@ fn offset_reset_plans_in_every_format_refuses_active_groups_executes_and_rolls_b
     let undone = rollback();
     assert_success(&undone);
     let undone = text(&undone.stdout);
-    assert!(undone.contains("previous offsets restored for: audit"), "{undone}");
-    assert!(undone.contains("deleted (they had no offsets before the reset): ledger"), "{undone}");
-    assert_eq!(testkit::committed(&t, "audit", "payments-dr", &[0])[&0], 1, "audit's own commit is back");
-    assert!(testkit::committed(&t, "ledger", "payments-dr", &[0])[&0] < 0, "ledger has no offset again");
+    assert!(undone.contains(&format!("previous offsets restored for: {audit}")), "{undone}");
+    assert!(undone.contains(&format!("deleted (they had no offsets before the reset): {ledger}")), "{undone}");
+    assert_eq!(testkit::committed(&t, &audit, &topic, &[0])[&0], 1, "audit's own commit is back");
+    assert!(testkit::committed(&t, &ledger, &topic, &[0])[&0] < 0, "ledger has no offset again");
     let again = rollback();
     assert!(!again.status.success() && text(&again.stderr).contains("left to roll back"), "{}", text(&again.stderr));
+}
+
+#[test]
+fn every_translating_strategy_executes_end_to_end_and_commits_what_it_planned() {
+    let Restored { dir, topic, ledger, audit } = restored_with_two_groups();
+    let t = clusters().1;
+    let both = format!("{ledger},{audit}");
+    // header-based reads x-original-offset back; timestamp-based asks the target by the committed
+    // record's timestamp (ListOffsets); cluster-scan is header-based where the group has no commit.
+    for strategy in ["header-based", "timestamp-based", "cluster-scan"] {
+        let planned = planned_targets(&plan(
+            &dir,
+            &["--groups", &both, "--strategy", strategy, "--bootstrap-servers", &t, "--format", "json"],
+        ));
+        let mut expected = vec![(audit.clone(), Some(4)), (ledger.clone(), Some(2))];
+        expected.sort();
+        assert_eq!(planned, expected, "strategy {strategy}");
+        let executed = execute(&dir, &["--groups", &both, "--strategy", strategy]);
+        assert_success(&executed);
+        assert!(text(&executed.stdout).contains(&format!("strategy {strategy}")), "{}", text(&executed.stdout));
+        assert_eq!(testkit::committed(&t, &ledger, &topic, &[0])[&0], 2, "{strategy}");
+        assert_eq!(testkit::committed(&t, &audit, &topic, &[0])[&0], 4, "{strategy}");
+        let first = testkit::first_record_as_groups(&t, &topic, &[&ledger, &audit]);
+        assert_eq!(first[&ledger].value.as_deref(), Some(&b"order-2"[..]), "{strategy}");
+        assert_eq!(first[&audit].value.as_deref(), Some(&b"order-4"[..]), "{strategy}");
+        assert_success(&rollback(&dir));
+        assert!(testkit::committed(&t, &ledger, &topic, &[0])[&0] < 0, "{strategy}: rolled back");
+    }
+}
+
+#[test]
+fn a_kip_848_consumer_group_with_a_member_is_refused() {
+    let Restored { dir, topic, ledger, .. } = restored_with_two_groups();
+    let t = clusters().1;
+    let _member = GroupMember::join_with_protocol(&t, &topic, &ledger, "consumer");
+    let refused = execute(&dir, &["--groups", &ledger]);
+    assert!(!refused.status.success(), "a KIP-848 group with a member is refused");
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains(&ledger) && stderr.contains("active members"), "{stderr}");
+    assert!(testkit::committed(&t, &ledger, &topic, &[0])[&0] < 0, "nothing was committed");
+}
+
+#[test]
+fn rollback_deletes_the_offsets_of_partitions_a_group_had_none_on_and_restores_the_others() {
+    let (s, t) = clusters();
+    let (orders, billing) = (unique("orders"), unique("billing"));
+    testkit::create_topic(&s, &orders, 2, &[]);
+    testkit::produce_small(&s, &orders, 0, 5);
+    testkit::produce_small(&s, &orders, 1, 5);
+    testkit::commit(&s, &billing, &[(&orders, 0, 3), (&orders, 1, 4)]);
+    let dir = TempDir::new().unwrap();
+    assert_success(&backup(&write_config(dir.path(), &s, "daily", &orders, "")));
+    assert_success(&restore(&write_restore_config(dir.path(), "dr", &t, "daily", ""), &[]));
+    // On the target the group already has an offset on partition 0, none on partition 1.
+    testkit::commit(&t, &billing, &[(&orders, 0, 1)]);
+    assert_success(&execute(&dir, &["--groups", &billing]));
+    assert_eq!(testkit::committed(&t, &billing, &orders, &[0, 1]), [(0, 3), (1, 4)].into());
+    let undone = rollback(&dir);
+    assert_success(&undone);
+    let committed = testkit::committed(&t, &billing, &orders, &[0, 1]);
+    assert_eq!(committed[&0], 1, "partition 0 has its previous offset back");
+    assert!(committed[&1] < 0, "partition 1 had no offset and has none again (OffsetDelete)");
+}
+
+#[test]
+fn three_phase_restore_with_skip_or_manual_commits_nothing_and_a_dry_run_writes_nothing() {
+    let (s, t) = clusters();
+    let (orders, billing) = (unique("orders"), unique("billing"));
+    testkit::create_topic(&s, &orders, 1, &[]);
+    testkit::produce_small(&s, &orders, 0, 5);
+    testkit::commit(&s, &billing, &[(&orders, 0, 3)]);
+    let dir = TempDir::new().unwrap();
+    assert_success(&backup(&write_config(dir.path(), &s, "daily", &orders, "")));
+
+    let dry_topic = unique("orders-dry");
+    let settings = format!("  topic_mapping:\n    {orders}: {dry_topic}\n");
+    let config = write_restore_config(dir.path(), "dry", &t, "daily", &settings);
+    let dry = run(&["three-phase-restore", "--config", config.to_str().unwrap(), "--dry-run"]);
+    assert_success(&dry);
+    assert!(text(&dry.stdout).contains("Dry run: nothing was written."), "{}", text(&dry.stdout));
+    assert!(!testkit::topics(&t).contains(&dry_topic), "no topic was created");
+    assert!(testkit::committed(&t, &billing, &dry_topic, &[0])[&0] < 0, "no offset was committed");
+
+    for strategy in ["skip", "manual"] {
+        let restored_topic = unique(&format!("orders-{strategy}"));
+        let settings =
+            format!("  topic_mapping:\n    {orders}: {restored_topic}\n  consumer_group_strategy: {strategy}\n");
+        let report = three_phase_restore(&write_restore_config(dir.path(), strategy, &t, "daily", &settings));
+        assert_eq!(testkit::consume(&t, &restored_topic, &[0]).len(), 5, "{strategy}: the data is restored");
+        assert!(
+            testkit::committed(&t, &billing, &restored_topic, &[0])[&0] < 0,
+            "{strategy} commits nothing: {report}"
+        );
+    }
 }

@@ -1,15 +1,16 @@
-//! `kafka-backup restore` as a user runs it: backed up from a "source" Tansu broker, restored into
-//! a "target" one, and the target read back with confluent-kafka and compared record by record.
+//! `kafka-backup restore` as a user runs it: backed up from the Apache Kafka "source" cluster,
+//! restored into the "target" one, and the target read back to the end of every partition with
+//! confluent-kafka and compared record by record with what confluent-kafka read from the source.
 
 mod common;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::*;
 use kafka_backup_core::restore::{load_offset_map, load_started};
 use kafka_backup_core::storage::BackupStore;
-use kafka_backup_testkit::{self as testkit, Broker, MockCluster, RefRecord};
+use kafka_backup_testkit::{self as testkit, unique, KafkaCluster, RefRecord};
 use tempfile::TempDir;
 
 /// Backs up topic `topic` of `source` into `dir` as backup `id`.
@@ -18,88 +19,115 @@ fn back_up(dir: &TempDir, source: &str, id: &str, topic: &str, settings: &str) {
     assert_success(&backup(&config));
 }
 
-fn without_offsets(records: &[RefRecord]) -> Vec<RefRecord> {
-    records.iter().map(|r| RefRecord { offset: None, ..r.clone() }).collect()
+fn clusters() -> (String, String) {
+    (KafkaCluster::source().bootstrap(), KafkaCluster::target().bootstrap())
 }
 
 #[test]
 fn a_restore_reproduces_every_record_exactly_under_a_new_name() {
-    let (source, target) = (Broker::start("source"), Broker::start("target"));
-    testkit::create_topic(&source.bootstrap(), "orders", 3, &[]);
+    let (source, target) = clusters();
+    let orders = unique("orders");
+    testkit::create_topic(&source, &orders, 3, testkit::FIDELITY_TOPIC_CONFIGS);
     let mut records = testkit::fidelity_records(0);
     records.extend(testkit::fidelity_records(2));
-    testkit::produce(&source.bootstrap(), "orders", &records, &[("compression.type", "zstd"), ("linger.ms", "100")]);
-    let original = testkit::consume(&source.bootstrap(), "orders", &[0, 1, 2], records.len());
+    testkit::produce(&source, &orders, &records, &[("compression.type", "zstd"), ("linger.ms", "100")]);
+    let original = testkit::consume(&source, &orders, &[0, 1, 2]);
+    assert_eq!(original.len(), records.len());
     let dir = TempDir::new().unwrap();
-    back_up(&dir, &source.bootstrap(), "full", "orders", "  compression: lz4\n");
+    back_up(&dir, &source, "full", &orders, "  compression: lz4\n");
 
+    let copy = unique("orders-copy");
     let config = write_restore_config(
         dir.path(),
         "plain",
-        &target.bootstrap(),
+        &target,
         "full",
-        "  topic_mapping:\n    orders: orders-copy\n",
+        &format!("  topic_mapping:\n    {orders}: {copy}\n"),
     );
     let output = restore(&config, &[]);
     assert_success(&output);
-    assert!(text(&output.stdout).contains("created topics: orders-copy"), "{}", text(&output.stdout));
-    let restored = testkit::consume(&target.bootstrap(), "orders-copy", &[0, 1, 2], original.len());
+    assert!(text(&output.stdout).contains(&format!("created topics: {copy}")), "{}", text(&output.stdout));
+    let restored = testkit::consume(&target, &copy, &[0, 1, 2]);
     assert_eq!(restored, original, "keys, values, nulls, headers, timestamps, partitions and offsets");
 
     let again = restore(&config, &[]);
     assert_success(&again);
     assert!(text(&again.stdout).contains("Restored 0 records"), "{}", text(&again.stdout));
+    assert_eq!(testkit::consume(&target, &copy, &[0, 1, 2]), original, "a second run wrote nothing");
 
+    let moved = unique("orders-moved");
     let mapped = write_restore_config(
         dir.path(),
         "mapped",
-        &target.bootstrap(),
+        &target,
         "full",
-        "  topic_mapping:\n    orders: orders-moved\n  partition_mapping:\n    orders: {0: 2, 2: 0}\n",
+        &format!("  topic_mapping:\n    {orders}: {moved}\n  partition_mapping:\n    {orders}: {{0: 2, 2: 0}}\n"),
     );
     assert_success(&restore(&mapped, &[]));
-    let moved = testkit::consume(&target.bootstrap(), "orders-moved", &[0, 1, 2], original.len());
-    let expected: Vec<RefRecord> =
+    let mut expected: Vec<RefRecord> =
         original.iter().map(|r| RefRecord { partition: r.partition.map(|p| 2 - p), ..r.clone() }).collect();
-    let mut expected = expected;
     expected.sort_by_key(|r| (r.partition, r.offset));
-    assert_eq!(moved, expected);
+    assert_eq!(testkit::consume(&target, &moved, &[0, 1, 2]), expected);
+}
+
+#[test]
+fn a_restore_into_an_existing_non_empty_topic_appends_after_what_is_there() {
+    let (source, target) = clusters();
+    let events = unique("appended");
+    testkit::create_topic(&source, &events, 1, &[]);
+    testkit::produce_small(&source, &events, 0, 40);
+    let original = testkit::consume(&source, &events, &[0]);
+    let dir = TempDir::new().unwrap();
+    back_up(&dir, &source, "append", &events, "");
+    testkit::create_topic(&target, &events, 1, &[]);
+    let already = testkit::produce(
+        &target,
+        &events,
+        &[RefRecord { partition: Some(0), value: Some(b"was here first".to_vec()), ..RefRecord::default() }],
+        &[],
+    );
+    let output = restore(&write_restore_config(dir.path(), "append", &target, "append", ""), &[]);
+    assert_success(&output);
+    assert!(text(&output.stdout).contains("Restored 40 records"), "{}", text(&output.stdout));
+    let restored = testkit::consume(&target, &events, &[0]);
+    assert_eq!(restored.len(), 41);
+    assert_eq!(restored[0].value, already[0].value, "the existing record is untouched");
+    let shifted: Vec<RefRecord> =
+        original.iter().map(|r| RefRecord { offset: r.offset.map(|o| o + 1), ..r.clone() }).collect();
+    assert_eq!(restored[1..], shifted[..], "restored after it, in order, each offset one further");
 }
 
 #[test]
 fn a_time_window_keeps_exactly_the_records_inside_it_with_inclusive_bounds() {
-    let (source, target) = (Broker::start("source"), Broker::start("target"));
-    testkit::create_topic(&source.bootstrap(), "events", 1, &[]);
-    // One batch with out-of-order CreateTime: 2000 and 3000 are the bounds.
-    let timestamps = [1000i64, 5000, 2000, 3000, 1999, 3001, 2500, 2000];
-    let records: Vec<RefRecord> = timestamps
+    let (source, target) = clusters();
+    let events = unique("events");
+    testkit::create_topic(&source, &events, 1, &[]);
+    // One batch with out-of-order CreateTime, an hour ago: base + 2000 and base + 3000 are the bounds.
+    let base = now_ms() - 3_600_000;
+    let offsets_in_time = [1000i64, 5000, 2000, 3000, 1999, 3001, 2500, 2000];
+    let records: Vec<RefRecord> = offsets_in_time
         .iter()
         .enumerate()
         .map(|(i, &t)| RefRecord {
             partition: Some(0),
             key: Some(format!("k{i}").into_bytes()),
             value: Some(format!("t={t}").into_bytes()),
-            timestamp: Some(t),
+            timestamp: Some(base + t),
             ..RefRecord::default()
         })
         .collect();
-    testkit::produce(&source.bootstrap(), "events", &records, &[("linger.ms", "200")]);
-    let original = testkit::consume(&source.bootstrap(), "events", &[0], records.len());
+    testkit::produce(&source, &events, &records, &[("linger.ms", "200")]);
+    let original = testkit::consume(&source, &events, &[0]);
     let dir = TempDir::new().unwrap();
-    back_up(&dir, &source.bootstrap(), "pitr", "events", "  compression: zstd\n");
+    back_up(&dir, &source, "pitr", &events, "  compression: zstd\n");
 
-    let config = write_restore_config(
-        dir.path(),
-        "window",
-        &target.bootstrap(),
-        "pitr",
-        "  time_window_start: 2000\n  time_window_end: 3000\n",
-    );
+    let window = format!("  time_window_start: {}\n  time_window_end: {}\n", base + 2000, base + 3000);
+    let config = write_restore_config(dir.path(), "window", &target, "pitr", &window);
     assert_success(&restore(&config, &[]));
     let expected: Vec<RefRecord> =
-        original.iter().filter(|r| (2000..=3000).contains(&r.timestamp.unwrap())).cloned().collect();
+        original.iter().filter(|r| (base + 2000..=base + 3000).contains(&r.timestamp.unwrap())).cloned().collect();
     assert_eq!(expected.len(), 4);
-    let restored = testkit::consume(&target.bootstrap(), "events", &[0], expected.len());
+    let restored = testkit::consume(&target, &events, &[0]);
     assert_eq!(without_offsets(&restored), without_offsets(&expected));
 
     // The recorded offset map sends a committed source offset to the first restored record at or
@@ -107,9 +135,9 @@ fn a_time_window_keeps_exactly_the_records_inside_it_with_inclusive_bounds() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let map = runtime.block_on(async {
         let store = BackupStore::existing_directory(&dir.path().join("store")).unwrap().child("pitr");
-        let dir = "restores/target/events/partition=0";
-        let started = load_started(&store, dir).await.unwrap().expect("restore recorded");
-        load_offset_map(&store, dir, &started, 0, None).await.unwrap()
+        let dir = format!("restores/{}/{events}/partition=0", KafkaCluster::target().cluster_id());
+        let started = load_started(&store, &dir).await.unwrap().expect("restore recorded");
+        load_offset_map(&store, &dir, &started, 0, None).await.unwrap()
     });
     let translated: Vec<i64> = (0..=8).map(|committed| map.translate(committed)).collect();
     assert_eq!(translated, vec![0, 0, 0, 1, 2, 2, 2, 3, 4]);
@@ -117,30 +145,56 @@ fn a_time_window_keeps_exactly_the_records_inside_it_with_inclusive_bounds() {
 
 #[test]
 fn a_dry_run_prints_the_plan_and_writes_nothing() {
-    let (source, target) = (Broker::start("source"), Broker::start("target"));
-    testkit::create_topic(&source.bootstrap(), "audit", 2, &[]);
-    testkit::produce_one_per_batch(&source.bootstrap(), "audit", 1, 5);
+    let (source, target) = clusters();
+    let audit = unique("audit");
+    testkit::create_topic(&source, &audit, 2, &[]);
+    testkit::produce_small(&source, &audit, 1, 5);
     let dir = TempDir::new().unwrap();
-    back_up(&dir, &source.bootstrap(), "plan", "audit", "  compression: none\n");
-    let config =
-        write_restore_config(dir.path(), "dry", &target.bootstrap(), "plan", "  topic_mapping:\n    audit: audit-dr\n");
+    back_up(&dir, &source, "plan", &audit, "  compression: none\n");
+    let renamed = unique("audit-dr");
+    let config = write_restore_config(
+        dir.path(),
+        "dry",
+        &target,
+        "plan",
+        &format!("  topic_mapping:\n    {audit}: {renamed}\n"),
+    );
     let output = restore(&config, &["--dry-run"]);
     assert_success(&output);
     let plan = text(&output.stdout);
-    assert!(plan.contains("audit -> audit-dr (create with 2 partitions, replication factor 1)"), "{plan}");
+    assert!(plan.contains(&format!("{audit} -> {renamed} (create with 2 partitions, replication factor 1)")), "{plan}");
     assert!(plan.contains("partition 1 -> 1: 1 segments, up to 5 records"), "{plan}");
     assert!(plan.contains("Dry run: nothing was written."), "{plan}");
-    let info = run(&["cluster-info", "--bootstrap-servers", &target.bootstrap(), "--format", "json"]);
-    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
-    assert!(info["topics"].as_array().unwrap().is_empty(), "the target is untouched: {info}");
+    assert!(!testkit::topics(&target).contains(&renamed), "the target is untouched");
     assert!(!dir.path().join("store/plan/restores").exists(), "no restore state was written");
 }
 
+/// Files of restore state (started records and per-segment commits) written under `dir`'s store.
+fn restore_state_files(dir: &std::path::Path) -> usize {
+    let mut count = 0;
+    let mut stack = vec![dir.join("store")];
+    while let Some(folder) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(folder) else { continue };
+        for path in entries.map(|e| e.unwrap().path()) {
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().contains("/restores/") {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
 /// Restores a 3000-record backup, killing the restore at several points, then lets it finish;
-/// returns the source and target records. `target_partitions` pre-creates the target topic.
-fn restore_with_kills(restore_settings: &str, target_partitions: Option<i32>) -> (Vec<RefRecord>, Vec<RefRecord>) {
-    let (source, target) = (Broker::start("source"), Broker::start("target"));
-    testkit::create_topic(&source.bootstrap(), "ledger", 2, &[]);
+/// returns the source records, the target records and the last run's output.
+fn restore_with_kills(
+    restore_settings: &str,
+    target_partitions: Option<i32>,
+) -> (Vec<RefRecord>, Vec<RefRecord>, String) {
+    let (source, target) = clusters();
+    let ledger = unique("ledger");
+    testkit::create_topic(&source, &ledger, 2, &[]);
     let records: Vec<RefRecord> = (0..3000)
         .map(|i| RefRecord {
             partition: Some(i % 2),
@@ -149,47 +203,58 @@ fn restore_with_kills(restore_settings: &str, target_partitions: Option<i32>) ->
             ..RefRecord::default()
         })
         .collect();
-    testkit::produce(&source.bootstrap(), "ledger", &records, &[("linger.ms", "5"), ("batch.num.messages", "20")]);
-    let original = testkit::consume(&source.bootstrap(), "ledger", &[0, 1], records.len());
+    testkit::produce(&source, &ledger, &records, &[("linger.ms", "5"), ("batch.num.messages", "20")]);
+    let original = testkit::consume(&source, &ledger, &[0, 1]);
     let dir = TempDir::new().unwrap();
-    back_up(&dir, &source.bootstrap(), "big", "ledger", "  segment_max_bytes: 20000\n");
+    back_up(&dir, &source, "big", &ledger, "  segment_max_bytes: 20000\n");
     if let Some(count) = target_partitions {
-        testkit::create_topic(&target.bootstrap(), "ledger", count, &[]);
+        testkit::create_topic(&target, &ledger, count, &[]);
     }
-    // Throttled so that each run can be killed mid-way, at a different point each time.
+    // Throttled so that each run has restored some segments, and not all, when it is killed: the
+    // kill waits for the event "one more segment's restore committed", then lands a little later
+    // each round. A run that ends before its event is not a kill.
     let settings = format!("  rate_limit_bytes_per_sec: 600000\n{restore_settings}");
-    let config = write_restore_config(dir.path(), "slow", &target.bootstrap(), "big", &settings);
+    let config = write_restore_config(dir.path(), "slow", &target, "big", &settings);
     let mut kills = 0;
     for round in 0..5u64 {
+        let before = restore_state_files(dir.path());
         let mut child = binary()
             .args(["restore", "--config", config.to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(300 + round * 97));
+        wait_for("a restored segment's commit", HANG, || {
+            child.try_wait().unwrap().is_some() || restore_state_files(dir.path()) > before + 1
+        });
+        std::thread::sleep(std::time::Duration::from_millis(round * 53));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             kills += 1;
         }
         child.wait().unwrap();
     }
-    assert!(kills >= 3, "the restore finished too fast to be killed mid-run ({kills} kills)");
-    assert_success(&restore(&config, &[]));
+    assert!(kills >= 3, "the restore finished before it committed a segment ({kills} kills)");
     let partitions: Vec<i32> = (0..target_partitions.unwrap_or(2)).collect();
-    let restored = testkit::consume(&target.bootstrap(), "ledger", &partitions, original.len() + 10);
-    (original, restored)
+    let partial = testkit::consume(&target, &ledger, &partitions);
+    assert!(!partial.is_empty() && partial.len() < original.len(), "the killed runs wrote {} records", partial.len());
+    let last = restore(&config, &[]);
+    assert_success(&last);
+    let restored = testkit::consume(&target, &ledger, &partitions);
+    (original, restored, text(&last.stdout))
 }
 
 #[test]
 fn a_restore_killed_at_any_moment_finishes_with_every_record_exactly_once() {
-    let (original, restored) = restore_with_kills("", None);
+    let (original, restored, last_run) = restore_with_kills("", None);
+    assert!(last_run.contains("already restored by an interrupted run"), "the last run resumed: {last_run}");
     assert_eq!(restored, original, "no duplicate, no loss, same offsets");
 }
 
 #[test]
 fn a_repartitioned_restore_killed_at_any_moment_finishes_with_every_record_exactly_once() {
-    let (original, restored) = restore_with_kills("  repartition: true\n", Some(3));
+    let (original, restored, last_run) = restore_with_kills("  repartition: true\n", Some(3));
+    assert!(last_run.contains("already restored by an interrupted run"), "the last run resumed: {last_run}");
     let values = |records: &[RefRecord]| {
         let mut values: Vec<_> = records.iter().map(|r| (r.key.clone(), r.value.clone())).collect();
         values.sort();
@@ -211,29 +276,33 @@ fn a_repartitioned_restore_killed_at_any_moment_finishes_with_every_record_exact
 
 #[test]
 fn a_backup_with_retention_gaps_and_empty_partitions_restores_what_it_holds() {
-    let mut cluster = MockCluster::start();
-    cluster.produce("retained", 0, 500, 1000);
+    let (source, target) = clusters();
+    let retained = unique("retained");
+    testkit::create_topic(&source, &retained, 4, &[]);
+    testkit::produce_small(&source, &retained, 0, 500);
+    testkit::produce_small(&source, &retained, 2, 30);
     let dir = TempDir::new().unwrap();
-    back_up(&dir, cluster.bootstrap(), "gappy", "retained", "  compression: zstd\n");
-    cluster.produce("retained", 0, 12_000, 1000);
-    back_up(&dir, cluster.bootstrap(), "gappy", "retained", "  compression: zstd\n");
-    let held = backed_up_records(dir.path(), "gappy", "retained");
-    assert!(held.len() > 500 && held[500].offset.unwrap() > 500, "the backup has a gap after offset 499");
+    back_up(&dir, &source, "gappy", &retained, "  compression: zstd\n");
+    testkit::produce_small(&source, &retained, 0, 500);
+    testkit::delete_records(&source, &retained, 0, 700);
+    back_up(&dir, &source, "gappy", &retained, "  compression: zstd\n");
+    let held = backed_up_records(dir.path(), "gappy", &retained);
+    assert_eq!(held.len(), 500 + 300 + 30);
+    assert_eq!(held[500].offset, Some(700), "the backup has a gap from 500 to 700");
 
-    let target = Broker::start("target");
-    let config =
-        write_restore_config(dir.path(), "gap", &target.bootstrap(), "gappy", "  max_concurrent_partitions: 2\n");
+    let config = write_restore_config(dir.path(), "gap", &target, "gappy", "  max_concurrent_partitions: 2\n");
     let output = restore(&config, &[]);
     assert_success(&output);
     assert!(text(&output.stdout).contains("create with 4 partitions"), "{}", text(&output.stdout));
-    let restored = testkit::consume(&target.bootstrap(), "retained", &[0, 1, 2, 3], held.len());
+    let restored = testkit::consume(&target, &retained, &[0, 1, 2, 3]);
     assert_eq!(without_offsets(&restored), without_offsets(&held));
 }
 
 #[test]
-fn the_rate_limit_is_honoured_within_ten_percent() {
-    let (source, target) = (Broker::start("source"), Broker::start("target"));
-    testkit::create_topic(&source.bootstrap(), "bulk", 1, &[]);
+fn the_rate_limit_is_never_exceeded() {
+    let (source, target) = clusters();
+    let bulk = unique("bulk");
+    testkit::create_topic(&source, &bulk, 1, &[]);
     let records: Vec<RefRecord> = (0..2000)
         .map(|i| RefRecord {
             partition: Some(0),
@@ -242,57 +311,62 @@ fn the_rate_limit_is_honoured_within_ten_percent() {
             ..RefRecord::default()
         })
         .collect();
-    testkit::produce(&source.bootstrap(), "bulk", &records, &[("linger.ms", "5"), ("batch.num.messages", "50")]);
+    testkit::produce(&source, &bulk, &records, &[("linger.ms", "5"), ("batch.num.messages", "50")]);
     let dir = TempDir::new().unwrap();
-    back_up(&dir, &source.bootstrap(), "bulk", "bulk", "  compression: none\n");
+    back_up(&dir, &source, "bulk", &bulk, "  compression: none\n");
     let limit = 1_000_000u64;
-    let config = write_restore_config(
-        dir.path(),
-        "rate",
-        &target.bootstrap(),
-        "bulk",
-        &format!("  rate_limit_bytes_per_sec: {limit}\n"),
-    );
+    let config =
+        write_restore_config(dir.path(), "rate", &target, "bulk", &format!("  rate_limit_bytes_per_sec: {limit}\n"));
+    // Only a lower bound: the limiter paces from the first byte (no burst), so 2 MB of values at
+    // 1 MB/s take at least 2 s whatever the machine; a slow machine only makes it longer. The
+    // pacing itself is unit-tested on a paused clock (restore/rate.rs).
     let started = Instant::now();
     let output = restore(&config, &[]);
     let elapsed = started.elapsed().as_secs_f64();
     assert_success(&output);
-    let restored = testkit::consume(&target.bootstrap(), "bulk", &[0], records.len());
-    assert_eq!(restored.len(), records.len());
-    // Bytes produced are the record batches: a little more than the 2 MB of values.
+    assert_eq!(testkit::consume(&target, &bulk, &[0]).len(), records.len());
     let produced_bytes = 2000.0 * 1000.0;
-    let rate = produced_bytes / elapsed;
-    assert!(rate <= limit as f64 * 1.1, "{rate:.0} B/s exceeds the limit of {limit} B/s by more than 10%");
-    assert!(rate >= limit as f64 * 0.5, "{rate:.0} B/s is far below the limit of {limit} B/s");
+    assert!(elapsed >= produced_bytes / limit as f64, "{produced_bytes} bytes in {elapsed:.2} s exceed {limit} B/s");
 }
 
 #[test]
 fn conflicts_and_offset_headers() {
-    let (source, target) = (Broker::start("source"), Broker::start("target"));
-    testkit::create_topic(&source.bootstrap(), "payments", 2, &[]);
-    testkit::produce_one_per_batch(&source.bootstrap(), "payments", 0, 4);
+    let (source, target) = clusters();
+    let payments = unique("payments");
+    testkit::create_topic(&source, &payments, 2, &[]);
+    testkit::produce_small(&source, &payments, 0, 4);
     let dir = TempDir::new().unwrap();
-    back_up(&dir, &source.bootstrap(), "pay", "payments", "  compression: none\n");
+    back_up(&dir, &source, "pay", &payments, "  compression: none\n");
 
-    testkit::create_topic(&target.bootstrap(), "payments", 5, &[]);
-    let clash = write_restore_config(dir.path(), "clash", &target.bootstrap(), "pay", "  dry_run: false\n");
+    testkit::create_topic(&target, &payments, 5, &[]);
+    let clash = write_restore_config(dir.path(), "clash", &target, "pay", "  dry_run: false\n");
     let output = restore(&clash, &[]);
     assert!(!output.status.success());
-    assert!(text(&output.stderr).contains("target topic payments has 5 partitions"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains(&format!("target topic {payments} has 5 partitions")),
+        "{}",
+        text(&output.stderr)
+    );
     let dry = restore(&clash, &["--dry-run"]);
     assert!(!dry.status.success(), "a dry run with conflicts fails too");
-    assert!(text(&dry.stdout).contains("CONFLICT target topic payments has 5 partitions"), "{}", text(&dry.stdout));
+    assert!(
+        text(&dry.stdout).contains(&format!("CONFLICT target topic {payments} has 5 partitions")),
+        "{}",
+        text(&dry.stdout)
+    );
     assert!(text(&dry.stdout).contains("partition 1 -> 1"), "the plan is shown: {}", text(&dry.stdout));
+    assert!(testkit::consume(&target, &payments, &[0, 1, 2, 3, 4]).is_empty(), "nothing was written");
 
+    let with_headers = unique("payments-h");
     let headers = write_restore_config(
         dir.path(),
         "headers",
-        &target.bootstrap(),
+        &target,
         "pay",
-        "  topic_mapping:\n    payments: payments-h\n  include_original_offset_header: true\n",
+        &format!("  topic_mapping:\n    {payments}: {with_headers}\n  include_original_offset_header: true\n"),
     );
     assert_success(&restore(&headers, &[]));
-    let restored = testkit::consume(&target.bootstrap(), "payments-h", &[0], 4);
+    let restored = testkit::consume(&target, &with_headers, &[0, 1]);
     let offsets: Vec<_> = restored.iter().map(|r| r.headers.last().cloned().unwrap()).collect();
     let expected: Vec<_> =
         (0..4).map(|i| ("x-original-offset".to_string(), Some(i.to_string().into_bytes()))).collect();
@@ -301,8 +375,9 @@ fn conflicts_and_offset_headers() {
 
 #[test]
 fn repartitioned_records_land_where_the_java_partitioner_puts_their_keys() {
-    let (source, target) = (Broker::start("source"), Broker::start("target"));
-    testkit::create_topic(&source.bootstrap(), "users", 2, &[]);
+    let (source, target) = clusters();
+    let users = unique("users");
+    testkit::create_topic(&source, &users, 2, &[]);
     let records: Vec<RefRecord> = (0..400)
         .map(|i| RefRecord {
             partition: Some(i % 2),
@@ -311,26 +386,27 @@ fn repartitioned_records_land_where_the_java_partitioner_puts_their_keys() {
             ..RefRecord::default()
         })
         .collect();
-    testkit::produce(&source.bootstrap(), "users", &records, &[("linger.ms", "20")]);
+    testkit::produce(&source, &users, &records, &[("linger.ms", "20")]);
     let dir = TempDir::new().unwrap();
-    back_up(&dir, &source.bootstrap(), "users", "users", "  segment_max_bytes: 4096\n");
+    back_up(&dir, &source, "users", &users, "  segment_max_bytes: 4096\n");
 
-    testkit::create_topic(&target.bootstrap(), "users", 5, &[]);
-    let config = write_restore_config(dir.path(), "repartition", &target.bootstrap(), "users", "  repartition: true\n");
+    testkit::create_topic(&target, &users, 5, &[]);
+    let config = write_restore_config(dir.path(), "repartition", &target, "users", "  repartition: true\n");
     let output = restore(&config, &["--dry-run"]);
     assert_success(&output);
     assert!(text(&output.stdout).contains("records routed by key into its 5 partitions"), "{}", text(&output.stdout));
     let output = restore(&config, &[]);
     assert_success(&output);
     assert!(text(&output.stdout).contains("Restored 400 records"), "{}", text(&output.stdout));
-    let restored = testkit::consume(&target.bootstrap(), "users", &[0, 1, 2, 3, 4], records.len());
+    let restored = testkit::consume(&target, &users, &[0, 1, 2, 3, 4]);
     assert_eq!(restored.len(), records.len());
 
     // The independent reference: librdkafka's Java-compatible murmur2 partitioner.
     let keyed: Vec<RefRecord> =
         records.iter().filter(|r| r.key.is_some()).map(|r| RefRecord { partition: None, ..r.clone() }).collect();
-    testkit::create_topic(&target.bootstrap(), "reference", 5, &[]);
-    let placed = testkit::produce(&target.bootstrap(), "reference", &keyed, &[("partitioner", "murmur2")]);
+    let reference = unique("reference");
+    testkit::create_topic(&target, &reference, 5, &[]);
+    let placed = testkit::produce(&target, &reference, &keyed, &[("partitioner", "murmur2")]);
     let expected: std::collections::BTreeMap<Vec<u8>, i32> =
         placed.iter().map(|r| (r.key.clone().unwrap(), r.partition.unwrap())).collect();
     for record in restored.iter().filter(|r| r.key.is_some()) {
@@ -347,4 +423,5 @@ fn repartitioned_records_land_where_the_java_partitioner_puts_their_keys() {
     let again = restore(&config, &[]);
     assert_success(&again);
     assert!(text(&again.stdout).contains("Restored 0 records"), "{}", text(&again.stdout));
+    assert_eq!(testkit::consume(&target, &users, &[0, 1, 2, 3, 4]), restored, "a second run wrote nothing");
 }

@@ -1,12 +1,15 @@
-//! Test support: real Tansu brokers on free loopback ports (killed when dropped) and the
-//! confluent-kafka reference client (`tools/refclient.py`), both installed by `scripts/install-test-infra.sh`.
+//! Test support: Apache Kafka clusters shared by the tests of a run (`tools/clusters.py`), Tansu
+//! brokers for the compatibility suite, and the confluent-kafka reference client
+//! (`tools/refclient.py`), all installed by `scripts/install-test-infra.sh`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +35,119 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-/// A Tansu broker process with in-memory storage, bound to 127.0.0.1.
+/// A name no other test of this run or an earlier run on the same cluster uses: `{prefix}-{suffix}`.
+/// Tests share clusters, so every topic and group a test creates is named with this.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    let seed = nanos ^ (u64::from(std::process::id()) << 40) ^ u64::from(COUNTER.fetch_add(1, Ordering::Relaxed));
+    format!("{prefix}-{:x}", seed & 0xff_ffff_ffff)
+}
+
+/// A listener of a cluster node: its name (PLAINTEXT, SSL, MTLS, SASL_PLAINTEXT, SASL_SSL,
+/// REAUTH; see `tools/clusters.py`) and `127.0.0.1:port`.
+pub type Listeners = BTreeMap<String, String>;
+
+#[derive(Debug, Deserialize)]
+struct ClusterNode {
+    id: i32,
+    listeners: Listeners,
+}
+
+/// A local Apache Kafka cluster (KRaft) started by `tools/clusters.py`: once per test binary and
+/// shared by its tests (the JVM takes seconds to start), left running for the next run, which
+/// reuses it. Stopped by `scripts/test.sh` at the end or `scripts/brokers.sh stop`.
+#[derive(Debug, Deserialize)]
+pub struct KafkaCluster {
+    name: String,
+    cluster_id: String,
+    bootstrap: String,
+    nodes: Vec<ClusterNode>,
+    tls_dir: PathBuf,
+}
+
+impl KafkaCluster {
+    /// The single-node "source" cluster.
+    pub fn source() -> &'static KafkaCluster {
+        static CLUSTER: OnceLock<KafkaCluster> = OnceLock::new();
+        CLUSTER.get_or_init(|| KafkaCluster::start("source"))
+    }
+
+    /// The single-node "target" cluster.
+    pub fn target() -> &'static KafkaCluster {
+        static CLUSTER: OnceLock<KafkaCluster> = OnceLock::new();
+        CLUSTER.get_or_init(|| KafkaCluster::start("target"))
+    }
+
+    /// The three-node "triple" cluster (replication factor 3, min.insync.replicas 2).
+    pub fn triple() -> &'static KafkaCluster {
+        static CLUSTER: OnceLock<KafkaCluster> = OnceLock::new();
+        CLUSTER.get_or_init(|| KafkaCluster::start("triple"))
+    }
+
+    fn start(name: &str) -> KafkaCluster {
+        let output = clusters_py(&["start", name]);
+        serde_json::from_slice(&output).unwrap_or_else(|e| panic!("clusters.py start {name} answered: {e}"))
+    }
+
+    /// The PLAINTEXT listeners of every node, comma-separated.
+    pub fn bootstrap(&self) -> String {
+        self.bootstrap.clone()
+    }
+
+    /// The address of listener `name` on the first node.
+    pub fn listener(&self, name: &str) -> String {
+        self.nodes[0]
+            .listeners
+            .get(name)
+            .unwrap_or_else(|| panic!("cluster {} has no {name} listener", self.name))
+            .clone()
+    }
+
+    /// The cluster id the brokers report.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// The node ids.
+    pub fn node_ids(&self) -> Vec<i32> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// The folder with the test CA (`ca.pem`), client certificate and keys.
+    pub fn tls_dir(&self) -> &std::path::Path {
+        &self.tls_dir
+    }
+
+    /// SIGKILLs node `id` (a crash; its data stays on disk).
+    pub fn kill_node(&self, id: i32) {
+        clusters_py(&["kill", &self.name, &id.to_string()]);
+    }
+
+    /// Restarts the killed nodes on their ports with their data, and waits until every node is back.
+    pub fn restart_killed_nodes(&self) {
+        clusters_py(&["start", &self.name]);
+    }
+}
+
+fn clusters_py(args: &[&str]) -> Vec<u8> {
+    let output = Command::new(infra_program("python"))
+        .arg(repo_root().join("tools/clusters.py"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tools/clusters.py");
+    assert!(
+        output.status.success(),
+        "tools/clusters.py {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// A Tansu broker process with in-memory storage, bound to 127.0.0.1: the Kafka-compatible
+/// broker of the compatibility suite. Starts in milliseconds, so each test has its own.
 pub struct Broker {
     child: Option<Child>,
     port: u16,
@@ -95,38 +210,6 @@ impl Drop for Broker {
     }
 }
 
-/// librdkafka's in-process mock cluster (one broker), run by the reference client. It keeps only
-/// a few MiB per partition, so producing more moves the log start: a real retention test.
-pub struct MockCluster {
-    child: Child,
-    bootstrap: String,
-    answers: std::io::BufReader<std::process::ChildStdout>,
-}
-
-impl MockCluster {
-    /// Starts the mock cluster and waits for its address.
-    pub fn start() -> Self {
-        let (child, mut answers) = spawn_interactive("mock-cluster");
-        let hello = read_json_line(&mut answers);
-        let bootstrap = hello["bootstrap"].as_str().expect("bootstrap address").to_string();
-        MockCluster { child, bootstrap, answers }
-    }
-
-    /// `host:port` of the mock broker.
-    pub fn bootstrap(&self) -> &str {
-        &self.bootstrap
-    }
-
-    /// Produces `count` records of `size` bytes to `topic`-`partition` and waits for them.
-    pub fn produce(&mut self, topic: &str, partition: i32, count: usize, size: usize) {
-        let command = serde_json::json!({"topic": topic, "partition": partition, "count": count, "size": size});
-        let stdin = self.child.stdin.as_mut().expect("stdin");
-        writeln!(stdin, "{command}").expect("send to the mock cluster");
-        stdin.flush().expect("flush");
-        assert_eq!(read_json_line(&mut self.answers)["ok"], true, "mock cluster produce failed");
-    }
-}
-
 /// Starts an interactive refclient command, talking JSON lines over stdin/stdout.
 fn spawn_interactive(command: &str) -> (Child, std::io::BufReader<std::process::ChildStdout>) {
     let mut child = Command::new(infra_program("python"))
@@ -153,10 +236,16 @@ pub struct GroupMember {
 }
 
 impl GroupMember {
-    /// Joins `group` on `topic` and waits until the consumer has its assignment.
+    /// Joins classic group `group` on `topic` and waits until the consumer has its assignment.
     pub fn join(bootstrap: &str, topic: &str, group: &str) -> Self {
+        Self::join_with_protocol(bootstrap, topic, group, "classic")
+    }
+
+    /// Joins with `group.protocol` `protocol`: "classic", or "consumer" for a KIP-848 group.
+    pub fn join_with_protocol(bootstrap: &str, topic: &str, group: &str, protocol: &str) -> Self {
         let (mut child, mut answers) = spawn_interactive("hold-group");
-        let request = serde_json::json!({"bootstrap": bootstrap, "topic": topic, "group": group});
+        let request =
+            serde_json::json!({"bootstrap": bootstrap, "topic": topic, "group": group, "group_protocol": protocol});
         writeln!(child.stdin.as_mut().expect("stdin"), "{request}").expect("send to refclient.py");
         assert_eq!(read_json_line(&mut answers)["joined"], true, "the consumer did not join group {group}");
         GroupMember { child }
@@ -167,14 +256,6 @@ impl Drop for GroupMember {
     /// Closes stdin: the consumer leaves the group cleanly and exits.
     fn drop(&mut self) {
         drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for MockCluster {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
@@ -265,7 +346,7 @@ fn records_of(answer: serde_json::Value) -> Vec<RefRecord> {
     serde_json::from_value(answer["records"].clone()).expect("records")
 }
 
-/// Creates a topic with confluent-kafka's AdminClient.
+/// Creates a topic with confluent-kafka's AdminClient (the cluster's default replication factor).
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
     let configs: BTreeMap<&str, &str> = configs.iter().copied().collect();
     refclient(
@@ -284,7 +365,13 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[RefRecord], config: &[(&
     ))
 }
 
-/// Records covering the fidelity cases, all for `partition`: null vs empty keys and values,
+/// The topic configs the fidelity records need on Apache Kafka 4: its brokers refuse records
+/// stamped more than an hour ahead by default (`log.message.timestamp.after.max.ms`), and time
+/// retention would delete records stamped decades ago within seconds.
+pub const FIDELITY_TOPIC_CONFIGS: &[(&str, &str)] =
+    &[("message.timestamp.after.max.ms", "9223372036854775807"), ("retention.ms", "-1")];
+
+/// Records covering the fidelity cases (their topic needs [`FIDELITY_TOPIC_CONFIGS`]), all for `partition`: null vs empty keys and values,
 /// duplicate header keys in a set order, null header values, and timestamps decades apart (and out
 /// of order) inside one batch.
 pub fn fidelity_records(partition: i32) -> Vec<RefRecord> {
@@ -320,18 +407,28 @@ pub fn fidelity_records(partition: i32) -> Vec<RefRecord> {
     records
 }
 
-/// Produces `count` small records (`k{i}` / `v{i}`) to `partition`, one record per batch, because
-/// Tansu's high watermark counts batches rather than records (GUIDE.md, known Tansu gaps).
-pub fn produce_one_per_batch(bootstrap: &str, topic: &str, partition: i32, count: usize) -> Vec<RefRecord> {
-    let records: Vec<RefRecord> = (0..count)
+/// `count` small records (`k{i}` / `v{i}`) for `partition`.
+fn small_records(partition: i32, count: usize) -> Vec<RefRecord> {
+    (0..count)
         .map(|i| RefRecord {
             partition: Some(partition),
             key: Some(format!("k{i}").into_bytes()),
             value: Some(format!("v{i}").into_bytes()),
             ..RefRecord::default()
         })
-        .collect();
-    produce(bootstrap, topic, &records, &[("batch.num.messages", "1"), ("linger.ms", "0")])
+        .collect()
+}
+
+/// Produces `count` small records (`k{i}` / `v{i}`) to `partition`, batched as the producer likes.
+pub fn produce_small(bootstrap: &str, topic: &str, partition: i32, count: usize) -> Vec<RefRecord> {
+    produce(bootstrap, topic, &small_records(partition, count), &[])
+}
+
+/// Produces `count` small records to `partition`, one record per batch: Tansu's high watermark
+/// counts batches rather than records (GUIDE.md, known Tansu gaps), so the compatibility suite
+/// writes single-record batches; also for tests that want many batches.
+pub fn produce_one_per_batch(bootstrap: &str, topic: &str, partition: i32, count: usize) -> Vec<RefRecord> {
+    produce(bootstrap, topic, &small_records(partition, count), &[("batch.num.messages", "1"), ("linger.ms", "0")])
 }
 
 /// Runs transactions on `topic`-`partition` with one transactional producer: `(record count,
@@ -341,17 +438,58 @@ pub fn produce_transactions(bootstrap: &str, topic: &str, partition: i32, transa
         transactions.iter().map(|(count, commit)| serde_json::json!({"count": count, "commit": commit})).collect();
     refclient(
         "produce-transactions",
-        serde_json::json!({"bootstrap": bootstrap, "topic": topic, "partition": partition, "transactions": transactions}),
+        serde_json::json!({"bootstrap": bootstrap, "topic": topic, "partition": partition,
+                           "transactions": transactions, "transactional_id": unique("refclient-tx")}),
     );
 }
 
-/// Reads `partitions` of `topic` from the beginning with confluent-kafka (read_committed) until
-/// `expected` records arrived or 20 s passed; returns them in partition, offset order.
-pub fn consume(bootstrap: &str, topic: &str, partitions: &[i32], expected: usize) -> Vec<RefRecord> {
+/// Reads every record of `partitions` of `topic` with confluent-kafka (read_committed), each
+/// partition from its start to its end (partition EOF); panics if an end is not reached within
+/// 60 s. Returns them in partition, offset order.
+pub fn consume(bootstrap: &str, topic: &str, partitions: &[i32]) -> Vec<RefRecord> {
+    consume_with(bootstrap, topic, partitions, "read_committed")
+}
+
+/// [`consume`] with `isolation.level` `isolation` ("read_committed" or "read_uncommitted").
+pub fn consume_with(bootstrap: &str, topic: &str, partitions: &[i32], isolation: &str) -> Vec<RefRecord> {
     records_of(refclient(
         "consume",
-        serde_json::json!({"bootstrap": bootstrap, "topic": topic, "partitions": partitions, "expected": expected}),
+        serde_json::json!({"bootstrap": bootstrap, "topic": topic, "partitions": partitions, "isolation": isolation}),
     ))
+}
+
+/// Deletes the records of `topic`-`partition` before offset `before` (moves the log start).
+pub fn delete_records(bootstrap: &str, topic: &str, partition: i32, before: i64) {
+    refclient(
+        "delete-records",
+        serde_json::json!({"bootstrap": bootstrap, "topic": topic, "partition": partition, "before": before}),
+    );
+}
+
+/// The topic configs set on `topic` (not the broker's defaults), as confluent-kafka describes them.
+pub fn topic_configs(bootstrap: &str, topic: &str) -> BTreeMap<String, String> {
+    let answer = refclient("topic-configs", serde_json::json!({"bootstrap": bootstrap, "topic": topic}));
+    serde_json::from_value(answer["configs"].clone()).expect("configs")
+}
+
+/// The names of the topics of the cluster.
+pub fn topics(bootstrap: &str) -> Vec<String> {
+    let answer = refclient("list-topics", serde_json::json!({"bootstrap": bootstrap}));
+    serde_json::from_value(answer["topics"].clone()).expect("topics")
+}
+
+/// Each partition of `topic` with its leader and replicas: `(partition, leader, replicas)`.
+pub fn describe_topic(bootstrap: &str, topic: &str) -> Vec<(i32, i32, Vec<i32>)> {
+    let answer = refclient("describe-topic", serde_json::json!({"bootstrap": bootstrap, "topic": topic}));
+    answer["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| {
+            let replicas = p["replicas"].as_array().expect("replicas").iter().map(|r| r.as_i64().unwrap() as i32);
+            (p["partition"].as_i64().unwrap() as i32, p["leader"].as_i64().unwrap() as i32, replicas.collect())
+        })
+        .collect()
 }
 
 /// Commits offsets for `group` with confluent-kafka.

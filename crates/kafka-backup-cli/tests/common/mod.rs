@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
+/// How long a wait may last before the test calls it a hang: generous, so that only a hang (never
+/// a slow machine) fails a test; no test asserts how fast anything is.
+pub const HANG: Duration = Duration::from_secs(120);
+
 use kafka_backup_core::manifest::BackupManifest;
 use kafka_backup_core::records::TimestampType;
 use kafka_backup_core::segment::read_segment;
@@ -22,6 +26,11 @@ pub fn run(args: &[&str]) -> Output {
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 /// Writes a backup config into `dir` and returns its path.
@@ -56,12 +65,25 @@ pub fn store_path(dir: &Path) -> String {
 
 /// Every record in the backup, decoded by our reader, as the reference client would show it.
 pub fn backed_up_records(dir: &Path, backup_id: &str, topic: &str) -> Vec<RefRecord> {
+    let records = backed_up_records_if_any(dir, backup_id, topic);
+    assert!(!records.is_empty() || backup_exists(dir, backup_id), "backup {backup_id} does not exist");
+    records
+}
+
+fn backup_exists(dir: &Path, backup_id: &str) -> bool {
+    dir.join("store").join(backup_id).join("manifest.json").exists()
+}
+
+/// The records committed so far in the backup (none while it has no manifest or no such topic).
+pub fn backed_up_records_if_any(dir: &Path, backup_id: &str, topic: &str) -> Vec<RefRecord> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let store = BackupStore::existing_directory(&dir.join("store")).unwrap().child(backup_id);
-        let manifest = BackupManifest::load(&store).await.unwrap().expect("backup exists");
+        let Ok(root) = BackupStore::existing_directory(&dir.join("store")) else { return Vec::new() };
+        let store = root.child(backup_id);
+        let Some(manifest) = BackupManifest::load(&store).await.unwrap() else { return Vec::new() };
+        let Some(backed_up) = manifest.topic(topic) else { return Vec::new() };
         let mut records = Vec::new();
-        for partition in &manifest.topic(topic).expect("topic in backup").partitions {
+        for partition in &backed_up.partitions {
             for segment in &partition.segments {
                 for batch in read_segment(&store.get(&segment.key).await.unwrap()).unwrap() {
                     let timestamp_type = match batch.timestamp_type() {
@@ -124,17 +146,49 @@ pub fn committed_segments(dir: &Path) -> usize {
     count
 }
 
+/// The segment object files of `topic`-`partition` in backup `backup_id`.
+pub fn segment_files(dir: &Path, backup_id: &str, topic: &str, partition: i32) -> Vec<PathBuf> {
+    let folder = dir.join(format!("store/{backup_id}/topics/{topic}/partition={partition}"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "bin"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Waits until `condition` holds; panics naming `what` after `timeout` (use [`HANG`]).
 pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-pub fn terminate(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+/// Sends `signal` (`-TERM`, `-INT`) to `child`.
+pub fn send_signal(child: &Child, signal: &str) {
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     assert!(status.success());
+}
+
+/// Waits for `child` to exit and collects its output; kills it and panics after `timeout`.
+pub fn wait_with_deadline(mut child: Child, timeout: Duration) -> Output {
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("kafka-backup did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The records without their offsets (offsets differ when markers or gaps were not restored).
+pub fn without_offsets(records: &[RefRecord]) -> Vec<RefRecord> {
+    records.iter().map(|r| RefRecord { offset: None, ..r.clone() }).collect()
 }
 
 /// Writes a restore config (backup `backup_id` from `dir`'s store into `bootstrap`).

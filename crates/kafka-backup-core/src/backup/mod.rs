@@ -280,10 +280,11 @@ fn refuses_to_describe(error: &KafkaError) -> bool {
         )
 }
 
-/// The configs worth re-creating a topic with: set somewhere (not broker built-in defaults),
-/// readable (sensitive values are hidden by the broker and cannot be restored anyway).
+/// The configs worth re-creating a topic with: set on the topic (the source cluster's broker-wide
+/// defaults are not the topic's; the target cluster has its own), readable (sensitive values are
+/// hidden by the broker and cannot be restored anyway).
 fn configs_to_keep(entries: Vec<TopicConfigEntry>) -> BTreeMap<String, String> {
-    entries.into_iter().filter(|c| !c.is_default && !c.is_sensitive).filter_map(|c| Some((c.name, c.value?))).collect()
+    entries.into_iter().filter(|c| c.set_on_topic && !c.is_sensitive).filter_map(|c| Some((c.name, c.value?))).collect()
 }
 
 fn forward_shutdown(mut shutdown: watch::Receiver<bool>, stop: watch::Sender<bool>) {
@@ -350,17 +351,17 @@ async fn checkpoint_periodically(
 mod tests {
     use super::*;
 
-    fn entry(name: &str, value: Option<&str>, is_default: bool, is_sensitive: bool) -> TopicConfigEntry {
-        TopicConfigEntry { name: name.into(), value: value.map(Into::into), is_default, is_sensitive }
+    fn entry(name: &str, value: Option<&str>, set_on_topic: bool, is_sensitive: bool) -> TopicConfigEntry {
+        TopicConfigEntry { name: name.into(), value: value.map(Into::into), set_on_topic, is_sensitive }
     }
 
     #[test]
-    fn only_set_readable_configs_are_kept() {
+    fn only_readable_configs_set_on_the_topic_are_kept() {
         let kept = configs_to_keep(vec![
-            entry("cleanup.policy", Some("compact"), false, false),
-            entry("retention.ms", Some("604800000"), true, false),
-            entry("sasl.jaas.config", None, false, true),
-            entry("min.insync.replicas", Some("2"), false, false),
+            entry("cleanup.policy", Some("compact"), true, false),
+            entry("retention.ms", Some("604800000"), false, false),
+            entry("sasl.jaas.config", None, true, true),
+            entry("min.insync.replicas", Some("2"), true, false),
         ]);
         let expected: BTreeMap<String, String> =
             [("cleanup.policy", "compact"), ("min.insync.replicas", "2")].map(|(k, v)| (k.into(), v.into())).into();

@@ -183,6 +183,8 @@ impl PartitionTask {
                 let records_error =
                     |source| BackupError::Records { partition: self.context(), offset: batch.base_offset(), source };
                 batch.verify_crc().map_err(records_error)?;
+                // A log start moved into this batch (DeleteRecords): keep only what is still there.
+                let Some(batch) = batch.without_records_before(offset).map_err(records_error)? else { continue };
                 if filter.keep(&batch).map_err(records_error)? {
                     builder.push(&batch).map_err(records_error)?;
                     outcome.counters.records += i64::from(batch.record_count());

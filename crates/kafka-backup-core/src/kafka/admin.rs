@@ -15,8 +15,9 @@ use super::KafkaError;
 
 /// DescribeConfigs resource type of a topic.
 const RESOURCE_TOPIC: i8 = 2;
-/// `config_source` of a value that comes from the broker's built-in default.
-const SOURCE_DEFAULT: i8 = 5;
+/// `config_source` of a value set on the topic itself (`kafka-configs --alter --entity-type topics`
+/// or CreateTopics configs); every other source is a broker-wide default of that cluster.
+const SOURCE_DYNAMIC_TOPIC_CONFIG: i8 = 1;
 
 /// A topic to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +39,9 @@ pub struct TopicConfigEntry {
     pub name: String,
     /// Value (`None` when the broker hides it or it is unset).
     pub value: Option<String>,
-    /// True when the value is the broker default rather than set on the topic or broker.
-    pub is_default: bool,
+    /// True when the value was set on the topic; false for the cluster's defaults (built in, or
+    /// set broker-wide in `server.properties` or dynamically), which another cluster has its own of.
+    pub set_on_topic: bool,
     /// True for secrets the broker will not reveal.
     pub is_sensitive: bool,
 }
@@ -95,7 +97,7 @@ impl KafkaClient {
         Ok(())
     }
 
-    /// The configs of `topic`, each marked default or not.
+    /// The configs of `topic`, each marked set on the topic or not.
     pub async fn describe_topic_configs(&self, topic: &str) -> Result<Vec<TopicConfigEntry>, KafkaError> {
         self.on("DescribeConfigs", Route::Any, |connection| async move {
             let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
@@ -121,7 +123,7 @@ impl KafkaClient {
                 .map(|c| TopicConfigEntry {
                     name: c.name.to_string(),
                     value: c.value.map(|v| v.to_string()),
-                    is_default: c.config_source == SOURCE_DEFAULT,
+                    set_on_topic: c.config_source == SOURCE_DYNAMIC_TOPIC_CONFIG,
                     is_sensitive: c.is_sensitive,
                 })
                 .collect())

@@ -6,10 +6,11 @@ use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartiti
 use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest,
-    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, TopicName,
+    ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
+    ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
 use super::client::{KafkaClient, Route};
 use super::metadata::BrokerInfo;
@@ -240,8 +241,22 @@ impl KafkaClient {
         Ok(groups)
     }
 
-    /// State and members of `group`.
+    /// State and members of `group`, classic (DescribeGroups) or KIP-848 consumer group
+    /// (ConsumerGroupDescribe: DescribeGroups answers GROUP_ID_NOT_FOUND for those). A group
+    /// neither knows is `Dead` with no members, as DescribeGroups reports an unknown classic group.
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription, KafkaError> {
+        match self.describe_classic_group(group).await {
+            Err(error) if error.response_error() == Some(ResponseError::GroupIdNotFound) => {
+                self.describe_consumer_group(group).await.map_err(|consumer_error| match consumer_error {
+                    KafkaError::UnsupportedApi { .. } => error,
+                    other => other,
+                })
+            }
+            described => described,
+        }
+    }
+
+    async fn describe_classic_group(&self, group: &str) -> Result<GroupDescription, KafkaError> {
         self.on("DescribeGroups", Route::Coordinator(group), |connection| async move {
             let response =
                 connection.send(&DescribeGroupsRequest::default().with_groups(vec![group_id(group)])).await?;
@@ -257,18 +272,52 @@ impl KafkaClient {
                     described.error_message.map(|m| m.to_string()),
                 ));
             }
+            let members = described.members.into_iter().map(|m| GroupMember {
+                member_id: m.member_id.to_string(),
+                client_id: m.client_id.to_string(),
+                client_host: m.client_host.to_string(),
+            });
             Ok(GroupDescription {
                 group_id: group.to_string(),
                 state: described.group_state.to_string(),
-                members: described
-                    .members
-                    .into_iter()
-                    .map(|m| GroupMember {
-                        member_id: m.member_id.to_string(),
-                        client_id: m.client_id.to_string(),
-                        client_host: m.client_host.to_string(),
-                    })
-                    .collect(),
+                members: members.collect(),
+            })
+        })
+        .await
+    }
+
+    async fn describe_consumer_group(&self, group: &str) -> Result<GroupDescription, KafkaError> {
+        self.on("ConsumerGroupDescribe", Route::Coordinator(group), |connection| async move {
+            let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![group_id(group)]);
+            let response = connection.send(&request).await?;
+            let described = response.groups.into_iter().next().ok_or_else(|| {
+                KafkaError::no_answer(
+                    "ConsumerGroupDescribe",
+                    connection.address(),
+                    format!("no result for group {group}"),
+                )
+            })?;
+            if described.error_code == ResponseError::GroupIdNotFound.code() {
+                return Ok(GroupDescription { group_id: group.to_string(), state: "Dead".into(), members: vec![] });
+            }
+            if described.error_code != 0 {
+                return Err(KafkaError::broker(
+                    "ConsumerGroupDescribe",
+                    group_context(group),
+                    connection.address(),
+                    described.error_code,
+                    described.error_message.map(|m| m.to_string()),
+                ));
+            }
+            let members = described.members.into_iter().map(|m| GroupMember {
+                member_id: m.member_id.to_string(),
+                client_id: m.client_id.to_string(),
+                client_host: m.client_host.to_string(),
+            });
+            Ok(GroupDescription {
+                group_id: group.to_string(),
+                state: described.group_state.to_string(),
+                members: members.collect(),
             })
         })
         .await

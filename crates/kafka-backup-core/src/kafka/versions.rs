@@ -55,6 +55,7 @@ client_apis! {
     OffsetCommitRequest => OffsetCommitResponse, OffsetCommit, 2..=9;
     ListGroupsRequest => ListGroupsResponse, ListGroups, 0..=5;
     DescribeGroupsRequest => DescribeGroupsResponse, DescribeGroups, 0..=5;
+    ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, ConsumerGroupDescribe, 0..=1;
     DeleteGroupsRequest => DeleteGroupsResponse, DeleteGroups, 0..=2;
     OffsetDeleteRequest => OffsetDeleteResponse, OffsetDelete, 0..=0;
     InitProducerIdRequest => InitProducerIdResponse, InitProducerId, 0..=5;

@@ -305,6 +305,40 @@ impl RecordBatch {
         RecordBatch { bytes: Bytes::from(bytes) }
     }
 
+    /// The batch without its records below `offset`, re-encoded with the same codec, timestamp
+    /// type, transactional bit, producer and leader epoch (the base sequence moves with the first
+    /// record kept); the batch itself when nothing is below `offset`, `None` when nothing is left.
+    /// A fetch from a log start that DeleteRecords moved into a batch returns the whole batch: the
+    /// records before the log start are deleted for every consumer and must not be backed up.
+    pub fn without_records_before(&self, offset: i64) -> Result<Option<RecordBatch>, RecordsError> {
+        if self.base_offset() >= offset {
+            return Ok(Some(self.clone()));
+        }
+        if self.last_offset() < offset {
+            return Ok(None);
+        }
+        let records = self.records()?;
+        let dropped = records.iter().take_while(|r| r.offset < offset).count();
+        if dropped == records.len() {
+            return Ok(None);
+        }
+        let base_sequence = match self.base_sequence() {
+            -1 => -1,
+            sequence => sequence.wrapping_add(i32::try_from(dropped).unwrap_or(i32::MAX)),
+        };
+        let options = BatchOptions {
+            compression: self.compression()?,
+            timestamp_type: self.timestamp_type(),
+            transactional: self.is_transactional(),
+            control: self.is_control(),
+            producer_id: self.producer_id(),
+            producer_epoch: self.producer_epoch(),
+            base_sequence,
+            partition_leader_epoch: self.partition_leader_epoch(),
+        };
+        RecordBatch::encode(&records[dropped..], &options).map(Some)
+    }
+
     /// Encodes `records` (non-empty, offsets strictly increasing) as one batch.
     pub fn encode(records: &[Record], options: &BatchOptions) -> Result<Self, RecordsError> {
         let (first, last) = match (records.first(), records.last()) {

@@ -259,3 +259,27 @@ fn a_batch_for_another_producer_keeps_its_records_and_gets_new_producer_fields()
         .unwrap()
         .has_contiguous_offsets());
 }
+
+#[test]
+fn records_below_an_offset_are_cut_from_a_batch_and_the_rest_keeps_its_fields() {
+    let records: Vec<Record> = (10..20).map(|o| record(o, 1_000 + o)).collect();
+    let options = BatchOptions {
+        producer_id: 77,
+        producer_epoch: 3,
+        base_sequence: 100,
+        transactional: true,
+        partition_leader_epoch: 5,
+        ..options(Compression::Zstd)
+    };
+    let batch = RecordBatch::encode(&records, &options).unwrap();
+    assert_eq!(batch.without_records_before(10).unwrap(), Some(batch.clone()), "nothing below: unchanged");
+    assert_eq!(batch.without_records_before(20).unwrap(), None, "everything below: nothing left");
+    let cut = batch.without_records_before(14).unwrap().expect("records 14..20 remain");
+    cut.verify_crc().unwrap();
+    assert_eq!(cut.records().unwrap(), records[4..].to_vec());
+    assert_eq!((cut.base_offset(), cut.last_offset(), cut.record_count()), (14, 19, 6));
+    assert_eq!((cut.producer_id(), cut.producer_epoch(), cut.base_sequence()), (77, 3, 104));
+    assert_eq!(cut.compression().unwrap(), Compression::Zstd);
+    assert!(cut.is_transactional());
+    assert_eq!(cut.partition_leader_epoch(), 5);
+}

@@ -16,6 +16,9 @@ Commands (JSON in, JSON out; bytes are hex strings, null stays null). Every requ
   delete-records {"bootstrap", "topic", "partition", "before"} moves the log start to `before`
   topic-configs {"bootstrap", "topic"} -> {"configs": {name: value}} of the non-default configs
   list-topics   {"bootstrap"} -> {"topics": [name]}
+  elect-preferred-leaders {"bootstrap", "topic", "partitions": [int]} -> {"elected": bool}: moves
+                each partition's leadership back to its preferred replica; false while a preferred
+                replica is not available yet (still catching up after a restart)
   describe-topic {"bootstrap", "topic"} -> {"partitions": [{"partition", "leader", "replicas"}]}
   first-as-groups {"bootstrap", "topic", "groups": [str], "timeout_s"} -> {"first": {group: RECORD}}
                 each group's consumer (subscribed, auto.offset.reset=error, so it must start at the
@@ -31,7 +34,7 @@ import json
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, ElectionType, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
 
 
@@ -220,6 +223,18 @@ def topic_configs(req):
                         if entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value}}
 
 
+def elect_preferred_leaders(req):
+    admin = AdminClient(config_of(req))
+    wanted = [TopicPartition(req["topic"], p) for p in req["partitions"]]
+    results = admin.elect_leaders(ElectionType.PREFERRED, wanted).result(60)
+    errors = {f"{tp.topic}-{tp.partition}": error for tp, error in results.items()
+              if error is not None and error.code() != KafkaError.ELECTION_NOT_NEEDED}
+    failed = {tp: str(e) for tp, e in errors.items() if e.code() != KafkaError.PREFERRED_LEADER_NOT_AVAILABLE}
+    if failed:
+        raise SystemExit(f"elect-preferred-leaders: {failed}")
+    return {"elected": not errors}
+
+
 def list_topics(req):
     return {"topics": sorted(AdminClient(config_of(req)).list_topics(timeout=30).topics)}
 
@@ -250,6 +265,7 @@ def committed(req):
 COMMANDS = {"create-topic": create_topic, "produce": produce, "produce-transactions": produce_transactions,
             "consume": consume, "first-as-groups": first_as_groups, "delete-records": delete_records,
             "topic-configs": topic_configs, "describe-topic": describe_topic, "list-topics": list_topics,
+            "elect-preferred-leaders": elect_preferred_leaders,
             "commit": commit, "committed": committed}
 INTERACTIVE = {"hold-group": hold_group}
 

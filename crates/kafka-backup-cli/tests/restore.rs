@@ -169,23 +169,6 @@ fn a_dry_run_prints_the_plan_and_writes_nothing() {
     assert!(!dir.path().join("store/plan/restores").exists(), "no restore state was written");
 }
 
-/// Files of restore state (started records and per-segment commits) written under `dir`'s store.
-fn restore_state_files(dir: &std::path::Path) -> usize {
-    let mut count = 0;
-    let mut stack = vec![dir.join("store")];
-    while let Some(folder) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(folder) else { continue };
-        for path in entries.map(|e| e.unwrap().path()) {
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.to_string_lossy().contains("/restores/") {
-                count += 1;
-            }
-        }
-    }
-    count
-}
-
 /// Restores a 3000-record backup, killing the restore at several points, then lets it finish;
 /// returns the source records, the target records and the last run's output.
 fn restore_with_kills(
@@ -424,4 +407,31 @@ fn repartitioned_records_land_where_the_java_partitioner_puts_their_keys() {
     assert_success(&again);
     assert!(text(&again.stdout).contains("Restored 0 records"), "{}", text(&again.stdout));
     assert_eq!(testkit::consume(&target, &users, &[0, 1, 2, 3, 4]), restored, "a second run wrote nothing");
+}
+
+#[test]
+fn topic_configs_set_on_the_source_topic_are_recreated_and_cluster_defaults_are_not_copied() {
+    let (source, target) = clusters();
+    let compacted = unique("compacted");
+    let configs = [("cleanup.policy", "compact"), ("retention.ms", "7200000"), ("max.message.bytes", "2000000")];
+    testkit::create_topic(&source, &compacted, 2, &configs);
+    testkit::produce_small(&source, &compacted, 0, 10);
+    let set_on_source = testkit::topic_configs(&source, &compacted);
+    let expected: std::collections::BTreeMap<String, String> =
+        configs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    assert_eq!(set_on_source, expected, "confluent-kafka sees the three configs set on the topic");
+
+    let dir = TempDir::new().unwrap();
+    back_up(&dir, &source, "configs", &compacted, "");
+    let described = describe_json(dir.path(), "configs");
+    let captured: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(described["topics"][0]["configs"].clone()).expect("configs in the manifest");
+    assert_eq!(captured, expected, "only what is set on the topic, not the source brokers' defaults");
+
+    let copy = unique("compacted-copy");
+    let settings = format!("  topic_mapping:\n    {compacted}: {copy}\n");
+    let output = restore(&write_restore_config(dir.path(), "configs", &target, "configs", &settings), &[]);
+    assert_success(&output);
+    assert_eq!(testkit::topic_configs(&target, &copy), expected, "recreated with the same configs, and no others");
+    assert_eq!(testkit::consume(&target, &copy, &[0, 1]).len(), 10);
 }

@@ -478,6 +478,16 @@ pub fn topics(bootstrap: &str) -> Vec<String> {
     serde_json::from_value(answer["topics"].clone()).expect("topics")
 }
 
+/// Moves the leadership of `partitions` of `topic` back to their preferred replicas; false while
+/// a preferred replica is not available yet (a restarted broker still catching up).
+pub fn elect_preferred_leaders(bootstrap: &str, topic: &str, partitions: &[i32]) -> bool {
+    let answer = refclient(
+        "elect-preferred-leaders",
+        serde_json::json!({"bootstrap": bootstrap, "topic": topic, "partitions": partitions}),
+    );
+    answer["elected"] == true
+}
+
 /// Each partition of `topic` with its leader and replicas: `(partition, leader, replicas)`.
 pub fn describe_topic(bootstrap: &str, topic: &str) -> Vec<(i32, i32, Vec<i32>)> {
     let answer = refclient("describe-topic", serde_json::json!({"bootstrap": bootstrap, "topic": topic}));

@@ -33,12 +33,19 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
+/// `host:port,host:port` as a YAML list.
+fn yaml_servers(bootstrap: &str) -> String {
+    let quoted: Vec<String> = bootstrap.split(',').map(|server| format!("\"{server}\"")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
 /// Writes a backup config into `dir` and returns its path.
 pub fn write_config(dir: &Path, bootstrap: &str, backup_id: &str, include: &str, backup: &str) -> PathBuf {
     let path = dir.join(format!("{backup_id}.yaml"));
     let yaml = format!(
-        "mode: backup\nbackup_id: {backup_id}\nsource:\n  bootstrap_servers: [\"{bootstrap}\"]\n  topics:\n    include: [\"{include}\"]\n\
+        "mode: backup\nbackup_id: {backup_id}\nsource:\n  bootstrap_servers: {}\n  topics:\n    include: [\"{include}\"]\n\
          storage:\n  backend: filesystem\n  path: {}\nbackup:\n{backup}",
+        yaml_servers(bootstrap),
         dir.join("store").display()
     );
     std::fs::write(&path, yaml).unwrap();
@@ -158,6 +165,23 @@ pub fn segment_files(dir: &Path, backup_id: &str, topic: &str, partition: i32) -
     files
 }
 
+/// Files of restore state (started records and per-segment commits) written under `dir`'s store.
+pub fn restore_state_files(dir: &std::path::Path) -> usize {
+    let mut count = 0;
+    let mut stack = vec![dir.join("store")];
+    while let Some(folder) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(folder) else { continue };
+        for path in entries.map(|e| e.unwrap().path()) {
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().contains("/restores/") {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
 /// Waits until `condition` holds; panics naming `what` after `timeout` (use [`HANG`]).
 pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -195,8 +219,9 @@ pub fn without_offsets(records: &[RefRecord]) -> Vec<RefRecord> {
 pub fn write_restore_config(dir: &Path, name: &str, bootstrap: &str, backup_id: &str, restore: &str) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));
     let yaml = format!(
-        "mode: restore\nbackup_id: {backup_id}\ntarget:\n  bootstrap_servers: [\"{bootstrap}\"]\n\
+        "mode: restore\nbackup_id: {backup_id}\ntarget:\n  bootstrap_servers: {}\n\
          storage:\n  backend: filesystem\n  path: {}\nrestore:\n{restore}",
+        yaml_servers(bootstrap),
         dir.join("store").display()
     );
     std::fs::write(&path, yaml).unwrap();

@@ -113,8 +113,9 @@ impl KafkaClient {
         cache.clone()
     }
 
-    /// Drops a topic from the cache so that the next routing of it asks the cluster again.
-    fn forget_topic(&self, topic: &str) {
+    /// Drops a topic from the cache so that the next routing of it asks the cluster again (after
+    /// an error that says its leaders moved).
+    pub fn forget_topic(&self, topic: &str) {
         let mut cache = self.metadata.write().expect("metadata lock");
         if cache.topics.contains_key(topic) {
             let mut pruned = (**cache).clone();

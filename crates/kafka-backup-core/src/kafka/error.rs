@@ -8,7 +8,7 @@ use kafka_protocol::ResponseError;
 use crate::retry::Retriable;
 
 /// Everything that can go wrong talking to a Kafka cluster.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum KafkaError {
     /// TCP connect failed or timed out.
     #[error("cannot connect to broker {broker}: {reason}")]

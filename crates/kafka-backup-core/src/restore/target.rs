@@ -1,10 +1,14 @@
 //! Writing one target partition: producing prepared batches with the run's idempotent producer
-//! (several in flight, in order, each acknowledgement checked against the expected offset), and,
-//! after an interruption, matching what the partition already holds against the batches to write.
+//! (several in flight, in order, each acknowledgement checked against the expected offset; after a
+//! retriable failure such as a leader moving or a broker dying, every unacknowledged batch is sent
+//! again in order with its own sequence number, which the broker deduplicates), and, after an
+//! interruption, matching what the partition already holds against the batches to write.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use kafka_protocol::ResponseError;
 
@@ -14,6 +18,7 @@ use super::RestoreError;
 use crate::kafka::{FetchOptions, IsolationLevel, KafkaClient, KafkaError, OffsetSpec, PendingProduce};
 use crate::offset_map::MappedBatch;
 use crate::records::{split_batches, Record};
+use crate::retry::Retriable;
 
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Batches sent ahead of acknowledgements: Kafka keeps the order of an idempotent producer's
@@ -39,9 +44,12 @@ pub(super) struct TargetPartition {
     pub sequence: i32,
 }
 
-/// A batch sent and not yet acknowledged.
+/// A batch sent and not yet acknowledged: its bytes (with this producer's id, epoch and
+/// sequence) are kept to be sent again as they are.
 struct InFlight<'a> {
-    ack: PendingProduce,
+    bytes: Bytes,
+    /// The answer to await, or why the batch could not be sent.
+    ack: Result<PendingProduce, KafkaError>,
     expected: i64,
     batch: &'a PreparedBatch,
 }
@@ -102,39 +110,87 @@ impl TargetPartition {
         for batch in batches {
             self.limiter.acquire(batch.batch.size() as u64, batch.records as u64).await;
             let bytes = batch.batch.for_producer(producer_id, producer_epoch, self.sequence).as_bytes().clone();
-            let ack = self
-                .client
-                .start_produce(&self.topic, self.partition, bytes, PRODUCE_TIMEOUT)
-                .await
-                .map_err(self.kafka("producing to"))?;
-            in_flight.push_back(InFlight { ack, expected: *next, batch });
+            let ack = self.client.start_produce(&self.topic, self.partition, bytes.clone(), PRODUCE_TIMEOUT).await;
+            if let Err(error) = &ack {
+                if !error.is_retriable() {
+                    return Err(self.kafka("producing to")(error.clone()));
+                }
+            }
+            in_flight.push_back(InFlight { bytes, ack, expected: *next, batch });
             *next += batch.records;
             self.sequence = next_sequence(self.sequence, batch.records);
             if in_flight.len() >= MAX_IN_FLIGHT {
-                let sent = in_flight.pop_front().expect("non-empty");
-                landed.push(self.acknowledged(sent, written).await?);
+                landed.push(self.acknowledged(&mut in_flight, written).await?);
             }
         }
-        while let Some(sent) = in_flight.pop_front() {
-            landed.push(self.acknowledged(sent, written).await?);
+        while !in_flight.is_empty() {
+            landed.push(self.acknowledged(&mut in_flight, written).await?);
         }
         Ok(landed)
     }
 
-    async fn acknowledged(&self, sent: InFlight<'_>, written: &mut Written) -> Result<MappedBatch, RestoreError> {
-        match sent.ack.ack().await {
-            Ok(ack) if ack.base_offset == sent.expected => {}
-            Ok(ack) => {
-                return Err(self.changed(format!(
-                    "a batch landed at offset {} where this restore expected {}: another producer is writing to \
-                     the target; restore into a topic nothing else writes to",
-                    ack.base_offset, sent.expected
-                )))
+    /// Waits for the oldest batch in flight to be acknowledged and removes it. A retriable failure
+    /// (a batch never sent counts as one) sends every batch in flight again, in order, after the
+    /// retry policy's backoff and with the leader looked up afresh, until the policy's deadline.
+    async fn acknowledged(
+        &self,
+        in_flight: &mut VecDeque<InFlight<'_>>,
+        written: &mut Written,
+    ) -> Result<MappedBatch, RestoreError> {
+        let retry = &self.client.config().retry;
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            let oldest = in_flight.front_mut().expect("a batch in flight");
+            // (The placeholder is never read: the batch is removed, or every ack is replaced below.)
+            let awaited = KafkaError::ConnectionLost { broker: self.name(), reason: "answer already awaited".into() };
+            let answer = match std::mem::replace(&mut oldest.ack, Err(awaited)) {
+                Ok(ack) => ack.ack().await,
+                Err(error) => Err(error),
+            };
+            let error = match answer {
+                Ok(ack) if ack.base_offset == oldest.expected => break,
+                Ok(ack) => {
+                    return Err(self.changed(format!(
+                        "a batch landed at offset {} where this restore expected {}: another producer is writing \
+                         to the target; restore into a topic nothing else writes to",
+                        ack.base_offset, oldest.expected
+                    )))
+                }
+                // A batch sent again that the broker had already appended (Tansu reports it this way).
+                Err(error) if error.response_error() == Some(ResponseError::DuplicateSequenceNumber) => break,
+                Err(error) => error,
+            };
+            attempts += 1;
+            let wait = retry.backoff(attempts - 1);
+            if !error.is_retriable() || started.elapsed() + wait > retry.deadline {
+                let error = if error.is_retriable() { error.gave_up(attempts, started.elapsed()) } else { error };
+                return Err(self.kafka("producing to")(error));
             }
-            // A retried request the broker had already appended (Tansu reports it this way).
-            Err(error) if error.response_error() == Some(ResponseError::DuplicateSequenceNumber) => {}
-            Err(error) => return Err(self.kafka("producing to")(error)),
+            tracing::warn!(partition = %self.name(), %error, attempt = attempts, "producing failed; sending the batches in flight again");
+            tokio::time::sleep(wait).await;
+            self.client.forget_topic(&self.topic);
+            // Answers to the earlier sends are no longer awaited; a batch that cannot be sent keeps
+            // its error, and the ones after it are not sent (they would arrive out of order).
+            let mut blocked: Option<KafkaError> = None;
+            for sent in in_flight.iter_mut() {
+                sent.ack = match &blocked {
+                    Some(error) => Err(error.clone()),
+                    None => {
+                        self.client
+                            .start_produce(&self.topic, self.partition, sent.bytes.clone(), PRODUCE_TIMEOUT)
+                            .await
+                    }
+                };
+                if let Err(error) = &sent.ack {
+                    if !error.is_retriable() {
+                        return Err(self.kafka("producing to")(error.clone()));
+                    }
+                    blocked.get_or_insert_with(|| error.clone());
+                }
+            }
         }
+        let sent = in_flight.pop_front().expect("a batch in flight");
         written.records += sent.batch.records;
         written.batches += 1;
         written.bytes += sent.batch.batch.size() as u64;

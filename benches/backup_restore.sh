@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Backup and restore throughput and memory, as ratios to a raw librdkafka consume (backup) and a
-# raw librdkafka produce (restore) of the same records in the same run (absolute numbers drift
+# Backup and restore throughput and memory on Apache Kafka, as ratios to a raw librdkafka consume
+# (backup) and a raw librdkafka produce (restore) of the same records in the same run (absolute numbers drift
 # +-40% on shared 2-core machines; the ratio is what counts).
 # Usage: benches/backup_restore.sh    (BENCH_MB=1024 by default; e.g. BENCH_MB=256 for a quick run)
 set -euo pipefail
@@ -15,13 +15,10 @@ python=.test-infra/bin/python
 scripts/install-test-infra.sh >/dev/null
 cargo build --release --locked -p kafka-backup-cli 2>&1 | tail -1
 
-port=$($python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-.test-infra/bin/tansu broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
-  --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 &
-tansu=$!
-trap 'kill $tansu 2>/dev/null; rm -rf "$work"' EXIT
-sleep 1
-bootstrap="127.0.0.1:$port"
+# A fresh single-node Apache Kafka cluster ("source", tools/clusters.py), stopped at the end.
+$python tools/clusters.py stop source
+bootstrap=$($python tools/clusters.py start source | $python -c 'import json, sys; print(json.load(sys.stdin)["bootstrap"])')
+trap '$python tools/clusters.py stop source; rm -rf "$work"' EXIT
 
 # timed NAME COMMAND...: runs COMMAND under /usr/bin/time -v, output in $work/NAME.{out,time};
 # sets $seconds (wall), $rss_mib (peak RSS) and $rate (MiB/s of the topic's bytes).

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -129,12 +128,7 @@ fn a_backup_killed_at_any_moment_resumes_with_every_record_exactly_once() {
     let mut kills = 0;
     for round in 0..6u64 {
         let committed_before = committed_segments(dir.path());
-        let mut child = binary()
-            .args(["backup", "--config", config.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn(&["backup", "--config", config.to_str().unwrap()], true);
         wait_for("a few more committed segments", HANG, || {
             child.try_wait().unwrap().is_some() || committed_segments(dir.path()) >= committed_before + 3
         });
@@ -169,12 +163,7 @@ fn continuous_mode_flushes_the_open_segment_on_sigterm_and_on_sigint() {
     let settings = "  continuous: true\n  segment_max_interval_ms: 600000\n  checkpoint_interval_secs: 1\n";
     let config = write_config(dir.path(), &source.bootstrap(), "tail", &live, settings);
     for (signal, produced) in [("-TERM", 10), ("-INT", 25)] {
-        let child = binary()
-            .args(["backup", "--config", config.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
         wait_for("every record to be read", HANG, || next_offset_read(&dir, "tail", &live) == produced);
         let before = backed_up_records_if_any(dir.path(), "tail", &live).len();
         assert!(before < produced as usize, "the segment was still open when the signal came ({before} committed)");
@@ -197,12 +186,7 @@ fn continuous_mode_rolls_segments_by_age_while_tailing() {
     let dir = TempDir::new().unwrap();
     let settings = "  continuous: true\n  segment_max_interval_ms: 500\n  checkpoint_interval_secs: 1\n";
     let config = write_config(dir.path(), &source.bootstrap(), "aged", &live, settings);
-    let child = binary()
-        .args(["backup", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
     wait_for("a segment rolled by age while tailing", HANG, || {
         backed_up_records_if_any(dir.path(), "aged", &live).len() == 10
     });
@@ -272,12 +256,7 @@ fn bad_input_fails_with_a_message_naming_the_problem() {
     let text_config =
         std::fs::read_to_string(&unreachable).unwrap().replace("topics:", "bootstrap_timeout_secs: 2\n  topics:");
     std::fs::write(&unreachable, text_config).unwrap();
-    let child = binary()
-        .args(["backup", "--config", unreachable.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn(&["backup", "--config", unreachable.to_str().unwrap()], false);
     let output = wait_with_deadline(child, HANG);
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains(&dead), "{}", text(&output.stderr));
@@ -387,12 +366,7 @@ fn committed_group_offsets_are_snapshotted_and_continuous_mode_keeps_their_histo
         .unwrap()
         .replace("storage:", "  groups:\n    include: [\"*\"]\n    exclude: [\"tmp-*\"]\nstorage:");
     std::fs::write(&config, with_groups).unwrap();
-    let child = binary()
-        .args(["backup", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let snapshots = || {
         let Ok(root) = BackupStore::existing_directory(&dir.path().join("store")) else { return Vec::new() };

@@ -6,7 +6,6 @@
 mod common;
 
 use std::io::Read;
-use std::process::Stdio;
 use std::sync::Mutex;
 
 use common::*;
@@ -92,12 +91,7 @@ fn a_continuous_backup_rides_through_a_leader_kill_restart_and_election() {
     let dir = TempDir::new().unwrap();
     let settings = "  continuous: true\n  segment_max_interval_ms: 500\n  checkpoint_interval_secs: 1\n";
     let config = write_config(dir.path(), &bootstrap, "ha", &topic, settings);
-    let child = binary()
-        .args(["backup", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
     let held = || backed_up_records_if_any(dir.path(), "ha", &topic).len();
     wait_for("the first records to be backed up", HANG, || held() == 3000);
 
@@ -137,12 +131,7 @@ fn a_restore_rides_through_a_leader_kill_restart_and_election() {
     testkit::create_topic(&cluster.bootstrap(), &topic, 3, &[]);
     let settings = "  rate_limit_bytes_per_sec: 100000\n";
     let config = write_restore_config(dir.path(), "ha", &cluster.bootstrap(), "ha", settings);
-    let mut child = binary()
-        .args(["restore", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&["restore", "--config", config.to_str().unwrap()], false);
     // Progress is read from the restore's own commits: a consumer would wait out the leaderless
     // seconds after the kill.
     let commits = || restore_state_files(dir.path());

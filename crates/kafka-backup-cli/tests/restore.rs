@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Instant;
 
 use common::*;
@@ -201,12 +200,7 @@ fn restore_with_kills(
     let mut kills = 0;
     for round in 0..5u64 {
         let before = restore_state_files(dir.path());
-        let mut child = binary()
-            .args(["restore", "--config", config.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn(&["restore", "--config", config.to_str().unwrap()], true);
         wait_for("a restored segment's commit", HANG, || {
             child.try_wait().unwrap().is_some() || restore_state_files(dir.path()) > before + 1
         });
@@ -434,4 +428,117 @@ fn topic_configs_set_on_the_source_topic_are_recreated_and_cluster_defaults_are_
     assert_success(&output);
     assert_eq!(testkit::topic_configs(&target, &copy), expected, "recreated with the same configs, and no others");
     assert_eq!(testkit::consume(&target, &copy, &[0, 1]).len(), 10);
+}
+
+/// A restore of a 2000-record backup killed after its first segment commit: returns the store,
+/// the source and restored topic names, the config and what the target held after the kill.
+fn interrupted_restore() -> (TempDir, String, std::path::PathBuf, Vec<RefRecord>) {
+    let (source, target) = clusters();
+    let topic = unique("interrupted");
+    testkit::create_topic(&source, &topic, 1, &[]);
+    let records: Vec<RefRecord> = (0..2000)
+        .map(|i| RefRecord {
+            partition: Some(0),
+            value: Some(format!("{i:06}{}", "-".repeat(400)).into_bytes()),
+            ..RefRecord::default()
+        })
+        .collect();
+    testkit::produce(&source, &topic, &records, &[("batch.num.messages", "50"), ("linger.ms", "5")]);
+    let dir = TempDir::new().unwrap();
+    back_up(&dir, &source, "cut", &topic, "  segment_max_bytes: 16384\n");
+    let config = write_restore_config(dir.path(), "cut", &target, "cut", "  rate_limit_bytes_per_sec: 200000\n");
+    let mut child = spawn(&["restore", "--config", config.to_str().unwrap()], true);
+    wait_for("the first restored segment's commit", HANG, || restore_state_files(dir.path()) > 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = testkit::consume(&target, &topic, &[0]);
+    assert!(!partial.is_empty() && partial.len() < records.len(), "the killed run wrote {} records", partial.len());
+    (dir, topic, config, partial)
+}
+
+#[test]
+fn a_resumed_restore_refuses_changed_settings_and_a_target_another_producer_wrote_to() {
+    let target = clusters().1;
+    let (dir, topic, config, partial) = interrupted_restore();
+
+    // The same restore with another time window is another restore: refused, nothing written.
+    let changed = write_restore_config(dir.path(), "changed", &target, "cut", "  time_window_start: 1\n");
+    let output = restore(&changed, &[]);
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("an earlier restore"), "{}", text(&output.stderr));
+    assert_eq!(testkit::consume(&target, &topic, &[0]), partial, "nothing was written");
+
+    // Another producer appends to the target: the resumed restore finds its tail changed.
+    let foreign =
+        RefRecord { partition: Some(0), value: Some(b"not from the backup".to_vec()), ..RefRecord::default() };
+    testkit::produce(&target, &topic, &[foreign], &[]);
+    let output = restore(&config, &[]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(&format!("target {topic}-0")) && stderr.contains("another producer"), "{stderr}");
+    assert_eq!(testkit::consume(&target, &topic, &[0]).len(), partial.len() + 1, "nothing more was written");
+}
+
+#[test]
+fn a_corrupt_segment_stops_the_restore_naming_it() {
+    let (source, target) = clusters();
+    let topic = unique("corrupt");
+    testkit::create_topic(&source, &topic, 1, &[]);
+    testkit::produce_small(&source, &topic, 0, 50);
+    let dir = TempDir::new().unwrap();
+    back_up(&dir, &source, "bad", &topic, "  compression: none\n");
+    let segment = segment_files(dir.path(), "bad", &topic, 0).remove(0);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let last = bytes.len() - 20;
+    bytes[last] ^= 0x40;
+    std::fs::write(&segment, bytes).unwrap();
+
+    let output = restore(&write_restore_config(dir.path(), "bad", &target, "bad", ""), &[]);
+    assert!(!output.status.success(), "a corrupt segment is an error");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("topics/{topic}/partition=0/segment-")) && stderr.contains("corrupt"),
+        "the error names the segment: {stderr}"
+    );
+    assert!(
+        !testkit::topics(&target).contains(&topic) || testkit::consume(&target, &topic, &[0]).is_empty(),
+        "no record of the corrupt segment was restored"
+    );
+}
+
+#[test]
+fn produce_compression_recompresses_what_is_restored_and_keeps_every_record() {
+    let (source, target) = clusters();
+    let topic = unique("recompressed");
+    testkit::create_topic(&source, &topic, 1, &[]);
+    testkit::produce(
+        &source,
+        &topic,
+        &testkit::fidelity_records(0)[..12]
+            .iter()
+            .map(|r| RefRecord { timestamp: None, ..r.clone() })
+            .collect::<Vec<_>>(),
+        &[("compression.type", "lz4")],
+    );
+    let original = testkit::consume(&source, &topic, &[0]);
+    let dir = TempDir::new().unwrap();
+    back_up(&dir, &source, "gz", &topic, "");
+    let copy = unique("recompressed-copy");
+    let settings = format!("  topic_mapping:\n    {topic}: {copy}\n  produce_compression: gzip\n");
+    assert_success(&restore(&write_restore_config(dir.path(), "gz", &target, "gz", &settings), &[]));
+    assert_eq!(testkit::consume(&target, &copy, &[0]), original, "every record, same offsets");
+
+    // The codec is a batch attribute no consumer shows: read the raw batches back.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let codecs = runtime.block_on(async {
+        use kafka_backup_core::kafka::{ClientConfig, FetchOptions, KafkaClient};
+        let client = KafkaClient::connect(ClientConfig::new(vec![target.clone()])).await.unwrap();
+        let fetched = client.fetch(&copy, 0, 0, &FetchOptions::default()).await.unwrap();
+        let batches = kafka_backup_core::records::split_batches(fetched.records).unwrap().batches;
+        batches.iter().map(|b| b.compression().unwrap()).collect::<Vec<_>>()
+    });
+    assert!(
+        !codecs.is_empty() && codecs.iter().all(|c| *c == kafka_backup_core::records::Compression::Gzip),
+        "{codecs:?}"
+    );
 }

@@ -3,7 +3,10 @@
 
 use std::fmt::Display;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock, so that tests can run the policy on a paused clock.
+use tokio::time::Instant;
 
 /// Exponential backoff with jitter, bounded by a total deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,11 +151,13 @@ mod tests {
         assert_eq!((result, calls.get()), (Err(TestError::Fatal), 1));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_deadline_ends_retrying_with_the_attempt_count() {
         let started = Instant::now();
-        let result: Result<(), _> = fast_policy(50).run("test", || async { Err(TestError::Transient) }).await;
-        assert!(matches!(result, Err(TestError::GaveUp(n)) if n > 3));
-        assert!(started.elapsed() < Duration::from_secs(2));
+        let result: Result<(), _> = RetryPolicy::default().run("test", || async { Err(TestError::Transient) }).await;
+        // 60 s of waits, 0.5-1 s each once the backoff has grown: dozens of attempts, and no
+        // retry starts past the deadline.
+        assert!(matches!(result, Err(TestError::GaveUp(n)) if n > 40), "{result:?}");
+        assert!(started.elapsed() <= RetryPolicy::default().deadline, "{:?}", started.elapsed());
     }
 }

@@ -1,4 +1,6 @@
-//! Every example in `config/` parses, and every key it sets takes effect (none is ignored).
+//! Every example in `config/` parses, and every key it sets reaches the resolved settings with its
+//! value (none is dropped on the way). What each setting then does is shown by the end-to-end
+//! tests of the CLI crate.
 
 use std::time::Duration;
 

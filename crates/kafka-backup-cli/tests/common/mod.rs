@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a wait may last before the test calls it a hang: generous, so that only a hang (never
@@ -18,6 +18,12 @@ use kafka_backup_testkit::RefRecord;
 
 pub fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+}
+
+/// Starts `kafka-backup` with `args`, its output piped (or discarded with `quiet`).
+pub fn spawn(args: &[&str], quiet: bool) -> Child {
+    let output = || if quiet { Stdio::null() } else { Stdio::piped() };
+    binary().args(args).stdout(output()).stderr(output()).spawn().expect("start kafka-backup")
 }
 
 pub fn run(args: &[&str]) -> Output {
@@ -134,8 +140,8 @@ pub fn validate(dir: &Path, backup_id: &str, deep: bool) -> Output {
     run(&args)
 }
 
-/// Commit records (segment metadata objects) written so far under `dir`'s store.
-pub fn committed_segments(dir: &Path) -> usize {
+/// Files under `dir`'s store whose path satisfies `wanted`.
+fn count_store_files(dir: &Path, wanted: impl Fn(&Path) -> bool) -> usize {
     let mut count = 0;
     let mut stack = vec![dir.join("store")];
     while let Some(folder) = stack.pop() {
@@ -143,14 +149,19 @@ pub fn committed_segments(dir: &Path) -> usize {
         for path in entries.map(|e| e.unwrap().path()) {
             if path.is_dir() {
                 stack.push(path);
-            } else if path.file_name().unwrap().to_string_lossy().starts_with("segment-")
-                && path.extension().unwrap() == "json"
-            {
+            } else if wanted(&path) {
                 count += 1;
             }
         }
     }
     count
+}
+
+/// Commit records (segment metadata objects) written so far under `dir`'s store.
+pub fn committed_segments(dir: &Path) -> usize {
+    count_store_files(dir, |path| {
+        path.file_name().unwrap().to_string_lossy().starts_with("segment-") && path.extension().unwrap() == "json"
+    })
 }
 
 /// The segment object files of `topic`-`partition` in backup `backup_id`.
@@ -166,20 +177,8 @@ pub fn segment_files(dir: &Path, backup_id: &str, topic: &str, partition: i32) -
 }
 
 /// Files of restore state (started records and per-segment commits) written under `dir`'s store.
-pub fn restore_state_files(dir: &std::path::Path) -> usize {
-    let mut count = 0;
-    let mut stack = vec![dir.join("store")];
-    while let Some(folder) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(folder) else { continue };
-        for path in entries.map(|e| e.unwrap().path()) {
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.to_string_lossy().contains("/restores/") {
-                count += 1;
-            }
-        }
-    }
-    count
+pub fn restore_state_files(dir: &Path) -> usize {
+    count_store_files(dir, |path| path.to_string_lossy().contains("/restores/"))
 }
 
 /// Waits until `condition` holds; panics naming `what` after `timeout` (use [`HANG`]).

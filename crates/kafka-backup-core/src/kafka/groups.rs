@@ -67,6 +67,35 @@ pub struct GroupMember {
     pub client_host: String,
 }
 
+/// The error part of a group description answer (DescribeGroups and ConsumerGroupDescribe alike).
+struct GroupAnswer {
+    code: i16,
+    message: Option<StrBytes>,
+}
+
+impl GroupAnswer {
+    /// The description, or the broker's error for `api`.
+    fn into_description(
+        self,
+        api: &'static str,
+        group: &str,
+        address: &str,
+        state: StrBytes,
+        members: impl Iterator<Item = (StrBytes, StrBytes, StrBytes)>,
+    ) -> Result<GroupDescription, KafkaError> {
+        if self.code != 0 {
+            let message = self.message.map(|m| m.to_string());
+            return Err(KafkaError::broker(api, group_context(group), address, self.code, message));
+        }
+        let members = members.map(|(member_id, client_id, client_host)| GroupMember {
+            member_id: member_id.to_string(),
+            client_id: client_id.to_string(),
+            client_host: client_host.to_string(),
+        });
+        Ok(GroupDescription { group_id: group.to_string(), state: state.to_string(), members: members.collect() })
+    }
+}
+
 fn group_context(group: &str) -> String {
     format!(" for group {group}")
 }
@@ -263,25 +292,9 @@ impl KafkaClient {
             let described = response.groups.into_iter().next().ok_or_else(|| {
                 KafkaError::no_answer("DescribeGroups", connection.address(), format!("no result for group {group}"))
             })?;
-            if described.error_code != 0 {
-                return Err(KafkaError::broker(
-                    "DescribeGroups",
-                    group_context(group),
-                    connection.address(),
-                    described.error_code,
-                    described.error_message.map(|m| m.to_string()),
-                ));
-            }
-            let members = described.members.into_iter().map(|m| GroupMember {
-                member_id: m.member_id.to_string(),
-                client_id: m.client_id.to_string(),
-                client_host: m.client_host.to_string(),
-            });
-            Ok(GroupDescription {
-                group_id: group.to_string(),
-                state: described.group_state.to_string(),
-                members: members.collect(),
-            })
+            let answer = GroupAnswer { code: described.error_code, message: described.error_message };
+            let members = described.members.into_iter().map(|m| (m.member_id, m.client_id, m.client_host));
+            answer.into_description("DescribeGroups", group, connection.address(), described.group_state, members)
         })
         .await
     }
@@ -300,25 +313,15 @@ impl KafkaClient {
             if described.error_code == ResponseError::GroupIdNotFound.code() {
                 return Ok(GroupDescription { group_id: group.to_string(), state: "Dead".into(), members: vec![] });
             }
-            if described.error_code != 0 {
-                return Err(KafkaError::broker(
-                    "ConsumerGroupDescribe",
-                    group_context(group),
-                    connection.address(),
-                    described.error_code,
-                    described.error_message.map(|m| m.to_string()),
-                ));
-            }
-            let members = described.members.into_iter().map(|m| GroupMember {
-                member_id: m.member_id.to_string(),
-                client_id: m.client_id.to_string(),
-                client_host: m.client_host.to_string(),
-            });
-            Ok(GroupDescription {
-                group_id: group.to_string(),
-                state: described.group_state.to_string(),
-                members: members.collect(),
-            })
+            let answer = GroupAnswer { code: described.error_code, message: described.error_message };
+            let members = described.members.into_iter().map(|m| (m.member_id, m.client_id, m.client_host));
+            answer.into_description(
+                "ConsumerGroupDescribe",
+                group,
+                connection.address(),
+                described.group_state,
+                members,
+            )
         })
         .await
     }

@@ -271,17 +271,18 @@ impl KafkaClient {
     }
 
     /// State and members of `group`, classic (DescribeGroups) or KIP-848 consumer group
-    /// (ConsumerGroupDescribe: DescribeGroups answers GROUP_ID_NOT_FOUND for those). A group
-    /// neither knows is `Dead` with no members, as DescribeGroups reports an unknown classic group.
+    /// (ConsumerGroupDescribe). DescribeGroups does not see consumer groups: up to v5 it reports
+    /// them `Dead`, from v6 GROUP_ID_NOT_FOUND, so either answer is checked with
+    /// ConsumerGroupDescribe where the broker has it. A group neither knows is `Dead`, no members.
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription, KafkaError> {
-        match self.describe_classic_group(group).await {
-            Err(error) if error.response_error() == Some(ResponseError::GroupIdNotFound) => {
-                self.describe_consumer_group(group).await.map_err(|consumer_error| match consumer_error {
-                    KafkaError::UnsupportedApi { .. } => error,
-                    other => other,
-                })
-            }
-            described => described,
+        let classic = match self.describe_classic_group(group).await {
+            Ok(described) if described.state != "Dead" => return Ok(described),
+            Err(error) if error.response_error() != Some(ResponseError::GroupIdNotFound) => return Err(error),
+            other => other,
+        };
+        match self.describe_consumer_group(group).await {
+            Err(KafkaError::UnsupportedApi { .. }) => classic,
+            consumer => consumer,
         }
     }
 

@@ -318,6 +318,25 @@ fn every_translating_strategy_executes_end_to_end_and_commits_what_it_planned() 
 }
 
 #[test]
+fn a_timestamp_based_plan_over_a_corrupt_segment_fails_naming_it() {
+    let Restored { dir, topic, ledger, .. } = restored_with_two_groups();
+    let source_topic = topic.trim_end_matches("-dr").to_string();
+    let segment = segment_files(dir.path(), "daily", &source_topic, 0).remove(0);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let last = bytes.len() - 20;
+    bytes[last] ^= 0x40;
+    std::fs::write(&segment, bytes).unwrap();
+    let t = clusters().1;
+    let planned = plan(&dir, &["--groups", &ledger, "--strategy", "timestamp-based", "--bootstrap-servers", &t]);
+    assert!(!planned.status.success(), "the committed record's timestamp cannot be read from a corrupt segment");
+    let stderr = text(&planned.stderr);
+    assert!(
+        stderr.contains(&format!("topics/{source_topic}/partition=0/segment-")) && stderr.contains("corrupt"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_kip_848_consumer_group_with_a_member_is_refused() {
     let Restored { dir, topic, ledger, audit } = restored_with_two_groups();
     let t = clusters().1;

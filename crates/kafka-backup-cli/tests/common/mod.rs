@@ -170,7 +170,8 @@ pub fn segment_files(dir: &Path, backup_id: &str, topic: &str, partition: i32) -
     let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "bin"))
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("segment-"))
+        .filter(|p| p.extension().is_some_and(|e| e != "json"))
         .collect();
     files.sort();
     files

@@ -26,7 +26,7 @@ ACLs are enforced (StandardAuthorizer) only where one exists: no ACL on a resour
 The triple cluster has PLAINTEXT listeners only.
 
 The JSON line for a cluster: {"name", "cluster_id", "bootstrap" (PLAINTEXT of every node),
-"nodes": [{"id", "pid", "listeners": {NAME: "127.0.0.1:PORT"}}], "tls_dir"}.
+"nodes": [{"id", "pid", "listeners": {NAME: "127.0.0.1:PORT"}, "log"}], "tls_dir"}.
 """
 import base64
 import fcntl
@@ -247,7 +247,8 @@ def wait_ready(cluster):
 
 
 def public(cluster):
-    nodes = [{"id": n["id"], "pid": n["pid"], "listeners": n["listeners"]} for n in cluster["nodes"]]
+    nodes = [{"id": n["id"], "pid": n["pid"], "listeners": n["listeners"],
+              "log": os.path.join(n["dir"], "kafka.log")} for n in cluster["nodes"]]
     bootstrap = ",".join(n["listeners"]["PLAINTEXT"] for n in cluster["nodes"])
     return {"name": cluster["name"], "cluster_id": cluster["cluster_id"], "bootstrap": bootstrap,
             "nodes": nodes, "tls_dir": cluster["tls_dir"]}

@@ -52,11 +52,34 @@ pub type Listeners = BTreeMap<String, String>;
 struct ClusterNode {
     id: i32,
     listeners: Listeners,
+    log: PathBuf,
+}
+
+/// Broker logs of the clusters this test binary uses, printed (their last lines) when a test fails.
+static BROKER_LOGS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Installs, once, a panic hook that prints the tail of every broker log after the usual message.
+fn print_broker_logs_on_failure(logs: impl Iterator<Item = PathBuf>) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    BROKER_LOGS.lock().unwrap_or_else(|p| p.into_inner()).extend(logs);
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            for log in BROKER_LOGS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                eprintln!("--- last lines of {}:", log.display());
+                tail.iter().rev().for_each(|line| eprintln!("{line}"));
+            }
+        }));
+    });
 }
 
 /// A local Apache Kafka cluster (KRaft) started by `tools/clusters.py`: once per test binary and
 /// shared by its tests (the JVM takes seconds to start), left running for the next run, which
-/// reuses it. Stopped by `scripts/test.sh` at the end or `scripts/brokers.sh stop`.
+/// reuses it. Stopped by `scripts/test.sh` at the end or `scripts/brokers.sh stop`. A failing test
+/// prints the last lines of each node's log.
 #[derive(Debug, Deserialize)]
 pub struct KafkaCluster {
     name: String,
@@ -87,7 +110,10 @@ impl KafkaCluster {
 
     fn start(name: &str) -> KafkaCluster {
         let output = clusters_py(&["start", name]);
-        serde_json::from_slice(&output).unwrap_or_else(|e| panic!("clusters.py start {name} answered: {e}"))
+        let cluster: KafkaCluster =
+            serde_json::from_slice(&output).unwrap_or_else(|e| panic!("clusters.py start {name} answered: {e}"));
+        print_broker_logs_on_failure(cluster.nodes.iter().map(|n| n.log.clone()));
+        cluster
     }
 
     /// The PLAINTEXT listeners of every node, comma-separated.

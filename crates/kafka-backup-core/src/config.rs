@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::kafka::{ClientConfig, SecurityProtocol};
+use crate::kafka::{ClientConfig, SecurityProtocol, TlsSettings, NO_HOSTNAME_VERIFICATION};
 use crate::offset_reset::{GroupSelection, GroupStrategy};
 use crate::records::Compression;
 use crate::topics::TopicSelector;
@@ -99,6 +99,11 @@ struct RawEndpoint {
     topics: Option<RawTopics>,
     groups: Option<RawTopics>,
     security_protocol: Option<String>,
+    ssl_ca_location: Option<PathBuf>,
+    ssl_certificate_location: Option<PathBuf>,
+    ssl_key_location: Option<PathBuf>,
+    ssl_key_password: Option<String>,
+    ssl_endpoint_identification_algorithm: Option<String>,
     sasl_mechanism: Option<String>,
     sasl_username: Option<String>,
     sasl_password: Option<String>,
@@ -504,11 +509,33 @@ fn client_config(source: &RawEndpoint, role: &str) -> Result<ClientConfig, Confi
     ] {
         if value.is_some() {
             return Err(invalid(
-                &format!("source.{key}"),
+                &format!("{role}.{key}"),
                 "SASL authentication is not supported yet; remove the SASL settings",
             ));
         }
     }
+    if source.ssl_key_password.is_some() {
+        return Err(invalid(
+            &format!("{role}.ssl_key_password"),
+            "encrypted private keys are not supported yet: decrypt the key (openssl pkcs8 -in KEY -out KEY.pem), \
+             keep it readable only by this user, and remove ssl_key_password",
+        ));
+    }
+    config.tls = TlsSettings {
+        ca_location: source.ssl_ca_location.clone(),
+        certificate_location: source.ssl_certificate_location.clone(),
+        key_location: source.ssl_key_location.clone(),
+        verify_hostname: match source.ssl_endpoint_identification_algorithm.as_deref() {
+            None | Some("https") => true,
+            Some(NO_HOSTNAME_VERIFICATION) => false,
+            Some(other) => {
+                return Err(invalid(
+                    &format!("{role}.ssl_endpoint_identification_algorithm"),
+                    format!("{other:?}: use https (the default: verify broker host names) or none"),
+                ))
+            }
+        },
+    };
     if let Some(client_id) = &source.client_id {
         config.client_id = client_id.clone();
     }
@@ -677,11 +704,38 @@ storage:
     }
 
     #[test]
+    fn tls_settings_are_parsed_into_the_client_config() {
+        // Real PEM files (the test CA of scripts/install-test-infra.sh): parsing checks them.
+        let tls = kafka_backup_testkit::repo_root().join(".test-infra/tls");
+        let text = MINIMAL.replace(
+            "  topics:",
+            &format!(
+                "  security_protocol: SSL\n  ssl_ca_location: {0}/ca.pem\n  ssl_certificate_location: \
+                 {0}/client.pem\n  ssl_key_location: {0}/client.key\n  ssl_endpoint_identification_algorithm: none\n  \
+                 topics:",
+                tls.display()
+            ),
+        );
+        let source = parse(&text).unwrap().source;
+        assert_eq!(source.security_protocol, SecurityProtocol::Ssl);
+        let expected = TlsSettings {
+            ca_location: Some(tls.join("ca.pem")),
+            certificate_location: Some(tls.join("client.pem")),
+            key_location: Some(tls.join("client.key")),
+            verify_hostname: false,
+        };
+        assert_eq!(source.tls, expected);
+    }
+
+    #[test]
     fn unsupported_features_are_refused_not_ignored() {
         let text = MINIMAL.replace("  topics:", "  sasl_mechanism: PLAIN\n  topics:");
         assert!(error_of(&text).contains("source.sasl_mechanism"));
-        let text = MINIMAL.replace("  topics:", "  security_protocol: SSL\n  topics:");
-        assert!(error_of(&text).contains("not supported yet"));
+        let text = MINIMAL.replace("  topics:", "  ssl_key_password: secret\n  topics:");
+        let error = error_of(&text);
+        assert!(error.contains("source.ssl_key_password") && !error.contains("secret"), "{error}");
+        let text = MINIMAL.replace("  topics:", "  ssl_endpoint_identification_algorithm: maybe\n  topics:");
+        assert!(error_of(&text).contains("source.ssl_endpoint_identification_algorithm"));
         let text = MINIMAL.replace("backend: filesystem\n  path: /var/backups", "backend: s3\n  bucket: b");
         assert!(error_of(&text).contains("storage.backend") && error_of(&text).contains("s3"));
         let text = MINIMAL.replace("mode: backup", "mode: restore");
@@ -702,6 +756,13 @@ storage:
 
     fn restore_error(extra: &str) -> String {
         RestoreConfig::from_yaml(&format!("{RESTORE}{extra}"), |_| None).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_refused_target_key_is_named_under_target() {
+        let text = RESTORE.replace("  bootstrap_servers", "  sasl_mechanism: PLAIN\n  bootstrap_servers");
+        let error = RestoreConfig::from_yaml(&text, |_| None).unwrap_err().to_string();
+        assert!(error.contains("target.sasl_mechanism"), "{error}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::config::ClientConfig;
 use super::connection::BrokerConnection;
 use super::metadata::{BrokerInfo, ClusterMetadata};
 use super::KafkaError;
+use crate::retry::Retriable;
 
 /// Which broker a request must go to.
 #[derive(Debug, Clone, Copy)]
@@ -50,36 +51,49 @@ impl KafkaClient {
         Ok(client)
     }
 
+    /// Tries the bootstrap servers in turn until one answers. A round in which every server failed
+    /// in a way a retry cannot mend (a TLS refusal, an unsupported API) ends at once with the first
+    /// such error: no retry storm against a broker that says no.
     async fn bootstrap(&self) -> Result<(), KafkaError> {
         let started = Instant::now();
         let mut last_error = String::from("no attempt finished");
         let attempt_all = async {
             let mut round = 0;
             loop {
+                let mut lasting: Option<KafkaError> = None;
+                let mut all_lasting = true;
                 for server in &self.config.bootstrap_servers {
                     match self.fetch_metadata_from(server, Some(&[])).await {
                         Ok(metadata) => {
                             self.store_metadata(metadata, false);
-                            return;
+                            return Ok(());
                         }
                         Err(error) => {
                             tracing::debug!(%server, %error, "bootstrap server did not answer");
                             last_error = format!("{server}: {error}");
+                            if error.is_retriable() {
+                                all_lasting = false;
+                            } else {
+                                lasting.get_or_insert(error);
+                            }
                         }
                     }
+                }
+                if let (true, Some(error)) = (all_lasting, lasting) {
+                    return Err(error);
                 }
                 tokio::time::sleep(self.config.retry.backoff(round)).await;
                 round += 1;
             }
         };
-        if tokio::time::timeout(self.config.bootstrap_timeout, attempt_all).await.is_err() {
-            return Err(KafkaError::BootstrapFailed {
+        match tokio::time::timeout(self.config.bootstrap_timeout, attempt_all).await {
+            Ok(answered) => answered,
+            Err(_) => Err(KafkaError::BootstrapFailed {
                 servers: self.config.bootstrap_servers.join(", "),
                 elapsed: started.elapsed(),
                 last_error,
-            });
+            }),
         }
-        Ok(())
     }
 
     /// The client's settings.

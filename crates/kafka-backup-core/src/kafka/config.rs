@@ -1,14 +1,15 @@
-//! Settings of the Kafka client: bootstrap servers, security protocol, timeouts, retry policy.
-//! Parsed values only; the YAML front end (later) maps its keys onto this struct.
+//! Settings of the Kafka client: bootstrap servers, security protocol and TLS, timeouts, retry
+//! policy. Parsed values only; the YAML front end (`config.rs`) maps its keys onto this struct.
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::transport::TlsSettings;
 use super::KafkaError;
 use crate::retry::RetryPolicy;
 
-/// How to talk to the brokers. Only PLAINTEXT is implemented; the others are recognised so that
-/// asking for them is a clear error instead of a silent plaintext connection.
+/// How to talk to the brokers. PLAINTEXT and SSL are implemented; the SASL ones are recognised
+/// so that asking for them is a clear error instead of a silent unauthenticated connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SecurityProtocol {
     /// Unencrypted, unauthenticated TCP.
@@ -45,8 +46,10 @@ pub struct ClientConfig {
     pub bootstrap_servers: Vec<String>,
     /// Sent in every request header; shows up in broker logs and quotas.
     pub client_id: String,
-    /// Transport security. Only [`SecurityProtocol::Plaintext`] works for now.
+    /// Transport security: PLAINTEXT or SSL (the SASL protocols are refused for now).
     pub security_protocol: SecurityProtocol,
+    /// TLS settings, used with SSL.
+    pub tls: TlsSettings,
     /// SASL mechanism, if one was configured (rejected for now, never ignored).
     pub sasl_mechanism: Option<String>,
     /// Limit on one TCP connect.
@@ -68,6 +71,7 @@ impl ClientConfig {
             bootstrap_servers,
             client_id: "kafka-backup".to_string(),
             security_protocol: SecurityProtocol::Plaintext,
+            tls: TlsSettings::default(),
             sasl_mechanism: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
@@ -81,11 +85,30 @@ impl ClientConfig {
 
     /// Checks the settings before any connection is made.
     pub fn validate(&self) -> Result<(), KafkaError> {
-        if self.security_protocol != SecurityProtocol::Plaintext {
-            return Err(KafkaError::NotSupported {
-                feature: format!("security protocol {:?}", self.security_protocol),
-                hint: "only PLAINTEXT connections are implemented; TLS and SASL are planned".into(),
-            });
+        match self.security_protocol {
+            SecurityProtocol::Plaintext if self.tls.is_set() => {
+                return Err(KafkaError::Config(
+                    "TLS settings are given but security_protocol is PLAINTEXT: set security_protocol to SSL, or \
+                     remove the ssl_* settings"
+                        .into(),
+                ))
+            }
+            SecurityProtocol::Plaintext => {}
+            SecurityProtocol::Ssl => {
+                self.tls.connector()?;
+                if !self.tls.verify_hostname {
+                    tracing::warn!(
+                        "ssl_endpoint_identification_algorithm is none: broker certificates are checked, their host \
+                         names are NOT; anyone holding a certificate from the trusted CAs can pose as a broker"
+                    );
+                }
+            }
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
+                return Err(KafkaError::NotSupported {
+                    feature: format!("security protocol {:?}", self.security_protocol),
+                    hint: "SASL authentication is not implemented yet; PLAINTEXT and SSL (with mTLS) are".into(),
+                })
+            }
         }
         if let Some(mechanism) = &self.sasl_mechanism {
             return Err(KafkaError::NotSupported {

@@ -1,6 +1,7 @@
-//! One TCP connection to one broker: size-prefixed framing, correlation ids, pipelined requests
-//! (many in flight, answered in any order), a per-request timeout, and the ApiVersions handshake.
-//! It knows nothing of topics or routing; the client above decides where requests go.
+//! One connection to one broker over the transport's stream (TCP or TLS): size-prefixed framing,
+//! correlation ids, pipelined requests (many in flight, answered in any order), a per-request
+//! timeout, and the ApiVersions handshake. It knows nothing of topics or routing; the client above
+//! decides where requests go.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -12,12 +13,11 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::config::{parse_host_port, ClientConfig};
+use super::config::ClientConfig;
+use super::transport::{self, Reader, Writer};
 use super::versions::{ApiVersionTable, ClientApi};
 use super::KafkaError;
 
@@ -31,6 +31,8 @@ type Waiter = oneshot::Sender<Result<Bytes, String>>;
 struct InFlight {
     waiters: HashMap<i32, Waiter>,
     closed: Option<String>,
+    /// Set when the broker refused the TLS session: not a lost connection, so not retried.
+    tls_refusal: Option<String>,
 }
 
 impl InFlight {
@@ -68,14 +70,7 @@ impl Drop for BrokerConnection {
 impl BrokerConnection {
     /// Connects to `address` (`host:port`) and negotiates API versions.
     pub async fn connect(address: &str, config: &ClientConfig) -> Result<Self, KafkaError> {
-        let (host, port) = parse_host_port(address)?;
-        let connect_error = |reason: String| KafkaError::Connect { broker: address.to_string(), reason };
-        let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect((host.as_str(), port)))
-            .await
-            .map_err(|_| connect_error(format!("no answer within {:?}", config.connect_timeout)))?
-            .map_err(|e| connect_error(e.to_string()))?;
-        stream.set_nodelay(true).map_err(|e| connect_error(e.to_string()))?;
-        let (reader, writer) = stream.into_split();
+        let (reader, writer) = transport::open(address, config).await?;
         let in_flight = Arc::new(Mutex::new(InFlight::default()));
         let (outgoing, frames) = mpsc::unbounded_channel();
         let tasks = [
@@ -92,7 +87,13 @@ impl BrokerConnection {
             versions: ApiVersionTable::default(),
             tasks,
         };
-        connection.versions = connection.handshake().await?;
+        connection.versions = match connection.handshake().await {
+            Ok(versions) => versions,
+            Err(error) => {
+                let refused = connection.in_flight.lock().expect("in-flight lock").tls_refusal.take();
+                return Err(refused.map_or(error, |reason| KafkaError::Tls { broker: address.to_string(), reason }));
+            }
+        };
         Ok(connection)
     }
 
@@ -254,11 +255,14 @@ fn decode<R: ClientApi>(address: &str, body: &mut Bytes, version: i16) -> Result
 }
 
 /// Reads size-prefixed response frames and hands each to the request with its correlation id.
-async fn read_responses(mut reader: OwnedReadHalf, in_flight: Arc<Mutex<InFlight>>, max_frame: usize) {
+async fn read_responses(mut reader: Reader, in_flight: Arc<Mutex<InFlight>>, max_frame: usize) {
     let reason = loop {
         let length = match reader.read_i32().await {
             Ok(length) => length,
-            Err(e) => break format!("read failed: {e}"),
+            Err(e) => {
+                in_flight.lock().expect("in-flight lock").tls_refusal = transport::tls_refusal(&e);
+                break format!("read failed: {e}");
+            }
         };
         if length < 4 || length as usize > max_frame {
             break format!("response frame of {length} bytes is outside 4..={max_frame}; closing the connection");
@@ -282,12 +286,18 @@ async fn read_responses(mut reader: OwnedReadHalf, in_flight: Arc<Mutex<InFlight
 
 /// Writes whole frames in order, so a cancelled caller can never leave half a frame on the wire.
 async fn write_requests(
-    mut writer: OwnedWriteHalf,
+    mut writer: Writer,
     mut frames: mpsc::UnboundedReceiver<Bytes>,
     in_flight: Arc<Mutex<InFlight>>,
 ) {
     while let Some(frame) = frames.recv().await {
-        if let Err(e) = writer.write_all(&frame).await {
+        // Flushed frame by frame: a TLS writer holds bytes until flushed.
+        if let Err(e) = async {
+            writer.write_all(&frame).await?;
+            writer.flush().await
+        }
+        .await
+        {
             in_flight.lock().expect("in-flight lock").close(&format!("write failed: {e}"));
             return;
         }

@@ -18,6 +18,14 @@ pub enum KafkaError {
         /// Why.
         reason: String,
     },
+    /// The TLS handshake failed: certificates, trust or protocol (not retried: it fails the same way).
+    #[error("TLS with broker {broker} failed: {reason}")]
+    Tls {
+        /// `host:port` of the broker.
+        broker: String,
+        /// What failed and what to check.
+        reason: String,
+    },
     /// An established connection failed.
     #[error("connection to broker {broker} failed: {reason}")]
     ConnectionLost {

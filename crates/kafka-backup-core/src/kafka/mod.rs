@@ -11,6 +11,7 @@ mod error;
 mod groups;
 mod log;
 mod metadata;
+mod transport;
 mod versions;
 
 pub use admin::{NewTopic, TopicConfigEntry};
@@ -22,3 +23,4 @@ pub use log::{
     AbortedTransaction, FetchOptions, FetchedPartition, IsolationLevel, OffsetSpec, PendingProduce, ProduceAck,
 };
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use transport::{TlsSettings, NO_HOSTNAME_VERIFICATION};

@@ -1,7 +1,8 @@
 //! Secure connections as a user configures them, against the TLS listeners of the Apache Kafka
 //! clusters (`tools/clusters.py`: SSL, and MTLS which requires a client certificate; certificates
-//! from the test CA in `.test-infra/tls`). Data goes through the TLS listeners; confluent-kafka
-//! checks it on the PLAINTEXT ones. SASL is not implemented yet and is refused (config_keys.rs).
+//! from the test CA in `.test-infra/tls`) and SASL listeners (PLAIN, SCRAM-SHA-256/512 users
+//! `admin` and `alice`). Data goes through the secure listeners; confluent-kafka checks it on the
+//! PLAINTEXT ones. OAUTHBEARER and AWS_MSK_IAM are not implemented yet (config_keys.rs).
 
 mod common;
 
@@ -110,4 +111,114 @@ fn tls_failures_say_what_to_check() {
 
     let unknown_check = failed_backup(&ssl, &ssl_settings("  ssl_endpoint_identification_algorithm: sometimes\n"));
     assert!(unknown_check.contains("ssl_endpoint_identification_algorithm"), "{unknown_check}");
+}
+
+fn sasl_settings(protocol: &str, mechanism: &str, user: &str, password: &str) -> String {
+    let tls =
+        if protocol == "SASL_SSL" { format!("  ssl_ca_location: {}\n", tls_file("ca.pem")) } else { String::new() };
+    format!(
+        "  security_protocol: {protocol}\n{tls}  sasl_mechanism: {mechanism}\n  sasl_username: {user}\n  \
+         sasl_password: {password}\n"
+    )
+}
+
+/// Every file under `dir`, as bytes.
+fn every_stored_byte(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for path in std::fs::read_dir(folder).unwrap().map(|e| e.unwrap().path()) {
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                all.extend(std::fs::read(path).unwrap());
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn sasl_plain_and_scram_round_trip_and_three_phase_restore_over_sasl_ssl() {
+    let (source, target) = (KafkaCluster::source(), KafkaCluster::target());
+    let topic = unique("authenticated");
+    testkit::create_topic(&source.bootstrap(), &topic, 2, &[]);
+    testkit::produce_small(&source.bootstrap(), &topic, 0, 30);
+    testkit::produce_small(&source.bootstrap(), &topic, 1, 20);
+    let group = unique("billing");
+    testkit::commit(&source.bootstrap(), &group, &[(&topic, 0, 12), (&topic, 1, 20)]);
+    let original = testkit::consume(&source.bootstrap(), &topic, &[0, 1]);
+    let dir = TempDir::new().unwrap();
+    let mut outputs = String::new();
+
+    // Backup over SASL_PLAINTEXT with PLAIN, the password from a file.
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, "alice-secret\n").unwrap();
+    let config = write_config(dir.path(), &source.listener("SASL_PLAINTEXT"), "sasl", &topic, "");
+    let settings = format!(
+        "  security_protocol: SASL_PLAINTEXT\n  sasl_mechanism: PLAIN\n  sasl_username: alice\n  \
+         sasl_password_file: {}\n",
+        password_file.display()
+    );
+    with_connection_settings(&config, "  topics:", &settings);
+    let output = backup(&config);
+    assert_success(&output);
+    outputs += &(text(&output.stdout) + &text(&output.stderr));
+    assert_eq!(backed_up_records(dir.path(), "sasl", &topic), original);
+
+    // Restore over SASL_PLAINTEXT with SCRAM-SHA-256.
+    let copy = unique("authenticated-256");
+    let mapping = format!("  topic_mapping:\n    {topic}: {copy}\n");
+    let restore_config =
+        write_restore_config(dir.path(), "scram256", &target.listener("SASL_PLAINTEXT"), "sasl", &mapping);
+    with_connection_settings(
+        &restore_config,
+        "storage:",
+        &sasl_settings("SASL_PLAINTEXT", "SCRAM-SHA-256", "alice", "alice-secret"),
+    );
+    let output = restore(&restore_config, &[]);
+    assert_success(&output);
+    outputs += &(text(&output.stdout) + &text(&output.stderr));
+    assert_eq!(testkit::consume(&target.bootstrap(), &copy, &[0, 1]), original);
+
+    // Three-phase restore over SASL_SSL with SCRAM-SHA-512: data and the group's offsets.
+    let copy = unique("authenticated-512");
+    let mapping = format!("  topic_mapping:\n    {topic}: {copy}\n");
+    let restore_config = write_restore_config(dir.path(), "scram512", &target.listener("SASL_SSL"), "sasl", &mapping);
+    with_connection_settings(
+        &restore_config,
+        "storage:",
+        &sasl_settings("SASL_SSL", "SCRAM-SHA-512", "admin", "admin-secret"),
+    );
+    let output = run(&["three-phase-restore", "--config", restore_config.to_str().unwrap()]);
+    assert_success(&output);
+    outputs += &(text(&output.stdout) + &text(&output.stderr));
+    assert_eq!(testkit::consume(&target.bootstrap(), &copy, &[0, 1]), original);
+    assert_eq!(testkit::committed(&target.bootstrap(), &group, &copy, &[0, 1]), [(0, 12), (1, 20)].into());
+
+    let stored = every_stored_byte(&dir.path().join("store"));
+    for secret in ["alice-secret", "admin-secret"] {
+        assert!(!outputs.contains(secret), "{secret} appeared in the output");
+        assert!(!stored.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} was written to the store");
+    }
+}
+
+#[test]
+fn sasl_failures_name_the_broker_mechanism_and_user_and_never_the_password() {
+    let source = KafkaCluster::source();
+    let listener = source.listener("SASL_PLAINTEXT");
+    for (mechanism, user, password) in [
+        ("SCRAM-SHA-512", "alice", "wrong-password-1"),
+        ("PLAIN", "alice", "wrong-password-2"),
+        ("SCRAM-SHA-256", "nobody", "wrong-password-3"),
+    ] {
+        let error = failed_backup(&listener, &sasl_settings("SASL_PLAINTEXT", mechanism, user, password));
+        assert!(error.contains(&listener) && error.contains(mechanism) && error.contains(user), "{error}");
+        assert!(error.contains("authentication") || error.contains("Authentication"), "{error}");
+        assert!(!error.contains(password), "the password is never printed: {error}");
+        assert!(
+            !error.contains("could not reach the cluster"),
+            "refused at once, not retried until the timeout: {error}"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::kafka::{ClientConfig, SecurityProtocol, TlsSettings, NO_HOSTNAME_VERIFICATION};
+use crate::kafka::{ClientConfig, SaslSettings, Secret, SecurityProtocol, TlsSettings, NO_HOSTNAME_VERIFICATION};
 use crate::offset_reset::{GroupSelection, GroupStrategy};
 use crate::records::Compression;
 use crate::topics::TopicSelector;
@@ -107,6 +107,7 @@ struct RawEndpoint {
     sasl_mechanism: Option<String>,
     sasl_username: Option<String>,
     sasl_password: Option<String>,
+    sasl_password_file: Option<PathBuf>,
     client_id: Option<String>,
     connect_timeout_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
@@ -479,6 +480,38 @@ fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
     })
 }
 
+/// `sasl_mechanism`, `sasl_username` and the password (`sasl_password`, usually `${ENV}`, or
+/// `sasl_password_file`, its last newline dropped): all or none.
+fn sasl_settings(source: &RawEndpoint, role: &str) -> Result<Option<SaslSettings>, ConfigError> {
+    let key = |name: &str| format!("{role}.{name}");
+    let password = match (&source.sasl_password, &source.sasl_password_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(&key("sasl_password_file"), "give sasl_password or sasl_password_file, not both"))
+        }
+        (Some(password), None) => Some(password.clone()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| invalid(&key("sasl_password_file"), format!("cannot read {}: {e}", path.display())))?;
+            Some(text.strip_suffix('\n').unwrap_or(&text).to_string())
+        }
+        (None, None) => None,
+    };
+    match (&source.sasl_mechanism, &source.sasl_username, password) {
+        (None, None, None) => Ok(None),
+        (Some(mechanism), Some(username), Some(password)) => Ok(Some(SaslSettings {
+            mechanism: mechanism
+                .parse()
+                .map_err(|e: crate::kafka::KafkaError| invalid(&key("sasl_mechanism"), e.to_string()))?,
+            username: username.clone(),
+            password: Secret::new(password),
+        })),
+        _ => Err(invalid(
+            &key("sasl_mechanism"),
+            "SASL needs sasl_mechanism, sasl_username and sasl_password (or sasl_password_file) together",
+        )),
+    }
+}
+
 fn check_backup_id(id: &str) -> Result<(), ConfigError> {
     let valid = !id.is_empty()
         && id.len() <= 200
@@ -502,18 +535,7 @@ fn client_config(source: &RawEndpoint, role: &str) -> Result<ClientConfig, Confi
             .parse::<SecurityProtocol>()
             .map_err(|e| invalid(&format!("{role}.security_protocol"), e.to_string()))?;
     }
-    for (key, value) in [
-        ("sasl_mechanism", &source.sasl_mechanism),
-        ("sasl_username", &source.sasl_username),
-        ("sasl_password", &source.sasl_password),
-    ] {
-        if value.is_some() {
-            return Err(invalid(
-                &format!("{role}.{key}"),
-                "SASL authentication is not supported yet; remove the SASL settings",
-            ));
-        }
-    }
+    config.sasl = sasl_settings(source, role)?;
     if source.ssl_key_password.is_some() {
         return Err(invalid(
             &format!("{role}.ssl_key_password"),
@@ -730,7 +752,10 @@ storage:
     #[test]
     fn unsupported_features_are_refused_not_ignored() {
         let text = MINIMAL.replace("  topics:", "  sasl_mechanism: PLAIN\n  topics:");
-        assert!(error_of(&text).contains("source.sasl_mechanism"));
+        assert!(error_of(&text).contains("source.sasl_mechanism") && error_of(&text).contains("together"));
+        let text = MINIMAL
+            .replace("  topics:", "  sasl_mechanism: OAUTHBEARER\n  sasl_username: u\n  sasl_password: p\n  topics:");
+        assert!(error_of(&text).contains("source.sasl_mechanism") && error_of(&text).contains("OAUTHBEARER"));
         let text = MINIMAL.replace("  topics:", "  ssl_key_password: secret\n  topics:");
         let error = error_of(&text);
         assert!(error.contains("source.ssl_key_password") && !error.contains("secret"), "{error}");

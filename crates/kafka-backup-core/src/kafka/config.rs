@@ -4,12 +4,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::sasl::SaslSettings;
 use super::transport::TlsSettings;
 use super::KafkaError;
 use crate::retry::RetryPolicy;
 
-/// How to talk to the brokers. PLAINTEXT and SSL are implemented; the SASL ones are recognised
-/// so that asking for them is a clear error instead of a silent unauthenticated connection.
+/// How to talk to the brokers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SecurityProtocol {
     /// Unencrypted, unauthenticated TCP.
@@ -21,6 +21,18 @@ pub enum SecurityProtocol {
     SaslPlaintext,
     /// SASL over TLS.
     SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// The name as configured (librdkafka's spelling).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::Ssl => "SSL",
+            Self::SaslPlaintext => "SASL_PLAINTEXT",
+            Self::SaslSsl => "SASL_SSL",
+        }
+    }
 }
 
 impl FromStr for SecurityProtocol {
@@ -46,12 +58,12 @@ pub struct ClientConfig {
     pub bootstrap_servers: Vec<String>,
     /// Sent in every request header; shows up in broker logs and quotas.
     pub client_id: String,
-    /// Transport security: PLAINTEXT or SSL (the SASL protocols are refused for now).
+    /// Transport security.
     pub security_protocol: SecurityProtocol,
-    /// TLS settings, used with SSL.
+    /// TLS settings, used with SSL and SASL_SSL.
     pub tls: TlsSettings,
-    /// SASL mechanism, if one was configured (rejected for now, never ignored).
-    pub sasl_mechanism: Option<String>,
+    /// SASL credentials, used with SASL_PLAINTEXT and SASL_SSL.
+    pub sasl: Option<SaslSettings>,
     /// Limit on one TCP connect.
     pub connect_timeout: Duration,
     /// Limit on one request's round trip. 30 s is the Kafka clients' `request.timeout.ms`.
@@ -72,7 +84,7 @@ impl ClientConfig {
             client_id: "kafka-backup".to_string(),
             security_protocol: SecurityProtocol::Plaintext,
             tls: TlsSettings::default(),
-            sasl_mechanism: None,
+            sasl: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             bootstrap_timeout: Duration::from_secs(30),
@@ -85,36 +97,41 @@ impl ClientConfig {
 
     /// Checks the settings before any connection is made.
     pub fn validate(&self) -> Result<(), KafkaError> {
-        match self.security_protocol {
-            SecurityProtocol::Plaintext if self.tls.is_set() => {
+        let (uses_tls, uses_sasl) = match self.security_protocol {
+            SecurityProtocol::Plaintext => (false, false),
+            SecurityProtocol::Ssl => (true, false),
+            SecurityProtocol::SaslPlaintext => (false, true),
+            SecurityProtocol::SaslSsl => (true, true),
+        };
+        if self.tls.is_set() && !uses_tls {
+            return Err(KafkaError::Config(format!(
+                "TLS settings are given but security_protocol is {}: use SSL or SASL_SSL, or remove the ssl_* settings",
+                self.security_protocol.name()
+            )));
+        }
+        match (&self.sasl, uses_sasl) {
+            (Some(_), false) => {
                 return Err(KafkaError::Config(
-                    "TLS settings are given but security_protocol is PLAINTEXT: set security_protocol to SSL, or \
-                     remove the ssl_* settings"
+                    "SASL settings are given but security_protocol has no SASL: use SASL_SSL (or SASL_PLAINTEXT), \
+                     or remove the sasl_* settings"
                         .into(),
                 ))
             }
-            SecurityProtocol::Plaintext => {}
-            SecurityProtocol::Ssl => {
-                self.tls.connector()?;
-                if !self.tls.verify_hostname {
-                    tracing::warn!(
-                        "ssl_endpoint_identification_algorithm is none: broker certificates are checked, their host \
-                         names are NOT; anyone holding a certificate from the trusted CAs can pose as a broker"
-                    );
-                }
+            (None, true) => {
+                return Err(KafkaError::Config(
+                    "security_protocol SASL_* needs sasl_mechanism, sasl_username and a password".into(),
+                ))
             }
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
-                return Err(KafkaError::NotSupported {
-                    feature: format!("security protocol {:?}", self.security_protocol),
-                    hint: "SASL authentication is not implemented yet; PLAINTEXT and SSL (with mTLS) are".into(),
-                })
-            }
+            _ => {}
         }
-        if let Some(mechanism) = &self.sasl_mechanism {
-            return Err(KafkaError::NotSupported {
-                feature: format!("SASL mechanism {mechanism}"),
-                hint: "SASL authentication is planned; remove the SASL settings to connect without it".into(),
-            });
+        if uses_tls {
+            self.tls.connector()?;
+            if !self.tls.verify_hostname {
+                tracing::warn!(
+                    "ssl_endpoint_identification_algorithm is none: broker certificates are checked, their host \
+                     names are NOT; anyone holding a certificate from the trusted CAs can pose as a broker"
+                );
+            }
         }
         if self.bootstrap_servers.is_empty() {
             return Err(KafkaError::Config("bootstrap_servers is empty; give at least one host:port".into()));
@@ -146,13 +163,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tls_and_sasl_are_refused_not_ignored() {
+    fn security_settings_must_match_the_protocol() {
         let mut config = ClientConfig::new(vec!["k:9092".into()]);
-        config.security_protocol = "sasl_ssl".parse().unwrap();
-        assert!(config.validate().unwrap_err().to_string().contains("not supported yet"));
+        config.security_protocol = "sasl_plaintext".parse().unwrap();
+        assert!(config.validate().unwrap_err().to_string().contains("needs sasl_mechanism"));
         let mut config = ClientConfig::new(vec!["k:9092".into()]);
-        config.sasl_mechanism = Some("SCRAM-SHA-512".into());
-        assert!(config.validate().unwrap_err().to_string().contains("SCRAM-SHA-512"));
+        config.sasl = Some(SaslSettings {
+            mechanism: "scram-sha-512".parse().unwrap(),
+            username: "alice".into(),
+            password: crate::kafka::Secret::new("hunter2".into()),
+        });
+        assert!(config.validate().unwrap_err().to_string().contains("no SASL"));
+        config.security_protocol = SecurityProtocol::SaslPlaintext;
+        config.validate().unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"), "Debug never shows the password");
+        assert!("OAUTHBEARER".parse::<crate::kafka::SaslMechanism>().unwrap_err().to_string().contains("implemented"));
     }
 
     #[test]

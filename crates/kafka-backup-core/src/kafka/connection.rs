@@ -94,6 +94,9 @@ impl BrokerConnection {
                 return Err(refused.map_or(error, |reason| KafkaError::Tls { broker: address.to_string(), reason }));
             }
         };
+        if let Some(sasl) = &config.sasl {
+            super::sasl::authenticate(&connection, sasl).await?;
+        }
         Ok(connection)
     }
 

@@ -26,6 +26,18 @@ pub enum KafkaError {
         /// What failed and what to check.
         reason: String,
     },
+    /// The broker refused our SASL credentials (not retried: error 58 is final).
+    #[error("SASL {mechanism} authentication as {user:?} with broker {broker} failed: {reason}")]
+    Authentication {
+        /// `host:port` of the broker.
+        broker: String,
+        /// Mechanism tried.
+        mechanism: &'static str,
+        /// User name (never the password).
+        user: String,
+        /// What the broker or the exchange said, and what to check.
+        reason: String,
+    },
     /// An established connection failed.
     #[error("connection to broker {broker} failed: {reason}")]
     ConnectionLost {

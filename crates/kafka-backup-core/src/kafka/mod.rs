@@ -11,6 +11,8 @@ mod error;
 mod groups;
 mod log;
 mod metadata;
+mod sasl;
+mod scram;
 mod transport;
 mod versions;
 
@@ -23,4 +25,5 @@ pub use log::{
     AbortedTransaction, FetchOptions, FetchedPartition, IsolationLevel, OffsetSpec, PendingProduce, ProduceAck,
 };
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use sasl::{SaslMechanism, SaslSettings, Secret};
 pub use transport::{TlsSettings, NO_HOSTNAME_VERIFICATION};

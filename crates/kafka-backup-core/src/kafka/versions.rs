@@ -59,6 +59,8 @@ client_apis! {
     DeleteGroupsRequest => DeleteGroupsResponse, DeleteGroups, 0..=2;
     OffsetDeleteRequest => OffsetDeleteResponse, OffsetDelete, 0..=0;
     InitProducerIdRequest => InitProducerIdResponse, InitProducerId, 0..=5;
+    SaslHandshakeRequest => SaslHandshakeResponse, SaslHandshake, 1..=1;
+    SaslAuthenticateRequest => SaslAuthenticateResponse, SaslAuthenticate, 0..=2;
 }
 
 /// The API versions one broker advertised.

@@ -1,0 +1,143 @@
+//! SASL authentication of a new broker connection (KIP-43, KIP-152): SaslHandshake v1 names the
+//! mechanism, then SaslAuthenticate carries its messages; nothing else is sent on the connection
+//! before it succeeds. PLAIN (RFC 4616) and SCRAM-SHA-256/512 (`scram.rs`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+use kafka_protocol::protocol::StrBytes;
+use ring::rand::{SecureRandom, SystemRandom};
+
+use super::connection::BrokerConnection;
+use super::scram::{ScramClient, ScramHash};
+use super::KafkaError;
+
+/// A secret (password, token): shown as `***` by `Debug` and never part of an error.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A SASL mechanism this client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaslMechanism {
+    /// Username and password in clear (use it over TLS only).
+    Plain,
+    /// Salted challenge-response with SHA-256.
+    ScramSha256,
+    /// Salted challenge-response with SHA-512.
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    /// The name on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+impl FromStr for SaslMechanism {
+    type Err = KafkaError;
+
+    fn from_str(text: &str) -> Result<Self, KafkaError> {
+        match text.to_ascii_uppercase().as_str() {
+            "PLAIN" => Ok(Self::Plain),
+            "SCRAM-SHA-256" => Ok(Self::ScramSha256),
+            "SCRAM-SHA-512" => Ok(Self::ScramSha512),
+            "OAUTHBEARER" | "AWS_MSK_IAM" | "GSSAPI" => Err(KafkaError::NotSupported {
+                feature: format!("SASL mechanism {text}"),
+                hint: "PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are implemented".into(),
+            }),
+            _ => Err(KafkaError::Config(format!(
+                "unknown SASL mechanism {text:?}; expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+            ))),
+        }
+    }
+}
+
+/// Who to authenticate as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslSettings {
+    /// Mechanism.
+    pub mechanism: SaslMechanism,
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: Secret,
+}
+
+/// Authenticates `connection` (just opened, ApiVersions done) as `settings` says.
+pub async fn authenticate(connection: &BrokerConnection, settings: &SaslSettings) -> Result<(), KafkaError> {
+    let mechanism = settings.mechanism.name();
+    let failed = |reason: String| KafkaError::Authentication {
+        broker: connection.address().to_string(),
+        mechanism,
+        user: settings.username.clone(),
+        reason,
+    };
+    let handshake =
+        connection.send(&SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism))).await?;
+    if handshake.error_code != 0 {
+        let offered: Vec<String> = handshake.mechanisms.iter().map(|m| m.to_string()).collect();
+        return Err(failed(format!(
+            "the listener does not offer {mechanism} (it offers {}); set sasl_mechanism to one of them",
+            offered.join(", ")
+        )));
+    }
+    let exchange = |bytes: Vec<u8>| async {
+        let response = connection.send(&SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes))).await?;
+        if response.error_code != 0 {
+            let message = response.error_message.map(|m| m.to_string()).unwrap_or_default();
+            return Err(failed(format!("{message} (check sasl_username and sasl_password)")));
+        }
+        Ok(response.auth_bytes)
+    };
+    let password = settings.password.expose();
+    match settings.mechanism {
+        SaslMechanism::Plain => {
+            exchange(format!("\0{}\0{password}", settings.username).into_bytes()).await?;
+        }
+        SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
+            let hash =
+                if settings.mechanism == SaslMechanism::ScramSha256 { ScramHash::Sha256 } else { ScramHash::Sha512 };
+            let (client, first) = ScramClient::start(hash, &settings.username, password, &nonce()?);
+            let server_first = exchange(first.into_bytes()).await?;
+            let server_first = String::from_utf8_lossy(&server_first).into_owned();
+            let last = client.answer(&server_first).map_err(&failed)?;
+            let server_final = exchange(last.message.clone().into_bytes()).await?;
+            last.verify(&String::from_utf8_lossy(&server_final)).map_err(&failed)?;
+        }
+    }
+    Ok(())
+}
+
+/// 24 random bytes as base64url: a SCRAM client nonce.
+fn nonce() -> Result<String, KafkaError> {
+    use base64::Engine;
+    let mut bytes = [0u8; 24];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| KafkaError::Config("the system random number generator failed".into()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}

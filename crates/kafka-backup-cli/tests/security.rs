@@ -222,3 +222,34 @@ fn sasl_failures_name_the_broker_mechanism_and_user_and_never_the_password() {
         );
     }
 }
+
+#[test]
+fn a_continuous_backup_outlives_several_sasl_sessions_without_a_failed_request() {
+    // The REAUTH listener ends SASL sessions after 10 s (connections.max.reauth.ms, KIP-368).
+    let source = KafkaCluster::source();
+    let topic = unique("long-lived");
+    testkit::create_topic(&source.bootstrap(), &topic, 1, &[]);
+    let dir = TempDir::new().unwrap();
+    let settings = "  continuous: true\n  segment_max_interval_ms: 1000\n  checkpoint_interval_secs: 1\n";
+    let config = write_config(dir.path(), &source.listener("REAUTH"), "reauth", &topic, settings);
+    with_connection_settings(
+        &config,
+        "  topics:",
+        &sasl_settings("SASL_PLAINTEXT", "SCRAM-SHA-512", "alice", "alice-secret"),
+    );
+    let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
+    for round in 1..=4usize {
+        testkit::produce_small(&source.bootstrap(), &topic, 0, 10);
+        wait_for("the round's records backed up", HANG, || {
+            backed_up_records_if_any(dir.path(), "reauth", &topic).len() == round * 10
+        });
+        // Past one session lifetime before the next round.
+        std::thread::sleep(std::time::Duration::from_secs(11));
+    }
+    send_signal(&child, "-TERM");
+    let output = wait_with_deadline(child, HANG);
+    assert_success(&output);
+    assert_eq!(backed_up_records(dir.path(), "reauth", &topic), testkit::consume(&source.bootstrap(), &topic, &[0]));
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("retrying"), "connections were retired before their sessions ended: {stderr}");
+}

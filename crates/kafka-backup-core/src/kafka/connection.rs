@@ -57,6 +57,9 @@ pub struct BrokerConnection {
     in_flight: Arc<Mutex<InFlight>>,
     versions: ApiVersionTable,
     tasks: [JoinHandle<()>; 2],
+    /// When to stop handing this connection out: before the broker's SASL session lifetime ends
+    /// (KIP-368), so that a fresh, freshly authenticated connection takes over.
+    retire_at: Option<std::time::Instant>,
 }
 
 impl Drop for BrokerConnection {
@@ -86,6 +89,7 @@ impl BrokerConnection {
             in_flight,
             versions: ApiVersionTable::default(),
             tasks,
+            retire_at: None,
         };
         connection.versions = match connection.handshake().await {
             Ok(versions) => versions,
@@ -95,7 +99,8 @@ impl BrokerConnection {
             }
         };
         if let Some(sasl) = &config.sasl {
-            super::sasl::authenticate(&connection, sasl).await?;
+            let lifetime = super::sasl::authenticate(&connection, sasl).await?;
+            connection.retire_at = lifetime.map(|lifetime| std::time::Instant::now() + retire_after(lifetime));
         }
         Ok(connection)
     }
@@ -105,9 +110,11 @@ impl BrokerConnection {
         &self.address
     }
 
-    /// True once the connection has failed; the client then opens a new one.
+    /// True once the connection has failed, or its SASL session is about to expire; the client
+    /// then opens a new one (requests already started here still get their answers).
     pub fn is_closed(&self) -> bool {
-        self.in_flight.lock().expect("in-flight lock").closed.is_some()
+        self.retire_at.is_some_and(|at| std::time::Instant::now() >= at)
+            || self.in_flight.lock().expect("in-flight lock").closed.is_some()
     }
 
     /// The version `send` will use for `R`, for requests whose shape depends on it.
@@ -255,6 +262,12 @@ fn decode<R: ClientApi>(address: &str, body: &mut Bytes, version: i16) -> Result
         broker: address.to_string(),
         reason: format!("cannot decode v{version} response: {e}"),
     })
+}
+
+/// 85 to 95 % of a SASL session's lifetime, at random, as KIP-368 suggests: connections opened
+/// together do not all retire at once, and each retires well before the broker would close it.
+fn retire_after(lifetime: Duration) -> Duration {
+    lifetime.mul_f64(0.85 + 0.10 * fastrand::f64())
 }
 
 /// Reads size-prefixed response frames and hands each to the request with its correlation id.

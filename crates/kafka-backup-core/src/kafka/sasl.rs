@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
@@ -87,8 +88,12 @@ pub struct SaslSettings {
     pub password: Secret,
 }
 
-/// Authenticates `connection` (just opened, ApiVersions done) as `settings` says.
-pub async fn authenticate(connection: &BrokerConnection, settings: &SaslSettings) -> Result<(), KafkaError> {
+/// Authenticates `connection` (just opened, ApiVersions done) as `settings` says; returns the
+/// session lifetime the broker set (`connections.max.reauth.ms`, KIP-368), if it set one.
+pub async fn authenticate(
+    connection: &BrokerConnection,
+    settings: &SaslSettings,
+) -> Result<Option<Duration>, KafkaError> {
     let mechanism = settings.mechanism.name();
     let failed = |reason: String| KafkaError::Authentication {
         broker: connection.address().to_string(),
@@ -105,31 +110,31 @@ pub async fn authenticate(connection: &BrokerConnection, settings: &SaslSettings
             offered.join(", ")
         )));
     }
+    // Each step answers with the broker's bytes and the session lifetime it set (0: none).
     let exchange = |bytes: Vec<u8>| async {
         let response = connection.send(&SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes))).await?;
         if response.error_code != 0 {
             let message = response.error_message.map(|m| m.to_string()).unwrap_or_default();
             return Err(failed(format!("{message} (check sasl_username and sasl_password)")));
         }
-        Ok(response.auth_bytes)
+        Ok((response.auth_bytes, response.session_lifetime_ms))
     };
     let password = settings.password.expose();
-    match settings.mechanism {
-        SaslMechanism::Plain => {
-            exchange(format!("\0{}\0{password}", settings.username).into_bytes()).await?;
-        }
+    let lifetime_ms = match settings.mechanism {
+        SaslMechanism::Plain => exchange(format!("\0{}\0{password}", settings.username).into_bytes()).await?.1,
         SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
             let hash =
                 if settings.mechanism == SaslMechanism::ScramSha256 { ScramHash::Sha256 } else { ScramHash::Sha512 };
             let (client, first) = ScramClient::start(hash, &settings.username, password, &nonce()?);
-            let server_first = exchange(first.into_bytes()).await?;
+            let (server_first, _) = exchange(first.into_bytes()).await?;
             let server_first = String::from_utf8_lossy(&server_first).into_owned();
             let last = client.answer(&server_first).map_err(&failed)?;
-            let server_final = exchange(last.message.clone().into_bytes()).await?;
+            let (server_final, lifetime_ms) = exchange(last.message.clone().into_bytes()).await?;
             last.verify(&String::from_utf8_lossy(&server_final)).map_err(&failed)?;
+            lifetime_ms
         }
-    }
-    Ok(())
+    };
+    Ok((lifetime_ms > 0).then(|| Duration::from_millis(lifetime_ms as u64)))
 }
 
 /// 24 random bytes as base64url: a SCRAM client nonce.

@@ -319,3 +319,16 @@ async fn write_requests(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sasl_session_retires_between_85_and_95_percent_of_its_lifetime() {
+        for _ in 0..1000 {
+            let after = retire_after(Duration::from_secs(100));
+            assert!(after >= Duration::from_secs(85) && after <= Duration::from_secs(95), "{after:?}");
+        }
+    }
+}

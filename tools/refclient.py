@@ -16,6 +16,9 @@ Commands (JSON in, JSON out; bytes are hex strings, null stays null). Every requ
   delete-records {"bootstrap", "topic", "partition", "before"} moves the log start to `before`
   topic-configs {"bootstrap", "topic"} -> {"configs": {name: value}} of the non-default configs
   list-topics   {"bootstrap"} -> {"topics": [name]}
+  acl           {"bootstrap", "resource": "topic"|"group", "name", "principal", "operation",
+                "permission": "ALLOW"|"DENY"} adds a literal ACL (operation: READ, WRITE, DESCRIBE, ...)
+                for the principal, from any host
   elect-preferred-leaders {"bootstrap", "topic", "partitions": [int]} -> {"elected": bool}: moves
                 each partition's leadership back to its preferred replica; false while a preferred
                 replica is not available yet (still catching up after a restart)
@@ -235,6 +238,17 @@ def elect_preferred_leaders(req):
     return {"elected": not errors}
 
 
+def acl(req):
+    from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+    kind = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}[req["resource"]]
+    binding = AclBinding(kind, req["name"], ResourcePatternType.LITERAL, req["principal"], "*",
+                         AclOperation[req["operation"]], AclPermissionType[req["permission"]])
+    admin = AdminClient(config_of(req))  # kept alive until the futures resolve
+    for future in admin.create_acls([binding]).values():
+        future.result(30)
+    return {}
+
+
 def list_topics(req):
     return {"topics": sorted(AdminClient(config_of(req)).list_topics(timeout=30).topics)}
 
@@ -264,7 +278,7 @@ def committed(req):
 
 COMMANDS = {"create-topic": create_topic, "produce": produce, "produce-transactions": produce_transactions,
             "consume": consume, "first-as-groups": first_as_groups, "delete-records": delete_records,
-            "topic-configs": topic_configs, "describe-topic": describe_topic, "list-topics": list_topics,
+            "topic-configs": topic_configs, "describe-topic": describe_topic, "list-topics": list_topics, "acl": acl,
             "elect-preferred-leaders": elect_preferred_leaders,
             "commit": commit, "committed": committed}
 INTERACTIVE = {"hold-group": hold_group}

@@ -253,3 +253,41 @@ fn a_continuous_backup_outlives_several_sasl_sessions_without_a_failed_request()
     let stderr = text(&output.stderr);
     assert!(!stderr.contains("retrying"), "connections were retired before their sessions ended: {stderr}");
 }
+
+/// A backup of `topic` as `user` (SCRAM over SASL_PLAINTEXT) into `dir` as `id`.
+fn backup_as(dir: &TempDir, id: &str, topic: &str, user: &str) -> std::process::Output {
+    let source = KafkaCluster::source();
+    let config = write_config(dir.path(), &source.listener("SASL_PLAINTEXT"), id, topic, "");
+    let settings = sasl_settings("SASL_PLAINTEXT", "SCRAM-SHA-256", user, &format!("{user}-secret"));
+    with_connection_settings(&config, "  topics:", &settings);
+    wait_with_deadline(spawn(&["backup", "--config", config.to_str().unwrap()], false), HANG)
+}
+
+#[test]
+fn acl_denials_name_the_resource_and_the_acl_needed() {
+    let bootstrap = KafkaCluster::source().bootstrap();
+    let (hidden, readable_not) = (unique("hidden"), unique("unreadable"));
+    for topic in [&hidden, &readable_not] {
+        testkit::create_topic(&bootstrap, topic, 1, &[]);
+        testkit::produce_small(&bootstrap, topic, 0, 5);
+        testkit::add_acl(&bootstrap, "topic", topic, "User:alice", "READ", "DENY");
+    }
+    // With an ACL on it, a topic alice may not Describe is not even listed to her.
+    let dir = TempDir::new().unwrap();
+    let output = backup_as(&dir, "hidden", &hidden, "alice");
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("may not Describe"), "{}", text(&output.stderr));
+
+    // Allowed to Describe, denied Read: the fetch is refused, and the error says which ACL.
+    testkit::add_acl(&bootstrap, "topic", &readable_not, "User:alice", "DESCRIBE", "ALLOW");
+    let output = backup_as(&dir, "unreadable", &readable_not, "alice");
+    assert!(!output.status.success(), "a topic the principal may not read fails the backup");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(&readable_not) && stderr.contains("TopicAuthorizationFailed"), "{stderr}");
+    assert!(stderr.contains("lacks the ACL Read on the topic"), "{stderr}");
+    assert!(backed_up_records_if_any(dir.path(), "unreadable", &readable_not).is_empty(), "nothing was backed up");
+
+    // The super user the ACLs do not restrict backs the same topic up as usual.
+    assert_success(&backup_as(&dir, "allowed", &readable_not, "admin"));
+    assert_eq!(backed_up_records(dir.path(), "allowed", &readable_not).len(), 5);
+}

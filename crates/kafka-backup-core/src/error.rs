@@ -35,7 +35,10 @@ pub enum EngineError {
         source: RecordsError,
     },
     /// No topic matched the include/exclude patterns.
-    #[error("no topic in the source cluster matches source.topics (include/exclude); topics found: {found}")]
+    #[error(
+        "no topic in the source cluster matches source.topics (include/exclude); topics found: {found}. A topic \
+         the principal may not Describe is not listed by the cluster: check its ACLs if the topic exists"
+    )]
     NoTopics {
         /// Names found, comma-separated.
         found: String,

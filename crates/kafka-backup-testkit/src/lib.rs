@@ -498,6 +498,18 @@ pub fn topic_configs(bootstrap: &str, topic: &str) -> BTreeMap<String, String> {
     serde_json::from_value(answer["configs"].clone()).expect("configs")
 }
 
+/// Adds an ACL: `principal` (e.g. `User:alice`) is `permission` ("ALLOW" or "DENY") `operation`
+/// (READ, WRITE, DESCRIBE, ...) on the topic or group `name` (`resource` "topic" or "group").
+/// Through the PLAINTEXT listener, whose anonymous principal is a super user of the test clusters.
+/// Once a resource has an ACL, the clusters' `allow.everyone.if.no.acl.found` no longer applies to it.
+pub fn add_acl(bootstrap: &str, resource: &str, name: &str, principal: &str, operation: &str, permission: &str) {
+    refclient(
+        "acl",
+        serde_json::json!({"bootstrap": bootstrap, "resource": resource, "name": name,
+                           "principal": principal, "operation": operation, "permission": permission}),
+    );
+}
+
 /// The names of the topics of the cluster.
 pub fn topics(bootstrap: &str) -> Vec<String> {
     let answer = refclient("list-topics", serde_json::json!({"bootstrap": bootstrap}));

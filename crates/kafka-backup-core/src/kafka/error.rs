@@ -82,7 +82,11 @@ pub enum KafkaError {
         client_versions: String,
     },
     /// The broker answered with an error code.
-    #[error("{api}{context} failed on broker {broker}: {error} (code {code}){}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    #[error(
+        "{api}{context} failed on broker {broker}: {error} (code {code}){}{}",
+        message.as_deref().map(|m| format!(": {m}")).unwrap_or_default(),
+        acl_hint(api, *error)
+    )]
     Broker {
         /// API name.
         api: &'static str,
@@ -197,6 +201,24 @@ impl KafkaError {
         matches!(self, Self::Connect { .. } | Self::ConnectionLost { .. })
             || self.response_error().is_some_and(|e| STALE_COORDINATOR_CODES.contains(&e))
     }
+}
+
+/// For an authorization error, the ACL the principal lacks (Kafka's operation per API, KIP-11).
+fn acl_hint(api: &str, error: ResponseError) -> String {
+    let needed = match (error, api) {
+        (ResponseError::TopicAuthorizationFailed, "Fetch") => "Read on the topic",
+        (ResponseError::TopicAuthorizationFailed, "Produce") => "Write on the topic",
+        (ResponseError::TopicAuthorizationFailed, "CreateTopics") => "Create on the topic (or the cluster)",
+        (ResponseError::TopicAuthorizationFailed, "DescribeConfigs") => "DescribeConfigs on the topic",
+        (ResponseError::TopicAuthorizationFailed, _) => "Describe on the topic",
+        (ResponseError::GroupAuthorizationFailed, "OffsetCommit" | "OffsetDelete") => "Read on the group",
+        (ResponseError::GroupAuthorizationFailed, "DeleteGroups") => "Delete on the group",
+        (ResponseError::GroupAuthorizationFailed, _) => "Describe on the group",
+        (ResponseError::ClusterAuthorizationFailed, _) => "the cluster-level operation this call needs",
+        (ResponseError::TransactionalIdAuthorizationFailed, _) => "Write on the transactional id",
+        _ => return String::new(),
+    };
+    format!("; the principal this tool authenticates as lacks the ACL {needed}: grant it (kafka-acls --add)")
 }
 
 impl Retriable for KafkaError {

@@ -16,6 +16,8 @@ Commands (JSON in, JSON out; bytes are hex strings, null stays null). Every requ
   delete-records {"bootstrap", "topic", "partition", "before"} moves the log start to `before`
   topic-configs {"bootstrap", "topic"} -> {"configs": {name: value}} of the non-default configs
   list-topics   {"bootstrap"} -> {"topics": [name]}
+  unsecured-jwt {"sub", "lifetime_s"} -> {"token"}: an unsigned JWT (alg none) that Kafka's unsecured
+                OAUTHBEARER validator accepts, issued now, expiring after lifetime_s (negative: expired)
   acl           {"bootstrap", "resource": "topic"|"group", "name", "principal", "operation",
                 "permission": "ALLOW"|"DENY"} adds a literal ACL (operation: READ, WRITE, DESCRIBE, ...)
                 for the principal, from any host
@@ -249,6 +251,14 @@ def acl(req):
     return {}
 
 
+def unsecured_jwt(req):
+    import base64
+    encode = lambda claims: base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    now = int(time.time())
+    claims = {"sub": req["sub"], "iat": now - 60, "exp": now + req.get("lifetime_s", 3600)}
+    return {"token": f"{encode({'alg': 'none'})}.{encode(claims)}."}
+
+
 def list_topics(req):
     return {"topics": sorted(AdminClient(config_of(req)).list_topics(timeout=30).topics)}
 
@@ -278,7 +288,7 @@ def committed(req):
 
 COMMANDS = {"create-topic": create_topic, "produce": produce, "produce-transactions": produce_transactions,
             "consume": consume, "first-as-groups": first_as_groups, "delete-records": delete_records,
-            "topic-configs": topic_configs, "describe-topic": describe_topic, "list-topics": list_topics, "acl": acl,
+            "topic-configs": topic_configs, "describe-topic": describe_topic, "list-topics": list_topics, "unsecured-jwt": unsecured_jwt, "acl": acl,
             "elect-preferred-leaders": elect_preferred_leaders,
             "commit": commit, "committed": committed}
 INTERACTIVE = {"hold-group": hold_group}

@@ -2,7 +2,8 @@
 //! clusters (`tools/clusters.py`: SSL, and MTLS which requires a client certificate; certificates
 //! from the test CA in `.test-infra/tls`) and SASL listeners (PLAIN, SCRAM-SHA-256/512 users
 //! `admin` and `alice`). Data goes through the secure listeners; confluent-kafka checks it on the
-//! PLAINTEXT ones. OAUTHBEARER and AWS_MSK_IAM are not implemented yet (config_keys.rs).
+//! PLAINTEXT ones. OAUTHBEARER takes unsigned JWTs there (Kafka's unsecured validator). AWS_MSK_IAM
+//! is not implemented yet (config_keys.rs).
 
 mod common;
 
@@ -290,4 +291,53 @@ fn acl_denials_name_the_resource_and_the_acl_needed() {
     // The super user the ACLs do not restrict backs the same topic up as usual.
     assert_success(&backup_as(&dir, "allowed", &readable_not, "admin"));
     assert_eq!(backed_up_records(dir.path(), "allowed", &readable_not).len(), 5);
+}
+
+#[test]
+fn oauthbearer_with_a_token_file_or_an_inline_token_round_trips_and_an_expired_token_is_refused() {
+    let (source, target) = (KafkaCluster::source(), KafkaCluster::target());
+    let topic = unique("bearer");
+    testkit::create_topic(&source.bootstrap(), &topic, 1, &[]);
+    testkit::produce_small(&source.bootstrap(), &topic, 0, 25);
+    let original = testkit::consume(&source.bootstrap(), &topic, &[0]);
+    let dir = TempDir::new().unwrap();
+
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{}\n", testkit::unsecured_jwt("alice", 3600))).unwrap();
+    let config = write_config(dir.path(), &source.listener("SASL_PLAINTEXT"), "bearer", &topic, "");
+    let settings = format!(
+        "  security_protocol: SASL_PLAINTEXT\n  sasl_mechanism: OAUTHBEARER\n  sasl_oauthbearer_token_file: {}\n",
+        token_file.display()
+    );
+    with_connection_settings(&config, "  topics:", &settings);
+    assert_success(&backup(&config));
+    assert_eq!(backed_up_records(dir.path(), "bearer", &topic), original);
+
+    let token = testkit::unsecured_jwt("alice", 3600);
+    let restore_config = write_restore_config(dir.path(), "bearer", &target.listener("SASL_SSL"), "bearer", "");
+    let settings = format!(
+        "  security_protocol: SASL_SSL\n  ssl_ca_location: {}\n  sasl_mechanism: OAUTHBEARER\n  \
+         sasl_oauthbearer_token: {token}\n",
+        tls_file("ca.pem")
+    );
+    with_connection_settings(&restore_config, "storage:", &settings);
+    let output = restore(&restore_config, &[]);
+    assert_success(&output);
+    assert!(
+        !text(&output.stdout).contains(&token) && !text(&output.stderr).contains(&token),
+        "the token is never printed"
+    );
+    assert_eq!(testkit::consume(&target.bootstrap(), &topic, &[0]), original);
+
+    // An expired token written over the file: the next connection reads it and is refused.
+    std::fs::write(&token_file, testkit::unsecured_jwt("alice", -600)).unwrap();
+    let error = failed_backup(&source.listener("SASL_PLAINTEXT"), &settings_for_file(&token_file));
+    assert!(error.contains("OAUTHBEARER") && error.contains("token"), "{error}");
+}
+
+fn settings_for_file(token_file: &Path) -> String {
+    format!(
+        "  security_protocol: SASL_PLAINTEXT\n  sasl_mechanism: OAUTHBEARER\n  sasl_oauthbearer_token_file: {}\n",
+        token_file.display()
+    )
 }

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::kafka::{ClientConfig, SaslSettings, Secret, SecurityProtocol, TlsSettings, NO_HOSTNAME_VERIFICATION};
+use crate::kafka::{
+    ClientConfig, SaslCredentials, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings,
+    NO_HOSTNAME_VERIFICATION,
+};
 use crate::offset_reset::{GroupSelection, GroupStrategy};
 use crate::records::Compression;
 use crate::topics::TopicSelector;
@@ -108,6 +111,8 @@ struct RawEndpoint {
     sasl_username: Option<String>,
     sasl_password: Option<String>,
     sasl_password_file: Option<PathBuf>,
+    sasl_oauthbearer_token: Option<String>,
+    sasl_oauthbearer_token_file: Option<PathBuf>,
     client_id: Option<String>,
     connect_timeout_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
@@ -480,8 +485,9 @@ fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
     })
 }
 
-/// `sasl_mechanism`, `sasl_username` and the password (`sasl_password`, usually `${ENV}`, or
-/// `sasl_password_file`, its last newline dropped): all or none.
+/// `sasl_mechanism` with its credentials: `sasl_username` and the password (`sasl_password`,
+/// usually `${ENV}`, or `sasl_password_file`, its last newline dropped) for PLAIN and SCRAM; the
+/// token (`sasl_oauthbearer_token` or `sasl_oauthbearer_token_file`) for OAUTHBEARER.
 fn sasl_settings(source: &RawEndpoint, role: &str) -> Result<Option<SaslSettings>, ConfigError> {
     let key = |name: &str| format!("{role}.{name}");
     let password = match (&source.sasl_password, &source.sasl_password_file) {
@@ -496,20 +502,47 @@ fn sasl_settings(source: &RawEndpoint, role: &str) -> Result<Option<SaslSettings
         }
         (None, None) => None,
     };
-    match (&source.sasl_mechanism, &source.sasl_username, password) {
-        (None, None, None) => Ok(None),
-        (Some(mechanism), Some(username), Some(password)) => Ok(Some(SaslSettings {
-            mechanism: mechanism
-                .parse()
-                .map_err(|e: crate::kafka::KafkaError| invalid(&key("sasl_mechanism"), e.to_string()))?,
-            username: username.clone(),
-            password: Secret::new(password),
-        })),
-        _ => Err(invalid(
-            &key("sasl_mechanism"),
-            "SASL needs sasl_mechanism, sasl_username and sasl_password (or sasl_password_file) together",
-        )),
-    }
+    let token = match (&source.sasl_oauthbearer_token, &source.sasl_oauthbearer_token_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                &key("sasl_oauthbearer_token_file"),
+                "give sasl_oauthbearer_token or sasl_oauthbearer_token_file, not both",
+            ))
+        }
+        (Some(token), None) => Some(SaslCredentials::Token(Secret::new(token.clone()))),
+        (None, Some(path)) => Some(SaslCredentials::TokenFile(path.clone())),
+        (None, None) => None,
+    };
+    let Some(mechanism) = &source.sasl_mechanism else {
+        if source.sasl_username.is_some() || password.is_some() || token.is_some() {
+            return Err(invalid(&key("sasl_mechanism"), "SASL credentials are given without sasl_mechanism"));
+        }
+        return Ok(None);
+    };
+    let mechanism: SaslMechanism =
+        mechanism.parse().map_err(|e: crate::kafka::KafkaError| invalid(&key("sasl_mechanism"), e.to_string()))?;
+    let credentials = match (mechanism, &source.sasl_username, password, token) {
+        (SaslMechanism::OauthBearer, None, None, Some(token)) => token,
+        (SaslMechanism::OauthBearer, ..) => {
+            return Err(invalid(
+                &key("sasl_mechanism"),
+                "OAUTHBEARER needs sasl_oauthbearer_token or sasl_oauthbearer_token_file, and no user or password",
+            ))
+        }
+        (_, Some(username), Some(password), None) => {
+            SaslCredentials::Password { username: username.clone(), password: Secret::new(password) }
+        }
+        _ => {
+            return Err(invalid(
+                &key("sasl_mechanism"),
+                format!(
+                    "{} needs sasl_username and sasl_password (or sasl_password_file) together, and no token",
+                    mechanism.name()
+                ),
+            ))
+        }
+    };
+    Ok(Some(SaslSettings { mechanism, credentials }))
 }
 
 fn check_backup_id(id: &str) -> Result<(), ConfigError> {

@@ -510,6 +510,13 @@ pub fn add_acl(bootstrap: &str, resource: &str, name: &str, principal: &str, ope
     );
 }
 
+/// An unsigned JWT for `sub` that the test clusters' unsecured OAUTHBEARER validator accepts,
+/// valid for `lifetime_s` seconds from now (negative: already expired).
+pub fn unsecured_jwt(sub: &str, lifetime_s: i64) -> String {
+    let answer = refclient("unsecured-jwt", serde_json::json!({"sub": sub, "lifetime_s": lifetime_s}));
+    answer["token"].as_str().expect("token").to_string()
+}
+
 /// The names of the topics of the cluster.
 pub fn topics(bootstrap: &str) -> Vec<String> {
     let answer = refclient("list-topics", serde_json::json!({"bootstrap": bootstrap}));

@@ -119,7 +119,7 @@ impl ClientConfig {
             }
             (None, true) => {
                 return Err(KafkaError::Config(
-                    "security_protocol SASL_* needs sasl_mechanism, sasl_username and a password".into(),
+                    "security_protocol SASL_* needs sasl_mechanism and its credentials".into(),
                 ))
             }
             _ => {}
@@ -170,14 +170,16 @@ mod tests {
         let mut config = ClientConfig::new(vec!["k:9092".into()]);
         config.sasl = Some(SaslSettings {
             mechanism: "scram-sha-512".parse().unwrap(),
-            username: "alice".into(),
-            password: crate::kafka::Secret::new("hunter2".into()),
+            credentials: crate::kafka::SaslCredentials::Password {
+                username: "alice".into(),
+                password: crate::kafka::Secret::new("hunter2".into()),
+            },
         });
         assert!(config.validate().unwrap_err().to_string().contains("no SASL"));
         config.security_protocol = SecurityProtocol::SaslPlaintext;
         config.validate().unwrap();
         assert!(!format!("{config:?}").contains("hunter2"), "Debug never shows the password");
-        assert!("OAUTHBEARER".parse::<crate::kafka::SaslMechanism>().unwrap_err().to_string().contains("implemented"));
+        assert!("AWS_MSK_IAM".parse::<crate::kafka::SaslMechanism>().unwrap_err().to_string().contains("implemented"));
     }
 
     #[test]

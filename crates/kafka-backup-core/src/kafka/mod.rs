@@ -25,5 +25,5 @@ pub use log::{
     AbortedTransaction, FetchOptions, FetchedPartition, IsolationLevel, OffsetSpec, PendingProduce, ProduceAck,
 };
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
-pub use sasl::{SaslMechanism, SaslSettings, Secret};
+pub use sasl::{SaslCredentials, SaslMechanism, SaslSettings, Secret};
 pub use transport::{TlsSettings, NO_HOSTNAME_VERIFICATION};

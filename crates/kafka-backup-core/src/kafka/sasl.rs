@@ -1,6 +1,7 @@
 //! SASL authentication of a new broker connection (KIP-43, KIP-152): SaslHandshake v1 names the
 //! mechanism, then SaslAuthenticate carries its messages; nothing else is sent on the connection
-//! before it succeeds. PLAIN (RFC 4616) and SCRAM-SHA-256/512 (`scram.rs`).
+//! before it succeeds. PLAIN (RFC 4616), SCRAM-SHA-256/512 (`scram.rs`) and OAUTHBEARER with a
+//! bearer token the operator supplies (RFC 7628; KIP-255).
 
 use std::fmt;
 use std::str::FromStr;
@@ -45,6 +46,8 @@ pub enum SaslMechanism {
     ScramSha256,
     /// Salted challenge-response with SHA-512.
     ScramSha512,
+    /// A bearer token (a JWT from the operator's identity provider).
+    OauthBearer,
 }
 
 impl SaslMechanism {
@@ -54,6 +57,7 @@ impl SaslMechanism {
             Self::Plain => "PLAIN",
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
+            Self::OauthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -66,12 +70,13 @@ impl FromStr for SaslMechanism {
             "PLAIN" => Ok(Self::Plain),
             "SCRAM-SHA-256" => Ok(Self::ScramSha256),
             "SCRAM-SHA-512" => Ok(Self::ScramSha512),
-            "OAUTHBEARER" | "AWS_MSK_IAM" | "GSSAPI" => Err(KafkaError::NotSupported {
+            "OAUTHBEARER" => Ok(Self::OauthBearer),
+            "AWS_MSK_IAM" | "GSSAPI" => Err(KafkaError::NotSupported {
                 feature: format!("SASL mechanism {text}"),
-                hint: "PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are implemented".into(),
+                hint: "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER (with a given token) are implemented".into(),
             }),
             _ => Err(KafkaError::Config(format!(
-                "unknown SASL mechanism {text:?}; expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                "unknown SASL mechanism {text:?}; expected PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"
             ))),
         }
     }
@@ -82,10 +87,36 @@ impl FromStr for SaslMechanism {
 pub struct SaslSettings {
     /// Mechanism.
     pub mechanism: SaslMechanism,
-    /// User name.
-    pub username: String,
-    /// Password.
-    pub password: Secret,
+    /// What proves it: a password for PLAIN and SCRAM, a token for OAUTHBEARER.
+    pub credentials: SaslCredentials,
+}
+
+/// The secret half of a SASL login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaslCredentials {
+    /// User name and password (PLAIN, SCRAM).
+    Password {
+        /// User name.
+        username: String,
+        /// Password.
+        password: Secret,
+    },
+    /// A bearer token as given (OAUTHBEARER).
+    Token(Secret),
+    /// A file holding the bearer token, read again for every new connection, so that a token
+    /// another process refreshes is picked up (OAUTHBEARER).
+    TokenFile(std::path::PathBuf),
+}
+
+impl SaslCredentials {
+    /// Who the errors name: the user, or that a token was used (never any secret).
+    fn principal(&self) -> String {
+        match self {
+            Self::Password { username, .. } => username.clone(),
+            Self::Token(_) => "the configured token".into(),
+            Self::TokenFile(path) => format!("the token in {}", path.display()),
+        }
+    }
 }
 
 /// Authenticates `connection` (just opened, ApiVersions done) as `settings` says; returns the
@@ -98,7 +129,7 @@ pub async fn authenticate(
     let failed = |reason: String| KafkaError::Authentication {
         broker: connection.address().to_string(),
         mechanism,
-        user: settings.username.clone(),
+        user: settings.credentials.principal(),
         reason,
     };
     let handshake =
@@ -115,17 +146,18 @@ pub async fn authenticate(
         let response = connection.send(&SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes))).await?;
         if response.error_code != 0 {
             let message = response.error_message.map(|m| m.to_string()).unwrap_or_default();
-            return Err(failed(format!("{message} (check sasl_username and sasl_password)")));
+            return Err(failed(format!("{message} (check the SASL credentials)")));
         }
         Ok((response.auth_bytes, response.session_lifetime_ms))
     };
-    let password = settings.password.expose();
-    let lifetime_ms = match settings.mechanism {
-        SaslMechanism::Plain => exchange(format!("\0{}\0{password}", settings.username).into_bytes()).await?.1,
-        SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
+    let lifetime_ms = match (&settings.credentials, settings.mechanism) {
+        (SaslCredentials::Password { username, password }, SaslMechanism::Plain) => {
+            exchange(format!("\0{username}\0{}", password.expose()).into_bytes()).await?.1
+        }
+        (SaslCredentials::Password { username, password }, SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512) => {
             let hash =
                 if settings.mechanism == SaslMechanism::ScramSha256 { ScramHash::Sha256 } else { ScramHash::Sha512 };
-            let (client, first) = ScramClient::start(hash, &settings.username, password, &nonce()?);
+            let (client, first) = ScramClient::start(hash, username, password.expose(), &nonce()?);
             let (server_first, _) = exchange(first.into_bytes()).await?;
             let server_first = String::from_utf8_lossy(&server_first).into_owned();
             let last = client.answer(&server_first).map_err(&failed)?;
@@ -133,8 +165,33 @@ pub async fn authenticate(
             last.verify(&String::from_utf8_lossy(&server_final)).map_err(&failed)?;
             lifetime_ms
         }
+        (SaslCredentials::Token(_) | SaslCredentials::TokenFile(_), SaslMechanism::OauthBearer) => {
+            let token = bearer_token(&settings.credentials).map_err(&failed)?;
+            // RFC 7628 initial client response: gs2 header, then kvpairs separated by ^A.
+            let (challenge, lifetime_ms) =
+                exchange(format!("n,,\x01auth=Bearer {}\x01\x01", token.expose()).into_bytes()).await?;
+            if !challenge.is_empty() {
+                // An error challenge (JSON): acknowledged with ^A, which the broker then fails.
+                let detail = String::from_utf8_lossy(&challenge).into_owned();
+                let _ = exchange(vec![0x01]).await;
+                return Err(failed(format!("the broker refused the token: {detail}")));
+            }
+            lifetime_ms
+        }
+        _ => return Err(failed("these credentials do not go with this mechanism".into())),
     };
     Ok((lifetime_ms > 0).then(|| Duration::from_millis(lifetime_ms as u64)))
+}
+
+/// The token to send now: as given, or read from its file (trimmed) at this connection.
+fn bearer_token(credentials: &SaslCredentials) -> Result<Secret, String> {
+    match credentials {
+        SaslCredentials::Token(token) => Ok(token.clone()),
+        SaslCredentials::TokenFile(path) => std::fs::read_to_string(path)
+            .map(|text| Secret::new(text.trim().to_string()))
+            .map_err(|e| format!("cannot read the token file {}: {e}", path.display())),
+        SaslCredentials::Password { .. } => Err("OAUTHBEARER needs a token, not a password".into()),
+    }
 }
 
 /// 24 random bytes as base64url: a SCRAM client nonce.

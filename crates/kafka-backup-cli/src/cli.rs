@@ -123,9 +123,13 @@ pub enum ManifestFormat {
 /// `cluster-info` arguments.
 #[derive(Debug, Args)]
 pub struct ClusterInfoArgs {
-    /// Brokers to bootstrap from, comma-separated host:port.
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// Brokers to bootstrap from, comma-separated host:port (PLAINTEXT).
+    #[arg(long, value_delimiter = ',', required_unless_present = "config", conflicts_with = "config")]
     pub bootstrap_servers: Vec<String>,
+    /// A backup or restore config: its source (backup) or target (restore) cluster, with that
+    /// section's TLS and SASL settings.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

@@ -197,6 +197,13 @@ fn sasl_plain_and_scram_round_trip_and_three_phase_restore_over_sasl_ssl() {
     assert_eq!(testkit::consume(&target.bootstrap(), &copy, &[0, 1]), original);
     assert_eq!(testkit::committed(&target.bootstrap(), &group, &copy, &[0, 1]), [(0, 12), (1, 20)].into());
 
+    // cluster-info reaches the same secured cluster through the restore config.
+    let info = run(&["cluster-info", "--config", restore_config.to_str().unwrap(), "--format", "json"]);
+    assert_success(&info);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["cluster_id"], target.cluster_id());
+    outputs += &info.to_string();
+
     let stored = every_stored_byte(&dir.path().join("store"));
     for secret in ["alice-secret", "admin-secret"] {
         assert!(!outputs.contains(secret), "{secret} appeared in the output");

@@ -342,6 +342,22 @@ fn selector_or_all(patterns: Option<&RawTopics>, path: &str) -> Result<TopicSele
     TopicSelector::new(include, exclude).map_err(|message| invalid(path, message))
 }
 
+/// The cluster a config file talks to, with its connection settings: `source` of a backup config,
+/// `target` of a restore config (for commands such as `cluster-info --config`).
+pub fn cluster_of_config_file(path: &std::path::Path) -> Result<ClientConfig, ConfigError> {
+    #[derive(Deserialize)]
+    struct ModeOnly {
+        mode: Mode,
+    }
+    let text = read_config(path)?;
+    let mode = serde_yaml_ng::from_str::<ModeOnly>(&text).map_err(|e| invalid("mode", e.to_string()))?.mode;
+    let lookup = |name: &str| std::env::var(name).ok();
+    match mode {
+        Mode::Backup => Ok(BackupConfig::from_yaml(&text, lookup)?.source),
+        Mode::Restore => Ok(RestoreConfig::from_yaml(&text, lookup)?.target),
+    }
+}
+
 impl BackupConfig {
     /// Reads, substitutes, parses and checks a backup config file.
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {

@@ -1,16 +1,21 @@
-//! `kafka-backup cluster-info`: connects, gathers the cluster report, prints it as text or JSON.
+//! `kafka-backup cluster-info`: connects (to `--bootstrap-servers`, or the cluster of a config file
+//! with its security settings), gathers the cluster report, prints it as text or JSON.
 
 use std::fmt::Write;
 
 use anyhow::Context;
 use kafka_backup_core::cluster_info::{gather, ClusterInfo};
+use kafka_backup_core::config::cluster_of_config_file;
 use kafka_backup_core::kafka::{ClientConfig, KafkaClient};
 
 use crate::cli::{ClusterInfoArgs, Format};
 
 /// Runs the command.
 pub async fn run(args: ClusterInfoArgs) -> anyhow::Result<()> {
-    let mut config = ClientConfig::new(args.bootstrap_servers.clone());
+    let mut config = match &args.config {
+        Some(path) => cluster_of_config_file(path).with_context(|| format!("in {}", path.display()))?,
+        None => ClientConfig::new(args.bootstrap_servers.clone()),
+    };
     config.bootstrap_timeout = args.timeout();
     config.retry.deadline = args.timeout();
     let client = KafkaClient::connect(config).await?;

@@ -312,11 +312,7 @@ fn oauthbearer_with_a_token_file_or_an_inline_token_round_trips_and_an_expired_t
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, format!("{}\n", testkit::unsecured_jwt("alice", 3600))).unwrap();
     let config = write_config(dir.path(), &source.listener("SASL_PLAINTEXT"), "bearer", &topic, "");
-    let settings = format!(
-        "  security_protocol: SASL_PLAINTEXT\n  sasl_mechanism: OAUTHBEARER\n  sasl_oauthbearer_token_file: {}\n",
-        token_file.display()
-    );
-    with_connection_settings(&config, "  topics:", &settings);
+    with_connection_settings(&config, "  topics:", &token_file_settings(&token_file));
     assert_success(&backup(&config));
     assert_eq!(backed_up_records(dir.path(), "bearer", &topic), original);
 
@@ -338,11 +334,12 @@ fn oauthbearer_with_a_token_file_or_an_inline_token_round_trips_and_an_expired_t
 
     // An expired token written over the file: the next connection reads it and is refused.
     std::fs::write(&token_file, testkit::unsecured_jwt("alice", -600)).unwrap();
-    let error = failed_backup(&source.listener("SASL_PLAINTEXT"), &settings_for_file(&token_file));
+    let error = failed_backup(&source.listener("SASL_PLAINTEXT"), &token_file_settings(&token_file));
     assert!(error.contains("OAUTHBEARER") && error.contains("token"), "{error}");
 }
 
-fn settings_for_file(token_file: &Path) -> String {
+/// OAUTHBEARER over SASL_PLAINTEXT with the token in `token_file`.
+fn token_file_settings(token_file: &Path) -> String {
     format!(
         "  security_protocol: SASL_PLAINTEXT\n  sasl_mechanism: OAUTHBEARER\n  sasl_oauthbearer_token_file: {}\n",
         token_file.display()

@@ -574,3 +574,28 @@ fn produce_compression_recompresses_what_is_restored_and_keeps_every_record() {
         "{codecs:?}"
     );
 }
+
+#[test]
+fn log_append_time_records_keep_their_original_timestamps() {
+    let (source, target) = clusters();
+    let topic = unique("appended-time");
+    testkit::create_topic(&source, &topic, 1, &[("message.timestamp.type", "LogAppendTime")]);
+    testkit::produce_small(&source, &topic, 0, 20);
+    let original = testkit::consume(&source, &topic, &[0]);
+    assert!(original.iter().all(|r| r.timestamp_type.as_deref() == Some("log_append_time")));
+    std::thread::sleep(std::time::Duration::from_millis(20)); // the restore's append time differs
+    let dir = TempDir::new().unwrap();
+    back_up(&dir, &source, "lat", &topic, "");
+    let copy = unique("appended-time-copy");
+    let settings = format!("  topic_mapping:\n    {topic}: {copy}\n");
+    let output = restore(&write_restore_config(dir.path(), "lat", &target, "lat", &settings), &[]);
+    assert_success(&output);
+    assert!(
+        text(&output.stdout).contains("message.timestamp.type=CreateTime"),
+        "the plan says so: {}",
+        text(&output.stdout)
+    );
+    let restored = testkit::consume(&target, &copy, &[0]);
+    let times = |records: &[RefRecord]| records.iter().map(|r| r.timestamp).collect::<Vec<_>>();
+    assert_eq!(times(&restored), times(&original), "every record keeps the time the source broker gave it");
+}

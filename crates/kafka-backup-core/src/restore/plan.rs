@@ -10,6 +10,8 @@ use crate::config::RestoreConfig;
 use crate::kafka::ClusterMetadata;
 use crate::manifest::BackupManifest;
 
+/// The topic config that makes the broker stamp records with its own time at append.
+const TIMESTAMP_TYPE_CONFIG: &str = "message.timestamp.type";
 /// Everything a restore will do.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RestorePlan {
@@ -163,11 +165,19 @@ pub fn build_plan(config: &RestoreConfig, manifest: &BackupManifest, target: &Cl
                     plan.warnings
                         .push(format!("{target_name}: configs were not captured by the backup; broker defaults apply"));
                 }
-                Some(TopicCreation {
-                    partitions: needed,
-                    replication_factor: original.min(broker_count),
-                    configs: topic.configs.clone().unwrap_or_default(),
-                })
+                let mut configs = topic.configs.clone().unwrap_or_default();
+                // A LogAppendTime topic would have the target broker stamp every restored record
+                // with the time of the restore: created as CreateTime, the records keep their times.
+                if configs.get(TIMESTAMP_TYPE_CONFIG).is_some_and(|t| t == "LogAppendTime") {
+                    configs.remove(TIMESTAMP_TYPE_CONFIG);
+                    plan.warnings.push(format!(
+                        "{target_name}: created with {TIMESTAMP_TYPE_CONFIG}=CreateTime, not the source's LogAppendTime, \
+                         so that restored records keep their original timestamps; set it to LogAppendTime after the \
+                         restore if new records should get broker time (kafka-configs --alter --add-config \
+                         {TIMESTAMP_TYPE_CONFIG}=LogAppendTime)"
+                    ));
+                }
+                Some(TopicCreation { partitions: needed, replication_factor: original.min(broker_count), configs })
             }
         };
         plan.topics.push(TopicPlan {

@@ -93,8 +93,33 @@ impl KafkaClient {
                 }
             })
             .await?;
-        self.refresh_metadata(Some(std::slice::from_ref(&topic.name))).await?;
-        Ok(())
+        self.await_topic(&topic.name, timeout).await
+    }
+
+    /// Waits until the metadata shows `topic` with a leader for every partition: the controller
+    /// has created it, but a broker's metadata cache can learn of it a moment later (seen under
+    /// load on Apache Kafka 4.2), and a restore must not fail on that lag.
+    async fn await_topic(&self, topic: &str, timeout: Duration) -> Result<(), KafkaError> {
+        let started = tokio::time::Instant::now();
+        let mut attempt = 0;
+        loop {
+            let known = match self.refresh_metadata(Some(&[topic.to_string()])).await {
+                Ok(metadata) => {
+                    metadata.topics.get(topic).is_some_and(|t| t.partitions.values().all(|p| p.leader.is_some()))
+                }
+                Err(KafkaError::UnknownTopicOrPartition { .. }) => false,
+                Err(error) => return Err(error),
+            };
+            if known {
+                return Ok(());
+            }
+            let wait = self.config().retry.backoff(attempt);
+            if started.elapsed() + wait > timeout {
+                return Err(KafkaError::UnknownTopicOrPartition { topic: topic.to_string(), partition: None });
+            }
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
     }
 
     /// The configs of `topic`, each marked set on the topic or not.

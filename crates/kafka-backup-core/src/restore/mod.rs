@@ -104,7 +104,25 @@ pub async fn run_restore(
         };
         match client.create_topic(&new_topic, Duration::from_secs(30)).await {
             Ok(()) => report.created_topics.push(topic.target.clone()),
-            Err(error) if error.response_error() == Some(ResponseError::TopicAlreadyExists) => {}
+            Err(error) if error.response_error() == Some(ResponseError::TopicAlreadyExists) => {
+                // The plan's metadata did not show it (created meanwhile, or a broker's metadata
+                // lagged): restore into it only if it has the partitions the plan created.
+                let metadata = client
+                    .refresh_metadata(Some(std::slice::from_ref(&topic.target)))
+                    .await
+                    .map_err(EngineError::kafka(format!("reading topic {}", topic.target)))?;
+                let found = metadata.topics.get(&topic.target).map_or(0, |t| t.partitions.len());
+                if found != create.partitions as usize {
+                    return Err(RestoreError::Conflicts {
+                        conflicts: vec![format!(
+                            "target topic {} exists after all (created meanwhile, or missing from the metadata the \
+                             plan was built on) with {found} partitions where the plan creates {}; run the restore \
+                             again to plan against it",
+                            topic.target, create.partitions
+                        )],
+                    });
+                }
+            }
             Err(error) => return Err(EngineError::kafka(format!("creating topic {}", topic.target))(error)),
         }
     }

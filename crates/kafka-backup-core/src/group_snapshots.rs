@@ -113,7 +113,7 @@ pub async fn load_snapshots(store: &BackupStore) -> Result<Vec<GroupOffsetsSnaps
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StorageConfig;
+    use crate::storage::StorageConfig;
 
     fn snapshot(at: i64, offset: i64) -> GroupOffsetsSnapshot {
         let offsets = vec![GroupOffset { topic: "t".into(), partition: 0, offset, metadata: None }];

@@ -15,6 +15,7 @@ pub mod partitioner;
 pub mod records;
 pub mod restore;
 pub mod retry;
+pub mod secret;
 pub mod segment;
 pub mod storage;
 pub mod three_phase;

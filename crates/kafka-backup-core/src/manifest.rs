@@ -320,7 +320,7 @@ fn parse_json<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StorageConfig;
+    use crate::storage::StorageConfig;
 
     fn segment(topic: &str, partition: i32, start: i64, end: i64) -> SegmentMetadata {
         SegmentMetadata {

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use kafka_backup_core::config::{BackupConfig, RestoreConfig, StorageConfig, TimeWindow};
+use kafka_backup_core::config::{BackupConfig, RestoreConfig, TimeWindow};
 use kafka_backup_core::offset_reset::GroupStrategy;
 use kafka_backup_core::records::Compression;
+use kafka_backup_core::storage::{CloudProvider, ServerSideEncryption, StorageConfig};
 use kafka_backup_testkit::repo_root;
 
 fn read(name: &str) -> String {
@@ -74,6 +75,23 @@ fn the_continuous_example_is_continuous() {
     assert!(config.settings.continuous);
     assert_eq!(config.settings.compression, Compression::Lz4);
     assert_eq!(config.settings.segment_max_interval, Duration::from_secs(60));
+}
+
+#[test]
+fn the_s3_example_names_its_bucket_and_encryption() {
+    let config = load("backup-s3.yaml");
+    let StorageConfig::Cloud(s3) = &config.storage else { panic!("not a cloud store: {:?}", config.storage) };
+    assert_eq!(
+        (s3.provider, s3.bucket.as_str(), s3.prefix.as_str()),
+        (CloudProvider::S3, "company-kafka-backups", "prod/eu-west-1")
+    );
+    assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(
+        s3.server_side_encryption,
+        Some(ServerSideEncryption::Kms { key_id: Some("alias/kafka-backups".into()) })
+    );
+    assert_eq!(s3.storage_class.as_deref(), Some("STANDARD_IA"));
+    assert_eq!(s3.credentials, Default::default(), "credentials come from the AWS chain");
 }
 
 #[test]

@@ -1,6 +1,10 @@
 //! Test support: Apache Kafka clusters shared by the tests of a run (`tools/clusters.py`), Tansu
-//! brokers for the compatibility suite, and the confluent-kafka reference client
-//! (`tools/refclient.py`), all installed by `scripts/install-test-infra.sh`.
+//! brokers for the compatibility suite, object-store emulators (`store_emulator.rs`), and the
+//! confluent-kafka reference client (`tools/refclient.py`), all installed by `scripts/install-test-infra.sh`.
+
+mod store_emulator;
+
+pub use store_emulator::{BucketListing, StoreEmulator, StoreKind, AZURITE_ACCOUNT, AZURITE_KEY};
 
 use std::collections::BTreeMap;
 use std::io::Write;

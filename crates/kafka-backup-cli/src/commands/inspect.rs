@@ -2,30 +2,40 @@
 //! manifest, and `validate` its integrity (non-zero exit when anything is wrong).
 
 use std::fmt::Write;
-use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+use kafka_backup_core::config::storage_of_config_file;
 use kafka_backup_core::group_snapshots::{load_snapshots, GroupOffsetsSnapshot};
 use kafka_backup_core::manifest::{list_backups, BackupManifest};
-use kafka_backup_core::storage::BackupStore;
+use kafka_backup_core::storage::{parse_storage_url, BackupStore};
 
-use crate::cli::{DescribeArgs, Format, ListArgs, ManifestFormat, ValidateArgs};
+use crate::cli::{DescribeArgs, Format, ListArgs, ManifestFormat, StoreArgs, ValidateArgs};
 
-/// Opens the storage root `path` given on the command line.
-pub(super) fn open(path: &str) -> anyhow::Result<BackupStore> {
-    if path.contains("://") {
-        bail!("{path}: only local directories are supported for now (object stores are planned)");
-    }
-    Ok(BackupStore::existing_directory(Path::new(path))?)
+/// Opens the storage root a `--path` URL or directory names.
+pub(super) fn open_path(path: &str) -> anyhow::Result<BackupStore> {
+    Ok(BackupStore::open_existing(&parse_storage_url(path)?)?)
 }
 
-async fn load(path: &str, backup_id: &str) -> anyhow::Result<(BackupStore, BackupManifest)> {
-    let store = open(path)?.child(backup_id);
-    let manifest =
-        BackupManifest::load(&store).await.with_context(|| format!("reading backup {backup_id}"))?.with_context(
-            || format!("there is no backup {backup_id} under {path} (see `kafka-backup list --path {path}`)"),
-        )?;
+/// Opens the storage root given by `--path` or `--config`.
+fn open(args: &StoreArgs) -> anyhow::Result<BackupStore> {
+    match (&args.path, &args.config) {
+        (Some(path), _) => open_path(path),
+        (None, Some(config)) => {
+            let storage = storage_of_config_file(config).with_context(|| format!("in {}", config.display()))?;
+            Ok(BackupStore::open_existing(&storage)?)
+        }
+        (None, None) => bail!("give --path or --config"),
+    }
+}
+
+async fn load(args: &StoreArgs, backup_id: &str) -> anyhow::Result<(BackupStore, BackupManifest)> {
+    let root = open(args)?;
+    let store = root.child(backup_id);
+    let manifest = BackupManifest::load(&store).await.with_context(|| format!("reading backup {backup_id}"))?;
+    let manifest = manifest.with_context(|| {
+        format!("there is no backup {backup_id} in {} (see `kafka-backup list`)", root.description())
+    })?;
     Ok((store, manifest))
 }
 
@@ -41,7 +51,8 @@ fn mib(bytes: u64) -> String {
 
 /// `list --path PATH`.
 pub async fn list(args: ListArgs) -> anyhow::Result<()> {
-    let manifests = list_backups(&open(&args.path)?).await?;
+    let root = open(&args.store)?;
+    let manifests = list_backups(&root).await?;
     if args.format == Format::Json {
         let rows: Vec<_> = manifests
             .iter()
@@ -60,7 +71,7 @@ pub async fn list(args: ListArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if manifests.is_empty() {
-        println!("no backups under {}", args.path);
+        println!("no backups under {}", root.description());
         return Ok(());
     }
     println!("{:<30}  {:<20}  {:>6}  {:>12}  {:>12}", "BACKUP", "UPDATED", "TOPICS", "RECORDS", "SIZE");
@@ -79,7 +90,7 @@ pub async fn list(args: ListArgs) -> anyhow::Result<()> {
 
 /// `describe --path PATH --backup-id ID`.
 pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
-    let (store, manifest) = load(&args.path, &args.backup_id).await?;
+    let (store, manifest) = load(&args.store, &args.backup_id).await?;
     let snapshots = load_snapshots(&store).await?;
     match args.format {
         ManifestFormat::Json => println!("{}", serde_json::to_string_pretty(&manifest)?),
@@ -154,7 +165,7 @@ fn describe_text(m: &BackupManifest, snapshots: &[GroupOffsetsSnapshot]) -> Stri
 
 /// `validate --path PATH --backup-id ID [--deep]`.
 pub async fn validate(args: ValidateArgs) -> anyhow::Result<()> {
-    let (store, manifest) = load(&args.path, &args.backup_id).await?;
+    let (store, manifest) = load(&args.store, &args.backup_id).await?;
     let report = kafka_backup_core::validate::validate(&store, &manifest, args.deep).await?;
     let depth = if args.deep { "deep" } else { "shallow" };
     if report.is_ok() {

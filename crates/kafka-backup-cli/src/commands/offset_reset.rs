@@ -45,7 +45,7 @@ async fn locate(args: &BackupTargetArgs) -> anyhow::Result<Location> {
         (None, None) => bail!("give --backup-id or --config"),
     };
     let root = match (&args.path, &config) {
-        (Some(path), _) => inspect::open(path)?,
+        (Some(path), _) => inspect::open_path(path)?,
         (None, Some(config)) => BackupStore::open(&config.storage)?,
         (None, None) => bail!("give --path or --config"),
     };

@@ -47,12 +47,28 @@ fn yaml_servers(bootstrap: &str) -> String {
 
 /// Writes a backup config into `dir` and returns its path.
 pub fn write_config(dir: &Path, bootstrap: &str, backup_id: &str, include: &str, backup: &str) -> PathBuf {
+    write_config_on(dir, &filesystem_storage(dir), bootstrap, backup_id, include, backup)
+}
+
+/// The `storage:` section of a store in `dir/store`.
+fn filesystem_storage(dir: &Path) -> String {
+    format!("  backend: filesystem\n  path: {}\n", dir.join("store").display())
+}
+
+/// Like [`write_config`], with the `storage:` section given (YAML lines indented by two).
+pub fn write_config_on(
+    dir: &Path,
+    storage: &str,
+    bootstrap: &str,
+    backup_id: &str,
+    include: &str,
+    backup: &str,
+) -> PathBuf {
     let path = dir.join(format!("{backup_id}.yaml"));
     let yaml = format!(
         "mode: backup\nbackup_id: {backup_id}\nsource:\n  bootstrap_servers: {}\n  topics:\n    include: [\"{include}\"]\n\
-         storage:\n  backend: filesystem\n  path: {}\nbackup:\n{backup}",
+         storage:\n{storage}backup:\n{backup}",
         yaml_servers(bootstrap),
-        dir.join("store").display()
     );
     std::fs::write(&path, yaml).unwrap();
     path
@@ -89,9 +105,14 @@ fn backup_exists(dir: &Path, backup_id: &str) -> bool {
 
 /// The records committed so far in the backup (none while it has no manifest or no such topic).
 pub fn backed_up_records_if_any(dir: &Path, backup_id: &str, topic: &str) -> Vec<RefRecord> {
+    let Ok(root) = BackupStore::existing_directory(&dir.join("store")) else { return Vec::new() };
+    records_in_store(&root, backup_id, topic)
+}
+
+/// The records committed so far in backup `backup_id` under `root`, decoded by our reader.
+pub fn records_in_store(root: &BackupStore, backup_id: &str, topic: &str) -> Vec<RefRecord> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let Ok(root) = BackupStore::existing_directory(&dir.join("store")) else { return Vec::new() };
         let store = root.child(backup_id);
         let Some(manifest) = BackupManifest::load(&store).await.unwrap() else { return Vec::new() };
         let Some(backed_up) = manifest.topic(topic) else { return Vec::new() };
@@ -217,12 +238,23 @@ pub fn without_offsets(records: &[RefRecord]) -> Vec<RefRecord> {
 
 /// Writes a restore config (backup `backup_id` from `dir`'s store into `bootstrap`).
 pub fn write_restore_config(dir: &Path, name: &str, bootstrap: &str, backup_id: &str, restore: &str) -> PathBuf {
+    write_restore_config_on(dir, &filesystem_storage(dir), name, bootstrap, backup_id, restore)
+}
+
+/// Like [`write_restore_config`], with the `storage:` section given (YAML lines indented by two).
+pub fn write_restore_config_on(
+    dir: &Path,
+    storage: &str,
+    name: &str,
+    bootstrap: &str,
+    backup_id: &str,
+    restore: &str,
+) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));
     let yaml = format!(
         "mode: restore\nbackup_id: {backup_id}\ntarget:\n  bootstrap_servers: {}\n\
-         storage:\n  backend: filesystem\n  path: {}\nrestore:\n{restore}",
+         storage:\n{storage}restore:\n{restore}",
         yaml_servers(bootstrap),
-        dir.join("store").display()
     );
     std::fs::write(&path, yaml).unwrap();
     path

@@ -121,7 +121,7 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
             .await
             .map_err(|source| BackupError::Kafka { context: "connecting to the source cluster".into(), source })?,
     );
-    let store = BackupStore::open(&config.storage)?.child(&config.backup_id);
+    let store = BackupStore::open_for_writing(&config.storage).await?.child(&config.backup_id);
     let kafka = |context: &str| {
         let context = context.to_string();
         move |source| BackupError::Kafka { context, source }

@@ -16,6 +16,7 @@ mod scram;
 mod transport;
 mod versions;
 
+pub use crate::secret::Secret;
 pub use admin::{NewTopic, TopicConfigEntry};
 pub use client::KafkaClient;
 pub use config::{ClientConfig, SecurityProtocol};
@@ -25,5 +26,5 @@ pub use log::{
     AbortedTransaction, FetchOptions, FetchedPartition, IsolationLevel, OffsetSpec, PendingProduce, ProduceAck,
 };
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
-pub use sasl::{SaslCredentials, SaslMechanism, SaslSettings, Secret};
+pub use sasl::{SaslCredentials, SaslMechanism, SaslSettings};
 pub use transport::{TlsSettings, NO_HOSTNAME_VERIFICATION};

@@ -3,7 +3,6 @@
 //! before it succeeds. PLAIN (RFC 4616), SCRAM-SHA-256/512 (`scram.rs`) and OAUTHBEARER with a
 //! bearer token the operator supplies (RFC 7628; KIP-255).
 
-use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -15,27 +14,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use super::connection::BrokerConnection;
 use super::scram::{ScramClient, ScramHash};
 use super::KafkaError;
-
-/// A secret (password, token): shown as `***` by `Debug` and never part of an error.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps `value`.
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
-
-    fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+use crate::secret::Secret;
 
 /// A SASL mechanism this client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,18 +1,27 @@
 //! Backup storage over `object_store`: one `Arc<dyn ObjectStore>` plus a root prefix, with the
 //! few operations the engine needs. Writes are atomic (local: staged file, fsync, rename or hard
-//! link) and `put_new` is conditional, so two runs writing the same object fail loudly.
+//! link; cloud: one PUT) and `put_new` is conditional, so two runs writing the same object fail loudly.
+
+mod cloud;
+mod location;
+
+pub use location::{
+    parse_storage_url, CloudConfig, CloudCredentials, CloudProvider, ServerSideEncryption, StorageConfig,
+    StorageUrlError, STORAGE_URL_FORMS,
+};
 
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
+use object_store::client::{HttpError, HttpErrorKind};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{Attributes, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-use crate::config::StorageConfig;
+use crate::retry::{Retriable, RetryPolicy};
 
 /// A storage call that failed, naming the operation and the object.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +64,39 @@ pub enum StorageError {
     },
 }
 
+/// An `object_store` error as the retry policy sees it: retriable when the request was sent and
+/// its answer never came (timeout, interrupted or refused connection).
+struct InterruptedCall(object_store::Error);
+
+impl std::fmt::Display for InterruptedCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Retriable for InterruptedCall {
+    fn is_retriable(&self) -> bool {
+        let mut source = std::error::Error::source(&self.0);
+        while let Some(error) = source {
+            if let Some(http) = error.downcast_ref::<HttpError>() {
+                return matches!(
+                    http.kind(),
+                    HttpErrorKind::Timeout
+                        | HttpErrorKind::Interrupted
+                        | HttpErrorKind::Connect
+                        | HttpErrorKind::Request
+                );
+            }
+            source = error.source();
+        }
+        false
+    }
+
+    fn gave_up(self, _attempts: u32, _elapsed: std::time::Duration) -> Self {
+        self
+    }
+}
+
 /// An object found by [`BackupStore::list`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedObject {
@@ -70,6 +112,15 @@ pub struct BackupStore {
     store: Arc<dyn ObjectStore>,
     root: Option<Path>,
     description: String,
+    /// Attributes of every object written (a cloud storage class).
+    attributes: Attributes,
+    /// A cloud store retries a failed conditional PUT itself; the retry of a write that had in
+    /// fact succeeded reports "already exists", so such a report is checked against the content.
+    confirm_existing_writes: bool,
+    /// The user accepted a store without conditional writes.
+    allow_unconditional_writes: bool,
+    /// Retries of a conditional write whose answer was lost (cloud stores only, see [`put_new`]).
+    create_retries: Option<RetryPolicy>,
 }
 
 impl std::fmt::Debug for BackupStore {
@@ -84,6 +135,55 @@ impl BackupStore {
         match config {
             StorageConfig::Filesystem { path, prefix } => Self::filesystem(path, prefix),
             StorageConfig::Memory { prefix } => Ok(Self::new(Arc::new(InMemory::new()), prefix, "memory".into())),
+            StorageConfig::Cloud(cloud) => {
+                let description = cloud.describe();
+                let store =
+                    cloud::open(cloud).map_err(|reason| StorageError::Open { store: description.clone(), reason })?;
+                let mut opened = Self::new(store, &cloud.prefix, description);
+                opened.attributes = cloud::put_attributes(cloud);
+                opened.confirm_existing_writes = true;
+                opened.allow_unconditional_writes = cloud.allow_unconditional_writes;
+                opened.create_retries = Some(RetryPolicy { deadline: cloud.retry_timeout, ..RetryPolicy::default() });
+                Ok(opened)
+            }
+        }
+    }
+
+    /// Opens a store for reading only: a local directory must exist (a typo must not create one).
+    pub fn open_existing(config: &StorageConfig) -> Result<Self, StorageError> {
+        match config {
+            StorageConfig::Filesystem { path, .. } if !path.is_dir() => {
+                Err(StorageError::Open { store: path.display().to_string(), reason: "no such directory".into() })
+            }
+            config => Self::open(config),
+        }
+    }
+
+    /// Opens a store that runs will write to, and checks that it honours conditional writes:
+    /// some S3-compatible stores ignore `If-None-Match` and would let two runs overwrite each other.
+    pub async fn open_for_writing(config: &StorageConfig) -> Result<Self, StorageError> {
+        let store = Self::open(config)?;
+        if store.confirm_existing_writes && !store.allow_unconditional_writes {
+            store.probe_conditional_writes().await?;
+        }
+        Ok(store)
+    }
+
+    async fn probe_conditional_writes(&self) -> Result<(), StorageError> {
+        let key = format!("_probe/conditional-write-{:016x}", fastrand::u64(..));
+        self.put_new(&key, Bytes::from_static(b"first")).await?;
+        let second = self.put_new(&key, Bytes::from_static(b"second")).await;
+        self.delete(&key).await?;
+        match second {
+            Err(StorageError::AlreadyExists { .. }) => Ok(()),
+            Err(other) => Err(other),
+            Ok(()) => Err(StorageError::Open {
+                store: self.description.clone(),
+                reason: "the store ignores conditional writes (If-None-Match): two runs with one backup_id \
+                         could overwrite each other's data; use a store that honours them, or set \
+                         storage.allow_unconditional_writes: true to accept that risk"
+                    .into(),
+            }),
         }
     }
 
@@ -98,10 +198,7 @@ impl BackupStore {
 
     /// An existing local directory (for commands that only read: a typo must not create one).
     pub fn existing_directory(path: &FsPath) -> Result<Self, StorageError> {
-        if !path.is_dir() {
-            return Err(StorageError::Open { store: path.display().to_string(), reason: "no such directory".into() });
-        }
-        Self::filesystem(path, "")
+        Self::open_existing(&StorageConfig::Filesystem { path: path.to_path_buf(), prefix: String::new() })
     }
 
     /// Wraps any object store (used by tests with an in-memory store).
@@ -109,13 +206,21 @@ impl BackupStore {
         let prefix = prefix.trim_matches('/');
         let root = (!prefix.is_empty()).then(|| Path::from(prefix));
         let description = if prefix.is_empty() { description } else { format!("{description}/{prefix}") };
-        Self { store, root, description }
+        Self {
+            store,
+            root,
+            description,
+            attributes: Attributes::new(),
+            confirm_existing_writes: false,
+            allow_unconditional_writes: false,
+            create_retries: None,
+        }
     }
 
     /// The same storage with `child` appended to the root (e.g. one backup's directory).
     pub fn child(&self, child: &str) -> Self {
         let root = self.path(child);
-        Self { store: self.store.clone(), description: format!("{}/{child}", self.description), root: Some(root) }
+        Self { description: format!("{}/{child}", self.description), root: Some(root), ..self.clone() }
     }
 
     /// Human-readable location, for messages.
@@ -140,6 +245,11 @@ impl BackupStore {
 
     fn failed(&self, operation: &'static str, key: &str, source: object_store::Error) -> StorageError {
         match source {
+            // A write finds no object to be missing; the bucket or container is.
+            object_store::Error::NotFound { .. } if operation == "write" => StorageError::Open {
+                store: self.description.clone(),
+                reason: format!("writing {key} found no bucket or container: create it first ({source})"),
+            },
             object_store::Error::NotFound { .. } => {
                 StorageError::NotFound { key: key.to_string(), store: self.description.clone() }
             }
@@ -155,20 +265,41 @@ impl BackupStore {
         }
     }
 
-    /// Writes `key` only if it does not exist yet.
+    /// Writes `key` only if it does not exist yet. `object_store` retries throttling, server
+    /// errors and failed connections itself, but not a conditional PUT whose answer timed out
+    /// (it is not idempotent): that one is retried here, within the store's retry deadline, and
+    /// an "already exists" is then checked against the content, since it may be our own write.
     pub async fn put_new(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
-        let options = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
-        self.store
-            .put_opts(&self.path(key), PutPayload::from_bytes(data), options)
-            .await
-            .map(|_| ())
-            .map_err(|e| self.failed("write", key, e))
+        let path = self.path(key);
+        let attempt = || {
+            let options =
+                PutOptions { mode: PutMode::Create, attributes: self.attributes.clone(), ..PutOptions::default() };
+            let payload = PutPayload::from_bytes(data.clone());
+            async { self.store.put_opts(&path, payload, options).await.map_err(InterruptedCall) }
+        };
+        let written = match &self.create_retries {
+            Some(policy) => policy.run(&format!("writing {key}"), attempt).await,
+            None => attempt().await,
+        };
+        match written.map_err(|InterruptedCall(error)| error) {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) if self.confirm_existing_writes => {
+                // Our own write, retried after a lost answer, or somebody else's object?
+                match self.get(key).await {
+                    Ok(existing) if existing == data => Ok(()),
+                    Ok(_) => Err(StorageError::AlreadyExists { key: key.to_string(), store: self.description.clone() }),
+                    Err(error) => Err(error),
+                }
+            }
+            Err(error) => Err(self.failed("write", key, error)),
+        }
     }
 
     /// Writes `key`, replacing any previous version atomically.
     pub async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
+        let options = PutOptions { attributes: self.attributes.clone(), ..PutOptions::default() };
         self.store
-            .put(&self.path(key), PutPayload::from_bytes(data))
+            .put_opts(&self.path(key), PutPayload::from_bytes(data), options)
             .await
             .map(|_| ())
             .map_err(|e| self.failed("write", key, e))
@@ -213,58 +344,5 @@ impl BackupStore {
         let listing =
             self.store.list_with_delimiter(self.root.as_ref()).await.map_err(|e| self.failed("list", "", e))?;
         Ok(listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn conformance(store: BackupStore) {
-        store.put_new("a/b/one", Bytes::from_static(b"1")).await.unwrap();
-        let again = store.put_new("a/b/one", Bytes::from_static(b"2")).await.unwrap_err();
-        assert!(matches!(again, StorageError::AlreadyExists { .. }), "{again}");
-        assert_eq!(store.get("a/b/one").await.unwrap(), Bytes::from_static(b"1"));
-        store.put("a/b/one", Bytes::from_static(b"22")).await.unwrap();
-        assert_eq!(store.size("a/b/one").await.unwrap(), Some(2));
-        assert_eq!(store.size("a/b/missing").await.unwrap(), None);
-        assert!(matches!(store.get("nope").await, Err(StorageError::NotFound { .. })));
-        store.put_new("a/c=1/two", Bytes::from_static(b"xyz")).await.unwrap();
-        let listed = store.list("a").await.unwrap();
-        assert_eq!(
-            listed,
-            vec![ListedObject { key: "a/b/one".into(), size: 2 }, ListedObject { key: "a/c=1/two".into(), size: 3 }]
-        );
-        assert_eq!(store.list_children().await.unwrap(), vec!["a".to_string()]);
-        let child = store.child("a");
-        assert_eq!(child.get("b/one").await.unwrap(), Bytes::from_static(b"22"));
-        child.delete("b/one").await.unwrap();
-        assert_eq!(store.size("a/b/one").await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn memory_store_conforms() {
-        conformance(BackupStore::open(&StorageConfig::Memory { prefix: "p".into() }).unwrap()).await;
-    }
-
-    #[tokio::test]
-    async fn filesystem_store_conforms_and_leaves_no_staging_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = StorageConfig::Filesystem { path: dir.path().join("root"), prefix: "pre/fix".into() };
-        conformance(BackupStore::open(&config).unwrap()).await;
-        let mut files = Vec::new();
-        let mut stack = vec![dir.path().to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    files.push(path);
-                }
-            }
-        }
-        let names: Vec<_> = files.iter().map(|f| f.strip_prefix(dir.path()).unwrap().display().to_string()).collect();
-        assert_eq!(names, vec!["root/pre/fix/a/c=1/two"]);
     }
 }

@@ -2,11 +2,15 @@
 //! parsing (unknown keys and wrong types are errors naming the key's path), then range checks.
 //! Layout follows the design brief: `mode`, `backup_id`, `source`, `storage`, `backup`.
 
+mod storage_section;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use storage_section::{storage_config, RawStorage};
 
 use crate::kafka::{
     ClientConfig, SaslCredentials, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings,
@@ -14,6 +18,7 @@ use crate::kafka::{
 };
 use crate::offset_reset::{GroupSelection, GroupStrategy};
 use crate::records::Compression;
+use crate::storage::StorageConfig;
 use crate::topics::TopicSelector;
 
 /// A configuration that cannot be used, with the key path and what to do.
@@ -127,17 +132,6 @@ struct RawTopics {
     exclude: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStorage {
-    backend: String,
-    path: Option<PathBuf>,
-    prefix: Option<String>,
-    bucket: Option<String>,
-    region: Option<String>,
-    endpoint: Option<String>,
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRestore {
@@ -167,23 +161,6 @@ struct RawBackup {
     checkpoint_interval_secs: Option<u64>,
     max_concurrent_partitions: Option<usize>,
     continuous: Option<bool>,
-}
-
-/// Where backups are stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StorageConfig {
-    /// A local directory (objects written atomically with fsync).
-    Filesystem {
-        /// Root directory.
-        path: PathBuf,
-        /// Key prefix below the root.
-        prefix: String,
-    },
-    /// Process memory, for tests: gone when the process exits.
-    Memory {
-        /// Key prefix.
-        prefix: String,
-    },
 }
 
 /// Segment and scheduling settings of a backup.
@@ -345,6 +322,26 @@ fn selector_or_all(patterns: Option<&RawTopics>, path: &str) -> Result<TopicSele
 /// The cluster a config file talks to, with its connection settings: `source` of a backup config,
 /// `target` of a restore config (for commands such as `cluster-info --config`).
 pub fn cluster_of_config_file(path: &std::path::Path) -> Result<ClientConfig, ConfigError> {
+    Ok(match load_either(path)? {
+        Either::Backup(config) => config.source,
+        Either::Restore(config) => config.target,
+    })
+}
+
+/// The storage a config file of either mode names (for the commands that read backups).
+pub fn storage_of_config_file(path: &std::path::Path) -> Result<StorageConfig, ConfigError> {
+    Ok(match load_either(path)? {
+        Either::Backup(config) => config.storage,
+        Either::Restore(config) => config.storage,
+    })
+}
+
+enum Either {
+    Backup(BackupConfig),
+    Restore(RestoreConfig),
+}
+
+fn load_either(path: &std::path::Path) -> Result<Either, ConfigError> {
     #[derive(Deserialize)]
     struct ModeOnly {
         mode: Mode,
@@ -353,8 +350,8 @@ pub fn cluster_of_config_file(path: &std::path::Path) -> Result<ClientConfig, Co
     let mode = serde_yaml_ng::from_str::<ModeOnly>(&text).map_err(|e| invalid("mode", e.to_string()))?.mode;
     let lookup = |name: &str| std::env::var(name).ok();
     match mode {
-        Mode::Backup => Ok(BackupConfig::from_yaml(&text, lookup)?.source),
-        Mode::Restore => Ok(RestoreConfig::from_yaml(&text, lookup)?.target),
+        Mode::Backup => Ok(Either::Backup(BackupConfig::from_yaml(&text, lookup)?)),
+        Mode::Restore => Ok(Either::Restore(RestoreConfig::from_yaml(&text, lookup)?)),
     }
 }
 
@@ -624,33 +621,6 @@ fn client_config(source: &RawEndpoint, role: &str) -> Result<ClientConfig, Confi
     Ok(config)
 }
 
-fn storage_config(storage: RawStorage) -> Result<StorageConfig, ConfigError> {
-    let prefix = storage.prefix.unwrap_or_default().trim_matches('/').to_string();
-    let remote_keys = [("bucket", &storage.bucket), ("region", &storage.region), ("endpoint", &storage.endpoint)];
-    match storage.backend.as_str() {
-        "filesystem" | "memory" => {
-            if let Some((key, _)) = remote_keys.iter().find(|(_, v)| v.is_some()) {
-                return Err(invalid(&format!("storage.{key}"), format!("not used by backend {}", storage.backend)));
-            }
-            if storage.backend == "memory" {
-                return match storage.path {
-                    Some(_) => Err(invalid("storage.path", "not used by backend memory")),
-                    None => Ok(StorageConfig::Memory { prefix }),
-                };
-            }
-            let path = storage.path.ok_or_else(|| invalid("storage.path", "backend filesystem needs a directory"))?;
-            Ok(StorageConfig::Filesystem { path, prefix })
-        }
-        "s3" | "azure" | "gcs" => {
-            Err(invalid("storage.backend", format!("{} is not supported yet; use filesystem for now", storage.backend)))
-        }
-        other => Err(invalid(
-            "storage.backend",
-            format!("unknown backend {other:?}; expected filesystem, memory, s3, azure or gcs"),
-        )),
-    }
-}
-
 fn in_range<T: PartialOrd + std::fmt::Display + Copy>(key: &str, value: T, min: T, max: T) -> Result<T, ConfigError> {
     if value < min || value > max {
         return Err(invalid(key, format!("{value} is out of range {min}..={max}")));
@@ -810,8 +780,6 @@ storage:
         assert!(error.contains("source.ssl_key_password") && !error.contains("secret"), "{error}");
         let text = MINIMAL.replace("  topics:", "  ssl_endpoint_identification_algorithm: maybe\n  topics:");
         assert!(error_of(&text).contains("source.ssl_endpoint_identification_algorithm"));
-        let text = MINIMAL.replace("backend: filesystem\n  path: /var/backups", "backend: s3\n  bucket: b");
-        assert!(error_of(&text).contains("storage.backend") && error_of(&text).contains("s3"));
         let text = MINIMAL.replace("mode: backup", "mode: restore");
         assert!(error_of(&text).contains("mode"));
         let text = format!("{MINIMAL}restore:\n  dry_run: true\n");
@@ -878,6 +846,66 @@ storage:
         assert!(window.covers(10, 20) && !window.covers(9, 20));
         assert!(window.excludes(0, 9) && window.excludes(21, 30) && !window.excludes(0, 10));
         assert!(TimeWindow::default().covers(i64::MIN, i64::MAX));
+    }
+
+    fn storage_of(section: &str) -> Result<StorageConfig, String> {
+        let text = MINIMAL.replace("  backend: filesystem\n  path: /var/backups\n", section);
+        parse(&text).map(|config| config.storage).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn cloud_storage_sections_resolve_from_keys_or_a_url() {
+        use crate::secret::Secret;
+        use crate::storage::{CloudProvider, ServerSideEncryption};
+        let section =
+            "  backend: s3\n  bucket: b\n  prefix: /k/p/\n  region: eu-west-1\n  endpoint: https://minio:9000\n  \
+                       path_style: true\n  access_key_id: AK\n  secret_access_key: sk-secret\n  \
+                       server_side_encryption: aws:kms\n  sse_kms_key_id: key-1\n  storage_class: STANDARD_IA\n  \
+                       request_timeout_secs: 5\n  max_concurrent_requests: 4\n";
+        let StorageConfig::Cloud(s3) = storage_of(section).unwrap() else { panic!("not cloud") };
+        assert_eq!((s3.provider, s3.bucket.as_str(), s3.prefix.as_str()), (CloudProvider::S3, "b", "k/p"));
+        assert_eq!(
+            (s3.region.as_deref(), s3.path_style, s3.max_concurrent_requests),
+            (Some("eu-west-1"), Some(true), 4)
+        );
+        assert_eq!(s3.credentials.secret_access_key, Some(Secret::new("sk-secret".into())));
+        assert_eq!(s3.server_side_encryption, Some(ServerSideEncryption::Kms { key_id: Some("key-1".into()) }));
+        assert_eq!(s3.request_timeout, Duration::from_secs(5));
+        assert!(!format!("{s3:?}").contains("sk-secret"), "secrets never show in Debug");
+
+        let by_url = storage_of("  url: az://backups/kafka\n  account: acct\n  account_key: k\n").unwrap();
+        let StorageConfig::Cloud(azure) = by_url else { panic!("not cloud") };
+        assert_eq!(
+            (azure.provider, azure.bucket.as_str(), azure.prefix.as_str()),
+            (CloudProvider::Azure, "backups", "kafka")
+        );
+        assert_eq!(azure.account.as_deref(), Some("acct"));
+        let local = storage_of("  url: file:///srv/b\n").unwrap();
+        assert_eq!(local, StorageConfig::Filesystem { path: "/srv/b".into(), prefix: String::new() });
+        assert!(matches!(storage_of("  backend: gcs\n  bucket: g\n").unwrap(), StorageConfig::Cloud(_)));
+    }
+
+    #[test]
+    fn cloud_storage_mistakes_are_named() {
+        let error = |section: &str| storage_of(section).unwrap_err();
+        assert!(error("  backend: s3\n").contains("storage.bucket"), "{}", error("  backend: s3\n"));
+        assert!(error("  backend: azure\n  bucket: b\n").contains("storage.container"));
+        assert!(
+            error("  backend: s3\n  bucket: b\n  account: a\n").contains("`storage.account`: not used by backend s3")
+        );
+        assert!(error("  backend: filesystem\n  path: /x\n  region: r\n").contains("storage.region"));
+        assert!(error("  backend: s3\n  bucket: b\n  endpoint: http://minio:9000\n").contains("allow_http"));
+        assert!(error("  backend: s3\n  bucket: b\n  access_key_id: a\n").contains("secret_access_key"));
+        assert!(error("  backend: s3\n  bucket: b\n  server_side_encryption: rot13\n").contains("AES256"));
+        assert!(error("  backend: s3\n  bucket: b\n  sse_kms_key_id: k\n").contains("aws:kms"));
+        assert!(error("  url: s3://b/p\n  prefix: q\n").contains("storage.prefix"));
+        assert!(error("  url: s3://b\n  backend: azure\n").contains("does not match"));
+        assert!(error("  url: ftp://b\n").contains("unknown scheme"));
+        assert!(error("  backend: tape\n").contains("unknown backend"));
+        assert!(error("  prefix: p\n").contains("storage.url"));
+        let secret =
+            error("  backend: s3\n  bucket: b\n  access_key_id: a\n  secret_access_key: hush\n  account_key: k\n");
+        assert!(!secret.contains("hush"), "{secret}");
     }
 
     #[test]

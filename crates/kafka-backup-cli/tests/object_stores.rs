@@ -1,0 +1,221 @@
+//! Every command on the cloud object stores, end to end: backups of the Apache Kafka "source"
+//! cluster stored on S3 (moto) and Azure Blob (azurite), read back by `list`, `describe` and
+//! `validate --deep` through `--path` URLs and each cloud's standard environment, restored and
+//! three-phase restored into the "target" cluster and compared with confluent-kafka record by
+//! record; and the faults a store has: a stalled emulator, a killed and restarted one.
+
+mod common;
+
+use std::process::Output;
+use std::time::Duration;
+
+use common::*;
+use kafka_backup_core::config::BackupConfig;
+use kafka_backup_core::storage::BackupStore;
+use kafka_backup_testkit::{self as testkit, unique, KafkaCluster, RefRecord, StoreEmulator, StoreKind};
+use tempfile::TempDir;
+
+/// `kafka-backup ARGS` with the emulator's cloud environment (endpoint, keys, plain HTTP allowed).
+fn run_on(emulator: &StoreEmulator, args: &[&str]) -> Output {
+    binary().args(args).envs(emulator.env()).output().expect("run kafka-backup")
+}
+
+/// A topic of two partitions holding the fidelity records, and a group committed on it.
+fn fidelity_topic_with_group(source: &str) -> (String, String, Vec<RefRecord>) {
+    let topic = unique("stored");
+    testkit::create_topic(source, &topic, 2, testkit::FIDELITY_TOPIC_CONFIGS);
+    let mut records = testkit::fidelity_records(0);
+    records.extend(testkit::fidelity_records(1));
+    testkit::produce(source, &topic, &records, &[("compression.type", "lz4"), ("linger.ms", "50")]);
+    let group = unique("reader");
+    testkit::commit(source, &group, &[(&topic, 0, 7), (&topic, 1, 24)]);
+    let original = testkit::consume(source, &topic, &[0, 1]);
+    assert_eq!(original.len(), records.len());
+    (topic, group, original)
+}
+
+fn every_command_round_trips_on(kind: StoreKind) {
+    let (source, target) = (KafkaCluster::source().bootstrap(), KafkaCluster::target().bootstrap());
+    let emulator = StoreEmulator::start(kind);
+    let (topic, group, original) = fidelity_topic_with_group(&source);
+    let dir = TempDir::new().unwrap();
+    let storage = emulator.storage_yaml("kafka/prod");
+    let config = write_config_on(dir.path(), &storage, &source, "nightly", &topic, "  compression: zstd\n");
+    assert_success(&backup(&config));
+
+    // The read-only commands reach the store by URL and the cloud's standard environment.
+    let url = emulator.url("kafka/prod");
+    let listed = run_on(&emulator, &["list", "--path", &url]);
+    assert_success(&listed);
+    assert!(text(&listed.stdout).contains("nightly"), "{}", text(&listed.stdout));
+    let described = run_on(&emulator, &["describe", "--path", &url, "--backup-id", "nightly", "--format", "json"]);
+    assert_success(&described);
+    let manifest: serde_json::Value = serde_json::from_slice(&described.stdout).unwrap();
+    assert_eq!(manifest["topics"][0]["name"], topic.as_str());
+    assert_success(&run_on(&emulator, &["validate", "--path", &url, "--backup-id", "nightly", "--deep"]));
+    assert_success(&run(&["validate", "--config", config.to_str().unwrap(), "--backup-id", "nightly"]));
+
+    // Restore under a new name, then three-phase restore with the group's offsets.
+    let copy = unique("stored-copy");
+    let settings = format!("  topic_mapping:\n    {topic}: {copy}\n");
+    let restore_config = write_restore_config_on(dir.path(), &storage, "copy", &target, "nightly", &settings);
+    assert_success(&restore(&restore_config, &[]));
+    assert_eq!(testkit::consume(&target, &copy, &[0, 1]), original, "restored record by record");
+
+    let recovered = unique("stored-dr");
+    let settings = format!("  topic_mapping:\n    {topic}: {recovered}\n");
+    let dr_config = write_restore_config_on(dir.path(), &storage, "dr", &target, "nightly", &settings);
+    let output = run(&["three-phase-restore", "--config", dr_config.to_str().unwrap()]);
+    assert_success(&output);
+    assert_eq!(testkit::consume(&target, &recovered, &[0, 1]), original);
+    assert_eq!(testkit::committed(&target, &group, &recovered, &[0, 1]), [(0, 7), (1, 24)].into());
+
+    // Everything the runs wrote is under the prefix, read by the cloud's own SDK.
+    let listing = emulator.list();
+    assert!(listing.objects.keys().all(|key| key.starts_with("kafka/prod/nightly/")), "{:?}", listing.objects);
+    assert!(listing.objects.keys().any(|key| key.contains("/segment-")), "{:?}", listing.objects);
+    assert!(listing.incomplete_uploads.is_empty());
+}
+
+#[test]
+fn every_command_round_trips_on_s3() {
+    every_command_round_trips_on(StoreKind::S3);
+}
+
+#[test]
+fn every_command_round_trips_on_azure_blob() {
+    every_command_round_trips_on(StoreKind::Azure);
+}
+
+#[test]
+fn a_backup_killed_mid_upload_on_s3_leaves_no_data_and_resumes_exactly_once() {
+    let source = KafkaCluster::source().bootstrap();
+    let emulator = StoreEmulator::start(StoreKind::S3);
+    let (topic, original) = many_segments(&source, 8_000);
+    let dir = TempDir::new().unwrap();
+    let settings = "  segment_max_bytes: 4096\n  compression: gzip\n";
+    let config = write_config_on(dir.path(), &emulator.storage_yaml("p"), &source, "cut", &topic, settings);
+    let store = store_of(&config);
+    let committed = || committed_segments(&store, "cut");
+    let mut kills = 0;
+    for round in 0..4u64 {
+        let committed_before = committed();
+        let mut child = spawn(&["backup", "--config", config.to_str().unwrap()], true);
+        wait_for("a few more committed segments", HANG, || {
+            child.try_wait().unwrap().is_some() || committed() >= committed_before + 3
+        });
+        std::thread::sleep(Duration::from_millis(round * 11));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        // What a killed run leaves is either committed data or nothing validate counts.
+        let url = emulator.url("p");
+        assert_success(&run_on(&emulator, &["validate", "--path", &url, "--backup-id", "cut", "--deep"]));
+    }
+    assert!(kills >= 2, "the backup finished before it could be killed ({kills} kills)");
+    assert_success(&backup(&config));
+    assert_eq!(records_in_store(&store, "cut", &topic), original, "every record exactly once");
+    assert!(emulator.list().incomplete_uploads.is_empty());
+}
+
+#[test]
+fn unknown_schemes_and_malformed_urls_are_refused_with_the_accepted_forms() {
+    for (url, expected) in [
+        ("ftp://host/dir", "unknown scheme \"ftp\""),
+        ("s3://", "no bucket name"),
+        ("s3://bucket/p?x=1", "query strings"),
+    ] {
+        let output = run(&["list", "--path", url]);
+        assert!(!output.status.success());
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(expected), "{url}: {stderr}");
+    }
+    let output = run(&["list", "--path", "gopher://x"]);
+    assert!(text(&output.stderr).contains("s3://BUCKET/PREFIX"), "{}", text(&output.stderr));
+}
+
+/// A topic of `count` records of 1 KiB: with small segments, hundreds of objects to store.
+fn many_segments(source: &str, count: usize) -> (String, Vec<RefRecord>) {
+    let topic = unique("faulty");
+    testkit::create_topic(source, &topic, 1, &[]);
+    let records: Vec<RefRecord> = (0..count)
+        .map(|i| RefRecord {
+            partition: Some(0),
+            key: Some(format!("key-{i}").into_bytes()),
+            value: Some(format!("{i:08}").into_bytes().repeat(128)),
+            ..RefRecord::default()
+        })
+        .collect();
+    testkit::produce(source, &topic, &records, &[("linger.ms", "5"), ("batch.num.messages", "50")]);
+    let original = testkit::consume(source, &topic, &[0]);
+    assert_eq!(original.len(), count);
+    (topic, original)
+}
+
+/// Starts `backup --config CONFIG` and waits until it has committed a first segment.
+fn backup_under_way(store: &BackupStore, config: &std::path::Path, backup_id: &str) -> std::process::Child {
+    let mut child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
+    wait_for("a first committed segment", HANG, || {
+        assert!(child.try_wait().unwrap().is_none(), "the backup ended before its first segment was seen");
+        committed_segments(store, backup_id) > 0
+    });
+    child
+}
+
+/// Commit records of segments in backup `backup_id` so far.
+fn committed_segments(store: &BackupStore, backup_id: &str) -> usize {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listed = runtime.block_on(store.list(&format!("{backup_id}/topics"))).unwrap();
+    listed.iter().filter(|object| object.key.ends_with(".json")).count()
+}
+
+#[test]
+fn a_stalled_s3_store_is_retried_and_the_backup_completes_exactly() {
+    let source = KafkaCluster::source().bootstrap();
+    let emulator = StoreEmulator::start(StoreKind::S3);
+    let (topic, original) = many_segments(&source, 8_000);
+    let dir = TempDir::new().unwrap();
+    let storage = format!("{}  request_timeout_secs: 2\n  retry_timeout_secs: 60\n", emulator.storage_yaml("p"));
+    let settings = "  segment_max_bytes: 16384\n  compression: none\n";
+    let config = write_config_on(dir.path(), &storage, &source, "stalled", &topic, settings);
+    let mut child = backup_under_way(&store_of(&config), &config, "stalled");
+    // Requests in flight and new ones hang for 5 s (each times out after 2 s and is retried).
+    emulator.stall();
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(child.try_wait().unwrap().is_none(), "the run waits for the store");
+    emulator.resume();
+    assert_success(&wait_with_deadline(child, HANG));
+    let url = emulator.url("p");
+    assert_success(&run_on(&emulator, &["validate", "--path", &url, "--backup-id", "stalled", "--deep"]));
+    assert_eq!(records_in_store(&store_of(&config), "stalled", &topic), original, "every record exactly once");
+}
+
+#[test]
+fn an_azure_store_killed_mid_backup_fails_the_run_or_is_retried_and_a_rerun_completes_exactly_once() {
+    let source = KafkaCluster::source().bootstrap();
+    let mut emulator = StoreEmulator::start(StoreKind::Azure);
+    let (topic, original) = many_segments(&source, 8_000);
+    let dir = TempDir::new().unwrap();
+    let storage = format!("{}  request_timeout_secs: 2\n  retry_timeout_secs: 3\n", emulator.storage_yaml("p"));
+    let settings = "  segment_max_bytes: 16384\n  compression: none\n";
+    let config = write_config_on(dir.path(), &storage, &source, "killed", &topic, settings);
+    let child = backup_under_way(&store_of(&config), &config, "killed");
+    emulator.kill();
+    let first = wait_with_deadline(child, HANG);
+    emulator.restart();
+    if !first.status.success() {
+        let stderr = text(&first.stderr);
+        assert!(stderr.contains("azure://"), "the error names the store: {stderr}");
+    }
+    assert_success(&backup(&config));
+    let url = emulator.url("p");
+    assert_success(&run_on(&emulator, &["validate", "--path", &url, "--backup-id", "killed", "--deep"]));
+    assert_eq!(records_in_store(&store_of(&config), "killed", &topic), original, "every record exactly once");
+}
+
+/// The store a backup config names, opened as `list` opens it.
+fn store_of(config: &std::path::Path) -> BackupStore {
+    BackupStore::open_existing(&BackupConfig::load(config).unwrap().storage).unwrap()
+}

@@ -1,0 +1,118 @@
+//! Opens a cloud bucket through `object_store`'s own backends (S3, Azure Blob, GCS): each starts
+//! from its cloud's standard environment and credential chain, then the config's explicit settings.
+
+use std::sync::{Arc, Once};
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::limit::LimitStore;
+use object_store::{Attribute, Attributes, BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
+
+use super::location::{CloudConfig, CloudProvider, ServerSideEncryption};
+
+/// The HTTP client's TLS runs on ring like the Kafka connections (GUIDE.md section 5): reqwest is
+/// built without a provider of its own and panics unless one is installed for the process.
+fn install_tls_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // Err only means another provider was installed first, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Builds the store a cloud config names, bounded to its number of concurrent requests; the
+/// error is `object_store`'s own message (it names the missing or malformed setting).
+pub(super) fn open(config: &CloudConfig) -> Result<Arc<dyn ObjectStore>, String> {
+    install_tls_provider();
+    // Client settings go in one by one: replacing the builder's options would drop the
+    // environment's (`AWS_ALLOW_HTTP`, `AZURE_ALLOW_HTTP`, ...).
+    let timeout = (ClientConfigKey::Timeout, format!("{}ms", config.request_timeout.as_millis()));
+    let retry = RetryConfig { backoff: BackoffConfig::default(), max_retries: 10, retry_timeout: config.retry_timeout };
+    let credentials = &config.credentials;
+    let limit = config.max_concurrent_requests;
+    let store: Arc<dyn ObjectStore> = match config.provider {
+        CloudProvider::S3 => {
+            let mut builder = AmazonS3Builder::from_env()
+                .with_bucket_name(&config.bucket)
+                .with_config(AmazonS3ConfigKey::Client(timeout.0), &timeout.1)
+                .with_retry(retry);
+            if let Some(path_style) = config.path_style {
+                builder = builder.with_virtual_hosted_style_request(!path_style);
+            }
+            if config.allow_http {
+                builder = builder.with_allow_http(true);
+            }
+            if let Some(region) = &config.region {
+                builder = builder.with_region(region);
+            }
+            if let Some(endpoint) = &config.endpoint {
+                builder = builder.with_endpoint(endpoint);
+            }
+            if let Some(key_id) = &credentials.access_key_id {
+                builder = builder.with_access_key_id(key_id);
+            }
+            if let Some(secret) = &credentials.secret_access_key {
+                builder = builder.with_secret_access_key(secret.expose());
+            }
+            if let Some(token) = &credentials.session_token {
+                builder = builder.with_token(token.expose());
+            }
+            // The encryption config keys are not exported; their documented names parse to them.
+            let encryption: AmazonS3ConfigKey =
+                "aws_server_side_encryption".parse().expect("object_store names this key");
+            builder = match &config.server_side_encryption {
+                None => builder,
+                Some(ServerSideEncryption::S3Managed) => builder.with_config(encryption, "AES256"),
+                Some(ServerSideEncryption::Kms { key_id: Some(key_id) }) => builder.with_sse_kms_encryption(key_id),
+                Some(ServerSideEncryption::Kms { key_id: None }) => builder.with_config(encryption, "aws:kms"),
+            };
+            Arc::new(LimitStore::new(builder.build().map_err(|e| e.to_string())?, limit))
+        }
+        CloudProvider::Azure => {
+            let mut builder = MicrosoftAzureBuilder::from_env()
+                .with_container_name(&config.bucket)
+                .with_config(AzureConfigKey::Client(timeout.0), &timeout.1)
+                .with_retry(retry);
+            if config.allow_http {
+                builder = builder.with_allow_http(true);
+            }
+            if let Some(account) = &config.account {
+                builder = builder.with_account(account);
+            }
+            if let Some(endpoint) = &config.endpoint {
+                builder = builder.with_endpoint(endpoint.clone());
+            }
+            if let Some(key) = &credentials.account_key {
+                builder = builder.with_access_key(key.expose());
+            }
+            if let Some(sas) = &credentials.sas_token {
+                builder = builder.with_config(AzureConfigKey::SasKey, sas.expose());
+            }
+            Arc::new(LimitStore::new(builder.build().map_err(|e| e.to_string())?, limit))
+        }
+        CloudProvider::Gcs => {
+            let mut builder = GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(&config.bucket)
+                .with_config(GoogleConfigKey::Client(timeout.0), &timeout.1)
+                .with_retry(retry);
+            if config.allow_http {
+                builder = builder.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
+            }
+            if let Some(path) = &credentials.service_account_path {
+                builder = builder.with_service_account_path(path.display().to_string());
+            }
+            Arc::new(LimitStore::new(builder.build().map_err(|e| e.to_string())?, limit))
+        }
+    };
+    Ok(store)
+}
+
+/// The attributes every object written to this bucket carries (its storage class).
+pub(super) fn put_attributes(config: &CloudConfig) -> Attributes {
+    let mut attributes = Attributes::new();
+    if let Some(class) = &config.storage_class {
+        attributes.insert(Attribute::StorageClass, class.clone().into());
+    }
+    attributes
+}

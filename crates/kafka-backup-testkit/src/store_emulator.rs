@@ -1,0 +1,213 @@
+//! Object-store emulators for tests (`tools/store_emulator.py`): moto for S3, azurite for Azure
+//! Blob, one per test, with a bucket made and listed by each cloud's own SDK (`tools/store_admin.py`).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use serde::Deserialize;
+use tempfile::TempDir;
+
+use crate::{free_port, infra_program, repo_root};
+
+/// The emulated service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// S3 (moto; state in memory, lost when it stops).
+    S3,
+    /// Azure Blob (azurite; blobs on disk, kept across a restart).
+    Azure,
+}
+
+impl StoreKind {
+    fn name(self) -> &'static str {
+        match self {
+            StoreKind::S3 => "s3",
+            StoreKind::Azure => "azure",
+        }
+    }
+}
+
+/// The emulator's well-known Azure account and key.
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+/// The key of [`AZURITE_ACCOUNT`] (public, published with the emulator).
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// A running emulator with one bucket (or container) named `bucket`; stopped when dropped.
+pub struct StoreEmulator {
+    kind: StoreKind,
+    port: u16,
+    data: TempDir,
+    wrapper: Option<(Child, ChildStdin)>,
+    pid: u32,
+    /// The bucket (S3) or container (Azure) the tests use.
+    pub bucket: String,
+}
+
+/// What a bucket holds, read with the cloud's SDK.
+#[derive(Debug, Deserialize)]
+pub struct BucketListing {
+    /// Every object's key and size.
+    pub objects: BTreeMap<String, u64>,
+    /// Keys of multipart uploads neither completed nor aborted (S3).
+    pub incomplete_uploads: Vec<String>,
+}
+
+impl StoreEmulator {
+    /// Starts an emulator of `kind` on a free port and creates the bucket `backups`.
+    pub fn start(kind: StoreKind) -> Self {
+        let mut emulator = Self {
+            kind,
+            port: free_port(),
+            data: TempDir::new().expect("emulator data dir"),
+            wrapper: None,
+            pid: 0,
+            bucket: "backups".into(),
+        };
+        emulator.launch();
+        emulator.admin("create");
+        emulator
+    }
+
+    fn launch(&mut self) {
+        let mut child = Command::new(infra_program("python"))
+            .arg(repo_root().join("tools/store_emulator.py"))
+            .args([self.kind.name(), &self.port.to_string(), &self.data.path().display().to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start tools/store_emulator.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("emulator output");
+        let pid = line.strip_prefix("ready ").and_then(|p| p.trim().parse().ok());
+        self.pid = pid.unwrap_or_else(|| panic!("{} emulator did not start: {line:?}", self.kind.name()));
+        let stdin = child.stdin.take().unwrap();
+        self.wrapper = Some((child, stdin));
+    }
+
+    /// The endpoint URL our config's `storage.endpoint` takes (Azure: with the account path).
+    pub fn endpoint(&self) -> String {
+        match self.kind {
+            StoreKind::S3 => format!("http://127.0.0.1:{}", self.port),
+            StoreKind::Azure => format!("http://127.0.0.1:{}/{AZURITE_ACCOUNT}", self.port),
+        }
+    }
+
+    /// The `storage:` section (YAML, indented under `storage:`) reaching `prefix` in the bucket.
+    pub fn storage_yaml(&self, prefix: &str) -> String {
+        match self.kind {
+            StoreKind::S3 => format!(
+                "  backend: s3\n  bucket: {}\n  prefix: {prefix}\n  endpoint: {}\n  allow_http: true\n  region: us-east-1\n  access_key_id: test\n  secret_access_key: test\n",
+                self.bucket,
+                self.endpoint()
+            ),
+            StoreKind::Azure => format!(
+                "  backend: azure\n  container: {}\n  prefix: {prefix}\n  account: {AZURITE_ACCOUNT}\n  endpoint: {}\n  allow_http: true\n  account_key: {AZURITE_KEY}\n",
+                self.bucket,
+                self.endpoint()
+            ),
+        }
+    }
+
+    /// The `--path` URL of `prefix` in the bucket.
+    pub fn url(&self, prefix: &str) -> String {
+        match self.kind {
+            StoreKind::S3 => format!("s3://{}/{prefix}", self.bucket),
+            StoreKind::Azure => format!("az://{}/{prefix}", self.bucket),
+        }
+    }
+
+    /// The environment a `--path` command needs to reach this emulator (each cloud's standard variables).
+    pub fn env(&self) -> Vec<(String, String)> {
+        let pairs: Vec<(&str, String)> = match self.kind {
+            StoreKind::S3 => vec![
+                ("AWS_ENDPOINT_URL", self.endpoint()),
+                ("AWS_ALLOW_HTTP", "true".into()),
+                ("AWS_REGION", "us-east-1".into()),
+                ("AWS_ACCESS_KEY_ID", "test".into()),
+                ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ],
+            StoreKind::Azure => vec![
+                ("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT.into()),
+                ("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY.into()),
+                ("AZURE_STORAGE_ENDPOINT", self.endpoint()),
+                ("AZURE_ALLOW_HTTP", "true".into()),
+            ],
+        };
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
+    /// Every object in the bucket and every incomplete multipart upload, read with the cloud's SDK.
+    pub fn list(&self) -> BucketListing {
+        serde_json::from_str(&self.admin("list")).expect("store_admin.py list output")
+    }
+
+    fn admin(&self, command: &str) -> String {
+        let output = Command::new(infra_program("python"))
+            .arg(repo_root().join("tools/store_admin.py"))
+            .args([command, self.kind.name(), &self.endpoint(), &self.bucket])
+            .output()
+            .expect("run tools/store_admin.py");
+        assert!(output.status.success(), "store_admin.py {command}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("utf-8")
+    }
+
+    /// Freezes the emulator (SIGSTOP): requests hang until [`Self::resume`].
+    pub fn stall(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a stalled emulator go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    /// Takes the emulator down at once: its clients see refused connections, as in a crash.
+    /// moto gets SIGKILL; azurite SIGINT, because it saves its metadata database only every
+    /// few seconds and on an interrupt, so a SIGKILL (or SIGTERM) would lose containers and blobs
+    /// already acknowledged (a real service never does; the emulator's gap, not a fault to test).
+    pub fn kill(&mut self) {
+        self.signal(match self.kind {
+            StoreKind::S3 => "-KILL",
+            StoreKind::Azure => "-INT",
+        });
+        // Let it exit on its own (azurite saves its database) before the wrapper cleans up.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if let Some((mut child, stdin)) = self.wrapper.take() {
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the emulator again on the same port and data directory (Azure keeps its blobs).
+    pub fn restart(&mut self) {
+        assert!(self.wrapper.is_none(), "restart follows kill");
+        self.launch();
+    }
+
+    /// Whether the emulator still runs (a zombie waiting for the wrapper to reap it does not).
+    fn alive(&self) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+        state.is_some_and(|state| state != "Z")
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.pid.to_string()]).status().expect("kill");
+        assert!(status.success(), "kill {signal} {}", self.pid);
+    }
+}
+
+impl Drop for StoreEmulator {
+    /// Closes the wrapper's stdin: it stops the emulator and exits.
+    fn drop(&mut self) {
+        if let Some((mut child, stdin)) = self.wrapper.take() {
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Object-store housekeeping for tests with each cloud's own SDK (boto3, azure-storage-blob), so what
+a test checks in a store is read independently of our storage code.
+
+Usage: store_admin.py COMMAND KIND ENDPOINT BUCKET   (KIND: s3 or azure; BUCKET: bucket or container)
+  create    creates the bucket (S3) or container (Azure)
+  list      prints {"objects": {key: size}, "incomplete_uploads": [key]} as JSON: every object, and
+            the keys of multipart uploads started and neither completed nor aborted (S3)
+The Azure account is the emulator's well-known devstoreaccount1; S3 takes any key pair.
+"""
+import json
+import sys
+
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def s3(endpoint):
+    import boto3
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def azure(endpoint, container):
+    from azure.storage.blob import BlobServiceClient
+    service = BlobServiceClient(account_url=endpoint, credential={"account_name": "devstoreaccount1", "account_key": AZURITE_KEY})
+    return service.get_container_client(container)
+
+
+def main():
+    command, kind, endpoint, bucket = sys.argv[1:5]
+    if (command, kind) == ("create", "s3"):
+        s3(endpoint).create_bucket(Bucket=bucket)
+    elif (command, kind) == ("create", "azure"):
+        azure(endpoint, bucket).create_container()
+    elif (command, kind) == ("list", "s3"):
+        client = s3(endpoint)
+        objects = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            objects.update({o["Key"]: o["Size"] for o in page.get("Contents", [])})
+        uploads = [u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+        print(json.dumps({"objects": objects, "incomplete_uploads": uploads}))
+    elif (command, kind) == ("list", "azure"):
+        objects = {b.name: b.size for b in azure(endpoint, bucket).list_blobs()}
+        print(json.dumps({"objects": objects, "incomplete_uploads": []}))
+    else:
+        raise SystemExit(f"unknown command {command} {kind}")
+
+
+if __name__ == "__main__":
+    main()

@@ -63,6 +63,7 @@ YAML
   stored=$(du -sm "$work/store/bench-$codec" | cut -f1)
   ratio=$(awk -v r="$rate" -v f="$ref_rate" 'BEGIN { printf "%.2f", r / f }')
   printf '%-10s %10s %12s %10s %14s %12s\n' "$codec" "$seconds" "$rate" "${ratio}x" "$rss_mib" "$stored"
+  [ "$codec" = lz4 ] && { fs_backup_rate=$rate; fs_backup_rss=$rss_mib; }
   grep -q "$records records" "$work/$codec.out" || { echo "backup did not hold all $records records:"; cat "$work/$codec.out"; exit 1; }
 done
 echo
@@ -88,8 +89,59 @@ YAML
   timed "restore-$codec" target/release/kafka-backup restore --config "$work/restore-$codec.yaml"
   ratio=$(awk -v r="$rate" -v f="$produce_rate" 'BEGIN { printf "%.2f", r / f }')
   printf '%-10s %10s %12s %10s %14s\n' "from $codec" "$seconds" "$rate" "${ratio}x" "$rss_mib"
+  fs_restore_rate=$rate
+  fs_restore_rss=$rss_mib
   grep -q "Restored $records records" "$work/restore-$codec.out" || { echo "restore did not write all $records records:"; cat "$work/restore-$codec.out"; exit 1; }
 done
 echo
 echo "restore ratio = our restore throughput / raw librdkafka produce throughput (same broker, same records, same run)"
 echo "throughput counts key+value bytes of the topic over the whole process wall time"
+
+# The same lz4 backup and restore on the S3 emulator (moto, in memory on this machine), as ratios to
+# the filesystem store measured above in this run. moto runs in Python on the same two cores, so
+# this measures our S3 path plus the emulator, a lower bound for a real bucket.
+s3_port=$($python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkfifo "$work/s3.stdin"
+$python tools/store_emulator.py s3 "$s3_port" "$work/s3" <"$work/s3.stdin" >"$work/s3.ready" &
+exec 9>"$work/s3.stdin" # the emulator runs until this script exits and closes it
+until grep -q ready "$work/s3.ready" 2>/dev/null; do sleep 0.2; done
+$python tools/store_admin.py create s3 "http://127.0.0.1:$s3_port" bench
+s3_storage="storage:
+  backend: s3
+  bucket: bench
+  endpoint: http://127.0.0.1:$s3_port
+  allow_http: true
+  path_style: true
+  region: us-east-1
+  access_key_id: bench
+  secret_access_key: bench"
+cat >"$work/s3-backup.yaml" <<YAML
+mode: backup
+backup_id: bench-s3
+source:
+  bootstrap_servers: ["$bootstrap"]
+  topics:
+    include: ["bench"]
+$s3_storage
+backup:
+  compression: lz4
+YAML
+cat >"$work/s3-restore.yaml" <<YAML
+mode: restore
+backup_id: bench-s3
+target:
+  bootstrap_servers: ["$bootstrap"]
+$s3_storage
+restore:
+  topic_mapping:
+    bench: bench-restored-s3
+YAML
+printf '\n%-16s %10s %12s %16s %14s\n' "S3 (moto), lz4" seconds "MiB/s" "vs filesystem" "peak RSS MiB"
+timed s3-backup target/release/kafka-backup backup --config "$work/s3-backup.yaml"
+grep -q "$records records" "$work/s3-backup.out" || { echo "S3 backup did not hold all $records records:"; cat "$work/s3-backup.out"; exit 1; }
+ratio=$(awk -v r="$rate" -v f="$fs_backup_rate" 'BEGIN { printf "%.2f", r / f }')
+printf '%-16s %10s %12s %16s %14s\n' backup "$seconds" "$rate" "${ratio}x" "$rss_mib (fs $fs_backup_rss)"
+timed s3-restore target/release/kafka-backup restore --config "$work/s3-restore.yaml"
+grep -q "Restored $records records" "$work/s3-restore.out" || { echo "S3 restore did not write all $records records:"; cat "$work/s3-restore.out"; exit 1; }
+ratio=$(awk -v r="$rate" -v f="$fs_restore_rate" 'BEGIN { printf "%.2f", r / f }')
+printf '%-16s %10s %12s %16s %14s\n' restore "$seconds" "$rate" "${ratio}x" "$rss_mib (fs $fs_restore_rss)"

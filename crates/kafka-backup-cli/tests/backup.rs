@@ -140,7 +140,11 @@ fn a_backup_killed_at_any_moment_resumes_with_every_record_exactly_once() {
         child.wait().unwrap();
     }
     assert!(kills >= 4, "the backup finished before a few segments were committed ({kills} kills)");
+    // A kill between writing a staging file and renaming it leaves the file; plant one for sure.
+    let partition = dir.path().join(format!("store/killed/topics/{stream}/partition=0"));
+    std::fs::write(partition.join("segment-00000000000099999999.bin#7"), b"half a segment").unwrap();
     assert_success(&backup(&config));
+    assert_eq!(staging_files(dir.path()), 0, "the next run removed the staging files");
     assert_eq!(backed_up_records(dir.path(), "killed", &stream), original, "every record exactly once");
     assert_success(&validate(dir.path(), "killed", true));
 }

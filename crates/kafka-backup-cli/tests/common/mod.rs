@@ -178,6 +178,14 @@ fn count_store_files(dir: &Path, wanted: impl Fn(&Path) -> bool) -> usize {
     count
 }
 
+/// Staging files (`NAME#DIGITS`, the filesystem backend's before its rename) under `dir`'s store.
+pub fn staging_files(dir: &Path) -> usize {
+    count_store_files(dir, |path| {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        name.rsplit_once('#').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
 /// Commit records (segment metadata objects) written so far under `dir`'s store.
 pub fn committed_segments(dir: &Path) -> usize {
     count_store_files(dir, |path| {

@@ -121,6 +121,8 @@ pub struct BackupStore {
     allow_unconditional_writes: bool,
     /// Retries of a conditional write whose answer was lost (cloud stores only, see [`put_new`]).
     create_retries: Option<RetryPolicy>,
+    /// The directory the root maps to, for a local store.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for BackupStore {
@@ -193,7 +195,9 @@ impl BackupStore {
         let open_error = |reason: String| StorageError::Open { store: description.clone(), reason };
         std::fs::create_dir_all(path).map_err(|e| open_error(e.to_string()))?;
         let local = LocalFileSystem::new_with_prefix(path).map_err(|e| open_error(e.to_string()))?.with_fsync(true);
-        Ok(Self::new(Arc::new(local), prefix, description))
+        let mut store = Self::new(Arc::new(local), prefix, description);
+        store.local_root = Some(path.join(prefix.trim_matches('/')));
+        Ok(store)
     }
 
     /// An existing local directory (for commands that only read: a typo must not create one).
@@ -214,13 +218,54 @@ impl BackupStore {
             confirm_existing_writes: false,
             allow_unconditional_writes: false,
             create_retries: None,
+            local_root: None,
         }
     }
 
     /// The same storage with `child` appended to the root (e.g. one backup's directory).
     pub fn child(&self, child: &str) -> Self {
         let root = self.path(child);
-        Self { description: format!("{}/{child}", self.description), root: Some(root), ..self.clone() }
+        Self {
+            description: format!("{}/{child}", self.description),
+            root: Some(root),
+            local_root: self.local_root.as_ref().map(|dir| dir.join(child)),
+            ..self.clone()
+        }
+    }
+
+    /// Deletes the staging files (`NAME#DIGITS`) a killed run left under a local root: the
+    /// filesystem backend writes each object to one and renames it into place, so a kill between
+    /// the two leaves it behind. Listing never shows them; this reclaims their space. Cloud stores
+    /// write with single PUTs and leave nothing behind. Returns how many were deleted.
+    pub fn remove_staging_leftovers(&self) -> Result<usize, StorageError> {
+        let Some(root) = &self.local_root else { return Ok(0) };
+        let failed = |error: std::io::Error| StorageError::Open {
+            store: self.description.clone(),
+            reason: format!("cleaning staging files left by an interrupted run: {error}"),
+        };
+        let mut removed = 0;
+        let mut folders = vec![root.clone()];
+        while let Some(folder) = folders.pop() {
+            let entries = match std::fs::read_dir(&folder) {
+                Ok(entries) => entries,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(failed(error)),
+            };
+            for entry in entries {
+                let path = entry.map_err(failed)?.path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let staged = name
+                    .rsplit_once('#')
+                    .is_some_and(|(_, suffix)| !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()));
+                if path.is_dir() {
+                    folders.push(path);
+                } else if staged {
+                    std::fs::remove_file(&path).map_err(failed)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Human-readable location, for messages.

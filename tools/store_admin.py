@@ -6,10 +6,15 @@ Usage: store_admin.py COMMAND KIND ENDPOINT BUCKET   (KIND: s3 or azure; BUCKET:
   create    creates the bucket (S3) or container (Azure)
   list      prints {"objects": {key: size}, "incomplete_uploads": [key]} as JSON: every object, and
             the keys of multipart uploads started and neither completed nor aborted (S3)
+  freeze-on-upload PID   (S3) polls every 10 ms until a multipart upload is under way, then
+            freezes the emulator process PID with SIGSTOP (the test resumes it) and prints the key
 The Azure account is the emulator's well-known devstoreaccount1; S3 takes any key pair.
 """
 import json
+import os
+import signal
 import sys
+import time
 
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
@@ -42,6 +47,17 @@ def main():
     elif (command, kind) == ("list", "azure"):
         objects = {b.name: b.size for b in azure(endpoint, bucket).list_blobs()}
         print(json.dumps({"objects": objects, "incomplete_uploads": []}))
+    elif (command, kind) == ("freeze-on-upload", "s3"):
+        client, pid = s3(endpoint), int(sys.argv[5])
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+            if uploads:
+                os.kill(pid, signal.SIGSTOP)
+                print(uploads[0]["Key"])
+                return
+            time.sleep(0.01)
+        raise SystemExit("no multipart upload started within 120 s")
     else:
         raise SystemExit(f"unknown command {command} {kind}")
 

@@ -120,6 +120,103 @@ fn a_backup_killed_mid_upload_on_s3_leaves_no_data_and_resumes_exactly_once() {
     assert!(emulator.list().incomplete_uploads.is_empty());
 }
 
+/// A topic whose one segment spans several upload parts (values that do not compress).
+fn large_segment_topic(source: &str, count: usize) -> (String, Vec<RefRecord>) {
+    let topic = unique("large");
+    testkit::create_topic(source, &topic, 1, &[]);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let records: Vec<RefRecord> = (0..count)
+        .map(|i| RefRecord {
+            partition: Some(0),
+            key: Some(format!("key-{i}").into_bytes()),
+            value: Some(
+                (0..1024)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        state as u8
+                    })
+                    .collect(),
+            ),
+            ..RefRecord::default()
+        })
+        .collect();
+    testkit::produce(source, &topic, &records, &[("linger.ms", "5")]);
+    let original = testkit::consume(source, &topic, &[0]);
+    assert_eq!(original.len(), count);
+    (topic, original)
+}
+
+fn large_segments_stream_as_multipart_uploads_on(kind: StoreKind) {
+    let (source, target) = (KafkaCluster::source().bootstrap(), KafkaCluster::target().bootstrap());
+    let emulator = StoreEmulator::start(kind);
+    let (topic, original) = large_segment_topic(&source, 14_000);
+    let dir = TempDir::new().unwrap();
+    let storage = emulator.storage_yaml("big");
+    let config = write_config_on(dir.path(), &storage, &source, "large", &topic, "  compression: lz4\n");
+    assert_success(&backup(&config));
+    let listing = emulator.list();
+    let largest = listing.objects.values().max().copied().unwrap_or(0);
+    assert!(largest > 10 * 1024 * 1024, "one segment object of several parts: {:?}", listing.objects);
+    assert!(listing.incomplete_uploads.is_empty(), "{:?}", listing.incomplete_uploads);
+    let url = emulator.url("big");
+    assert_success(&run_on(&emulator, &["validate", "--path", &url, "--backup-id", "large", "--deep"]));
+    let copy = unique("large-copy");
+    let settings = format!("  topic_mapping:\n    {topic}: {copy}\n");
+    let restore_config = write_restore_config_on(dir.path(), &storage, "copy", &target, "large", &settings);
+    assert_success(&restore(&restore_config, &[]));
+    assert!(testkit::consume(&target, &copy, &[0]) == original, "restored record by record");
+}
+
+#[test]
+fn large_segments_stream_as_multipart_uploads_on_s3() {
+    large_segments_stream_as_multipart_uploads_on(StoreKind::S3);
+}
+
+#[test]
+fn large_segments_stream_as_block_uploads_on_azure_blob() {
+    large_segments_stream_as_multipart_uploads_on(StoreKind::Azure);
+}
+
+#[test]
+fn a_backup_killed_mid_multipart_upload_leaves_no_data_and_a_rerun_completes_exactly_once() {
+    let source = KafkaCluster::source().bootstrap();
+    let emulator = StoreEmulator::start(StoreKind::S3);
+    let (topic, original) = large_segment_topic(&source, 30_000);
+    let dir = TempDir::new().unwrap();
+    let config =
+        write_config_on(dir.path(), &emulator.storage_yaml("cut"), &source, "cut", &topic, "  compression: none\n");
+    let mut child = spawn(&["backup", "--config", config.to_str().unwrap()], true);
+    // Frozen as soon as the upload starts, the store cannot complete it before our process dies.
+    let key = emulator.stall_when_uploading();
+    assert!(child.try_wait().unwrap().is_none(), "the backup ended before its upload was caught");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    emulator.resume();
+    assert!(key.contains("/segment-"), "{key}");
+    let url = emulator.url("cut");
+    // The upload stays unfinished, or completes from requests already sent (the store was frozen
+    // with them in its socket) without the commit record our dead process never wrote.
+    let leftovers = emulator.list();
+    let committed = |objects: &std::collections::BTreeMap<String, u64>| {
+        objects.keys().filter(|k| k.contains("/segment-") && k.ends_with(".json")).count()
+    };
+    let data = |objects: &std::collections::BTreeMap<String, u64>| {
+        objects.keys().filter(|k| k.contains("/segment-") && !k.ends_with(".json")).count()
+    };
+    assert_eq!(committed(&leftovers.objects), 0, "{leftovers:?}");
+    assert!(data(&leftovers.objects) == 1 || !leftovers.incomplete_uploads.is_empty(), "{leftovers:?}");
+    // Nothing of the killed upload counts: no backup, or one that validates.
+    let listed = run_on(&emulator, &["list", "--path", &url]);
+    assert_success(&listed);
+    assert_success(&backup(&config));
+    assert_success(&run_on(&emulator, &["validate", "--path", &url, "--backup-id", "cut", "--deep"]));
+    assert!(records_in_store(&store_of(&config), "cut", &topic) == original, "every record exactly once");
+    let after = emulator.list().objects;
+    assert_eq!(data(&after), committed(&after), "an uncommitted object of the killed run is removed: {after:?}");
+}
+
 #[test]
 fn unknown_schemes_and_malformed_urls_are_refused_with_the_accepted_forms() {
     for (url, expected) in [

@@ -117,14 +117,33 @@ pub struct OffsetGap {
     pub detected_at_ms: i64,
 }
 
-/// Key of the segment starting at `start` of `topic`-`partition`.
+/// The folder holding `topic`-`partition`'s segments and commit records.
+pub fn partition_folder(topic: &str, partition: i32) -> String {
+    format!("topics/{topic}/partition={partition}")
+}
+
+/// A fresh key for the segment object starting at `start` of `topic`-`partition`: the start
+/// offset and a random suffix, so that an upload never lands on another run's object (the commit
+/// record names the object that counts).
 pub fn segment_key(topic: &str, partition: i32, start: i64, codec: Compression) -> String {
-    format!("topics/{topic}/partition={partition}/segment-{start:020}.{}", extension(codec))
+    let suffix = fastrand::u32(..);
+    format!("{}/segment-{start:020}-{suffix:08x}.{}", partition_folder(topic, partition), extension(codec))
+}
+
+/// The start offset of a segment object key (of either form: `segment-N.EXT` written by 0.1,
+/// `segment-N-SUFFIX.EXT`); `None` for commit records, gap records and anything else.
+pub fn segment_object_start(key: &str) -> Option<i64> {
+    let name = key.rsplit('/').next()?;
+    if name.ends_with(".json") {
+        return None;
+    }
+    let digits = name.strip_prefix("segment-")?.get(..20)?;
+    digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok()).flatten()
 }
 
 /// Key of the metadata (commit record) of the segment starting at `start`.
 pub fn segment_metadata_key(topic: &str, partition: i32, start: i64) -> String {
-    format!("topics/{topic}/partition={partition}/segment-{start:020}.json")
+    format!("{}/segment-{start:020}.json", partition_folder(topic, partition))
 }
 
 /// Key of the gap record starting at `from`.
@@ -346,7 +365,17 @@ mod tests {
         let b = segment_metadata_key("orders.eu", 3, 10);
         assert!(a < b);
         assert_eq!(parse_partition_key(&a), Some(("orders.eu", 3, "segment-00000000000000000009.json")));
-        assert_eq!(segment_key("t", 0, 5, Compression::Lz4), "topics/t/partition=0/segment-00000000000000000005.lz4");
+        let (one, two) = (segment_key("t", 0, 5, Compression::Lz4), segment_key("t", 0, 5, Compression::Lz4));
+        assert!(
+            one.starts_with("topics/t/partition=0/segment-00000000000000000005-") && one.ends_with(".lz4"),
+            "{one}"
+        );
+        assert_ne!(one, two, "every upload gets a key of its own");
+        assert_eq!(segment_object_start(&one), Some(5));
+        assert_eq!(segment_object_start("topics/t/partition=0/segment-00000000000000000007.zst"), Some(7), "0.1 keys");
+        assert_eq!(segment_object_start(&segment_metadata_key("t", 0, 5)), None);
+        assert_eq!(segment_object_start(&gap_key("t", 0, 5)), None);
+        assert_eq!(segment_object_start("topics/t/partition=0/segment-12.bin"), None);
         assert_eq!(parse_partition_key("topics/t/topic.json"), None);
     }
 

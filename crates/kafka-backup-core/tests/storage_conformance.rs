@@ -36,6 +36,28 @@ async fn conformance(store: BackupStore) {
     child.delete("b/one").await.unwrap();
     assert_eq!(store.size("a/b/one").await.unwrap(), None);
     assert!(store.list("nothing/here").await.unwrap().is_empty());
+
+    // Streaming writes: a small object is one create-only PUT, a large one a multipart upload;
+    // neither is visible before it is finished.
+    let mut small = store.writer("stream/small");
+    small.write(Bytes::from_static(b"tiny")).await.unwrap();
+    assert_eq!(store.size("stream/small").await.unwrap(), None, "not visible before finish");
+    small.finish().await.unwrap();
+    assert_eq!(store.get("stream/small").await.unwrap(), Bytes::from_static(b"tiny"));
+    let mut again = store.writer("stream/small");
+    again.write(Bytes::from_static(b"other")).await.unwrap();
+    assert!(matches!(again.finish().await, Err(StorageError::AlreadyExists { .. })), "a small object is create-only");
+    let mut big = store.writer("stream/big");
+    for piece in large.chunks(1024 * 1024 + 7) {
+        big.write(Bytes::copy_from_slice(piece)).await.unwrap();
+    }
+    assert_eq!(store.size("stream/big").await.unwrap(), None, "not visible before finish");
+    big.finish().await.unwrap();
+    assert_eq!(store.get("stream/big").await.unwrap(), large, "parts joined in order");
+    let mut abandoned = store.writer("stream/abandoned");
+    abandoned.write(large.clone()).await.unwrap();
+    abandoned.abort().await;
+    assert_eq!(store.size("stream/abandoned").await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -62,7 +84,16 @@ async fn filesystem_store_conforms_and_leaves_no_staging_files() {
     }
     let mut names: Vec<_> = files.iter().map(|f| f.strip_prefix(dir.path()).unwrap().display().to_string()).collect();
     names.sort();
-    assert_eq!(names, vec!["root/pre/fix/a/c=1/two", "root/pre/fix/ab/three", "root/pre/fix/big/segment"]);
+    assert_eq!(
+        names,
+        vec![
+            "root/pre/fix/a/c=1/two",
+            "root/pre/fix/ab/three",
+            "root/pre/fix/big/segment",
+            "root/pre/fix/stream/big",
+            "root/pre/fix/stream/small"
+        ]
+    );
 }
 
 /// The store a config's `storage:` section opens, as a backup run opens it (with the probe of

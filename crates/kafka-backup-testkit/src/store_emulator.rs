@@ -143,10 +143,21 @@ impl StoreEmulator {
         serde_json::from_str(&self.admin("list")).expect("store_admin.py list output")
     }
 
+    /// Freezes the emulator (SIGSTOP) the moment a multipart upload is under way (S3); returns
+    /// the upload's key. [`Self::resume`] lets it go on.
+    pub fn stall_when_uploading(&self) -> String {
+        self.admin_with("freeze-on-upload", &[&self.pid.to_string()]).trim().to_string()
+    }
+
     fn admin(&self, command: &str) -> String {
+        self.admin_with(command, &[])
+    }
+
+    fn admin_with(&self, command: &str, extra: &[&str]) -> String {
         let output = Command::new(infra_program("python"))
             .arg(repo_root().join("tools/store_admin.py"))
             .args([command, self.kind.name(), &self.endpoint(), &self.bucket])
+            .args(extra)
             .output()
             .expect("run tools/store_admin.py");
         assert!(output.status.success(), "store_admin.py {command}: {}", String::from_utf8_lossy(&output.stderr));

@@ -5,6 +5,7 @@
 mod partition;
 mod progress;
 mod transactions;
+mod upload;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

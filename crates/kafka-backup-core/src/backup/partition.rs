@@ -11,12 +11,15 @@ use tokio::task::JoinHandle;
 
 use super::progress::ProgressBoard;
 use super::transactions::TransactionFilter;
+use super::upload::SegmentUpload;
 use super::{BackupError, Counters};
 use crate::config::BackupSettings;
 use crate::kafka::{FetchOptions, FetchedPartition, IsolationLevel, KafkaClient, KafkaError, OffsetSpec};
-use crate::manifest::{gap_key, segment_key, segment_metadata_key, to_json, OffsetGap};
+use crate::manifest::{
+    gap_key, partition_folder, segment_key, segment_metadata_key, segment_object_start, to_json, OffsetGap,
+};
 use crate::records::split_batches;
-use crate::segment::{EncodedSegment, SegmentBuilder};
+use crate::segment::{RawChunk, SegmentBuilder, CHUNK_BYTES};
 use crate::storage::{BackupStore, StorageError};
 
 /// Fetch size to start with; doubled (up to the maximum) when one batch is larger.
@@ -107,7 +110,8 @@ impl PartitionTask {
             Some(offset) => offset,
             None => self.earliest_offset().await?,
         };
-        let mut builder = self.new_segment(offset)?;
+        self.remove_uncommitted_segments().await?;
+        let mut segment = self.new_segment(offset);
         let mut filter = TransactionFilter::default();
         let mut fetch_max = FETCH_MAX_BYTES;
         let mut prefetched: Option<Prefetch> = None;
@@ -120,8 +124,10 @@ impl PartitionTask {
             if self.end.is_some_and(|end| offset >= end) {
                 break;
             }
-            if !builder.is_empty() && builder.opened_at().elapsed() >= self.settings.segment_max_interval {
-                builder = self.commit(builder, &mut writing, &mut outcome).await?;
+            if !segment.builder.is_empty()
+                && segment.builder.opened_at().elapsed() >= self.settings.segment_max_interval
+            {
+                segment = self.commit(segment, &mut writing, &mut outcome).await?;
             }
             let _step = if continuous { Some(self.permits.clone().acquire_owned().await) } else { None };
             let options = FetchOptions {
@@ -139,15 +145,15 @@ impl PartitionTask {
                     }
                     // Retention deleted what we were about to read: close what we have, record the gap.
                     // With nothing kept since the last commit, the gap starts where that commit ended.
-                    let from = if builder.is_empty() { builder.start_offset() } else { offset };
-                    if !builder.is_empty() {
-                        self.commit(builder, &mut writing, &mut outcome).await?;
+                    let from = if segment.builder.is_empty() { segment.builder.start_offset() } else { offset };
+                    if !segment.builder.is_empty() {
+                        self.commit(segment, &mut writing, &mut outcome).await?;
                     }
                     // The gap record must not be durable before the segment before it.
                     settle(&mut writing, &mut outcome).await?;
                     self.record_gap(from, earliest, &mut outcome).await?;
                     offset = earliest;
-                    builder = self.new_segment(offset)?;
+                    segment = self.new_segment(offset);
                     continue;
                 }
                 Err(error) => return Err(self.kafka_error("fetching", error)),
@@ -186,17 +192,19 @@ impl PartitionTask {
                 // A log start moved into this batch (DeleteRecords): keep only what is still there.
                 let Some(batch) = batch.without_records_before(offset).map_err(records_error)? else { continue };
                 if filter.keep(&batch).map_err(records_error)? {
-                    builder.push(&batch).map_err(records_error)?;
+                    if let Some(chunk) = segment.builder.push(&batch).map_err(records_error)? {
+                        self.add_chunk(&mut segment, chunk).await?;
+                    }
                     outcome.counters.records += i64::from(batch.record_count());
                     outcome.counters.batches += 1;
                     outcome.counters.bytes_in += batch.size() as u64;
                 } else {
-                    builder.advance_to(batch.last_offset() + 1);
+                    segment.builder.advance_to(batch.last_offset() + 1);
                     outcome.counters.dropped_batches += 1;
                 }
                 offset = batch.last_offset() + 1;
-                if builder.payload_len() >= self.settings.segment_max_bytes {
-                    builder = self.commit(builder, &mut writing, &mut outcome).await?;
+                if segment.builder.payload_len() >= self.settings.segment_max_bytes {
+                    segment = self.commit(segment, &mut writing, &mut outcome).await?;
                 }
             }
             self.progress.lock().expect("progress lock").update(
@@ -209,8 +217,8 @@ impl PartitionTask {
                 break;
             }
         }
-        if !builder.is_empty() {
-            self.commit(builder, &mut writing, &mut outcome).await?;
+        if !segment.builder.is_empty() {
+            self.commit(segment, &mut writing, &mut outcome).await?;
         }
         settle(&mut writing, &mut outcome).await?;
         Ok(outcome)
@@ -224,26 +232,56 @@ impl PartitionTask {
         Ok(())
     }
 
-    /// Finishes the segment and starts storing it in the background, once the previous segment
-    /// is committed (commits stay in offset order); returns a fresh builder after it.
+    /// Finishes the segment and completes its upload in the background, once the previous
+    /// segment is committed (commits stay in offset order); returns a fresh segment after it.
     async fn commit(
         &self,
-        builder: SegmentBuilder,
+        segment: OpenSegment,
         writing: &mut Option<SegmentWrite>,
         outcome: &mut PartitionOutcome,
-    ) -> Result<SegmentBuilder, BackupError> {
-        let start = builder.start_offset();
-        let next = builder.next_offset();
-        let key = segment_key(&self.topic, self.partition, start, self.settings.compression);
-        let segment = builder.finish(key).map_err(|source| BackupError::Records {
-            partition: self.context(),
-            offset: start,
-            source,
-        })?;
+    ) -> Result<OpenSegment, BackupError> {
+        let start = segment.builder.start_offset();
+        let (last, summary) = segment.builder.finish();
+        let mut upload = match segment.upload {
+            Some(upload) => upload,
+            None => self.start_upload(start).await?,
+        };
+        if let Some(chunk) = last {
+            upload.add(chunk).await?;
+        }
         settle(writing, outcome).await?;
         let metadata_key = segment_metadata_key(&self.topic, self.partition, start);
-        *writing = Some(tokio::spawn(store_segment(self.store.clone(), segment, metadata_key)));
-        self.new_segment(next)
+        *writing = Some(upload.finish(summary, metadata_key));
+        Ok(self.new_segment(summary.next_offset()))
+    }
+
+    /// Hands a full chunk to the segment's upload, starting the upload with the first one.
+    async fn add_chunk(&self, segment: &mut OpenSegment, chunk: RawChunk) -> Result<(), BackupError> {
+        let upload = match &mut segment.upload {
+            Some(upload) => upload,
+            empty => empty.insert(self.start_upload(segment.builder.start_offset()).await?),
+        };
+        upload.add(chunk).await
+    }
+
+    async fn start_upload(&self, start: i64) -> Result<SegmentUpload, BackupError> {
+        let key = segment_key(&self.topic, self.partition, start, self.settings.compression);
+        let codec = (self.settings.compression, self.settings.compression_level);
+        SegmentUpload::start(&self.store, key, (self.context(), start), codec).await
+    }
+
+    /// Deletes segment objects a killed run left without a commit record: they start at or after
+    /// the resume point (segments commit in offset order, and every run cleans up before writing).
+    async fn remove_uncommitted_segments(&self) -> Result<(), BackupError> {
+        let folder = partition_folder(&self.topic, self.partition);
+        for object in self.store.list(&folder).await? {
+            let Some(start) = segment_object_start(&object.key) else { continue };
+            if self.resume_from.is_none_or(|resume| start >= resume) {
+                tracing::info!(key = %object.key, "removing a segment object an interrupted run left uncommitted");
+                self.store.delete(&object.key).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The fetch at `offset`: the prefetched one if it was for that offset and size, else a new one.
@@ -267,10 +305,15 @@ impl PartitionTask {
         Prefetch { offset, max_bytes: options.max_bytes, handle: Some(handle) }
     }
 
-    fn new_segment(&self, start: i64) -> Result<SegmentBuilder, BackupError> {
-        SegmentBuilder::new(start, self.settings.compression, self.settings.compression_level)
-            .map_err(|source| BackupError::Records { partition: self.context(), offset: start, source })
+    fn new_segment(&self, start: i64) -> OpenSegment {
+        OpenSegment { builder: SegmentBuilder::new(start, CHUNK_BYTES), upload: None }
     }
+}
+
+/// The segment being filled: its builder and, from its first full chunk on, its upload.
+struct OpenSegment {
+    builder: SegmentBuilder,
+    upload: Option<SegmentUpload>,
 }
 
 /// A segment being stored and committed in the background; yields its stored size.
@@ -286,27 +329,9 @@ async fn settle(writing: &mut Option<SegmentWrite>, outcome: &mut PartitionOutco
     Ok(())
 }
 
-/// Stores a segment object, then its commit record.
-async fn store_segment(store: BackupStore, segment: EncodedSegment, metadata_key: String) -> Result<u64, BackupError> {
-    let key = &segment.metadata.key;
-    match store.put_new(key, segment.bytes.clone()).await {
-        Ok(()) => {}
-        Err(StorageError::AlreadyExists { .. }) => {
-            if store.size(&metadata_key).await?.is_some() {
-                return Err(BackupError::Conflict { key: key.clone() });
-            }
-            // A segment without its commit record is the leftover of a crashed run.
-            tracing::info!(%key, "replacing an uncommitted segment left by an interrupted run");
-            store.delete(key).await?;
-            store.put_new(key, segment.bytes.clone()).await?;
-        }
-        Err(error) => return Err(error.into()),
-    }
-    put_commit_record(&store, &metadata_key, to_json(&segment.metadata)).await?;
-    Ok(segment.metadata.stored_bytes)
-}
-
-async fn put_commit_record(store: &BackupStore, key: &str, body: bytes::Bytes) -> Result<(), BackupError> {
+/// Writes a commit record (segment metadata, gap), create-only: one already there means another
+/// run of this backup id is writing the same partition.
+pub(super) async fn put_commit_record(store: &BackupStore, key: &str, body: bytes::Bytes) -> Result<(), BackupError> {
     store.put_new(key, body).await.map_err(|error| match error {
         StorageError::AlreadyExists { key, .. } => BackupError::Conflict { key },
         other => BackupError::Storage(other),

@@ -4,11 +4,13 @@
 
 mod cloud;
 mod location;
+mod writer;
 
 pub use location::{
     parse_storage_url, CloudConfig, CloudCredentials, CloudProvider, ServerSideEncryption, StorageConfig,
     StorageUrlError, STORAGE_URL_FORMS,
 };
+pub use writer::ObjectWriter;
 
 use std::path::Path as FsPath;
 use std::sync::Arc;

@@ -1,0 +1,106 @@
+//! Storing one segment while it is built: its chunks are compressed in parallel off the async
+//! threads, written in order to a streaming upload, and the commit record follows the finished
+//! object, so memory per partition is a few chunks and parts, not a segment.
+
+use std::collections::VecDeque;
+use std::sync::OnceLock;
+
+use tokio::task::JoinHandle;
+
+use super::partition::put_commit_record;
+use super::BackupError;
+use crate::manifest::to_json;
+use crate::records::{Compression, RecordsError};
+use crate::segment::{CompressedChunk, RawChunk, SegmentEncoder, SegmentMetadata, SegmentSummary};
+use crate::storage::{BackupStore, ObjectWriter};
+
+/// Chunks being compressed at once per segment: every core, so that one partition alone keeps
+/// the machine busy; their results are written in order.
+fn parallel_chunks() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8))
+}
+
+type Compressing = JoinHandle<Result<CompressedChunk, RecordsError>>;
+
+/// A segment object being uploaded.
+pub(super) struct SegmentUpload {
+    store: BackupStore,
+    key: String,
+    /// `topic-partition` and the segment's start offset, for errors.
+    partition: String,
+    start_offset: i64,
+    codec: Compression,
+    level: Option<i32>,
+    encoder: SegmentEncoder,
+    writer: ObjectWriter,
+    compressing: VecDeque<Compressing>,
+}
+
+impl SegmentUpload {
+    /// Starts the object `key` of the segment of `partition` from `start_offset` (the header
+    /// goes into the first part).
+    pub async fn start(
+        store: &BackupStore,
+        key: String,
+        (partition, start_offset): (String, i64),
+        (codec, level): (Compression, Option<i32>),
+    ) -> Result<Self, BackupError> {
+        let (encoder, header) = SegmentEncoder::new(codec);
+        let mut writer = store.writer(&key);
+        writer.write(header).await?;
+        let compressing = VecDeque::new();
+        Ok(Self { store: store.clone(), key, partition, start_offset, codec, level, encoder, writer, compressing })
+    }
+
+    /// Queues `chunk` for compression; writes the oldest compressed chunks out while too many are queued.
+    pub async fn add(&mut self, chunk: RawChunk) -> Result<(), BackupError> {
+        let (codec, level) = (self.codec, self.level);
+        self.compressing.push_back(tokio::task::spawn_blocking(move || chunk.compress(codec, level)));
+        while self.compressing.len() > parallel_chunks() {
+            self.write_oldest().await?;
+        }
+        Ok(())
+    }
+
+    async fn write_oldest(&mut self) -> Result<(), BackupError> {
+        let Some(compressing) = self.compressing.pop_front() else { return Ok(()) };
+        let chunk = compressing.await.expect("compression does not panic").map_err(|source| BackupError::Records {
+            partition: self.partition.clone(),
+            offset: self.start_offset,
+            source,
+        })?;
+        let bytes = self.encoder.add(chunk);
+        self.writer.write(bytes).await?;
+        Ok(())
+    }
+
+    /// Finishes in the background: the remaining chunks, the index and trailer, the object, then
+    /// the commit record at `metadata_key`. The task yields the stored size; on failure the
+    /// upload is aborted and nothing is committed.
+    pub fn finish(self, summary: SegmentSummary, metadata_key: String) -> JoinHandle<Result<u64, BackupError>> {
+        tokio::spawn(self.complete(summary, metadata_key))
+    }
+
+    async fn complete(mut self, summary: SegmentSummary, metadata_key: String) -> Result<u64, BackupError> {
+        let metadata = match self.write_rest(summary).await {
+            Ok(metadata) => metadata,
+            Err(error) => {
+                self.writer.abort().await;
+                return Err(error);
+            }
+        };
+        self.writer.finish().await?;
+        put_commit_record(&self.store, &metadata_key, to_json(&metadata)).await?;
+        Ok(metadata.stored_bytes)
+    }
+
+    async fn write_rest(&mut self, summary: SegmentSummary) -> Result<SegmentMetadata, BackupError> {
+        while !self.compressing.is_empty() {
+            self.write_oldest().await?;
+        }
+        let (tail, metadata) = self.encoder.finish(summary, self.key.clone());
+        self.writer.write(tail).await?;
+        Ok(metadata)
+    }
+}

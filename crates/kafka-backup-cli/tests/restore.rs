@@ -241,6 +241,51 @@ fn a_restore_killed_at_any_moment_finishes_with_every_record_exactly_once() {
 }
 
 #[test]
+fn a_restore_killed_inside_a_segment_of_many_chunks_resumes_mid_segment_exactly_once() {
+    let (source, target) = clusters();
+    let journal = unique("journal");
+    testkit::create_topic(&source, &journal, 1, &[]);
+    // 12 MiB in one segment of three 4 MiB chunks (values that do not compress).
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let records: Vec<RefRecord> = (0..12_000)
+        .map(|i| RefRecord {
+            partition: Some(0),
+            key: Some(format!("entry-{i}").into_bytes()),
+            value: Some(
+                (0..1024)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        state as u8
+                    })
+                    .collect(),
+            ),
+            ..RefRecord::default()
+        })
+        .collect();
+    testkit::produce(&source, &journal, &records, &[("linger.ms", "5")]);
+    let original = testkit::consume(&source, &journal, &[0]);
+    let dir = TempDir::new().unwrap();
+    back_up(&dir, &source, "chunked", &journal, "  compression: none\n");
+    let config = write_restore_config(dir.path(), "paced", &target, "chunked", "  rate_limit_bytes_per_sec: 2000000\n");
+    // Paced at 2 MB/s, the run is past its first chunk and short of the end after 3.5 s.
+    let mut child = spawn(&["restore", "--config", config.to_str().unwrap()], true);
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    assert!(child.try_wait().unwrap().is_none(), "the restore finished before it was killed");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = testkit::consume(&target, &journal, &[0]);
+    assert!(partial.len() > 4200 && partial.len() < original.len(), "the killed run wrote {} records", partial.len());
+    assert_eq!(restore_state_files(dir.path()), 1, "only the started record: the segment was not committed");
+
+    let last = restore(&config, &[]);
+    assert_success(&last);
+    assert_resumed(&text(&last.stdout), original.len());
+    assert!(testkit::consume(&target, &journal, &[0]) == original, "no duplicate, no loss, same offsets");
+}
+
+#[test]
 fn a_repartitioned_restore_killed_at_any_moment_finishes_with_every_record_exactly_once() {
     let (original, restored, last_run) = restore_with_kills("  repartition: true\n", Some(3));
     assert_resumed(&last_run, original.len());

@@ -124,3 +124,12 @@ impl EngineError {
         move |source| EngineError::Kafka { context, source }
     }
 }
+
+impl From<crate::stored_segment::StoredSegmentError> for EngineError {
+    fn from(error: crate::stored_segment::StoredSegmentError) -> Self {
+        match error {
+            crate::stored_segment::StoredSegmentError::Storage(error) => EngineError::Storage(error),
+            crate::stored_segment::StoredSegmentError::Segment { key, source } => EngineError::Segment { key, source },
+        }
+    }
+}

@@ -18,6 +18,7 @@ pub mod retry;
 pub mod secret;
 pub mod segment;
 pub mod storage;
+pub mod stored_segment;
 pub mod three_phase;
 pub mod topics;
 pub mod validate;

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 
 use tokio::sync::watch;
 
-use super::prepare::prepare_segment;
+use super::prepare::prepare_batches;
 use super::state::{commit, load_progress, RestoreCommit, RestoreIdentity};
 use super::target::{TargetPartition, Written};
 use super::RestoreError;
 use crate::config::RestoreSettings;
 use crate::segment::SegmentMetadata;
 use crate::storage::BackupStore;
+use crate::stored_segment::StoredSegment;
 
 /// What one restore task did.
 #[derive(Debug, Default)]
@@ -58,17 +59,25 @@ impl PartitionRestore {
                 continue;
             }
             let source = format!("{}-{}", self.source_topic, self.source_partition);
-            let prepared = prepare_segment(&self.store, segment, &self.settings, &source).await?;
+            // A chunk at a time: memory is one chunk being produced and the next being read.
+            let mut chunks = StoredSegment::open(&self.store, segment, self.settings.window).await?;
             let mut landed = Vec::new();
-            if check_tail {
-                landed = self.target.match_tail(next, &prepared).await?;
-                let found: i64 = landed.iter().map(|b| b.count).sum();
-                outcome.already_restored += found;
-                next += found;
-                check_tail = false;
+            while let Some(batches) = chunks.next_batches().await? {
+                let prepared = prepare_batches(&batches, &self.settings, &source)?;
+                let mut matched = 0;
+                if check_tail {
+                    let found = self.target.match_tail(next, &prepared, chunks.has_more()).await?;
+                    let records: i64 = found.iter().map(|b| b.count).sum();
+                    outcome.already_restored += records;
+                    next += records;
+                    matched = found.len();
+                    // A chunk found whole on the target: the interrupted run may have written the next too.
+                    check_tail = matched == prepared.len();
+                    landed.extend(found);
+                }
+                landed.extend(self.target.produce(&prepared[matched..], &mut next, &mut outcome.written).await?);
             }
-            let rest = &prepared[landed.len()..];
-            landed.extend(self.target.produce(rest, &mut next, &mut outcome.written).await?);
+            check_tail = false;
             let record = RestoreCommit {
                 source_partition: self.source_partition,
                 source_segment: segment.key.clone(),

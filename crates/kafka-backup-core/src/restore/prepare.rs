@@ -8,8 +8,9 @@ use bytes::Bytes;
 use super::RestoreError;
 use crate::config::RestoreSettings;
 use crate::records::{BatchOptions, Record, RecordBatch, RecordHeader, RecordsError, TimestampType};
-use crate::segment::{read_segment, SegmentMetadata};
+use crate::segment::SegmentMetadata;
 use crate::storage::BackupStore;
+use crate::stored_segment::StoredSegment;
 
 /// Header carrying a record's source offset when `include_original_offset_header` is set.
 pub const ORIGINAL_OFFSET_HEADER: &str = "x-original-offset";
@@ -34,18 +35,29 @@ pub struct PreparedBatch {
     pub records: i64,
 }
 
-/// Reads a stored segment and prepares its batches; `source` names the partition for errors.
+/// Reads a whole stored segment and prepares its batches; `source` names the partition for errors.
 pub async fn prepare_segment(
     store: &BackupStore,
     segment: &SegmentMetadata,
     settings: &RestoreSettings,
     source: &str,
 ) -> Result<Vec<PreparedBatch>, RestoreError> {
-    let bytes = store.get(&segment.key).await?;
-    let batches =
-        read_segment(&bytes).map_err(|error| RestoreError::Segment { key: segment.key.clone(), source: error })?;
+    let mut chunks = StoredSegment::open(store, segment, settings.window).await?;
+    let mut prepared = Vec::new();
+    while let Some(batches) = chunks.next_batches().await? {
+        prepared.extend(prepare_batches(&batches, settings, source)?);
+    }
+    Ok(prepared)
+}
+
+/// Prepares the batches of one chunk; `source` names the partition for errors.
+pub fn prepare_batches(
+    batches: &[RecordBatch],
+    settings: &RestoreSettings,
+    source: &str,
+) -> Result<Vec<PreparedBatch>, RestoreError> {
     let mut prepared = Vec::with_capacity(batches.len());
-    for batch in &batches {
+    for batch in batches {
         let ready = prepare(batch, settings).map_err(|error| RestoreError::Records {
             partition: source.to_string(),
             offset: batch.base_offset(),

@@ -81,7 +81,7 @@ impl RepartitionRestore {
                     let position = next.entry(partition).or_insert(0);
                     let mut landed = Vec::new();
                     if check_tail {
-                        landed = target.match_tail(*position, &batches).await?;
+                        landed = target.match_tail(*position, &batches, false).await?;
                         let found: i64 = landed.iter().map(|b| b.count).sum();
                         outcome.already_restored += found;
                         *position += found;

@@ -198,9 +198,21 @@ impl TargetPartition {
     }
 
     /// After an interruption: the records the partition holds from `next` on must be the first
-    /// of `batches`, record for record. Returns where those batches are.
-    pub async fn match_tail(&self, next: i64, batches: &[PreparedBatch]) -> Result<Vec<MappedBatch>, RestoreError> {
-        let found = self.read_from(next).await?;
+    /// of `batches`, record for record; with `more_follows`, they may also go on past `batches`
+    /// (the interrupted run wrote later chunks of the segment too). Returns where the matched
+    /// batches are.
+    pub async fn match_tail(
+        &self,
+        next: i64,
+        batches: &[PreparedBatch],
+        more_follows: bool,
+    ) -> Result<Vec<MappedBatch>, RestoreError> {
+        let wanted: i64 = batches.iter().map(|b| b.records).sum();
+        // One record more than the batches hold tells "another producer wrote" from "all there".
+        let mut found = self.read_from(next, wanted as usize + 1).await?;
+        if more_follows {
+            found.truncate(wanted as usize);
+        }
         let (mut matched, mut landed, mut offset) = (0usize, Vec::new(), next);
         while matched < found.len() {
             let Some(batch) = batches.get(landed.len()) else {
@@ -231,8 +243,9 @@ impl TargetPartition {
         Ok(landed)
     }
 
-    /// Every record of the partition from `offset` to its end.
-    async fn read_from(&self, mut offset: i64) -> Result<Vec<Record>, RestoreError> {
+    /// The records of the partition from `offset` on: up to `limit` of them (a few more when a
+    /// batch goes past it), or all to its end.
+    async fn read_from(&self, mut offset: i64, limit: usize) -> Result<Vec<Record>, RestoreError> {
         let options = FetchOptions {
             max_wait: Duration::from_millis(100),
             isolation: IsolationLevel::ReadUncommitted,
@@ -251,7 +264,7 @@ impl TargetPartition {
                 source,
             })?;
             let whole: Vec<_> = split.batches.into_iter().filter(|b| b.last_offset() >= offset).collect();
-            if whole.is_empty() {
+            if whole.is_empty() || records.len() >= limit {
                 return Ok(records);
             }
             for batch in whole {

@@ -358,6 +358,11 @@ impl BackupStore {
         result.bytes().await.map_err(|e| self.failed("read", key, e))
     }
 
+    /// Reads the bytes `range` of `key`.
+    pub async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, StorageError> {
+        self.store.get_range(&self.path(key), range).await.map_err(|e| self.failed("read", key, e))
+    }
+
     /// Size of `key`, `None` if it does not exist.
     pub async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
         match self.store.head(&self.path(key)).await {

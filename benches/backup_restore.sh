@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Backup and restore throughput and memory on Apache Kafka, as ratios to a raw librdkafka consume
-# (backup) and a raw librdkafka produce (restore) of the same records in the same run (absolute numbers drift
-# +-40% on shared 2-core machines; the ratio is what counts).
-# Usage: benches/backup_restore.sh    (BENCH_MB=1024 by default; e.g. BENCH_MB=256 for a quick run)
+# (backup) and a raw librdkafka produce (restore) of the same records in the same run (absolute
+# numbers drift +-40% on shared 2-core machines; the ratio is what counts), for 1 and 4 partitions,
+# then the same backup and restore on the S3 emulator relative to the filesystem store.
+# Usage: benches/backup_restore.sh
+#   BENCH_MB=1024          topic size (e.g. 256 for a quick run)
+#   BENCH_PARTITIONS="1 4" partition counts, one topic each
+#   BENCH_DATA=text        text (JSON-like events that compress ~6x) or random (incompressible)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 mb=${BENCH_MB:-1024}
+partition_counts=${BENCH_PARTITIONS:-1 4}
+data=${BENCH_DATA:-text}
 size=1024
 records=$((mb * 1024 * 1024 / size))
 work=$(mktemp -d)
@@ -34,72 +40,63 @@ timed() {
   rate=$(awk -v b="$ref_bytes" -v s="$seconds" 'BEGIN { printf "%.1f", b / s / 1048576 }')
 }
 
-echo "filling topic bench: $records records of $size bytes ($mb MiB)..."
-fill_started=$(date +%s.%N)
-$python tools/bench_reference.py fill "$bootstrap" bench "$records" "$size"
-fill_ended=$(date +%s.%N)
-produce_seconds=$(awk -v a="$fill_started" -v b="$fill_ended" 'BEGIN { printf "%.3f", b - a }')
+ratio() { awk -v r="$1" -v f="$2" 'BEGIN { printf "%.2fx", r / f }'; }
 
-read -r ref_seconds ref_bytes < <($python tools/bench_reference.py consume "$bootstrap" bench "$records")
-ref_rate=$(awk -v b="$ref_bytes" -v s="$ref_seconds" 'BEGIN { printf "%.1f", b / s / 1048576 }')
-echo "reference: raw consume by confluent-kafka/librdkafka: ${ref_seconds}s, ${ref_rate} MiB/s"
+# config NAME MODE TOPIC BACKUP_ID STORAGE SECTION: writes $work/NAME.yaml.
+config() {
+  local name=$1 mode=$2 topic=$3 id=$4 storage=$5 section=$6
+  if [ "$mode" = backup ]; then
+    printf 'mode: backup\nbackup_id: %s\nsource:\n  bootstrap_servers: ["%s"]\n  topics:\n    include: ["%s"]\n%s\n%s\n' \
+      "$id" "$bootstrap" "$topic" "$storage" "$section" >"$work/$name.yaml"
+  else
+    printf 'mode: restore\nbackup_id: %s\ntarget:\n  bootstrap_servers: ["%s"]\n%s\n%s\n' \
+      "$id" "$bootstrap" "$storage" "$section" >"$work/$name.yaml"
+  fi
+}
 
-printf '\n%-10s %10s %12s %10s %14s %12s\n' codec seconds "MiB/s" ratio "peak RSS MiB" "stored MiB"
-for codec in none lz4 zstd; do
-  cat >"$work/$codec.yaml" <<YAML
-mode: backup
-backup_id: bench-$codec
-source:
-  bootstrap_servers: ["$bootstrap"]
-  topics:
-    include: ["bench"]
-storage:
+fs_storage="storage:
   backend: filesystem
-  path: $work/store
-backup:
-  compression: $codec
-YAML
-  timed "$codec" target/release/kafka-backup backup --config "$work/$codec.yaml"
-  stored=$(du -sm "$work/store/bench-$codec" | cut -f1)
-  ratio=$(awk -v r="$rate" -v f="$ref_rate" 'BEGIN { printf "%.2f", r / f }')
-  printf '%-10s %10s %12s %10s %14s %12s\n' "$codec" "$seconds" "$rate" "${ratio}x" "$rss_mib" "$stored"
-  [ "$codec" = lz4 ] && { fs_backup_rate=$rate; fs_backup_rss=$rss_mib; }
-  grep -q "$records records" "$work/$codec.out" || { echo "backup did not hold all $records records:"; cat "$work/$codec.out"; exit 1; }
-done
-echo
-echo "backup ratio = our backup throughput / raw librdkafka consume throughput (same broker, same data, same run)"
+  path: $work/store"
 
-produce_rate=$(awk -v b="$ref_bytes" -v s="$produce_seconds" 'BEGIN { printf "%.1f", b / s / 1048576 }')
-echo
-echo "reference: raw produce of the same records by confluent-kafka/librdkafka: ${produce_seconds}s, ${produce_rate} MiB/s"
-printf '\n%-10s %10s %12s %10s %14s\n' restore seconds "MiB/s" ratio "peak RSS MiB"
-for codec in lz4; do
-  cat >"$work/restore-$codec.yaml" <<YAML
-mode: restore
-backup_id: bench-$codec
-target:
-  bootstrap_servers: ["$bootstrap"]
-storage:
-  backend: filesystem
-  path: $work/store
-restore:
+for partitions in $partition_counts; do
+  topic=bench-p$partitions
+  echo
+  echo "== $partitions partition(s): $records records of $size bytes ($mb MiB, $data values)"
+  produce_seconds=$($python tools/bench_reference.py fill "$bootstrap" "$topic" "$records" "$size" "$partitions" "$data")
+  read -r ref_seconds ref_bytes < <($python tools/bench_reference.py consume "$bootstrap" "$topic" "$records" "$partitions")
+  ref_rate=$(awk -v b="$ref_bytes" -v s="$ref_seconds" 'BEGIN { printf "%.1f", b / s / 1048576 }')
+  produce_rate=$(awk -v b="$ref_bytes" -v s="$produce_seconds" 'BEGIN { printf "%.1f", b / s / 1048576 }')
+  echo "reference: raw consume by confluent-kafka/librdkafka: ${ref_seconds}s, ${ref_rate} MiB/s"
+  echo "reference: raw produce (the fill) by confluent-kafka/librdkafka: ${produce_seconds}s, ${produce_rate} MiB/s"
+  printf '%-16s %10s %12s %10s %14s %12s\n' case seconds "MiB/s" ratio "peak RSS MiB" "stored MiB"
+  for codec in none lz4 zstd; do
+    id=bench-p$partitions-$codec
+    config "$id" backup "$topic" "$id" "$fs_storage" "backup:
+  compression: $codec"
+    timed "$id" target/release/kafka-backup backup --config "$work/$id.yaml"
+    grep -q "$records records" "$work/$id.out" || { echo "backup did not hold all $records records:"; cat "$work/$id.out"; exit 1; }
+    stored=$(du -sm "$work/store/$id" | cut -f1)
+    printf '%-16s %10s %12s %10s %14s %12s\n' "backup $codec" "$seconds" "$rate" "$(ratio "$rate" "$ref_rate")" "$rss_mib" "$stored"
+    [ "$codec" = zstd ] && { fs_backup_rate=$rate; fs_backup_rss=$rss_mib; }
+  done
+  config "restore-p$partitions" restore "$topic" "bench-p$partitions-zstd" "$fs_storage" "restore:
   topic_mapping:
-    bench: bench-restored-$codec
-YAML
-  timed "restore-$codec" target/release/kafka-backup restore --config "$work/restore-$codec.yaml"
-  ratio=$(awk -v r="$rate" -v f="$produce_rate" 'BEGIN { printf "%.2f", r / f }')
-  printf '%-10s %10s %12s %10s %14s\n' "from $codec" "$seconds" "$rate" "${ratio}x" "$rss_mib"
+    $topic: $topic-restored"
+  timed "restore-p$partitions" target/release/kafka-backup restore --config "$work/restore-p$partitions.yaml"
+  grep -q "Restored $records records" "$work/restore-p$partitions.out" || { echo "restore did not write all $records records:"; cat "$work/restore-p$partitions.out"; exit 1; }
+  printf '%-16s %10s %12s %10s %14s\n' "restore (zstd)" "$seconds" "$rate" "$(ratio "$rate" "$produce_rate")" "$rss_mib"
   fs_restore_rate=$rate
   fs_restore_rss=$rss_mib
-  grep -q "Restored $records records" "$work/restore-$codec.out" || { echo "restore did not write all $records records:"; cat "$work/restore-$codec.out"; exit 1; }
+  last_topic=$topic
 done
 echo
-echo "restore ratio = our restore throughput / raw librdkafka produce throughput (same broker, same records, same run)"
+echo "backup ratio = our backup throughput / raw librdkafka consume throughput; restore ratio = our"
+echo "restore throughput / raw librdkafka produce throughput (same broker, same records, same run);"
 echo "throughput counts key+value bytes of the topic over the whole process wall time"
 
-# The same lz4 backup and restore on the S3 emulator (moto, in memory on this machine), as ratios to
-# the filesystem store measured above in this run. moto runs in Python on the same two cores, so
-# this measures our S3 path plus the emulator, a lower bound for a real bucket.
+# The last topic's zstd backup and restore on the S3 emulator (moto, in memory on this machine), as
+# ratios to the filesystem store measured above in this run. moto runs in Python on the same two
+# cores, so this measures our S3 path plus the emulator, a lower bound for a real bucket.
 s3_port=$($python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkfifo "$work/s3.stdin"
 $python tools/store_emulator.py s3 "$s3_port" "$work/s3" <"$work/s3.stdin" >"$work/s3.ready" &
@@ -115,33 +112,16 @@ s3_storage="storage:
   region: us-east-1
   access_key_id: bench
   secret_access_key: bench"
-cat >"$work/s3-backup.yaml" <<YAML
-mode: backup
-backup_id: bench-s3
-source:
-  bootstrap_servers: ["$bootstrap"]
-  topics:
-    include: ["bench"]
-$s3_storage
-backup:
-  compression: lz4
-YAML
-cat >"$work/s3-restore.yaml" <<YAML
-mode: restore
-backup_id: bench-s3
-target:
-  bootstrap_servers: ["$bootstrap"]
-$s3_storage
-restore:
+config s3-backup backup "$last_topic" bench-s3 "$s3_storage" "backup:
+  compression: zstd"
+config s3-restore restore "$last_topic" bench-s3 "$s3_storage" "restore:
   topic_mapping:
-    bench: bench-restored-s3
-YAML
-printf '\n%-16s %10s %12s %16s %14s\n' "S3 (moto), lz4" seconds "MiB/s" "vs filesystem" "peak RSS MiB"
+    $last_topic: $last_topic-restored-s3"
+echo
+printf '%-22s %10s %12s %16s %14s\n' "S3 (moto), $last_topic" seconds "MiB/s" "vs filesystem" "peak RSS MiB"
 timed s3-backup target/release/kafka-backup backup --config "$work/s3-backup.yaml"
 grep -q "$records records" "$work/s3-backup.out" || { echo "S3 backup did not hold all $records records:"; cat "$work/s3-backup.out"; exit 1; }
-ratio=$(awk -v r="$rate" -v f="$fs_backup_rate" 'BEGIN { printf "%.2f", r / f }')
-printf '%-16s %10s %12s %16s %14s\n' backup "$seconds" "$rate" "${ratio}x" "$rss_mib (fs $fs_backup_rss)"
+printf '%-22s %10s %12s %16s %14s\n' "backup zstd" "$seconds" "$rate" "$(ratio "$rate" "$fs_backup_rate")" "$rss_mib (fs $fs_backup_rss)"
 timed s3-restore target/release/kafka-backup restore --config "$work/s3-restore.yaml"
 grep -q "Restored $records records" "$work/s3-restore.out" || { echo "S3 restore did not write all $records records:"; cat "$work/s3-restore.out"; exit 1; }
-ratio=$(awk -v r="$rate" -v f="$fs_restore_rate" 'BEGIN { printf "%.2f", r / f }')
-printf '%-16s %10s %12s %16s %14s\n' restore "$seconds" "$rate" "${ratio}x" "$rss_mib (fs $fs_restore_rss)"
+printf '%-22s %10s %12s %16s %14s\n' "restore (zstd)" "$seconds" "$rate" "$(ratio "$rate" "$fs_restore_rate")" "$rss_mib (fs $fs_restore_rss)"

@@ -1,10 +1,17 @@
 #!/usr/bin/env python3
 """Benchmark helper: fills a topic fast, and times a raw consume by librdkafka (the reference).
 
-  bench_reference.py fill BOOTSTRAP TOPIC RECORDS SIZE     one partition, random values
-  bench_reference.py consume BOOTSTRAP TOPIC RECORDS       prints "seconds bytes" of a full read
+  bench_reference.py fill BOOTSTRAP TOPIC RECORDS SIZE PARTITIONS DATA
+      RECORDS values of SIZE bytes spread round-robin over PARTITIONS; DATA is "random" (segment
+      compression gains nothing) or "text" (JSON-like order events that zlib compresses ~6x, like
+      typical application topics); the producer does not compress. Prints the seconds the
+      produce took (the values are made before the clock starts): the raw produce reference
+  bench_reference.py consume BOOTSTRAP TOPIC RECORDS PARTITIONS
+      prints "seconds bytes" of a full read of every partition
 """
+import json
 import os
+import random
 import sys
 import time
 
@@ -12,17 +19,36 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
-def fill(bootstrap, topic, records, size):
+def text_value(size, rng):
+    """A JSON order event padded to `size` bytes: field names repeat, numbers and ids vary."""
+    event = {"order_id": rng.randrange(10**12), "customer": f"customer-{rng.randrange(50000)}",
+             "status": rng.choice(["created", "paid", "shipped", "delivered", "cancelled"]),
+             "currency": rng.choice(["EUR", "USD", "GBP"]), "items": []}
+    while len(json.dumps(event)) < size:
+        event["items"].append({"sku": f"SKU-{rng.randrange(100000):06d}", "quantity": rng.randrange(1, 9),
+                               "price_cents": rng.randrange(100, 100000)})
+    return json.dumps(event).encode()[:size]
+
+
+def fill(bootstrap, topic, records, size, partitions, data):
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+    for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
         future.result(30)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1048576,
                          "queue.buffering.max.kbytes": 1048576, "compression.type": "none"})
-    pool = [os.urandom(size) for _ in range(4096)]  # random values: segment compression gains nothing
+    # 64 MiB of distinct values: repeats lie far beyond any codec's window, in every partition.
+    rng, distinct = random.Random(42), 65536
+    if data == "random":
+        pool = [os.urandom(size) for _ in range(distinct)]
+    elif data == "text":
+        pool = [text_value(size, rng) for _ in range(distinct)]
+    else:
+        raise SystemExit(f"unknown data {data!r}; expected random or text")
+    started = time.monotonic()
     for i in range(records):
         while True:
             try:
-                producer.produce(topic, key=b"%d" % i, value=pool[i % len(pool)], partition=0)
+                producer.produce(topic, key=b"%d" % i, value=pool[i % len(pool)], partition=i % partitions)
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -30,13 +56,14 @@ def fill(bootstrap, topic, records, size):
             producer.poll(0)
     if producer.flush(300):
         raise SystemExit("fill: produce did not complete")
+    print(f"{time.monotonic() - started:.3f}")
 
 
-def consume(bootstrap, topic, records):
+def consume(bootstrap, topic, records, partitions):
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-reference",
                          "enable.auto.commit": False, "fetch.max.bytes": 52428800,
                          "max.partition.fetch.bytes": 8388608})
-    consumer.assign([TopicPartition(topic, 0, -2)])
+    consumer.assign([TopicPartition(topic, p, -2) for p in range(partitions)])
     seen = total = 0
     started = time.monotonic()
     while seen < records:
@@ -53,8 +80,8 @@ def consume(bootstrap, topic, records):
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "fill":
-        fill(args[0], args[1], int(args[2]), int(args[3]))
+        fill(args[0], args[1], int(args[2]), int(args[3]), int(args[4]), args[5])
     elif command == "consume":
-        consume(args[0], args[1], int(args[2]))
+        consume(args[0], args[1], int(args[2]), int(args[3]))
     else:
         raise SystemExit(__doc__)

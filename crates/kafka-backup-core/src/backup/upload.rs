@@ -3,8 +3,9 @@
 //! object, so memory per partition is a few chunks and parts, not a segment.
 
 use std::collections::VecDeque;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::partition::put_commit_record;
@@ -14,11 +15,17 @@ use crate::records::{Compression, RecordsError};
 use crate::segment::{CompressedChunk, RawChunk, SegmentEncoder, SegmentMetadata, SegmentSummary};
 use crate::storage::{BackupStore, ObjectWriter};
 
-/// Chunks being compressed at once per segment: every core, so that one partition alone keeps
-/// the machine busy; their results are written in order.
-fn parallel_chunks() -> usize {
+/// The machine's cores (at most 8): chunks compressing at once per segment, so that one
+/// partition alone keeps the machine busy, and in the whole process, so that many partitions do
+/// not hold more chunks and codec contexts in memory than there are cores to work on them.
+fn cores() -> usize {
     static CORES: OnceLock<usize> = OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8))
+}
+
+fn compression_slots() -> Arc<Semaphore> {
+    static SLOTS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    SLOTS.get_or_init(|| Arc::new(Semaphore::new(cores()))).clone()
 }
 
 type Compressing = JoinHandle<Result<CompressedChunk, RecordsError>>;
@@ -56,8 +63,12 @@ impl SegmentUpload {
     /// Queues `chunk` for compression; writes the oldest compressed chunks out while too many are queued.
     pub async fn add(&mut self, chunk: RawChunk) -> Result<(), BackupError> {
         let (codec, level) = (self.codec, self.level);
-        self.compressing.push_back(tokio::task::spawn_blocking(move || chunk.compress(codec, level)));
-        while self.compressing.len() > parallel_chunks() {
+        let slot = compression_slots().acquire_owned().await.expect("the semaphore is never closed");
+        self.compressing.push_back(tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            chunk.compress(codec, level)
+        }));
+        while self.compressing.len() > cores() {
             self.write_oldest().await?;
         }
         Ok(())

@@ -4,8 +4,10 @@ a test checks in a store is read independently of our storage code.
 
 Usage: store_admin.py COMMAND KIND ENDPOINT BUCKET   (KIND: s3 or azure; BUCKET: bucket or container)
   create    creates the bucket (S3) or container (Azure)
-  list      prints {"objects": {key: size}, "incomplete_uploads": [key]} as JSON: every object, and
-            the keys of multipart uploads started and neither completed nor aborted (S3)
+  list      prints {"objects": {key: size}, "incomplete_uploads": [key], "storage_classes": {key: class},
+            "encryption": {key: algorithm}} as JSON: every object, the keys of multipart uploads
+            started and neither completed nor aborted, and (S3) each object's storage class and
+            server-side encryption
   freeze-on-upload PID   (S3) polls every 10 ms until a multipart upload is under way, then
             freezes the emulator process PID with SIGSTOP (the test resumes it) and prints the key
 The Azure account is the emulator's well-known devstoreaccount1; S3 takes any key pair.
@@ -39,14 +41,19 @@ def main():
         azure(endpoint, bucket).create_container()
     elif (command, kind) == ("list", "s3"):
         client = s3(endpoint)
-        objects = {}
+        objects, classes, encryption = {}, {}, {}
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            objects.update({o["Key"]: o["Size"] for o in page.get("Contents", [])})
+            for o in page.get("Contents", []):
+                objects[o["Key"]] = o["Size"]
+                classes[o["Key"]] = o.get("StorageClass", "STANDARD")
+                head = client.head_object(Bucket=bucket, Key=o["Key"])
+                encryption[o["Key"]] = head.get("ServerSideEncryption", "none")
         uploads = [u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
-        print(json.dumps({"objects": objects, "incomplete_uploads": uploads}))
+        print(json.dumps({"objects": objects, "incomplete_uploads": uploads, "storage_classes": classes,
+                          "encryption": encryption}))
     elif (command, kind) == ("list", "azure"):
         objects = {b.name: b.size for b in azure(endpoint, bucket).list_blobs()}
-        print(json.dumps({"objects": objects, "incomplete_uploads": []}))
+        print(json.dumps({"objects": objects, "incomplete_uploads": [], "storage_classes": {}, "encryption": {}}))
     elif (command, kind) == ("freeze-on-upload", "s3"):
         client, pid = s3(endpoint), int(sys.argv[5])
         deadline = time.time() + 120

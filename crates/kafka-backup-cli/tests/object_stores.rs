@@ -69,6 +69,15 @@ fn every_command_round_trips_on(kind: StoreKind) {
     assert_success(&output);
     assert_eq!(testkit::consume(&target, &recovered, &[0, 1]), original);
     assert_eq!(testkit::committed(&target, &group, &recovered, &[0, 1]), [(0, 7), (1, 24)].into());
+    // offset-reset plans from the store alone, by URL.
+    let args =
+        ["offset-reset", "plan", "--path", &url, "--backup-id", "nightly", "--groups", &group, "--format", "json"];
+    let planned = run_on(&emulator, &args);
+    assert_success(&planned);
+    let plan: serde_json::Value = serde_json::from_slice(&planned.stdout).unwrap();
+    let offsets = plan["offsets"].as_array().unwrap();
+    let on_recovered: Vec<_> = offsets.iter().filter(|o| o["target_topic"] == recovered.as_str()).collect();
+    assert_eq!(on_recovered.len(), 2, "{plan}");
 
     // Everything the runs wrote is under the prefix, read by the cloud's own SDK.
     let listing = emulator.list();
@@ -287,6 +296,30 @@ fn a_stalled_s3_store_is_retried_and_the_backup_completes_exactly() {
     let url = emulator.url("p");
     assert_success(&run_on(&emulator, &["validate", "--path", &url, "--backup-id", "stalled", "--deep"]));
     assert_eq!(records_in_store(&store_of(&config), "stalled", &topic), original, "every record exactly once");
+}
+
+#[test]
+fn throttled_and_reset_requests_on_s3_are_retried_and_every_record_lands_once() {
+    let (source, target) = (KafkaCluster::source().bootstrap(), KafkaCluster::target().bootstrap());
+    let emulator = StoreEmulator::start(StoreKind::S3);
+    // Every 5th request is answered "503 Slow Down"; every 7th loses its answer to a reset connection.
+    let proxy = emulator.faulty_proxy(5, 7);
+    let (topic, original) = many_segments(&source, 4_000);
+    let dir = TempDir::new().unwrap();
+    let storage = emulator.storage_yaml_at(&proxy.endpoint, "p");
+    let settings = "  segment_max_bytes: 65536\n";
+    let config = write_config_on(dir.path(), &storage, &source, "flaky", &topic, settings);
+    assert_success(&backup(&config));
+    assert_success(&run(&["validate", "--config", config.to_str().unwrap(), "--backup-id", "flaky", "--deep"]));
+    let copy = unique("flaky-copy");
+    let mapping = format!("  topic_mapping:\n    {topic}: {copy}\n");
+    let restore_config = write_restore_config_on(dir.path(), &storage, "copy", &target, "flaky", &mapping);
+    assert_success(&restore(&restore_config, &[]));
+    assert!(testkit::consume(&target, &copy, &[0]) == original, "restored record by record, each once");
+    let (throttled, reset) = proxy.faults();
+    assert!(throttled > 10 && reset > 10, "faults injected: {throttled} throttled, {reset} reset");
+    // Nothing but the backup's own objects: no duplicate segment of a retried write counts.
+    assert_eq!(records_in_store(&store_of(&config), "flaky", &topic), original);
 }
 
 #[test]

@@ -109,8 +109,14 @@ async fn open_configured(storage_yaml: &str) -> BackupStore {
 #[tokio::test]
 async fn s3_store_on_moto_conforms() {
     let emulator = StoreEmulator::start(StoreKind::S3);
-    conformance(open_configured(&emulator.storage_yaml("conformance/run")).await).await;
+    let options = "  storage_class: STANDARD_IA\n  server_side_encryption: AES256\n";
+    conformance(open_configured(&format!("{}{options}", emulator.storage_yaml("conformance/run"))).await).await;
     let listing = emulator.list();
+    assert!(listing.storage_classes.contains_key("conformance/run/stream/big"), "{:?}", listing.storage_classes);
+    for (key, class) in &listing.storage_classes {
+        assert_eq!((key, class.as_str()), (key, "STANDARD_IA"), "every object, multipart ones too");
+        assert_eq!(listing.encryption[key], "AES256", "{key}");
+    }
     assert!(listing.objects.keys().all(|k| k.starts_with("conformance/run/")), "{:?}", listing.objects);
     assert!(!listing.objects.keys().any(|k| k.contains("_probe")), "the write probe cleans up: {:?}", listing.objects);
     assert!(listing.incomplete_uploads.is_empty());
@@ -122,4 +128,85 @@ async fn azure_store_on_azurite_conforms() {
     conformance(open_configured(&emulator.storage_yaml("conformance/run")).await).await;
     let listing = emulator.list();
     assert!(listing.objects.keys().all(|k| k.starts_with("conformance/run/")), "{:?}", listing.objects);
+}
+
+/// A store that, like some S3-compatible ones, ignores `If-None-Match`: every create overwrites.
+#[derive(Debug)]
+struct IgnoresConditionalWrites(object_store::memory::InMemory);
+
+impl std::fmt::Display for IgnoresConditionalWrites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ignores-conditional-writes")
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for IgnoresConditionalWrites {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        options: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        let overwrite = object_store::PutOptions { mode: object_store::PutMode::Overwrite, ..options };
+        self.0.put_opts(location, payload, overwrite).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.0.put_multipart_opts(location, options).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.0.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures_util::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>,
+    ) -> futures_util::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.0.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures_util::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.0.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.0.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.0.copy_opts(from, to, options).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_ignores_conditional_writes_is_refused_with_the_opt_in_named() {
+    let honest = BackupStore::new(std::sync::Arc::new(object_store::memory::InMemory::new()), "p", "memory".into());
+    honest.check_conditional_writes().await.unwrap();
+    assert!(honest.list("").await.unwrap().is_empty(), "the probe cleans up");
+    let store = IgnoresConditionalWrites(object_store::memory::InMemory::new());
+    let lax = BackupStore::new(std::sync::Arc::new(store), "p", "lax-s3".into());
+    let error = lax.check_conditional_writes().await.unwrap_err().to_string();
+    assert!(error.contains("lax-s3") && error.contains("allow_unconditional_writes"), "{error}");
+    assert!(lax.list("").await.unwrap().is_empty(), "the probe cleans up");
 }

@@ -4,7 +4,7 @@
 
 mod store_emulator;
 
-pub use store_emulator::{BucketListing, StoreEmulator, StoreKind, AZURITE_ACCOUNT, AZURITE_KEY};
+pub use store_emulator::{BucketListing, FaultyProxy, StoreEmulator, StoreKind, AZURITE_ACCOUNT, AZURITE_KEY};
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -52,6 +52,10 @@ pub struct BucketListing {
     pub objects: BTreeMap<String, u64>,
     /// Keys of multipart uploads neither completed nor aborted (S3).
     pub incomplete_uploads: Vec<String>,
+    /// Each object's storage class (S3).
+    pub storage_classes: BTreeMap<String, String>,
+    /// Each object's server-side encryption (S3; "none" without).
+    pub encryption: BTreeMap<String, String>,
 }
 
 impl StoreEmulator {
@@ -96,16 +100,19 @@ impl StoreEmulator {
 
     /// The `storage:` section (YAML, indented under `storage:`) reaching `prefix` in the bucket.
     pub fn storage_yaml(&self, prefix: &str) -> String {
+        self.storage_yaml_at(&self.endpoint(), prefix)
+    }
+
+    /// Like [`Self::storage_yaml`], through another endpoint (a [`FaultyProxy`] in front of it).
+    pub fn storage_yaml_at(&self, endpoint: &str, prefix: &str) -> String {
         match self.kind {
             StoreKind::S3 => format!(
-                "  backend: s3\n  bucket: {}\n  prefix: {prefix}\n  endpoint: {}\n  allow_http: true\n  region: us-east-1\n  access_key_id: test\n  secret_access_key: test\n",
+                "  backend: s3\n  bucket: {}\n  prefix: {prefix}\n  endpoint: {endpoint}\n  allow_http: true\n  path_style: true\n  region: us-east-1\n  access_key_id: test\n  secret_access_key: test\n",
                 self.bucket,
-                self.endpoint()
             ),
             StoreKind::Azure => format!(
-                "  backend: azure\n  container: {}\n  prefix: {prefix}\n  account: {AZURITE_ACCOUNT}\n  endpoint: {}\n  allow_http: true\n  account_key: {AZURITE_KEY}\n",
+                "  backend: azure\n  container: {}\n  prefix: {prefix}\n  account: {AZURITE_ACCOUNT}\n  endpoint: {endpoint}\n  allow_http: true\n  account_key: {AZURITE_KEY}\n",
                 self.bucket,
-                self.endpoint()
             ),
         }
     }
@@ -164,6 +171,29 @@ impl StoreEmulator {
         String::from_utf8(output.stdout).expect("utf-8")
     }
 
+    /// Starts an HTTP proxy in front of the emulator that answers every `every_503`th request
+    /// with "503 Slow Down" and resets the connection after every `every_reset`th (0: never).
+    pub fn faulty_proxy(&self, every_503: u32, every_reset: u32) -> FaultyProxy {
+        let log = self.data.path().join(format!("faulty-proxy-{}.log", free_port()));
+        let mut child = Command::new(infra_program("python"))
+            .arg(repo_root().join("tools/faulty_proxy.py"))
+            .args([self.port.to_string(), every_503.to_string(), every_reset.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("proxy log"))
+            .spawn()
+            .expect("start tools/faulty_proxy.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("proxy output");
+        let port: Option<u16> = line.strip_prefix("ready ").and_then(|p| p.trim().parse().ok());
+        let port = port.unwrap_or_else(|| panic!("faulty proxy did not start: {line:?}"));
+        let path = match self.kind {
+            StoreKind::S3 => String::new(),
+            StoreKind::Azure => format!("/{AZURITE_ACCOUNT}"),
+        };
+        FaultyProxy { child, endpoint: format!("http://127.0.0.1:{port}{path}"), log }
+    }
+
     /// Freezes the emulator (SIGSTOP): requests hang until [`Self::resume`].
     pub fn stall(&self) {
         self.signal("-STOP");
@@ -210,6 +240,29 @@ impl StoreEmulator {
     fn signal(&self, signal: &str) {
         let status = Command::new("kill").args([signal, &self.pid.to_string()]).status().expect("kill");
         assert!(status.success(), "kill {signal} {}", self.pid);
+    }
+}
+
+/// A proxy failing chosen requests to an emulator (`tools/faulty_proxy.py`); stopped when dropped.
+pub struct FaultyProxy {
+    child: Child,
+    /// The endpoint to give our config instead of the emulator's.
+    pub endpoint: String,
+    log: std::path::PathBuf,
+}
+
+impl FaultyProxy {
+    /// How many requests got a 503 and how many had their connection reset so far.
+    pub fn faults(&self) -> (usize, usize) {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        (log.lines().filter(|l| l.ends_with(": 503")).count(), log.lines().filter(|l| l.contains(": reset")).count())
+    }
+}
+
+impl Drop for FaultyProxy {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
     }
 }
 

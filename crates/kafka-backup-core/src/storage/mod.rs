@@ -168,12 +168,14 @@ impl BackupStore {
     pub async fn open_for_writing(config: &StorageConfig) -> Result<Self, StorageError> {
         let store = Self::open(config)?;
         if store.confirm_existing_writes && !store.allow_unconditional_writes {
-            store.probe_conditional_writes().await?;
+            store.check_conditional_writes().await?;
         }
         Ok(store)
     }
 
-    async fn probe_conditional_writes(&self) -> Result<(), StorageError> {
+    /// Creates one probe object twice (the second create must fail) and deletes it: an error
+    /// naming the store and the opt-in when the store ignores conditional writes.
+    pub async fn check_conditional_writes(&self) -> Result<(), StorageError> {
         let key = format!("_probe/conditional-write-{:016x}", fastrand::u64(..));
         self.put_new(&key, Bytes::from_static(b"first")).await?;
         let second = self.put_new(&key, Bytes::from_static(b"second")).await;

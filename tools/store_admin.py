@@ -8,6 +8,7 @@ Usage: store_admin.py COMMAND KIND ENDPOINT BUCKET   (KIND: s3 or azure; BUCKET:
             "encryption": {key: algorithm}} as JSON: every object, the keys of multipart uploads
             started and neither completed nor aborted, and (S3) each object's storage class and
             server-side encryption
+  start-upload KEY   (S3) starts a multipart upload of KEY and leaves it unfinished
   freeze-on-upload PID   (S3) polls every 10 ms until a multipart upload is under way, then
             freezes the emulator process PID with SIGSTOP (the test resumes it) and prints the key
 The Azure account is the emulator's well-known devstoreaccount1; S3 takes any key pair.
@@ -54,6 +55,8 @@ def main():
     elif (command, kind) == ("list", "azure"):
         objects = {b.name: b.size for b in azure(endpoint, bucket).list_blobs()}
         print(json.dumps({"objects": objects, "incomplete_uploads": [], "storage_classes": {}, "encryption": {}}))
+    elif (command, kind) == ("start-upload", "s3"):
+        s3(endpoint).create_multipart_upload(Bucket=bucket, Key=sys.argv[5])
     elif (command, kind) == ("freeze-on-upload", "s3"):
         client, pid = s3(endpoint), int(sys.argv[5])
         deadline = time.time() + 120

@@ -216,14 +216,21 @@ fn a_backup_killed_mid_multipart_upload_leaves_no_data_and_a_rerun_completes_exa
     };
     assert_eq!(committed(&leftovers.objects), 0, "{leftovers:?}");
     assert!(data(&leftovers.objects) == 1 || !leftovers.incomplete_uploads.is_empty(), "{leftovers:?}");
+    // An unfinished upload of someone else's, outside this backup: it must survive the clean-up.
+    emulator.start_unfinished_upload("cut/other-backup/topics/t/partition=0/segment-x.bin");
     // Nothing of the killed upload counts: no backup, or one that validates.
     let listed = run_on(&emulator, &["list", "--path", &url]);
     assert_success(&listed);
     assert_success(&backup(&config));
     assert_success(&run_on(&emulator, &["validate", "--path", &url, "--backup-id", "cut", "--deep"]));
     assert!(records_in_store(&store_of(&config), "cut", &topic) == original, "every record exactly once");
-    let after = emulator.list().objects;
-    assert_eq!(data(&after), committed(&after), "an uncommitted object of the killed run is removed: {after:?}");
+    let after = emulator.list();
+    assert_eq!(data(&after.objects), committed(&after.objects), "an uncommitted object of the killed run is removed");
+    assert_eq!(
+        after.incomplete_uploads,
+        vec!["cut/other-backup/topics/t/partition=0/segment-x.bin".to_string()],
+        "the killed run's unfinished upload was aborted, nobody else's"
+    );
 }
 
 #[test]

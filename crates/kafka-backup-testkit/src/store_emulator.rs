@@ -156,6 +156,11 @@ impl StoreEmulator {
         self.admin_with("freeze-on-upload", &[&self.pid.to_string()]).trim().to_string()
     }
 
+    /// Starts a multipart upload of `key` and leaves it unfinished (S3), as a killed writer would.
+    pub fn start_unfinished_upload(&self, key: &str) {
+        self.admin_with("start-upload", &[key]);
+    }
+
     fn admin(&self, command: &str) -> String {
         self.admin_with(command, &[])
     }

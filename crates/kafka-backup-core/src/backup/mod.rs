@@ -123,9 +123,9 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
             .map_err(|source| BackupError::Kafka { context: "connecting to the source cluster".into(), source })?,
     );
     let store = BackupStore::open_for_writing(&config.storage).await?.child(&config.backup_id);
-    let leftovers = store.remove_staging_leftovers()?;
+    let leftovers = store.remove_staging_leftovers()? + store.abort_unfinished_uploads("topics").await?;
     if leftovers > 0 {
-        tracing::info!(files = leftovers, "removed staging files left by an interrupted run");
+        tracing::info!(count = leftovers, "removed staging files and unfinished uploads left by an interrupted run");
     }
     let kafka = |context: &str| {
         let context = context.to_string();

@@ -10,6 +10,7 @@ use object_store::limit::LimitStore;
 use object_store::{Attribute, Attributes, BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 
 use super::location::{CloudConfig, CloudProvider, ServerSideEncryption};
+use super::s3_uploads::S3Uploads;
 
 /// The HTTP client's TLS runs on ring like the Kafka connections (GUIDE.md section 5): reqwest is
 /// built without a provider of its own and panics unless one is installed for the process.
@@ -21,9 +22,10 @@ fn install_tls_provider() {
     });
 }
 
-/// Builds the store a cloud config names, bounded to its number of concurrent requests; the
-/// error is `object_store`'s own message (it names the missing or malformed setting).
-pub(super) fn open(config: &CloudConfig) -> Result<Arc<dyn ObjectStore>, String> {
+/// Builds the store a cloud config names, bounded to its number of concurrent requests, and (S3)
+/// the handle on its unfinished uploads; the error is `object_store`'s own message (it names the
+/// missing or malformed setting).
+pub(super) fn open(config: &CloudConfig) -> Result<(Arc<dyn ObjectStore>, Option<S3Uploads>), String> {
     install_tls_provider();
     // Client settings go in one by one: replacing the builder's options would drop the
     // environment's (`AWS_ALLOW_HTTP`, `AZURE_ALLOW_HTTP`, ...).
@@ -67,7 +69,9 @@ pub(super) fn open(config: &CloudConfig) -> Result<Arc<dyn ObjectStore>, String>
                 Some(ServerSideEncryption::Kms { key_id: Some(key_id) }) => builder.with_sse_kms_encryption(key_id),
                 Some(ServerSideEncryption::Kms { key_id: None }) => builder.with_config(encryption, "aws:kms"),
             };
-            Arc::new(LimitStore::new(builder.build().map_err(|e| e.to_string())?, limit))
+            let uploads = S3Uploads::new(&builder, Arc::new(builder.clone().build().map_err(|e| e.to_string())?))?;
+            let store = Arc::new(LimitStore::new(builder.build().map_err(|e| e.to_string())?, limit));
+            return Ok((store, Some(uploads)));
         }
         CloudProvider::Azure => {
             let mut builder = MicrosoftAzureBuilder::from_env()
@@ -105,7 +109,7 @@ pub(super) fn open(config: &CloudConfig) -> Result<Arc<dyn ObjectStore>, String>
             Arc::new(LimitStore::new(builder.build().map_err(|e| e.to_string())?, limit))
         }
     };
-    Ok(store)
+    Ok((store, None))
 }
 
 /// The attributes every object written to this bucket carries (its storage class).

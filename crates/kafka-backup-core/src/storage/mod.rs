@@ -4,6 +4,7 @@
 
 mod cloud;
 mod location;
+mod s3_uploads;
 mod writer;
 
 pub use location::{
@@ -125,6 +126,8 @@ pub struct BackupStore {
     create_retries: Option<RetryPolicy>,
     /// The directory the root maps to, for a local store.
     local_root: Option<std::path::PathBuf>,
+    /// An S3 bucket's unfinished multipart uploads.
+    s3_uploads: Option<Arc<s3_uploads::S3Uploads>>,
 }
 
 impl std::fmt::Debug for BackupStore {
@@ -141,9 +144,10 @@ impl BackupStore {
             StorageConfig::Memory { prefix } => Ok(Self::new(Arc::new(InMemory::new()), prefix, "memory".into())),
             StorageConfig::Cloud(cloud) => {
                 let description = cloud.describe();
-                let store =
+                let (store, uploads) =
                     cloud::open(cloud).map_err(|reason| StorageError::Open { store: description.clone(), reason })?;
                 let mut opened = Self::new(store, &cloud.prefix, description);
+                opened.s3_uploads = uploads.map(Arc::new);
                 opened.attributes = cloud::put_attributes(cloud);
                 opened.confirm_existing_writes = true;
                 opened.allow_unconditional_writes = cloud.allow_unconditional_writes;
@@ -223,6 +227,7 @@ impl BackupStore {
             allow_unconditional_writes: false,
             create_retries: None,
             local_root: None,
+            s3_uploads: None,
         }
     }
 
@@ -270,6 +275,18 @@ impl BackupStore {
             }
         }
         Ok(removed)
+    }
+
+    /// Aborts the multipart uploads a killed run left unfinished under `prefix` (S3; on other
+    /// stores there is nothing to do: Azure drops uncommitted blocks itself within a week, a
+    /// local upload is a staging file). Returns how many were aborted.
+    pub async fn abort_unfinished_uploads(&self, prefix: &str) -> Result<usize, StorageError> {
+        let Some(uploads) = &self.s3_uploads else { return Ok(0) };
+        let full = format!("{}/", self.path(prefix.trim_end_matches('/')));
+        uploads.abort_under(&full).await.map_err(|reason| StorageError::Open {
+            store: self.description.clone(),
+            reason: format!("cleaning up unfinished uploads under {prefix}: {reason}"),
+        })
     }
 
     /// Human-readable location, for messages.

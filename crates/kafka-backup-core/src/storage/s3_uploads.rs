@@ -1,0 +1,129 @@
+//! Unfinished S3 multipart uploads under a prefix: listed with ListMultipartUploads and aborted.
+//! `object_store` has no call that lists them, so this one GET is signed with its own SigV4
+//! authorizer and sent with reqwest; the aborts go through its `MultipartStore`.
+
+use std::sync::Arc;
+
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer};
+use object_store::client::{HttpRequest, HttpRequestBody};
+use object_store::multipart::MultipartStore;
+use object_store::path::Path;
+
+/// The handle that lists and aborts a bucket's unfinished uploads.
+pub(super) struct S3Uploads {
+    s3: Arc<AmazonS3>,
+    bucket_url: String,
+    region: String,
+    http: reqwest::Client,
+}
+
+impl S3Uploads {
+    /// For the bucket `s3` was built from by `builder` (its resolved endpoint, addressing and region).
+    pub fn new(builder: &AmazonS3Builder, s3: Arc<AmazonS3>) -> Result<Self, String> {
+        let value = |key: AmazonS3ConfigKey| builder.get_config_value(&key).filter(|v| !v.is_empty());
+        let bucket = value(AmazonS3ConfigKey::Bucket).ok_or("no bucket")?;
+        let region = value(AmazonS3ConfigKey::Region).unwrap_or_else(|| "us-east-1".into());
+        let virtual_hosted = value(AmazonS3ConfigKey::VirtualHostedStyleRequest).is_some_and(|v| v == "true");
+        let endpoint =
+            value(AmazonS3ConfigKey::Endpoint).unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let endpoint = endpoint.trim_end_matches('/');
+        let bucket_url = match (virtual_hosted, endpoint.split_once("://")) {
+            (true, Some((scheme, host))) => format!("{scheme}://{bucket}.{host}"),
+            _ => format!("{endpoint}/{bucket}"),
+        };
+        let http = reqwest::Client::builder().build().map_err(|e| e.to_string())?;
+        Ok(Self { s3, bucket_url, region, http })
+    }
+
+    /// Aborts every unfinished multipart upload whose key starts with `prefix`; returns how many.
+    pub async fn abort_under(&self, prefix: &str) -> Result<usize, String> {
+        let credential = self.s3.credentials().get_credential().await.map_err(|e| e.to_string())?;
+        let mut aborted = 0;
+        let mut marker: Option<(String, String)> = None;
+        loop {
+            let mut url = format!("{}?uploads&prefix={}", self.bucket_url, encode(prefix));
+            if let Some((key, upload)) = &marker {
+                url.push_str(&format!("&key-marker={}&upload-id-marker={}", encode(key), encode(upload)));
+            }
+            let mut request = HttpRequest::new(HttpRequestBody::empty());
+            *request.uri_mut() = url.parse().map_err(|e| format!("{url}: {e}"))?;
+            AwsAuthorizer::new(&credential, "s3", &self.region)
+                .try_authorize(&mut request, None)
+                .map_err(|e| e.to_string())?;
+            let response = self
+                .http
+                .get(&url)
+                .headers(request.headers().clone())
+                .send()
+                .await
+                .map_err(|e| format!("listing unfinished uploads: {e}"))?;
+            let status = response.status();
+            let body = response.text().await.map_err(|e| e.to_string())?;
+            if !status.is_success() {
+                return Err(format!("listing unfinished uploads: {status}: {body}"));
+            }
+            for (key, upload_id) in uploads(&body) {
+                self.s3
+                    .abort_multipart(&Path::from(key.as_str()), &upload_id)
+                    .await
+                    .map_err(|e| format!("aborting the upload of {key}: {e}"))?;
+                aborted += 1;
+            }
+            marker = match element(&body, "IsTruncated").as_deref() {
+                Some("true") => Some((
+                    element(&body, "NextKeyMarker").unwrap_or_default(),
+                    element(&body, "NextUploadIdMarker").unwrap_or_default(),
+                )),
+                _ => return Ok(aborted),
+            };
+        }
+    }
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// The text of the first `<name>` element of `xml`, unescaped.
+fn element(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&format!("</{name}>"))?;
+    Some(unescape(&xml[start..end]))
+}
+
+/// `(key, upload id)` of every `<Upload>` in a ListMultipartUploads answer.
+fn uploads(xml: &str) -> Vec<(String, String)> {
+    xml.split("<Upload>")
+        .skip(1)
+        .filter_map(|upload| Some((element(upload, "Key")?, element(upload, "UploadId")?)))
+        .collect()
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploads_and_markers_are_read_from_the_answer() {
+        let xml = "<ListMultipartUploadsResult><Bucket>b</Bucket><IsTruncated>true</IsTruncated>\
+                   <NextKeyMarker>p/b&amp;c</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>\
+                   <Upload><Key>p/a</Key><UploadId>u1</UploadId></Upload>\
+                   <Upload><Key>p/b&amp;c</Key><UploadId>u2</UploadId></Upload></ListMultipartUploadsResult>";
+        assert_eq!(uploads(xml), vec![("p/a".into(), "u1".into()), ("p/b&c".into(), "u2".into())]);
+        assert_eq!(element(xml, "IsTruncated").as_deref(), Some("true"));
+        assert_eq!(element(xml, "NextKeyMarker").as_deref(), Some("p/b&c"));
+        assert_eq!(encode("a/b=c d~"), "a%2Fb%3Dc%20d~");
+    }
+}

@@ -234,6 +234,38 @@ fn a_backup_killed_mid_multipart_upload_leaves_no_data_and_a_rerun_completes_exa
 }
 
 #[test]
+fn two_runs_with_one_backup_id_on_s3_fail_loudly_instead_of_overwriting() {
+    let source = KafkaCluster::source().bootstrap();
+    let emulator = StoreEmulator::start(StoreKind::S3);
+    let topic = unique("twice");
+    testkit::create_topic(&source, &topic, 1, &[]);
+    testkit::produce_small(&source, &topic, 0, 10);
+    let dir = TempDir::new().unwrap();
+    let storage = emulator.storage_yaml("p");
+    // Run A tails with its segment open; run B, same backup_id, backs up the same offsets meanwhile.
+    let tailing = "  continuous: true\n  segment_max_interval_ms: 600000\n  checkpoint_interval_secs: 1\n";
+    let config_a = write_config_on(dir.path(), &storage, &source, "shared", &topic, tailing);
+    let store = store_of(&config_a);
+    let run_a = spawn(&["backup", "--config", config_a.to_str().unwrap()], false);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    wait_for("run A to read every record", HANG, || {
+        let Ok(progress) = runtime.block_on(store.get("shared/state/progress.json")) else { return false };
+        let board: serde_json::Value = serde_json::from_slice(&progress).unwrap();
+        board["partitions"][&topic]["0"]["next_offset"].as_i64() == Some(10)
+    });
+    let other = TempDir::new().unwrap();
+    let config_b = write_config_on(other.path(), &storage, &source, "shared", &topic, "");
+    assert_success(&backup(&config_b));
+    // A's segment covers the offsets B committed: its commit record cannot be written over B's.
+    send_signal(&run_a, "-TERM");
+    let output = wait_with_deadline(run_a, HANG);
+    assert!(!output.status.success(), "run A must fail");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("another backup run with this backup_id"), "{stderr}");
+    assert!(records_in_store(&store, "shared", &topic) == testkit::consume(&source, &topic, &[0]), "B's data intact");
+}
+
+#[test]
 fn unknown_schemes_and_malformed_urls_are_refused_with_the_accepted_forms() {
     for (url, expected) in [
         ("ftp://host/dir", "unknown scheme \"ftp\""),

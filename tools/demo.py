@@ -45,24 +45,31 @@ def produce(bootstrap, topic):
                          timestamp=start + i * 600 + rng.randint(-2000, 2000))  # a little out of order
         if i % 1000 == 0:
             producer.poll(0)
-    producer.flush(30)
+    # Every record must be on the broker before the next step reads the topic to its end.
+    if producer.flush(120):
+        sys.exit("produce: records still undelivered after 120 s")
     print(start + 20 * 60_000)
 
 
 def read_all(bootstrap, topic):
-    """Every record as (partition, offset, key, value, headers, timestamp), in partition order."""
+    """Every record as (partition, offset, key, value, headers, timestamp), in partition order: each
+    partition is read to its high watermark (a slow broker is waited for, up to 120 s)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo-verify", "enable.auto.commit": False})
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
     consumer.assign([TopicPartition(topic, p, -2) for p in partitions])
-    records, idle_since = [], time.time()
-    while time.time() - idle_since < 3:
-        batch = consumer.consume(500, 0.5)
-        if batch:
-            idle_since = time.time()
-        for msg in batch:
-            if not msg.error():
-                records.append((msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers() or [],
-                                msg.timestamp()[1]))
+    records, deadline = [], time.time() + 120
+    reached = {p: end == 0 for p, end in ends.items()}
+    while not all(reached.values()):
+        if time.time() > deadline:
+            sys.exit(f"reading {topic}: partitions {[p for p, done in reached.items() if not done]} did not reach their end")
+        for msg in consumer.consume(500, 0.5):
+            if msg.error():
+                continue
+            records.append((msg.partition(), msg.offset(), msg.key(), msg.value(), msg.headers() or [],
+                            msg.timestamp()[1]))
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                reached[msg.partition()] = True
     consumer.close()
     return sorted(records, key=lambda r: r[:2]), len(partitions)
 

@@ -1,5 +1,6 @@
-//! kafka-backup engine: Kafka protocol client, record-batch codec, and (in later layers) backup,
-//! restore and consumer-offset recovery. The `kafka-backup` binary is a thin CLI over this crate.
+//! kafka-backup engine: Kafka protocol client, record-batch codec, segment format, storage on a
+//! directory or object stores, backup, restore and consumer-offset recovery. The `kafka-backup`
+//! binary is a thin CLI over this crate.
 #![warn(missing_docs)]
 
 pub mod backup;

@@ -19,10 +19,6 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
 fn summary(report: &BackupReport) -> String {
     let mut out = format!(
         "Backup {} -> {}\n  {} topics, {} partitions: {} records in {} batches, {} segments written\n  \
@@ -34,11 +30,11 @@ fn summary(report: &BackupReport) -> String {
         report.counters.records,
         report.counters.batches,
         report.counters.segments,
-        mib(report.counters.bytes_in),
-        mib(report.counters.bytes_stored),
+        super::mib(report.counters.bytes_in),
+        super::mib(report.counters.bytes_stored),
         report.compression_ratio(),
         report.duration.as_secs_f64(),
-        mib(report.throughput_bytes_per_sec() as u64),
+        super::mib(report.throughput_bytes_per_sec() as u64),
     );
     out.push_str(&format!(
         "  consumer-group offsets: {} snapshots, {} groups with offsets on these topics\n",

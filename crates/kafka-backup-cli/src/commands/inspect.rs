@@ -45,10 +45,6 @@ pub(super) fn time(ms: i64) -> String {
     humantime::format_rfc3339_seconds(at).to_string()
 }
 
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
 /// `list --path PATH`.
 pub async fn list(args: ListArgs) -> anyhow::Result<()> {
     let root = open(&args.store)?;
@@ -82,7 +78,7 @@ pub async fn list(args: ListArgs) -> anyhow::Result<()> {
             time(m.updated_at_ms),
             m.topics.len(),
             m.record_count(),
-            mib(m.stored_bytes())
+            format!("{:.1} MiB", super::mib(m.stored_bytes()))
         );
     }
     Ok(())
@@ -107,7 +103,8 @@ fn describe_text(m: &BackupManifest, snapshots: &[GroupOffsetsSnapshot]) -> Stri
         writeln!(out, "Backup {} (manifest format {}, kafka-backup {})", m.backup_id, m.format_version, m.tool_version);
     let _ = writeln!(out, "  source cluster: {}", m.source_cluster_id.as_deref().unwrap_or("(unknown)"));
     let _ = writeln!(out, "  created {}, updated {}", time(m.created_at_ms), time(m.updated_at_ms));
-    let _ = writeln!(out, "  {} records in {segments} segments, {} stored", m.record_count(), mib(m.stored_bytes()));
+    let stored = super::mib(m.stored_bytes());
+    let _ = writeln!(out, "  {} records in {segments} segments, {stored:.1} MiB stored", m.record_count());
     match snapshots.last() {
         None => {
             let _ = writeln!(out, "  consumer-group offsets: no snapshot");

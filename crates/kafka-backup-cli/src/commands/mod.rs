@@ -24,3 +24,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::ThreePhaseRestore(args) => restore::run(args, GroupStrategy::Exact).await,
     }
 }
+
+/// `bytes` in MiB, for summaries.
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}

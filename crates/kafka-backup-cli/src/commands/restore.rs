@@ -95,7 +95,7 @@ fn render_plan(plan: &RestorePlan) -> String {
 }
 
 fn summary(report: &RestoreReport) -> String {
-    let mib = report.bytes as f64 / (1024.0 * 1024.0);
+    let mib = super::mib(report.bytes);
     let mut out = format!(
         "Restored {} records in {} batches ({mib:.1} MiB) in {:.1} s ({:.1} MiB/s)\n",
         report.records,

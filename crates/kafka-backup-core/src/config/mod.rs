@@ -1,6 +1,7 @@
-//! The YAML configuration of `backup` (and later `restore`): `${VAR}` substitution, strict
-//! parsing (unknown keys and wrong types are errors naming the key's path), then range checks.
-//! Layout follows the design brief: `mode`, `backup_id`, `source`, `storage`, `backup`.
+//! The YAML configuration of `backup` and `restore`: `${VAR}` substitution, strict parsing
+//! (unknown keys and wrong types are errors naming the key's path), then range checks. Layout
+//! follows the design brief: `mode`, `backup_id`, `source`/`target`, `storage` (`storage_section.rs`),
+//! `backup`/`restore`.
 
 mod storage_section;
 

@@ -69,7 +69,8 @@ pub(super) fn open(config: &CloudConfig) -> Result<(Arc<dyn ObjectStore>, Option
                 Some(ServerSideEncryption::Kms { key_id: Some(key_id) }) => builder.with_sse_kms_encryption(key_id),
                 Some(ServerSideEncryption::Kms { key_id: None }) => builder.with_config(encryption, "aws:kms"),
             };
-            let uploads = S3Uploads::new(&builder, Arc::new(builder.clone().build().map_err(|e| e.to_string())?))?;
+            let s3 = Arc::new(builder.clone().build().map_err(|e| e.to_string())?);
+            let uploads = S3Uploads::new(&builder, s3, config.retry_timeout)?;
             let store = Arc::new(LimitStore::new(builder.build().map_err(|e| e.to_string())?, limit));
             return Ok((store, Some(uploads)));
         }

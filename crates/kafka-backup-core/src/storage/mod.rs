@@ -69,7 +69,7 @@ pub enum StorageError {
 
 /// An `object_store` error as the retry policy sees it: retriable when the request was sent and
 /// its answer never came (timeout, interrupted or refused connection).
-struct InterruptedCall(object_store::Error);
+pub(crate) struct InterruptedCall(pub(crate) object_store::Error);
 
 impl std::fmt::Display for InterruptedCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -392,8 +392,19 @@ impl BackupStore {
     }
 
     /// Deletes `key` (used only to clear an incomplete object left by a crash).
+    /// Deleting what is not there succeeds. A delete whose answer was lost is retried, as in
+    /// [`BackupStore::put_new`] (`object_store` does not retry it: it is not a "safe" method).
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.store.delete(&self.path(key)).await.map_err(|e| self.failed("delete", key, e))
+        let path = self.path(key);
+        let attempt = || async { self.store.delete(&path).await.map_err(InterruptedCall) };
+        let deleted = match &self.create_retries {
+            Some(policy) => policy.run(&format!("deleting {key}"), attempt).await,
+            None => attempt().await,
+        };
+        match deleted.map_err(|InterruptedCall(error)| error) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(self.failed("delete", key, error)),
+        }
     }
 
     /// Every object under `prefix` (recursively), keys relative to the root, sorted.

@@ -4,10 +4,13 @@
 
 use std::sync::Arc;
 
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer, AwsCredential};
 use object_store::client::{HttpRequest, HttpRequestBody};
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
+
+use super::InterruptedCall;
+use crate::retry::{Retriable, RetryPolicy};
 
 /// The handle that lists and aborts a bucket's unfinished uploads.
 pub(super) struct S3Uploads {
@@ -15,11 +18,41 @@ pub(super) struct S3Uploads {
     bucket_url: String,
     region: String,
     http: reqwest::Client,
+    retry: RetryPolicy,
+}
+
+/// A failed listing request: retriable when throttled (429, 503), on other server errors and
+/// when the request or its answer was lost; not on other client errors.
+struct ListingError {
+    message: String,
+    retriable: bool,
+}
+
+impl std::fmt::Display for ListingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Retriable for ListingError {
+    fn is_retriable(&self) -> bool {
+        self.retriable
+    }
+
+    fn gave_up(self, attempts: u32, elapsed: std::time::Duration) -> Self {
+        let message = format!("{} (gave up after {attempts} attempts in {:.1} s)", self.message, elapsed.as_secs_f64());
+        Self { message, retriable: false }
+    }
 }
 
 impl S3Uploads {
-    /// For the bucket `s3` was built from by `builder` (its resolved endpoint, addressing and region).
-    pub fn new(builder: &AmazonS3Builder, s3: Arc<AmazonS3>) -> Result<Self, String> {
+    /// For the bucket `s3` was built from by `builder` (its resolved endpoint, addressing and
+    /// region); requests are retried until `retry_timeout`.
+    pub fn new(
+        builder: &AmazonS3Builder,
+        s3: Arc<AmazonS3>,
+        retry_timeout: std::time::Duration,
+    ) -> Result<Self, String> {
         let value = |key: AmazonS3ConfigKey| builder.get_config_value(&key).filter(|v| !v.is_empty());
         let bucket = value(AmazonS3ConfigKey::Bucket).ok_or("no bucket")?;
         let region = value(AmazonS3ConfigKey::Region).unwrap_or_else(|| "us-east-1".into());
@@ -32,7 +65,8 @@ impl S3Uploads {
             _ => format!("{endpoint}/{bucket}"),
         };
         let http = reqwest::Client::builder().build().map_err(|e| e.to_string())?;
-        Ok(Self { s3, bucket_url, region, http })
+        let retry = RetryPolicy { deadline: retry_timeout, ..RetryPolicy::default() };
+        Ok(Self { s3, bucket_url, region, http, retry })
     }
 
     /// Aborts every unfinished multipart upload whose key starts with `prefix`; returns how many.
@@ -45,29 +79,16 @@ impl S3Uploads {
             if let Some((key, upload)) = &marker {
                 url.push_str(&format!("&key-marker={}&upload-id-marker={}", encode(key), encode(upload)));
             }
-            let mut request = HttpRequest::new(HttpRequestBody::empty());
-            *request.uri_mut() = url.parse().map_err(|e| format!("{url}: {e}"))?;
-            AwsAuthorizer::new(&credential, "s3", &self.region)
-                .try_authorize(&mut request, None)
-                .map_err(|e| e.to_string())?;
-            let response = self
-                .http
-                .get(&url)
-                .headers(request.headers().clone())
-                .send()
-                .await
-                .map_err(|e| format!("listing unfinished uploads: {e}"))?;
-            let status = response.status();
-            let body = response.text().await.map_err(|e| e.to_string())?;
-            if !status.is_success() {
-                return Err(format!("listing unfinished uploads: {status}: {body}"));
-            }
+            let body = self.retry.run("listing unfinished uploads", || self.list_page(&url, &credential)).await;
+            let body = body.map_err(|error| format!("listing unfinished uploads: {error}"))?;
             for (key, upload_id) in uploads(&body) {
-                self.s3
-                    .abort_multipart(&Path::from(key.as_str()), &upload_id)
-                    .await
-                    .map_err(|e| format!("aborting the upload of {key}: {e}"))?;
-                aborted += 1;
+                let path = Path::from(key.as_str());
+                let attempt = || async { self.s3.abort_multipart(&path, &upload_id).await.map_err(InterruptedCall) };
+                match self.retry.run("aborting an unfinished upload", attempt).await {
+                    // Gone already: an earlier attempt whose answer was lost aborted it.
+                    Ok(()) | Err(InterruptedCall(object_store::Error::NotFound { .. })) => aborted += 1,
+                    Err(InterruptedCall(error)) => return Err(format!("aborting the upload of {key}: {error}")),
+                }
             }
             marker = match element(&body, "IsTruncated").as_deref() {
                 Some("true") => Some((
@@ -77,6 +98,32 @@ impl S3Uploads {
                 _ => return Ok(aborted),
             };
         }
+    }
+}
+
+impl S3Uploads {
+    /// One signed ListMultipartUploads request.
+    async fn list_page(&self, url: &str, credential: &AwsCredential) -> Result<String, ListingError> {
+        let fatal = |message: String| ListingError { message, retriable: false };
+        let mut request = HttpRequest::new(HttpRequestBody::empty());
+        *request.uri_mut() = url.parse().map_err(|e| fatal(format!("{url}: {e}")))?;
+        AwsAuthorizer::new(credential, "s3", &self.region)
+            .try_authorize(&mut request, None)
+            .map_err(|e| fatal(e.to_string()))?;
+        let response = self
+            .http
+            .get(url)
+            .headers(request.headers().clone())
+            .send()
+            .await
+            .map_err(|e| ListingError { message: e.to_string(), retriable: true })?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| ListingError { message: e.to_string(), retriable: true })?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let retriable = status.is_server_error() || status.as_u16() == 429;
+        Err(ListingError { message: format!("{status}: {body}"), retriable })
     }
 }
 

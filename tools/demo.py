@@ -28,6 +28,7 @@ def produce(bootstrap, topic):
     for future in admin.create_topics([NewTopic(topic, PARTITIONS, 1)]).values():
         future.result(30)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"})
+    failed = []
     rng = random.Random(42)
     now = int(time.time() * 1000)
     start = now - 3_600_000
@@ -42,12 +43,15 @@ def produce(bootstrap, topic):
             headers.append(("source", b"replay"))    # a duplicate header key
         value = None if i % 97 == 0 else json.dumps(order).encode()  # some tombstones
         producer.produce(topic, key=customer.encode(), value=value, headers=headers,
+                         on_delivery=lambda error, _msg: error and failed.append(error),
                          timestamp=start + i * 600 + rng.randint(-2000, 2000))  # a little out of order
         if i % 1000 == 0:
             producer.poll(0)
     # Every record must be on the broker before the next step reads the topic to its end.
     if producer.flush(120):
         sys.exit("produce: records still undelivered after 120 s")
+    if failed:
+        sys.exit(f"produce: {len(failed)} records were refused, the first with: {failed[0]}")
     print(start + 20 * 60_000)
 
 
@@ -98,13 +102,25 @@ def verify(source, source_topic, target, target_topic, start):
 
 
 def commit_group(bootstrap, topic, group):
-    """Commits GROUP three quarters through each partition (inside the restored window)."""
-    records, _ = read_all(bootstrap, topic)
-    offsets = {p: [r[1] for r in records if r[0] == p] for p in range(PARTITIONS)}
+    """Commits GROUP three quarters through each partition (inside the restored window), once the
+    topic shows every produced record (its high watermarks add up to RECORDS). The offsets come
+    from the watermarks: the topic has no transactions, so every offset below the high watermark
+    holds a record."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    commits = [TopicPartition(topic, p, found[len(found) * 3 // 4]) for p, found in offsets.items()]
+    deadline = time.time() + 120
+    while True:
+        marks = [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in range(PARTITIONS)]
+        if sum(high - low for low, high in marks) >= RECORDS:
+            break
+        if time.time() > deadline:
+            sys.exit(f"commit-group: {topic} shows {sum(h - l for l, h in marks)} of {RECORDS} records after 120 s")
+        time.sleep(0.5)
+    commits = [TopicPartition(topic, p, low + (high - low) * 3 // 4) for p, (low, high) in enumerate(marks)]
     consumer.commit(offsets=commits, asynchronous=False)
+    committed = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=30)
     consumer.close()
+    if [c.offset for c in committed] != [c.offset for c in commits]:
+        sys.exit(f"commit-group: committed {committed}, wanted {commits}")
 
 
 def next_records(bootstrap, topic, group):

@@ -133,24 +133,7 @@ fn a_backup_killed_mid_upload_on_s3_leaves_no_data_and_resumes_exactly_once() {
 fn large_segment_topic(source: &str, count: usize) -> (String, Vec<RefRecord>) {
     let topic = unique("large");
     testkit::create_topic(source, &topic, 1, &[]);
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let records: Vec<RefRecord> = (0..count)
-        .map(|i| RefRecord {
-            partition: Some(0),
-            key: Some(format!("key-{i}").into_bytes()),
-            value: Some(
-                (0..1024)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        state as u8
-                    })
-                    .collect(),
-            ),
-            ..RefRecord::default()
-        })
-        .collect();
+    let records = testkit::incompressible_records(0, count);
     testkit::produce(source, &topic, &records, &[("linger.ms", "5")]);
     let original = testkit::consume(source, &topic, &[0]);
     assert_eq!(original.len(), count);

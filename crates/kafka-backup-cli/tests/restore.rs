@@ -246,24 +246,7 @@ fn a_restore_killed_inside_a_segment_of_many_chunks_resumes_mid_segment_exactly_
     let journal = unique("journal");
     testkit::create_topic(&source, &journal, 1, &[]);
     // 12 MiB in one segment of three 4 MiB chunks (values that do not compress).
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let records: Vec<RefRecord> = (0..12_000)
-        .map(|i| RefRecord {
-            partition: Some(0),
-            key: Some(format!("entry-{i}").into_bytes()),
-            value: Some(
-                (0..1024)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        state as u8
-                    })
-                    .collect(),
-            ),
-            ..RefRecord::default()
-        })
-        .collect();
+    let records = testkit::incompressible_records(0, 12_000);
     testkit::produce(&source, &journal, &records, &[("linger.ms", "5")]);
     let original = testkit::consume(&source, &journal, &[0]);
     let dir = TempDir::new().unwrap();

@@ -449,6 +449,26 @@ fn small_records(partition: i32, count: usize) -> Vec<RefRecord> {
         .collect()
 }
 
+/// `count` records for `partition` with keys `key-{i}` and 1 KiB values of pseudo-random bytes,
+/// which no codec compresses: segments, chunks and upload parts then have predictable sizes.
+pub fn incompressible_records(partition: i32, count: usize) -> Vec<RefRecord> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next_byte = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as u8
+    };
+    (0..count)
+        .map(|i| RefRecord {
+            partition: Some(partition),
+            key: Some(format!("key-{i}").into_bytes()),
+            value: Some((0..1024).map(|_| next_byte()).collect()),
+            ..RefRecord::default()
+        })
+        .collect()
+}
+
 /// Produces `count` small records (`k{i}` / `v{i}`) to `partition`, batched as the producer likes.
 pub fn produce_small(bootstrap: &str, topic: &str, partition: i32, count: usize) -> Vec<RefRecord> {
     produce(bootstrap, topic, &small_records(partition, count), &[])

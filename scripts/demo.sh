@@ -56,4 +56,4 @@ echo; echo "== three-phase restore (the last 40 minutes into orders-restored, th
 $bin three-phase-restore --config demo-data/restore.yaml
 echo; echo "== verify"
 $python tools/demo.py verify "$SOURCE_BOOTSTRAP" orders "$TARGET_BOOTSTRAP" orders-restored "$start"
-$python tools/demo.py verify-group "$SOURCE_BOOTSTRAP" orders "$TARGET_BOOTSTRAP" orders-restored billing
+$python tools/demo.py verify-group "$SOURCE_BOOTSTRAP" orders "$TARGET_BOOTSTRAP" orders-restored billing "$start"

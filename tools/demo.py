@@ -7,9 +7,10 @@
                                        compares the records of the source from START on with the target
   demo.py commit-group BOOTSTRAP TOPIC GROUP
                                        commits GROUP three quarters through each partition
-  demo.py verify-group SOURCE TOPIC TARGET TARGET_TOPIC GROUP
+  demo.py verify-group SOURCE TOPIC TARGET TARGET_TOPIC GROUP START
                                        checks that GROUP reads first, on the target, the record it
-                                       would read next on the source, in every partition
+                                       would read next on the source among those from START on,
+                                       in every partition
 """
 import json
 import random
@@ -27,7 +28,10 @@ def produce(bootstrap, topic):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics([NewTopic(topic, PARTITIONS, 1)]).values():
         future.result(30)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"})
+    # Idempotence keeps each partition in produce order even when a slow broker makes the client
+    # retry a batch (without it a retried batch lands after later ones).
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4",
+                         "enable.idempotence": True})
     failed = []
     rng = random.Random(42)
     now = int(time.time() * 1000)
@@ -123,7 +127,14 @@ def commit_group(bootstrap, topic, group):
         sys.exit(f"commit-group: committed {committed}, wanted {commits}")
 
 
-def next_records(bootstrap, topic, group):
+def committed_offsets(bootstrap, topic, group):
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    committed = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=30)
+    consumer.close()
+    return {c.partition: c.offset for c in committed}
+
+
+def next_on_target(bootstrap, topic, group):
     """Per partition, the first record a consumer of GROUP reads (from its committed offset)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
                          "auto.offset.reset": "error"})
@@ -140,9 +151,20 @@ def next_records(bootstrap, topic, group):
     return first
 
 
-def verify_group(source, source_topic, target, target_topic, group):
-    expected = next_records(source, source_topic, group)
-    resumed = next_records(target, target_topic, group)
+def next_on_source(bootstrap, topic, group, start):
+    """Per partition, the first record at or after GROUP's committed offset that falls in the
+    restored window (timestamp >= START): the record the group must read first on the target."""
+    committed = committed_offsets(bootstrap, topic, group)
+    first = {}
+    for partition, offset, key, value, headers, timestamp in read_all(bootstrap, topic)[0]:
+        if partition not in first and offset >= committed[partition] and timestamp >= start:
+            first[partition] = (key, value, headers, timestamp)
+    return first
+
+
+def verify_group(source, source_topic, target, target_topic, group, start):
+    expected = next_on_source(source, source_topic, group, int(start))
+    resumed = next_on_target(target, target_topic, group)
     if resumed != expected or len(expected) != PARTITIONS:
         sys.exit(f"MISMATCH: group {group} would read {expected} next on the source, but reads {resumed} on the target")
     print(f"verified with confluent-kafka: consumer group {group} reads first, in each of the {PARTITIONS} partitions "

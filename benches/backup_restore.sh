@@ -2,7 +2,8 @@
 # Backup and restore throughput and memory on Apache Kafka, as ratios to a raw librdkafka consume
 # (backup) and a raw librdkafka produce (restore) of the same records in the same run (absolute
 # numbers drift +-40% on shared 2-core machines; the ratio is what counts), for 1 and 4 partitions,
-# then the same backup and restore on the S3 emulator relative to the filesystem store.
+# then the same backup and restore encrypted (storage.encryption) and on the S3 emulator, each relative
+# to the plain filesystem store measured in the same run.
 # Usage: benches/backup_restore.sh
 #   BENCH_MB=1024          topic size (e.g. 256 for a quick run)
 #   BENCH_PARTITIONS="1 4" partition counts, one topic each
@@ -93,6 +94,28 @@ echo
 echo "backup ratio = our backup throughput / raw librdkafka consume throughput; restore ratio = our"
 echo "restore throughput / raw librdkafka produce throughput (same broker, same records, same run);"
 echo "throughput counts key+value bytes of the topic over the whole process wall time"
+
+# The last topic's zstd backup and restore with client-side encryption (AES-256-GCM), as ratios to
+# the same backup and restore without it, measured above in this run.
+head -c 32 /dev/urandom | base64 >"$work/bench.key"
+encrypted_storage="storage:
+  backend: filesystem
+  path: $work/store-encrypted
+  encryption:
+    key_file: $work/bench.key"
+config enc-backup backup "$last_topic" bench-encrypted "$encrypted_storage" "backup:
+  compression: zstd"
+config enc-restore restore "$last_topic" bench-encrypted "$encrypted_storage" "restore:
+  topic_mapping:
+    $last_topic: $last_topic-restored-encrypted"
+echo
+printf '%-22s %10s %12s %16s %14s\n' "encrypted, $last_topic" seconds "MiB/s" "vs plain" "peak RSS MiB"
+timed enc-backup target/release/kafka-backup backup --config "$work/enc-backup.yaml"
+grep -q "$records records" "$work/enc-backup.out" || { echo "encrypted backup did not hold all $records records:"; cat "$work/enc-backup.out"; exit 1; }
+printf '%-22s %10s %12s %16s %14s\n' "backup zstd" "$seconds" "$rate" "$(ratio "$rate" "$fs_backup_rate")" "$rss_mib (plain $fs_backup_rss)"
+timed enc-restore target/release/kafka-backup restore --config "$work/enc-restore.yaml"
+grep -q "Restored $records records" "$work/enc-restore.out" || { echo "encrypted restore did not write all $records records:"; cat "$work/enc-restore.out"; exit 1; }
+printf '%-22s %10s %12s %16s %14s\n' "restore (zstd)" "$seconds" "$rate" "$(ratio "$rate" "$fs_restore_rate")" "$rss_mib (plain $fs_restore_rss)"
 
 # The last topic's zstd backup and restore on the S3 emulator (moto, in memory on this machine), as
 # ratios to the filesystem store measured above in this run. moto runs in Python on the same two

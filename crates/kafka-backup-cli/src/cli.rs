@@ -79,9 +79,24 @@ pub struct StoreArgs {
     /// local directory (a config's storage.path, plus storage.prefix if set).
     #[arg(long, required_unless_present = "config", conflicts_with = "config")]
     pub path: Option<String>,
-    /// A backup or restore config whose storage section names the store.
+    /// A backup or restore config whose storage section names the store (and its encryption keys).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Keys of encrypted backups.
+    #[command(flatten)]
+    pub keys: EncryptionArgs,
+}
+
+/// The keys that open encrypted backups (each 32 bytes, base64); several may be given (key
+/// rotation), each backup opens with the one whose id it names.
+#[derive(Debug, Args, Default)]
+pub struct EncryptionArgs {
+    /// A file holding a key (repeatable).
+    #[arg(long = "encryption-key-file", value_name = "FILE")]
+    pub key_files: Vec<PathBuf>,
+    /// An environment variable holding a key (repeatable).
+    #[arg(long = "encryption-key-env", value_name = "VAR")]
+    pub key_envs: Vec<String>,
 }
 
 /// `list` arguments.
@@ -182,6 +197,9 @@ pub struct BackupTargetArgs {
     /// Restore config (mode: restore) giving the target cluster, the storage and the backup id.
     #[arg(long, short)]
     pub config: Option<PathBuf>,
+    /// Keys of an encrypted backup.
+    #[command(flatten)]
+    pub keys: EncryptionArgs,
 }
 
 /// `offset-reset plan` and `execute` arguments.

@@ -10,28 +10,12 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::*;
-use kafka_backup_core::config::BackupConfig;
-use kafka_backup_core::storage::BackupStore;
 use kafka_backup_testkit::{self as testkit, unique, KafkaCluster, RefRecord, StoreEmulator, StoreKind};
 use tempfile::TempDir;
 
 /// `kafka-backup ARGS` with the emulator's cloud environment (endpoint, keys, plain HTTP allowed).
 fn run_on(emulator: &StoreEmulator, args: &[&str]) -> Output {
     binary().args(args).envs(emulator.env()).output().expect("run kafka-backup")
-}
-
-/// A topic of two partitions holding the fidelity records, and a group committed on it.
-fn fidelity_topic_with_group(source: &str) -> (String, String, Vec<RefRecord>) {
-    let topic = unique("stored");
-    testkit::create_topic(source, &topic, 2, testkit::FIDELITY_TOPIC_CONFIGS);
-    let mut records = testkit::fidelity_records(0);
-    records.extend(testkit::fidelity_records(1));
-    testkit::produce(source, &topic, &records, &[("compression.type", "lz4"), ("linger.ms", "50")]);
-    let group = unique("reader");
-    testkit::commit(source, &group, &[(&topic, 0, 7), (&topic, 1, 24)]);
-    let original = testkit::consume(source, &topic, &[0, 1]);
-    assert_eq!(original.len(), records.len());
-    (topic, group, original)
 }
 
 fn every_command_round_trips_on(kind: StoreKind) {
@@ -105,7 +89,7 @@ fn a_backup_killed_mid_upload_on_s3_leaves_no_data_and_resumes_exactly_once() {
     let settings = "  segment_max_bytes: 4096\n  compression: gzip\n";
     let config = write_config_on(dir.path(), &emulator.storage_yaml("p"), &source, "cut", &topic, settings);
     let store = store_of(&config);
-    let committed = || committed_segments(&store, "cut");
+    let committed = || committed_segments_in(&store, "cut");
     let mut kills = 0;
     for round in 0..4u64 {
         let committed_before = committed();
@@ -264,41 +248,6 @@ fn unknown_schemes_and_malformed_urls_are_refused_with_the_accepted_forms() {
     assert!(text(&output.stderr).contains("s3://BUCKET/PREFIX"), "{}", text(&output.stderr));
 }
 
-/// A topic of `count` records of 1 KiB: with small segments, hundreds of objects to store.
-fn many_segments(source: &str, count: usize) -> (String, Vec<RefRecord>) {
-    let topic = unique("faulty");
-    testkit::create_topic(source, &topic, 1, &[]);
-    let records: Vec<RefRecord> = (0..count)
-        .map(|i| RefRecord {
-            partition: Some(0),
-            key: Some(format!("key-{i}").into_bytes()),
-            value: Some(format!("{i:08}").into_bytes().repeat(128)),
-            ..RefRecord::default()
-        })
-        .collect();
-    testkit::produce(source, &topic, &records, &[("linger.ms", "5"), ("batch.num.messages", "50")]);
-    let original = testkit::consume(source, &topic, &[0]);
-    assert_eq!(original.len(), count);
-    (topic, original)
-}
-
-/// Starts `backup --config CONFIG` and waits until it has committed a first segment.
-fn backup_under_way(store: &BackupStore, config: &std::path::Path, backup_id: &str) -> std::process::Child {
-    let mut child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
-    wait_for("a first committed segment", HANG, || {
-        assert!(child.try_wait().unwrap().is_none(), "the backup ended before its first segment was seen");
-        committed_segments(store, backup_id) > 0
-    });
-    child
-}
-
-/// Commit records of segments in backup `backup_id` so far.
-fn committed_segments(store: &BackupStore, backup_id: &str) -> usize {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let listed = runtime.block_on(store.list(&format!("{backup_id}/topics"))).unwrap();
-    listed.iter().filter(|object| object.key.ends_with(".json")).count()
-}
-
 #[test]
 fn a_stalled_s3_store_is_retried_and_the_backup_completes_exactly() {
     let source = KafkaCluster::source().bootstrap();
@@ -365,9 +314,4 @@ fn an_azure_store_killed_mid_backup_fails_the_run_or_is_retried_and_a_rerun_comp
     let url = emulator.url("p");
     assert_success(&run_on(&emulator, &["validate", "--path", &url, "--backup-id", "killed", "--deep"]));
     assert_eq!(records_in_store(&store_of(&config), "killed", &topic), original, "every record exactly once");
-}
-
-/// The store a backup config names, opened as `list` opens it.
-fn store_of(config: &std::path::Path) -> BackupStore {
-    BackupStore::open_existing(&BackupConfig::load(config).unwrap().storage).unwrap()
 }

@@ -315,16 +315,34 @@ impl BackupManifest {
     }
 }
 
-/// The manifests of every backup directly under `store`, by backup id.
-pub async fn list_backups(store: &BackupStore) -> Result<Vec<BackupManifest>, ManifestError> {
-    let mut manifests = Vec::new();
+/// A backup found by [`list_backups`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListedBackup {
+    /// Its manifest.
+    Readable(Box<BackupManifest>),
+    /// An encrypted backup whose key was not given.
+    Locked {
+        /// Backup id.
+        backup_id: String,
+        /// Id of the key it needs.
+        key_id: String,
+    },
+}
+
+/// Every backup directly under `store`, by backup id.
+pub async fn list_backups(store: &BackupStore) -> Result<Vec<ListedBackup>, ManifestError> {
+    let mut backups = Vec::new();
     for id in store.list_children().await? {
-        if let Some(manifest) = BackupManifest::load(&store.child(&id)).await? {
-            manifests.push(manifest);
+        match BackupManifest::load(&store.child(&id)).await {
+            Ok(Some(manifest)) => backups.push(ListedBackup::Readable(Box::new(manifest))),
+            Ok(None) => {}
+            Err(ManifestError::Storage(StorageError::Locked { key_id, .. })) => {
+                backups.push(ListedBackup::Locked { backup_id: id, key_id })
+            }
+            Err(error) => return Err(error),
         }
     }
-    manifests.sort_by(|a, b| a.backup_id.cmp(&b.backup_id));
-    Ok(manifests)
+    Ok(backups)
 }
 
 /// Pretty JSON of a manifest object.

@@ -43,7 +43,10 @@ pub async fn run_three_phase_restore(
     if report.restore.dry_run || report.restore.interrupted || strategy == GroupStrategy::Skip {
         return Ok(report);
     }
-    let store = BackupStore::open_for_writing(&config.storage).await?.child(&config.backup_id);
+    let store = BackupStore::open_for_writing(&config.storage)
+        .await?
+        .with_encryption(config.encryption.clone())
+        .child(&config.backup_id);
     let client = KafkaClient::connect(config.target.clone())
         .await
         .map_err(EngineError::kafka("connecting to the target cluster"))?;

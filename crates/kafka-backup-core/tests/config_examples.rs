@@ -7,7 +7,7 @@ use std::time::Duration;
 use kafka_backup_core::config::{BackupConfig, RestoreConfig, TimeWindow};
 use kafka_backup_core::offset_reset::GroupStrategy;
 use kafka_backup_core::records::Compression;
-use kafka_backup_core::storage::{CloudProvider, ServerSideEncryption, StorageConfig};
+use kafka_backup_core::storage::{CloudProvider, EncryptionKey, ServerSideEncryption, StorageConfig};
 use kafka_backup_testkit::repo_root;
 
 fn read(name: &str) -> String {
@@ -22,7 +22,11 @@ fn environment(name: &str) -> Option<String> {
     }
 }
 
+/// The encryption key the S3 example reads from the environment (32 bytes, base64).
+const ENCRYPTION_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+
 fn load(name: &str) -> BackupConfig {
+    std::env::set_var("KAFKA_BACKUP_ENCRYPTION_KEY", ENCRYPTION_KEY);
     BackupConfig::from_yaml(&read(name), environment).unwrap_or_else(|e| panic!("config/{name}: {e}"))
 }
 
@@ -92,6 +96,8 @@ fn the_s3_example_names_its_bucket_and_encryption() {
     );
     assert_eq!(s3.storage_class.as_deref(), Some("STANDARD_IA"));
     assert_eq!(s3.credentials, Default::default(), "credentials come from the AWS chain");
+    let keys = config.encryption.expect("client-side encryption is on");
+    assert_eq!(keys.primary(), &EncryptionKey::from_base64(ENCRYPTION_KEY, Some("2026-11".into()), "the key").unwrap());
 }
 
 #[test]

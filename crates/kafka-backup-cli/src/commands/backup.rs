@@ -40,6 +40,9 @@ fn summary(report: &BackupReport) -> String {
         "  consumer-group offsets: {} snapshots, {} groups with offsets on these topics\n",
         report.group_snapshots, report.groups
     ));
+    if let Some(key_id) = &report.encryption_key_id {
+        out.push_str(&format!("  encrypted (AES-256-GCM) with the key of id {key_id}\n"));
+    }
     if report.counters.dropped_batches > 0 {
         out.push_str(&format!(
             "  left out {} control or aborted-transaction batches\n",

@@ -7,23 +7,24 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use kafka_backup_core::config::storage_of_config_file;
 use kafka_backup_core::group_snapshots::{load_snapshots, GroupOffsetsSnapshot};
-use kafka_backup_core::manifest::{list_backups, BackupManifest};
-use kafka_backup_core::storage::{parse_storage_url, BackupStore};
+use kafka_backup_core::manifest::{list_backups, BackupManifest, ListedBackup};
+use kafka_backup_core::storage::{parse_storage_url, BackupStore, ENCRYPTION_ALGORITHM};
 
-use crate::cli::{DescribeArgs, Format, ListArgs, ManifestFormat, StoreArgs, ValidateArgs};
+use crate::cli::{DescribeArgs, EncryptionArgs, Format, ListArgs, ManifestFormat, StoreArgs, ValidateArgs};
 
-/// Opens the storage root a `--path` URL or directory names.
-pub(super) fn open_path(path: &str) -> anyhow::Result<BackupStore> {
-    Ok(BackupStore::open_existing(&parse_storage_url(path)?)?)
+/// Opens the storage root a `--path` URL or directory names, with the keys the flags give.
+pub(super) fn open_path(path: &str, keys: &EncryptionArgs) -> anyhow::Result<BackupStore> {
+    Ok(BackupStore::open_existing(&parse_storage_url(path)?)?.with_encryption(keys.keyring(None)?))
 }
 
 /// Opens the storage root given by `--path` or `--config`.
 fn open(args: &StoreArgs) -> anyhow::Result<BackupStore> {
     match (&args.path, &args.config) {
-        (Some(path), _) => open_path(path),
+        (Some(path), _) => open_path(path, &args.keys),
         (None, Some(config)) => {
-            let storage = storage_of_config_file(config).with_context(|| format!("in {}", config.display()))?;
-            Ok(BackupStore::open_existing(&storage)?)
+            let (storage, keyring) =
+                storage_of_config_file(config).with_context(|| format!("in {}", config.display()))?;
+            Ok(BackupStore::open_existing(&storage)?.with_encryption(args.keys.keyring(keyring)?))
         }
         (None, None) => bail!("give --path or --config"),
     }
@@ -48,37 +49,53 @@ pub(super) fn time(ms: i64) -> String {
 /// `list --path PATH`.
 pub async fn list(args: ListArgs) -> anyhow::Result<()> {
     let root = open(&args.store)?;
-    let manifests = list_backups(&root).await?;
+    let backups = list_backups(&root).await?;
+    let mut rows = Vec::new();
+    for backup in &backups {
+        rows.push(match backup {
+            ListedBackup::Readable(m) => serde_json::json!({
+                "backup_id": m.backup_id,
+                "created_at_ms": m.created_at_ms,
+                "updated_at_ms": m.updated_at_ms,
+                "topics": m.topics.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
+                "records": m.record_count(),
+                "stored_bytes": m.stored_bytes(),
+                "encryption_key_id": root.child(&m.backup_id).encryption_key_id().await?,
+            }),
+            ListedBackup::Locked { backup_id, key_id } => serde_json::json!({
+                "backup_id": backup_id,
+                "encryption_key_id": key_id,
+                "locked": true,
+            }),
+        });
+    }
     if args.format == Format::Json {
-        let rows: Vec<_> = manifests
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "backup_id": m.backup_id,
-                    "created_at_ms": m.created_at_ms,
-                    "updated_at_ms": m.updated_at_ms,
-                    "topics": m.topics.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
-                    "records": m.record_count(),
-                    "stored_bytes": m.stored_bytes(),
-                })
-            })
-            .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    if manifests.is_empty() {
+    if backups.is_empty() {
         println!("no backups under {}", root.description());
         return Ok(());
     }
-    println!("{:<30}  {:<20}  {:>6}  {:>12}  {:>12}", "BACKUP", "UPDATED", "TOPICS", "RECORDS", "SIZE");
-    for m in &manifests {
+    println!("{:<30}  {:<20}  {:>6}  {:>12}  {:>12}  ENCRYPTION", "BACKUP", "UPDATED", "TOPICS", "RECORDS", "SIZE");
+    for row in &rows {
+        let key_id = row["encryption_key_id"].as_str();
+        if row["locked"] == true {
+            println!(
+                "{:<30}  (encrypted with key {}: give that key to see it)",
+                row["backup_id"].as_str().unwrap_or_default(),
+                key_id.unwrap_or_default()
+            );
+            continue;
+        }
         println!(
-            "{:<30}  {:<20}  {:>6}  {:>12}  {:>12}",
-            m.backup_id,
-            time(m.updated_at_ms),
-            m.topics.len(),
-            m.record_count(),
-            format!("{:.1} MiB", super::mib(m.stored_bytes()))
+            "{:<30}  {:<20}  {:>6}  {:>12}  {:>12}  {}",
+            row["backup_id"].as_str().unwrap_or_default(),
+            time(row["updated_at_ms"].as_i64().unwrap_or_default()),
+            row["topics"].as_array().map_or(0, Vec::len),
+            row["records"],
+            format!("{:.1} MiB", super::mib(row["stored_bytes"].as_u64().unwrap_or_default())),
+            key_id.map_or("none".to_string(), |id| format!("key {id}")),
         );
     }
     Ok(())
@@ -88,21 +105,26 @@ pub async fn list(args: ListArgs) -> anyhow::Result<()> {
 pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     let (store, manifest) = load(&args.store, &args.backup_id).await?;
     let snapshots = load_snapshots(&store).await?;
+    let key_id = store.encryption_key_id().await?;
     match args.format {
         ManifestFormat::Json => println!("{}", serde_json::to_string_pretty(&manifest)?),
         ManifestFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&manifest)?),
-        ManifestFormat::Text => print!("{}", describe_text(&manifest, &snapshots)),
+        ManifestFormat::Text => print!("{}", describe_text(&manifest, &snapshots, key_id.as_deref())),
     }
     Ok(())
 }
 
-fn describe_text(m: &BackupManifest, snapshots: &[GroupOffsetsSnapshot]) -> String {
+fn describe_text(m: &BackupManifest, snapshots: &[GroupOffsetsSnapshot], key_id: Option<&str>) -> String {
     let mut out = String::new();
     let segments: usize = m.topics.iter().flat_map(|t| &t.partitions).map(|p| p.segments.len()).sum();
     let _ =
         writeln!(out, "Backup {} (manifest format {}, kafka-backup {})", m.backup_id, m.format_version, m.tool_version);
     let _ = writeln!(out, "  source cluster: {}", m.source_cluster_id.as_deref().unwrap_or("(unknown)"));
     let _ = writeln!(out, "  created {}, updated {}", time(m.created_at_ms), time(m.updated_at_ms));
+    let _ = match key_id {
+        None => writeln!(out, "  encryption: none"),
+        Some(id) => writeln!(out, "  encryption: {ENCRYPTION_ALGORITHM}, every object, with the key of id {id}"),
+    };
     let stored = super::mib(m.stored_bytes());
     let _ = writeln!(out, "  {} records in {segments} segments, {stored:.1} MiB stored", m.record_count());
     match snapshots.last() {
@@ -162,9 +184,16 @@ fn describe_text(m: &BackupManifest, snapshots: &[GroupOffsetsSnapshot]) -> Stri
 
 /// `validate --path PATH --backup-id ID [--deep]`.
 pub async fn validate(args: ValidateArgs) -> anyhow::Result<()> {
-    let (store, manifest) = load(&args.store, &args.backup_id).await?;
-    let report = kafka_backup_core::validate::validate(&store, &manifest, args.deep).await?;
-    let depth = if args.deep { "deep" } else { "shallow" };
+    let store = open(&args.store)?.child(&args.backup_id);
+    // Encrypted, and no key given opens it: what can be checked without reading contents.
+    let (report, depth) = if !args.deep && store.is_locked().await? {
+        let depth = "keyless (object lengths and committed segments only; give the key for more)";
+        (kafka_backup_core::validate::validate_sealed(&store).await?, depth)
+    } else {
+        let (store, manifest) = load(&args.store, &args.backup_id).await?;
+        let depth = if args.deep { "deep" } else { "shallow" };
+        (kafka_backup_core::validate::validate(&store, &manifest, args.deep).await?, depth)
+    };
     if report.is_ok() {
         let records = if args.deep { format!(", {} records", report.records_checked) } else { String::new() };
         println!(

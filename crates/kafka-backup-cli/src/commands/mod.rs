@@ -7,9 +7,11 @@ mod offset_reset;
 mod restore;
 mod signals;
 
+use anyhow::anyhow;
 use kafka_backup_core::offset_reset::GroupStrategy;
+use kafka_backup_core::storage::{EncryptionKey, Keyring};
 
-use crate::cli::Command;
+use crate::cli::{Command, EncryptionArgs};
 
 /// Runs one command to completion.
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -28,4 +30,20 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 /// `bytes` in MiB, for summaries.
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
+}
+
+impl EncryptionArgs {
+    /// The keys of a config (if any) followed by those the flags name; `None` when there are none.
+    fn keyring(&self, from_config: Option<Keyring>) -> anyhow::Result<Option<Keyring>> {
+        let files = self.key_files.iter().map(|file| EncryptionKey::from_file(file, None));
+        let variables = self.key_envs.iter().map(|variable| EncryptionKey::from_env(variable, None));
+        let given = files.chain(variables).collect::<Result<Vec<_>, _>>().map_err(|error| anyhow!(error))?;
+        let mut keys = from_config.map(Keyring::into_keys).unwrap_or_default();
+        keys.extend(given);
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let primary = keys.remove(0);
+        Keyring::new(primary, keys).map(Some).map_err(|error| anyhow!(error))
+    }
 }

@@ -45,8 +45,10 @@ async fn locate(args: &BackupTargetArgs) -> anyhow::Result<Location> {
         (None, None) => bail!("give --backup-id or --config"),
     };
     let root = match (&args.path, &config) {
-        (Some(path), _) => inspect::open_path(path)?,
-        (None, Some(config)) => BackupStore::open(&config.storage)?,
+        (Some(path), _) => inspect::open_path(path, &args.keys)?,
+        (None, Some(config)) => {
+            BackupStore::open(&config.storage)?.with_encryption(args.keys.keyring(config.encryption.clone())?)
+        }
         (None, None) => bail!("give --path or --config"),
     };
     let store = root.child(&backup_id);

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 /// a slow machine) fails a test; no test asserts how fast anything is.
 pub const HANG: Duration = Duration::from_secs(120);
 
+use kafka_backup_core::config::BackupConfig;
 use kafka_backup_core::manifest::BackupManifest;
 use kafka_backup_core::records::TimestampType;
 use kafka_backup_core::segment::read_segment;
 use kafka_backup_core::storage::BackupStore;
-use kafka_backup_testkit::RefRecord;
+use kafka_backup_testkit::{self as testkit, unique, RefRecord};
 
 pub fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
@@ -273,4 +274,59 @@ pub fn restore(config: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["restore", "--config", config.to_str().unwrap()];
     args.extend_from_slice(extra);
     run(&args)
+}
+
+/// A topic of two partitions holding the fidelity records, and a group committed on it.
+pub fn fidelity_topic_with_group(source: &str) -> (String, String, Vec<RefRecord>) {
+    let topic = unique("stored");
+    testkit::create_topic(source, &topic, 2, testkit::FIDELITY_TOPIC_CONFIGS);
+    let mut records = testkit::fidelity_records(0);
+    records.extend(testkit::fidelity_records(1));
+    testkit::produce(source, &topic, &records, &[("compression.type", "lz4"), ("linger.ms", "50")]);
+    let group = unique("reader");
+    testkit::commit(source, &group, &[(&topic, 0, 7), (&topic, 1, 24)]);
+    let original = testkit::consume(source, &topic, &[0, 1]);
+    assert_eq!(original.len(), records.len());
+    (topic, group, original)
+}
+
+/// A topic of `count` records of 1 KiB: with small segments, hundreds of objects to store.
+pub fn many_segments(source: &str, count: usize) -> (String, Vec<RefRecord>) {
+    let topic = unique("faulty");
+    testkit::create_topic(source, &topic, 1, &[]);
+    let records: Vec<RefRecord> = (0..count)
+        .map(|i| RefRecord {
+            partition: Some(0),
+            key: Some(format!("key-{i}").into_bytes()),
+            value: Some(format!("{i:08}").into_bytes().repeat(128)),
+            ..RefRecord::default()
+        })
+        .collect();
+    testkit::produce(source, &topic, &records, &[("linger.ms", "5"), ("batch.num.messages", "50")]);
+    let original = testkit::consume(source, &topic, &[0]);
+    assert_eq!(original.len(), count);
+    (topic, original)
+}
+
+/// Starts `backup --config CONFIG` and waits until it has committed a first segment.
+pub fn backup_under_way(store: &BackupStore, config: &std::path::Path, backup_id: &str) -> std::process::Child {
+    let mut child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
+    wait_for("a first committed segment", HANG, || {
+        assert!(child.try_wait().unwrap().is_none(), "the backup ended before its first segment was seen");
+        committed_segments_in(store, backup_id) > 0
+    });
+    child
+}
+
+/// Commit records of segments in backup `backup_id` so far.
+pub fn committed_segments_in(store: &BackupStore, backup_id: &str) -> usize {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listed = runtime.block_on(store.list(&format!("{backup_id}/topics"))).unwrap();
+    listed.iter().filter(|object| object.key.ends_with(".json")).count()
+}
+
+/// The store a backup config names, opened as `list` opens it (with the config's keys).
+pub fn store_of(config: &Path) -> BackupStore {
+    let config = BackupConfig::load(config).unwrap();
+    BackupStore::open_existing(&config.storage).unwrap().with_encryption(config.encryption)
 }

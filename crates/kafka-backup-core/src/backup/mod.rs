@@ -84,6 +84,8 @@ pub struct BackupReport {
     pub groups: usize,
     /// Wall time of the run.
     pub duration: Duration,
+    /// Id of the key the backup is encrypted with, `None` when it is not encrypted.
+    pub encryption_key_id: Option<String>,
 }
 
 impl BackupReport {
@@ -122,10 +124,17 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
             .await
             .map_err(|source| BackupError::Kafka { context: "connecting to the source cluster".into(), source })?,
     );
-    let store = BackupStore::open_for_writing(&config.storage).await?.child(&config.backup_id);
+    let store = BackupStore::open_for_writing(&config.storage)
+        .await?
+        .with_encryption(config.encryption.clone())
+        .child(&config.backup_id);
     let leftovers = store.remove_staging_leftovers()? + store.abort_unfinished_uploads("topics").await?;
     if leftovers > 0 {
         tracing::info!(count = leftovers, "removed staging files and unfinished uploads left by an interrupted run");
+    }
+    let encryption_key_id = store.set_up_encryption(now_ms()).await?;
+    if let Some(key_id) = &encryption_key_id {
+        tracing::info!(%key_id, "every object of this backup is encrypted (AES-256-GCM)");
     }
     let kafka = |context: &str| {
         let context = context.to_string();
@@ -221,6 +230,7 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
         partitions: partition_count,
         warnings,
         groups,
+        encryption_key_id,
         ..BackupReport::default()
     };
     let mut first_error = None;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use storage_section::{storage_config, RawStorage};
+use storage_section::{keyring, storage_config, RawStorage};
 
 use crate::kafka::{
     ClientConfig, SaslCredentials, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings,
@@ -19,7 +19,7 @@ use crate::kafka::{
 };
 use crate::offset_reset::{GroupSelection, GroupStrategy};
 use crate::records::Compression;
-use crate::storage::StorageConfig;
+use crate::storage::{Keyring, StorageConfig};
 use crate::topics::TopicSelector;
 
 /// A configuration that cannot be used, with the key path and what to do.
@@ -196,6 +196,8 @@ pub struct BackupConfig {
     pub groups: TopicSelector,
     /// Where to store the backup.
     pub storage: StorageConfig,
+    /// The keys new backups are encrypted with (and old ones opened with); `None`: not encrypted.
+    pub encryption: Option<Keyring>,
     /// Segment and scheduling settings.
     pub settings: BackupSettings,
 }
@@ -269,6 +271,8 @@ pub struct RestoreConfig {
     pub topics: TopicSelector,
     /// Where the backup is stored.
     pub storage: StorageConfig,
+    /// The keys an encrypted backup opens with.
+    pub encryption: Option<Keyring>,
     /// Which consumer groups get their offsets translated (`None`: all).
     pub groups: Option<GroupSelection>,
     /// Restore settings.
@@ -329,11 +333,12 @@ pub fn cluster_of_config_file(path: &std::path::Path) -> Result<ClientConfig, Co
     })
 }
 
-/// The storage a config file of either mode names (for the commands that read backups).
-pub fn storage_of_config_file(path: &std::path::Path) -> Result<StorageConfig, ConfigError> {
+/// The storage a config file of either mode names, with its encryption keys (for the commands
+/// that read backups).
+pub fn storage_of_config_file(path: &std::path::Path) -> Result<(StorageConfig, Option<Keyring>), ConfigError> {
     Ok(match load_either(path)? {
-        Either::Backup(config) => config.storage,
-        Either::Restore(config) => config.storage,
+        Either::Backup(config) => (config.storage, config.encryption),
+        Either::Restore(config) => (config.storage, config.encryption),
     })
 }
 
@@ -364,13 +369,14 @@ impl BackupConfig {
 
     /// Parses config text, taking `${VAR}` values from `lookup`.
     pub fn from_yaml(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let raw = parse_raw(text, lookup, Mode::Backup)?;
+        let mut raw = parse_raw(text, lookup, Mode::Backup)?;
         let source = raw.source.as_ref().ok_or_else(|| invalid("source", "missing: the cluster to back up"))?;
         Ok(Self {
             backup_id: raw.backup_id.clone(),
             source: client_config(source, "source")?,
             topics: topic_selector(source, "source")?,
             groups: selector_or_all(source.groups.as_ref(), "source.groups")?,
+            encryption: keyring(&mut raw.storage)?,
             storage: storage_config(raw.storage)?,
             settings: backup_settings(raw.backup.unwrap_or_default())?,
         })
@@ -385,7 +391,7 @@ impl RestoreConfig {
 
     /// Parses config text, taking `${VAR}` values from `lookup`.
     pub fn from_yaml(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let raw = parse_raw(text, lookup, Mode::Restore)?;
+        let mut raw = parse_raw(text, lookup, Mode::Restore)?;
         let target = raw.target.as_ref().ok_or_else(|| invalid("target", "missing: the cluster to restore into"))?;
         if target.groups.is_some() {
             return Err(invalid("target.groups", "not used in mode restore"));
@@ -415,6 +421,7 @@ impl RestoreConfig {
             backup_id: raw.backup_id.clone(),
             target: client_config(target, "target")?,
             topics,
+            encryption: keyring(&mut raw.storage)?,
             storage: storage_config(raw.storage)?,
             groups: match raw.restore.as_ref().and_then(|r| r.consumer_groups.as_ref()) {
                 None => None,

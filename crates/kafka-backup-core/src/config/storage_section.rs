@@ -1,5 +1,6 @@
 //! The `storage:` section: its YAML keys, checked per backend (a key the backend does not use is
-//! an error), resolved into the storage layer's [`StorageConfig`], from `backend` + keys or a `url`.
+//! an error), resolved into the storage layer's [`StorageConfig`], from `backend` + keys or a `url`,
+//! and its `encryption:` keys into the storage layer's [`Keyring`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,7 +9,9 @@ use serde::Deserialize;
 
 use super::{in_range, invalid, ConfigError};
 use crate::secret::Secret;
-use crate::storage::{parse_storage_url, CloudConfig, CloudProvider, ServerSideEncryption, StorageConfig};
+use crate::storage::{
+    parse_storage_url, CloudConfig, CloudProvider, EncryptionKey, Keyring, ServerSideEncryption, StorageConfig,
+};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +40,57 @@ pub(super) struct RawStorage {
     retry_timeout_secs: Option<u64>,
     max_concurrent_requests: Option<usize>,
     allow_unconditional_writes: Option<bool>,
+    encryption: Option<RawEncryption>,
+}
+
+/// `storage.encryption`: the key-encryption key, and older ones still needed to read old backups.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEncryption {
+    key_file: Option<PathBuf>,
+    key_env: Option<String>,
+    key_id: Option<String>,
+    #[serde(default)]
+    additional_keys: Vec<RawKey>,
+}
+
+/// One of `storage.encryption.additional_keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    key_file: Option<PathBuf>,
+    key_env: Option<String>,
+    key_id: Option<String>,
+}
+
+/// The key `key_file` or `key_env` names (exactly one of them).
+fn encryption_key(
+    path: &str,
+    key_file: Option<PathBuf>,
+    key_env: Option<String>,
+    key_id: Option<String>,
+) -> Result<EncryptionKey, ConfigError> {
+    match (key_file, key_env) {
+        (Some(file), None) => EncryptionKey::from_file(&file, key_id),
+        (None, Some(variable)) => EncryptionKey::from_env(&variable, key_id),
+        _ => Err("set exactly one of key_file and key_env".to_string()),
+    }
+    .map_err(|message| invalid(path, message))
+}
+
+/// Resolves `storage.encryption` (reading the key files and variables it names).
+pub(super) fn keyring(raw: &mut RawStorage) -> Result<Option<Keyring>, ConfigError> {
+    let Some(raw) = raw.encryption.take() else { return Ok(None) };
+    let primary = encryption_key("storage.encryption", raw.key_file, raw.key_env, raw.key_id)?;
+    let additional = raw
+        .additional_keys
+        .into_iter()
+        .enumerate()
+        .map(|(at, key)| {
+            encryption_key(&format!("storage.encryption.additional_keys[{at}]"), key.key_file, key.key_env, key.key_id)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Keyring::new(primary, additional).map(Some).map_err(|message| invalid("storage.encryption", message))
 }
 
 impl RawStorage {

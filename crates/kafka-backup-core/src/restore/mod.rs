@@ -72,7 +72,10 @@ pub async fn run_restore(
     shutdown: watch::Receiver<bool>,
 ) -> Result<RestoreReport, RestoreError> {
     let started = Instant::now();
-    let store = BackupStore::open_for_writing(&config.storage).await?.child(&config.backup_id);
+    let store = BackupStore::open_for_writing(&config.storage)
+        .await?
+        .with_encryption(config.encryption.clone())
+        .child(&config.backup_id);
     let manifest = BackupManifest::load(&store).await?.ok_or_else(|| RestoreError::NoBackup {
         backup_id: config.backup_id.clone(),
         location: store.description().to_string(),

@@ -1,11 +1,17 @@
 //! Backup storage over `object_store`: one `Arc<dyn ObjectStore>` plus a root prefix, with the
 //! few operations the engine needs. Writes are atomic (local: staged file, fsync, rename or hard
-//! link; cloud: one PUT) and `put_new` is conditional, so two runs writing the same object fail loudly.
+//! link; cloud: one PUT) and `put_new` is conditional, so two runs writing the same object fail
+//! loudly. The objects of an encrypted backup are sealed and opened here (see `encryption`).
 
 mod cloud;
+mod encryption;
+mod keys;
 mod location;
 mod s3_uploads;
+mod sealed;
 mod writer;
+
+pub use keys::{DataKeyRecord, EncryptionKey, Keyring, ALGORITHM as ENCRYPTION_ALGORITHM, DATA_KEY_OBJECT};
 
 pub use location::{
     parse_storage_url, CloudConfig, CloudCredentials, CloudProvider, ServerSideEncryption, StorageConfig,
@@ -22,7 +28,7 @@ use object_store::client::{HttpError, HttpErrorKind};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{Attributes, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{Attributes, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::retry::{Retriable, RetryPolicy};
 
@@ -56,6 +62,32 @@ pub enum StorageError {
         store: String,
         /// Underlying error (boxed: object_store errors are large).
         source: Box<object_store::Error>,
+    },
+    /// An object of an encrypted backup does not open: altered, truncated, moved, or not sealed.
+    #[error("cannot decrypt {key} in {store}: {reason}")]
+    Unreadable {
+        /// Object key.
+        key: String,
+        /// Store description.
+        store: String,
+        /// Why.
+        reason: String,
+    },
+    /// A backup is encrypted with a key that was not given.
+    #[error(
+        "backup {backup} in {store} is encrypted with the key of id {key_id}, and {given}: give that key \
+         (storage.encryption key_file/key_env, or additional_keys for an older key; \
+         --encryption-key-file/--encryption-key-env on the command line)"
+    )]
+    Locked {
+        /// Backup id.
+        backup: String,
+        /// Store description.
+        store: String,
+        /// Id of the key the backup needs.
+        key_id: String,
+        /// Which keys were given.
+        given: String,
     },
     /// The store could not be opened.
     #[error("cannot open storage {store}: {reason}")]
@@ -114,7 +146,11 @@ pub struct ListedObject {
 pub struct BackupStore {
     store: Arc<dyn ObjectStore>,
     root: Option<Path>,
+    /// The root the store was opened at (backups are the folders below it).
+    base: Option<Path>,
     description: String,
+    /// Keys of encrypted backups (shared by the clones and children of one opened store).
+    encryption: Arc<encryption::Encryption>,
     /// Attributes of every object written (a cloud storage class).
     attributes: Attributes,
     /// A cloud store retries a failed conditional PUT itself; the retry of a write that had in
@@ -220,8 +256,10 @@ impl BackupStore {
         let description = if prefix.is_empty() { description } else { format!("{description}/{prefix}") };
         Self {
             store,
+            base: root.clone(),
             root,
             description,
+            encryption: Arc::default(),
             attributes: Attributes::new(),
             confirm_existing_writes: false,
             allow_unconditional_writes: false,
@@ -301,6 +339,18 @@ impl BackupStore {
         }
     }
 
+    /// `key` under the root the store was opened at (not a child's).
+    fn base_path(&self, key: &str) -> Path {
+        match &self.base {
+            Some(base) => Path::from(format!("{base}/{key}")),
+            None => Path::from(key),
+        }
+    }
+
+    fn root_path(&self) -> Path {
+        self.root.clone().unwrap_or_default()
+    }
+
     fn relative(&self, path: &Path) -> String {
         let full = path.to_string();
         match &self.root {
@@ -335,7 +385,14 @@ impl BackupStore {
     /// errors and failed connections itself, but not a conditional PUT whose answer timed out
     /// (it is not idempotent): that one is retried here, within the store's retry deadline, and
     /// an "already exists" is then checked against the content, since it may be our own write.
+    /// An object of an encrypted backup is sealed first (once: a retry sends the same bytes).
     pub async fn put_new(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
+        let sealing = self.sealing(key).await?;
+        self.put_new_bytes(key, self.seal(sealing, data)).await
+    }
+
+    /// [`BackupStore::put_new`] of bytes stored as they are.
+    async fn put_new_bytes(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
         let path = self.path(key);
         let attempt = || {
             let options =
@@ -351,7 +408,7 @@ impl BackupStore {
             Ok(_) => Ok(()),
             Err(object_store::Error::AlreadyExists { .. }) if self.confirm_existing_writes => {
                 // Our own write, retried after a lost answer, or somebody else's object?
-                match self.get(key).await {
+                match self.get_at(&path, key).await {
                     Ok(existing) if existing == data => Ok(()),
                     Ok(_) => Err(StorageError::AlreadyExists { key: key.to_string(), store: self.description.clone() }),
                     Err(error) => Err(error),
@@ -363,6 +420,7 @@ impl BackupStore {
 
     /// Writes `key`, replacing any previous version atomically.
     pub async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
+        let data = self.seal(self.sealing(key).await?, data);
         let options = PutOptions { attributes: self.attributes.clone(), ..PutOptions::default() };
         self.store
             .put_opts(&self.path(key), PutPayload::from_bytes(data), options)
@@ -373,22 +431,57 @@ impl BackupStore {
 
     /// Reads all of `key`.
     pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
-        let result = self.store.get(&self.path(key)).await.map_err(|e| self.failed("read", key, e))?;
+        let sealing = self.sealing(key).await?;
+        let stored = self.get_at(&self.path(key), key).await?;
+        match sealing {
+            None => Ok(stored),
+            Some(s) => sealed::open(&s.data_key.0, &s.bound_to, &stored)
+                .map(Bytes::from)
+                .map_err(|error| self.unreadable(key, error)),
+        }
+    }
+
+    async fn get_at(&self, path: &Path, key: &str) -> Result<Bytes, StorageError> {
+        let result = self.store.get(path).await.map_err(|e| self.failed("read", key, e))?;
         result.bytes().await.map_err(|e| self.failed("read", key, e))
     }
 
-    /// Reads the bytes `range` of `key`.
+    /// Reads the bytes `range` of `key`. Of a sealed object only the chunks covering the range are
+    /// read (with its header, in parallel).
     pub async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, StorageError> {
-        self.store.get_range(&self.path(key), range).await.map_err(|e| self.failed("read", key, e))
+        let path = self.path(key);
+        let Some(sealing) = self.sealing(key).await? else {
+            return self.store.get_range(&path, range).await.map_err(|e| self.failed("read", key, e));
+        };
+        let chunks = async {
+            let options =
+                GetOptions { range: Some(GetRange::Bounded(sealed::sealed_range(&range))), ..Default::default() };
+            let result = self.store.get_opts(&path, options).await?;
+            let sealed_len = result.meta.size;
+            Ok::<_, object_store::Error>((sealed_len, result.bytes().await?))
+        };
+        let header = self.store.get_range(&path, 0..sealed::HEADER_LEN);
+        let (chunks, header) = tokio::join!(chunks, header);
+        let ((sealed_len, chunks), header) =
+            (chunks.map_err(|e| self.failed("read", key, e))?, header.map_err(|e| self.failed("read", key, e))?);
+        sealed::open_range(&sealing.data_key.0, &sealing.bound_to, &header, sealed_len, range, &chunks)
+            .map(Bytes::from)
+            .map_err(|error| self.unreadable(key, error))
     }
 
-    /// Size of `key`, `None` if it does not exist.
+    /// Size of `key`, `None` if it does not exist. Of a sealed object: the size of its plaintext
+    /// (known from the sealed size alone, so no key is needed).
     pub async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
-        match self.store.head(&self.path(key)).await {
-            Ok(meta) => Ok(Some(meta.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.failed("stat", key, e)),
+        let stored = match self.store.head(&self.path(key)).await {
+            Ok(meta) => meta.size,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.failed("stat", key, e)),
+        };
+        if !self.is_sealed(key).await? {
+            return Ok(Some(stored));
         }
+        let plain = sealed::plain_len(stored).ok_or(sealed::SealError::Format("its length is not a sealed length"));
+        plain.map(Some).map_err(|error| self.unreadable(key, error))
     }
 
     /// Deletes `key` (used only to clear an incomplete object left by a crash).
@@ -407,12 +500,22 @@ impl BackupStore {
         }
     }
 
-    /// Every object under `prefix` (recursively), keys relative to the root, sorted.
+    /// Every object under `prefix` (recursively), keys relative to the root, sorted. The size of
+    /// a sealed object is that of its plaintext (the stored size when it is not a sealed size).
     pub async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
-        let path = self.path(prefix.trim_end_matches('/'));
+        let mut objects = self.list_at(&self.path(prefix.trim_end_matches('/')), prefix).await?;
+        for object in &mut objects {
+            if self.is_sealed(&object.key).await? {
+                object.size = sealed::plain_len(object.size).unwrap_or(object.size);
+            }
+        }
+        Ok(objects)
+    }
+
+    async fn list_at(&self, path: &Path, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
         let mut objects: Vec<ListedObject> = self
             .store
-            .list(Some(&path))
+            .list(Some(path))
             .map_ok(|meta| ListedObject { key: self.relative(&meta.location), size: meta.size })
             .try_collect()
             .await

@@ -54,6 +54,8 @@ echo; echo "== backup"; $bin backup --config demo-data/backup.yaml
 echo; echo "== validate"; $bin validate --path demo-data/backups --backup-id demo --deep
 echo; echo "== three-phase restore (the last 40 minutes into orders-restored, then group offsets)"
 $bin three-phase-restore --config demo-data/restore.yaml
-echo; echo "== verify"
+echo; echo "== verify with kafka-backup (the restored topic against the backup, record by record)"
+$bin verify --config demo-data/restore.yaml
+echo; echo "== verify with confluent-kafka (the restored topic against the source)"
 $python tools/demo.py verify "$SOURCE_BOOTSTRAP" orders "$TARGET_BOOTSTRAP" orders-restored "$start"
 $python tools/demo.py verify-group "$SOURCE_BOOTSTRAP" orders "$TARGET_BOOTSTRAP" orders-restored billing "$start"

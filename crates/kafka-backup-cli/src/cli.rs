@@ -40,6 +40,8 @@ pub enum Command {
     ThreePhaseRestore(RestoreArgs),
     /// Show a cluster's id, brokers, topics, partition leaders and offsets.
     ClusterInfo(ClusterInfoArgs),
+    /// Compare a restore's target topics with the backup, record by record (non-zero exit on any difference).
+    Verify(VerifyArgs),
 }
 
 /// Output formats of reporting commands.
@@ -49,6 +51,17 @@ pub enum Format {
     Text,
     /// JSON for programs.
     Json,
+}
+
+/// `verify` arguments.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The restore's own config (mode: restore): its target, mapping and window are verified.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `backup` arguments.

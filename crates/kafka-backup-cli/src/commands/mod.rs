@@ -6,6 +6,7 @@ mod inspect;
 mod offset_reset;
 mod restore;
 mod signals;
+mod verify;
 
 use anyhow::anyhow;
 use kafka_backup_core::offset_reset::GroupStrategy;
@@ -24,6 +25,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Restore(args) => restore::run(args, GroupStrategy::Skip).await,
         Command::OffsetReset(command) => offset_reset::run(command).await,
         Command::ThreePhaseRestore(args) => restore::run(args, GroupStrategy::Exact).await,
+        Command::Verify(args) => verify::run(args).await,
     }
 }
 

@@ -4,10 +4,11 @@
 use std::future::Future;
 
 use crate::error::EngineError;
-use crate::kafka::{FetchOptions, IsolationLevel, KafkaClient, OffsetSpec};
+use crate::kafka::{KafkaClient, OffsetSpec};
+use crate::log_reader::LogReader;
 use crate::manifest::PartitionBackup;
 use crate::offset_map::{MappedBatch, OffsetMap};
-use crate::records::{split_batches, Record, RecordBatch, RecordsError};
+use crate::records::{Record, RecordBatch, RecordsError};
 use crate::restore::ORIGINAL_OFFSET_HEADER;
 use crate::segment::read_segment;
 use crate::storage::BackupStore;
@@ -54,46 +55,21 @@ pub(super) async fn read_back_offset_map(
     topic: &str,
     partition: i32,
 ) -> Result<Result<OffsetMap, String>, EngineError> {
-    let context = || format!("reading {topic}-{partition} back from the target");
-    let bound = |spec| async move {
-        client
-            .list_offsets(topic, &[partition], spec, IsolationLevel::ReadUncommitted)
-            .await
-            .map(|offsets| offsets.first().map_or(0, |&(_, offset)| offset))
-    };
-    let mut offset = bound(OffsetSpec::Earliest).await.map_err(EngineError::kafka(context()))?;
-    let end = bound(OffsetSpec::Latest).await.map_err(EngineError::kafka(context()))?;
-    let options = FetchOptions { isolation: IsolationLevel::ReadUncommitted, ..FetchOptions::default() };
+    let mut reader = LogReader::open(client, topic, partition, None).await?;
     let mut builder = MapBuilder::default();
     let (mut records, mut without_header) = (0u64, 0u64);
-    while offset < end {
-        let fetched = client.fetch(topic, partition, offset, &options).await.map_err(EngineError::kafka(context()))?;
-        let fetched_at = offset;
-        let decode_error = |source: RecordsError| EngineError::Records {
-            partition: format!("{topic}-{partition} (target)"),
-            offset: fetched_at,
-            source,
-        };
-        let split = split_batches(fetched.records).map_err(decode_error)?;
-        if split.batches.is_empty() {
-            break;
-        }
-        for batch in split.batches.iter().filter(|b| b.last_offset() >= fetched_at) {
-            if !batch.is_control() {
-                for record in batch.records().map_err(decode_error)?.iter().filter(|r| r.offset >= offset) {
-                    records += 1;
-                    match original_offset(record) {
-                        None => without_header += 1,
-                        Some(Err(reason)) => return Ok(Err(reason)),
-                        Some(Ok(source)) => {
-                            if let Err(reason) = builder.push(source, record.offset) {
-                                return Ok(Err(reason));
-                            }
-                        }
+    while let Some(batch) = reader.next_records().await? {
+        for record in &batch {
+            records += 1;
+            match original_offset(record) {
+                None => without_header += 1,
+                Some(Err(reason)) => return Ok(Err(reason)),
+                Some(Ok(source)) => {
+                    if let Err(reason) = builder.push(source, record.offset) {
+                        return Ok(Err(reason));
                     }
                 }
             }
-            offset = batch.last_offset() + 1;
         }
     }
     if records > 0 && records == without_header {
@@ -102,7 +78,7 @@ pub(super) async fn read_back_offset_map(
              include_original_offset_header: true, or use the exact strategy)"
         )));
     }
-    Ok(Ok(OffsetMap::new(builder.batches, end.max(offset))))
+    Ok(Ok(OffsetMap::new(builder.batches, reader.end())))
 }
 
 /// Timestamp of the first record at or after offset `committed` in `batches`, if any.

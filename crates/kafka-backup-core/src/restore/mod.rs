@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 
 pub use plan::{build_plan, PartitionPlan, RestorePlan, TopicCreation, TopicPlan};
 pub use prepare::{prepare, PreparedBatch, SourceOffsets, ORIGINAL_OFFSET_HEADER};
-pub use state::{load_offset_map, load_started, RestoreCommit, RestoreIdentity, RestoreStarted};
+pub use state::{load_offset_map, load_started, state_dir, RestoreCommit, RestoreIdentity, RestoreStarted};
 
 use crate::config::RestoreConfig;
 use crate::error::EngineError;
@@ -165,7 +165,7 @@ pub async fn run_restore(
                 source_topic: topic.source.clone(),
                 sources: topic.partitions.iter().map(|p| (p.source, segments_of(p.source))).collect(),
                 targets: (0..count).map(|p| target_partition(&topic.target, p)).collect(),
-                state_dir: format!("restores/{cluster_id}/{}/repartitioned", topic.target),
+                state_dir: state::state_dir(&cluster_id, &topic.target, None),
                 stop: shutdown.clone(),
             };
             tasks.spawn(async move {
@@ -182,7 +182,7 @@ pub async fn run_restore(
                 source_partition: partition.source,
                 segments: segments_of(partition.source),
                 target: target_partition(&topic.target, partition.target),
-                state_dir: format!("restores/{cluster_id}/{}/partition={}", topic.target, partition.target),
+                state_dir: state::state_dir(&cluster_id, &topic.target, Some(partition.target)),
                 stop: shutdown.clone(),
             };
             let permits = permits.clone();

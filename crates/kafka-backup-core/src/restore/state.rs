@@ -52,6 +52,15 @@ impl RestoreIdentity {
     }
 }
 
+/// The state directory of a restore into `target_topic` of cluster `cluster_id`: one per target
+/// partition, or one for a topic restored by key (`target_partition` `None`).
+pub fn state_dir(cluster_id: &str, target_topic: &str, target_partition: Option<i32>) -> String {
+    match target_partition {
+        Some(partition) => format!("restores/{cluster_id}/{target_topic}/partition={partition}"),
+        None => format!("restores/{cluster_id}/{target_topic}/repartitioned"),
+    }
+}
+
 /// `started.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

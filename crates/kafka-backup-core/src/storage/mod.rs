@@ -435,9 +435,7 @@ impl BackupStore {
         let stored = self.get_at(&self.path(key), key).await?;
         match sealing {
             None => Ok(stored),
-            Some(s) => sealed::open(&s.data_key.0, &s.bound_to, &stored)
-                .map(Bytes::from)
-                .map_err(|error| self.unreadable(key, error)),
+            Some(s) => sealed::open(&s.data_key.0, &s.bound_to, &stored).map_err(|error| self.unreadable(key, error)),
         }
     }
 
@@ -465,7 +463,6 @@ impl BackupStore {
         let ((sealed_len, chunks), header) =
             (chunks.map_err(|e| self.failed("read", key, e))?, header.map_err(|e| self.failed("read", key, e))?);
         sealed::open_range(&sealing.data_key.0, &sealing.bound_to, &header, sealed_len, range, &chunks)
-            .map(Bytes::from)
             .map_err(|error| self.unreadable(key, error))
     }
 

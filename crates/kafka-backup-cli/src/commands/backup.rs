@@ -10,6 +10,7 @@ use crate::cli::BackupArgs;
 /// Runs the command.
 pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
     let config = BackupConfig::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
+    super::serve_metrics(config.metrics).await?;
     let shutdown = super::signals::stop_requested("stop requested: flushing open segments…");
     let report = run_backup(&config, shutdown).await?;
     print!("{}", summary(&report));

@@ -8,7 +8,7 @@ mod restore;
 mod signals;
 mod verify;
 
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 use kafka_backup_core::offset_reset::GroupStrategy;
 use kafka_backup_core::storage::{EncryptionKey, Keyring};
 
@@ -27,6 +27,16 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::ThreePhaseRestore(args) => restore::run(args, GroupStrategy::Exact).await,
         Command::Verify(args) => verify::run(args).await,
     }
+}
+
+/// Serves `/metrics`, `/health` and `/ready` when the config turns the endpoint on.
+async fn serve_metrics(listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let Some(address) = listen else { return Ok(()) };
+    let bound = kafka_backup_core::metrics::server::serve(address)
+        .await
+        .with_context(|| format!("cannot serve metrics on {address} (metrics.listen)"))?;
+    tracing::info!("metrics on http://{bound}/metrics, liveness on /health, readiness on /ready");
+    Ok(())
 }
 
 /// `bytes` in MiB, for summaries.

@@ -17,6 +17,7 @@ use crate::cli::{PlanFormat, RestoreArgs};
 pub async fn run(args: RestoreArgs, default_strategy: GroupStrategy) -> anyhow::Result<()> {
     let mut config = RestoreConfig::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
     config.settings.dry_run |= args.dry_run;
+    super::serve_metrics(config.metrics).await?;
     let shutdown = super::signals::stop_requested("stop requested: finishing the batch in flight…");
     let phases = run_three_phase_restore(&config, default_strategy, shutdown).await?;
     let report = &phases.restore;

@@ -24,6 +24,7 @@ use crate::config::BackupConfig;
 use crate::group_snapshots::{save_snapshot, take_snapshot};
 use crate::kafka::{IsolationLevel, KafkaClient, KafkaError, OffsetSpec, TopicConfigEntry, TopicMetadata};
 use crate::manifest::{to_json, BackupManifest, OffsetGap, PROGRESS_KEY};
+use crate::metrics::metrics;
 use crate::storage::{BackupStore, StorageError};
 use crate::topics::TopicSelector;
 use partition::PartitionTask;
@@ -233,6 +234,7 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
         encryption_key_id,
         ..BackupReport::default()
     };
+    metrics().set_ready(true);
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
         let (name, result) = joined.expect("partition tasks do not panic");

@@ -18,6 +18,7 @@ use crate::kafka::{FetchOptions, FetchedPartition, IsolationLevel, KafkaClient, 
 use crate::manifest::{
     gap_key, partition_folder, segment_key, segment_metadata_key, segment_object_start, to_json, OffsetGap,
 };
+use crate::metrics::{metrics, Metrics};
 use crate::records::split_batches;
 use crate::segment::{RawChunk, SegmentBuilder, CHUNK_BYTES};
 use crate::storage::{BackupStore, StorageError};
@@ -104,6 +105,7 @@ impl PartitionTask {
         let continuous = self.end.is_none();
         let _whole_run = if continuous { None } else { Some(self.permits.clone().acquire_owned().await) };
         let mut outcome = PartitionOutcome::default();
+        let labels = Metrics::partition_labels(&self.topic, self.partition);
         // A resume point that retention has deleted since is found by the first fetch
         // (OFFSET_OUT_OF_RANGE) and recorded as a gap, like one deleted mid-run.
         let mut offset = match self.resume_from {
@@ -198,6 +200,8 @@ impl PartitionTask {
                     outcome.counters.records += i64::from(batch.record_count());
                     outcome.counters.batches += 1;
                     outcome.counters.bytes_in += batch.size() as u64;
+                    metrics().records.with_label_values(&labels).inc_by(batch.record_count().max(0) as u64);
+                    metrics().read_bytes.with_label_values(&labels).inc_by(batch.size() as u64);
                 } else {
                     segment.builder.advance_to(batch.last_offset() + 1);
                     outcome.counters.dropped_batches += 1;
@@ -207,6 +211,7 @@ impl PartitionTask {
                     segment = self.commit(segment, &mut writing, &mut outcome).await?;
                 }
             }
+            metrics().lag.with_label_values(&labels).set((fetched.high_watermark - offset).max(0));
             self.progress.lock().expect("progress lock").update(
                 &self.topic,
                 self.partition,
@@ -251,7 +256,8 @@ impl PartitionTask {
         }
         settle(writing, outcome).await?;
         let metadata_key = segment_metadata_key(&self.topic, self.partition, start);
-        *writing = Some(upload.finish(summary, metadata_key));
+        let labels = Metrics::partition_labels(&self.topic, self.partition);
+        *writing = Some(upload.finish(summary, metadata_key, labels));
         Ok(self.new_segment(summary.next_offset()))
     }
 

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use super::partition::put_commit_record;
 use super::BackupError;
 use crate::manifest::to_json;
+use crate::metrics::metrics;
 use crate::records::{Compression, RecordsError};
 use crate::segment::{CompressedChunk, RawChunk, SegmentEncoder, SegmentMetadata, SegmentSummary};
 use crate::storage::{BackupStore, ObjectWriter};
@@ -89,11 +90,22 @@ impl SegmentUpload {
     /// Finishes in the background: the remaining chunks, the index and trailer, the object, then
     /// the commit record at `metadata_key`. The task yields the stored size; on failure the
     /// upload is aborted and nothing is committed.
-    pub fn finish(self, summary: SegmentSummary, metadata_key: String) -> JoinHandle<Result<u64, BackupError>> {
-        tokio::spawn(self.complete(summary, metadata_key))
+    /// `labels` are the partition's, for the metrics counted once the segment is committed.
+    pub fn finish(
+        self,
+        summary: SegmentSummary,
+        metadata_key: String,
+        labels: [String; 2],
+    ) -> JoinHandle<Result<u64, BackupError>> {
+        tokio::spawn(self.complete(summary, metadata_key, labels))
     }
 
-    async fn complete(mut self, summary: SegmentSummary, metadata_key: String) -> Result<u64, BackupError> {
+    async fn complete(
+        mut self,
+        summary: SegmentSummary,
+        metadata_key: String,
+        labels: [String; 2],
+    ) -> Result<u64, BackupError> {
         let metadata = match self.write_rest(summary).await {
             Ok(metadata) => metadata,
             Err(error) => {
@@ -103,6 +115,9 @@ impl SegmentUpload {
         };
         self.writer.finish().await?;
         put_commit_record(&self.store, &metadata_key, to_json(&metadata)).await?;
+        metrics().segments.with_label_values(&labels).inc();
+        metrics().stored_bytes.with_label_values(&labels).inc_by(metadata.stored_bytes);
+        metrics().last_segment.with_label_values(&labels).set(super::now_ms() as f64 / 1000.0);
         Ok(metadata.stored_bytes)
     }
 

@@ -98,6 +98,33 @@ struct RawConfig {
     storage: RawStorage,
     backup: Option<RawBackup>,
     restore: Option<RawRestore>,
+    metrics: Option<RawMetrics>,
+}
+
+/// `metrics`: the Prometheus endpoint.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    enabled: Option<bool>,
+    listen: Option<String>,
+}
+
+/// Where `/metrics`, `/health` and `/ready` are served when the endpoint is on.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+
+/// The endpoint's address: on when the section is present (unless `enabled: false`).
+fn metrics_listen(raw: Option<RawMetrics>) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    if raw.enabled == Some(false) {
+        return Ok(None);
+    }
+    let listen = raw.listen.as_deref().unwrap_or(DEFAULT_METRICS_LISTEN);
+    listen.parse().map(Some).map_err(|_| {
+        invalid(
+            "metrics.listen",
+            format!("{listen:?} is not IP:PORT (e.g. {DEFAULT_METRICS_LISTEN}, or 0.0.0.0:9464 for every interface)"),
+        )
+    })
 }
 
 /// `source` or `target`: a cluster and/or a topic selection, checked per mode.
@@ -200,6 +227,8 @@ pub struct BackupConfig {
     pub encryption: Option<Keyring>,
     /// Segment and scheduling settings.
     pub settings: BackupSettings,
+    /// Address of the metrics endpoint, `None` when it is off.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -277,6 +306,8 @@ pub struct RestoreConfig {
     pub groups: Option<GroupSelection>,
     /// Restore settings.
     pub settings: RestoreSettings,
+    /// Address of the metrics endpoint, `None` when it is off.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 fn read_config(path: &std::path::Path) -> Result<String, ConfigError> {
@@ -379,6 +410,7 @@ impl BackupConfig {
             encryption: keyring(&mut raw.storage)?,
             storage: storage_config(raw.storage)?,
             settings: backup_settings(raw.backup.unwrap_or_default())?,
+            metrics: metrics_listen(raw.metrics)?,
         })
     }
 }
@@ -430,6 +462,7 @@ impl RestoreConfig {
                 }
             },
             settings: restore_settings(raw.restore.unwrap_or_default())?,
+            metrics: metrics_listen(raw.metrics)?,
         })
     }
 }

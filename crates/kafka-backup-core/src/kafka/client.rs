@@ -15,6 +15,7 @@ use super::config::ClientConfig;
 use super::connection::BrokerConnection;
 use super::metadata::{BrokerInfo, ClusterMetadata};
 use super::KafkaError;
+use crate::metrics::{metrics, Timer};
 use crate::retry::Retriable;
 
 /// Which broker a request must go to.
@@ -239,10 +240,15 @@ impl KafkaClient {
                     Route::Leader(topic, partition) => self.leader_connection(topic, partition).await,
                     Route::Coordinator(group) => self.coordinator_connection(group).await,
                 };
+                let timer = Timer::start();
                 let result = match connection {
                     Ok(connection) => operation(connection).await,
                     Err(error) => Err(error),
                 };
+                timer.observe(&metrics().kafka_seconds, api);
+                if let Err(error) = &result {
+                    metrics().kafka_errors.with_label_values(&[api, error.kind()]).inc();
+                }
                 if let Err(error) = &result {
                     match route {
                         Route::Leader(topic, _) if error.invalidates_metadata() => self.forget_topic(topic),

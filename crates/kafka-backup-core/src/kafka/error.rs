@@ -164,6 +164,26 @@ const STALE_COORDINATOR_CODES: [ResponseError; 2] =
     [ResponseError::NotCoordinator, ResponseError::CoordinatorNotAvailable];
 
 impl KafkaError {
+    /// A short name of the kind of error, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect { .. } => "connect",
+            Self::Tls { .. } => "tls",
+            Self::Authentication { .. } => "authentication",
+            Self::ConnectionLost { .. } => "connection_lost",
+            Self::Timeout { .. } => "timeout",
+            Self::BootstrapFailed { .. } => "bootstrap_failed",
+            Self::UnsupportedApi { .. } => "unsupported_api",
+            Self::Broker { .. } => "broker_error",
+            Self::Protocol { .. } => "protocol",
+            Self::NoLeader { .. } => "no_leader",
+            Self::UnknownTopicOrPartition { .. } => "unknown_topic_or_partition",
+            Self::NotSupported { .. } => "not_supported",
+            Self::Config(_) => "config",
+            Self::GaveUp { .. } => "gave_up",
+        }
+    }
+
     /// Builds a broker error from a non-zero code.
     pub fn broker(api: &'static str, context: String, broker: &str, code: i16, message: Option<String>) -> Self {
         Self::Broker {

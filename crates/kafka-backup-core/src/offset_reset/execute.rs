@@ -12,6 +12,7 @@ use crate::error::EngineError;
 use crate::group_snapshots::GroupOffset;
 use crate::kafka::{CommittedOffset, KafkaClient, KafkaError};
 use crate::manifest::to_json;
+use crate::metrics::metrics;
 use crate::storage::{BackupStore, StorageError};
 
 /// Folder of the reset records inside a backup directory.
@@ -128,7 +129,9 @@ pub async fn execute_plan(
     if by_group.is_empty() {
         return Ok(None);
     }
-    ensure_inactive(client, by_group.keys().copied()).await?;
+    let outcome = |name: &str, count: usize| metrics().offset_resets.with_label_values(&[name]).inc_by(count as u64);
+    let planned: usize = by_group.values().map(|offsets| offsets.len()).sum();
+    ensure_inactive(client, by_group.keys().copied()).await.inspect_err(|_| outcome("refused", planned))?;
     let mut record = ResetRecord {
         reset_id: format!("reset-{:020}", now_ms()),
         backup_id: plan.backup_id.clone(),
@@ -171,7 +174,9 @@ pub async fn execute_plan(
     })?;
     for (group, reset) in &record.groups {
         client.commit_offsets(group, &committed(&reset.applied)).await.map_err(commit_failed(group))?;
+        outcome("committed", reset.applied.len());
     }
+    outcome("untranslated", planned - record.groups.values().map(|reset| reset.applied.len()).sum::<usize>());
     Ok(Some(record))
 }
 

@@ -28,6 +28,7 @@ use crate::config::RestoreConfig;
 use crate::error::EngineError;
 use crate::kafka::{ClusterMetadata, KafkaClient, NewTopic};
 use crate::manifest::BackupManifest;
+use crate::metrics::metrics;
 use crate::storage::BackupStore;
 use partition::{PartitionRestore, RestoreOutcome};
 use rate::RateLimiter;
@@ -192,10 +193,14 @@ pub async fn run_restore(
             });
         }
     }
+    metrics().restore_partitions.with_label_values(&["planned"]).set(tasks.len() as i64);
+    metrics().restore_partitions.with_label_values(&["done"]).set(0);
+    metrics().set_ready(true);
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
         match joined.expect("partition restores do not panic") {
             Ok(outcome) => {
+                metrics().restore_partitions.with_label_values(&["done"]).inc();
                 report.records += outcome.written.records;
                 report.batches += outcome.written.batches;
                 report.bytes += outcome.written.bytes;

@@ -16,6 +16,7 @@ use super::prepare::{PreparedBatch, SourceOffsets};
 use super::rate::RateLimiter;
 use super::RestoreError;
 use crate::kafka::{FetchOptions, IsolationLevel, KafkaClient, KafkaError, OffsetSpec, PendingProduce};
+use crate::metrics::{metrics, Metrics};
 use crate::offset_map::MappedBatch;
 use crate::records::{split_batches, Record};
 use crate::retry::Retriable;
@@ -192,6 +193,9 @@ impl TargetPartition {
         }
         let sent = in_flight.pop_front().expect("a batch in flight");
         written.records += sent.batch.records;
+        let labels = Metrics::partition_labels(&self.topic, self.partition);
+        metrics().restored_records.with_label_values(&labels).inc_by(sent.batch.records as u64);
+        metrics().restored_bytes.with_label_values(&labels).inc_by(sent.batch.batch.size() as u64);
         written.batches += 1;
         written.bytes += sent.batch.batch.size() as u64;
         Ok(mapped(&sent.batch.source, sent.expected))

@@ -30,6 +30,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{Attributes, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
+use crate::metrics::{metrics, Timer};
 use crate::retry::{Retriable, RetryPolicy};
 
 /// A storage call that failed, naming the operation and the object.
@@ -359,6 +360,26 @@ impl BackupStore {
         }
     }
 
+    /// Runs one storage call, timed; a failure other than a missing or existing object is counted.
+    async fn observed<T>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::Future<Output = Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        let timer = Timer::start();
+        let result = call.await;
+        timer.observe(&metrics().storage_seconds, operation);
+        let kind = match &result {
+            Err(StorageError::Failed { .. }) => "request",
+            Err(StorageError::Unreadable { .. }) => "unreadable",
+            Err(StorageError::Locked { .. }) => "locked",
+            Err(StorageError::Open { .. }) => "open",
+            _ => return result,
+        };
+        metrics().storage_errors.with_label_values(&[operation, kind]).inc();
+        result
+    }
+
     fn failed(&self, operation: &'static str, key: &str, source: object_store::Error) -> StorageError {
         match source {
             // A write finds no object to be missing; the bucket or container is.
@@ -387,8 +408,11 @@ impl BackupStore {
     /// an "already exists" is then checked against the content, since it may be our own write.
     /// An object of an encrypted backup is sealed first (once: a retry sends the same bytes).
     pub async fn put_new(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
-        let sealing = self.sealing(key).await?;
-        self.put_new_bytes(key, self.seal(sealing, data)).await
+        self.observed("write", async {
+            let sealing = self.sealing(key).await?;
+            self.put_new_bytes(key, self.seal(sealing, data)).await
+        })
+        .await
     }
 
     /// [`BackupStore::put_new`] of bytes stored as they are.
@@ -420,23 +444,31 @@ impl BackupStore {
 
     /// Writes `key`, replacing any previous version atomically.
     pub async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
-        let data = self.seal(self.sealing(key).await?, data);
-        let options = PutOptions { attributes: self.attributes.clone(), ..PutOptions::default() };
-        self.store
-            .put_opts(&self.path(key), PutPayload::from_bytes(data), options)
-            .await
-            .map(|_| ())
-            .map_err(|e| self.failed("write", key, e))
+        self.observed("write", async {
+            let data = self.seal(self.sealing(key).await?, data);
+            let options = PutOptions { attributes: self.attributes.clone(), ..PutOptions::default() };
+            self.store
+                .put_opts(&self.path(key), PutPayload::from_bytes(data), options)
+                .await
+                .map(|_| ())
+                .map_err(|e| self.failed("write", key, e))
+        })
+        .await
     }
 
     /// Reads all of `key`.
     pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
-        let sealing = self.sealing(key).await?;
-        let stored = self.get_at(&self.path(key), key).await?;
-        match sealing {
-            None => Ok(stored),
-            Some(s) => sealed::open(&s.data_key.0, &s.bound_to, &stored).map_err(|error| self.unreadable(key, error)),
-        }
+        self.observed("read", async {
+            let sealing = self.sealing(key).await?;
+            let stored = self.get_at(&self.path(key), key).await?;
+            match sealing {
+                None => Ok(stored),
+                Some(s) => {
+                    sealed::open(&s.data_key.0, &s.bound_to, &stored).map_err(|error| self.unreadable(key, error))
+                }
+            }
+        })
+        .await
     }
 
     async fn get_at(&self, path: &Path, key: &str) -> Result<Bytes, StorageError> {
@@ -447,66 +479,78 @@ impl BackupStore {
     /// Reads the bytes `range` of `key`. Of a sealed object only the chunks covering the range are
     /// read (with its header, in parallel).
     pub async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, StorageError> {
-        let path = self.path(key);
-        let Some(sealing) = self.sealing(key).await? else {
-            return self.store.get_range(&path, range).await.map_err(|e| self.failed("read", key, e));
-        };
-        let chunks = async {
-            let options =
-                GetOptions { range: Some(GetRange::Bounded(sealed::sealed_range(&range))), ..Default::default() };
-            let result = self.store.get_opts(&path, options).await?;
-            let sealed_len = result.meta.size;
-            Ok::<_, object_store::Error>((sealed_len, result.bytes().await?))
-        };
-        let header = self.store.get_range(&path, 0..sealed::HEADER_LEN);
-        let (chunks, header) = tokio::join!(chunks, header);
-        let ((sealed_len, chunks), header) =
-            (chunks.map_err(|e| self.failed("read", key, e))?, header.map_err(|e| self.failed("read", key, e))?);
-        sealed::open_range(&sealing.data_key.0, &sealing.bound_to, &header, sealed_len, range, &chunks)
-            .map_err(|error| self.unreadable(key, error))
+        self.observed("read", async {
+            let path = self.path(key);
+            let Some(sealing) = self.sealing(key).await? else {
+                return self.store.get_range(&path, range).await.map_err(|e| self.failed("read", key, e));
+            };
+            let chunks = async {
+                let options =
+                    GetOptions { range: Some(GetRange::Bounded(sealed::sealed_range(&range))), ..Default::default() };
+                let result = self.store.get_opts(&path, options).await?;
+                let sealed_len = result.meta.size;
+                Ok::<_, object_store::Error>((sealed_len, result.bytes().await?))
+            };
+            let header = self.store.get_range(&path, 0..sealed::HEADER_LEN);
+            let (chunks, header) = tokio::join!(chunks, header);
+            let ((sealed_len, chunks), header) =
+                (chunks.map_err(|e| self.failed("read", key, e))?, header.map_err(|e| self.failed("read", key, e))?);
+            sealed::open_range(&sealing.data_key.0, &sealing.bound_to, &header, sealed_len, range, &chunks)
+                .map_err(|error| self.unreadable(key, error))
+        })
+        .await
     }
 
     /// Size of `key`, `None` if it does not exist. Of a sealed object: the size of its plaintext
     /// (known from the sealed size alone, so no key is needed).
     pub async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
-        let stored = match self.store.head(&self.path(key)).await {
-            Ok(meta) => meta.size,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(self.failed("stat", key, e)),
-        };
-        if !self.is_sealed(key).await? {
-            return Ok(Some(stored));
-        }
-        let plain = sealed::plain_len(stored).ok_or(sealed::SealError::Format("its length is not a sealed length"));
-        plain.map(Some).map_err(|error| self.unreadable(key, error))
+        self.observed("stat", async {
+            let stored = match self.store.head(&self.path(key)).await {
+                Ok(meta) => meta.size,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(self.failed("stat", key, e)),
+            };
+            if !self.is_sealed(key).await? {
+                return Ok(Some(stored));
+            }
+            let plain = sealed::plain_len(stored).ok_or(sealed::SealError::Format("its length is not a sealed length"));
+            plain.map(Some).map_err(|error| self.unreadable(key, error))
+        })
+        .await
     }
 
     /// Deletes `key` (used only to clear an incomplete object left by a crash).
     /// Deleting what is not there succeeds. A delete whose answer was lost is retried, as in
     /// [`BackupStore::put_new`] (`object_store` does not retry it: it is not a "safe" method).
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        let path = self.path(key);
-        let attempt = || async { self.store.delete(&path).await.map_err(InterruptedCall) };
-        let deleted = match &self.create_retries {
-            Some(policy) => policy.run(&format!("deleting {key}"), attempt).await,
-            None => attempt().await,
-        };
-        match deleted.map_err(|InterruptedCall(error)| error) {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(self.failed("delete", key, error)),
-        }
+        self.observed("delete", async {
+            let path = self.path(key);
+            let attempt = || async { self.store.delete(&path).await.map_err(InterruptedCall) };
+            let deleted = match &self.create_retries {
+                Some(policy) => policy.run(&format!("deleting {key}"), attempt).await,
+                None => attempt().await,
+            };
+            match deleted.map_err(|InterruptedCall(error)| error) {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(error) => Err(self.failed("delete", key, error)),
+            }
+        })
+        .await
     }
 
     /// Every object under `prefix` (recursively), keys relative to the root, sorted. The size of
     /// a sealed object is that of its plaintext (the stored size when it is not a sealed size).
     pub async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
-        let mut objects = self.list_at(&self.path(prefix.trim_end_matches('/')), prefix).await?;
-        for object in &mut objects {
-            if self.is_sealed(&object.key).await? {
-                object.size = sealed::plain_len(object.size).unwrap_or(object.size);
+        self.observed("list", async {
+            let mut objects = self.list_at(&self.path(prefix.trim_end_matches('/')), prefix).await?;
+            for object in &mut objects {
+                if self.is_sealed(&object.key).await? {
+                    object.size = sealed::plain_len(object.size).unwrap_or(object.size);
+                }
             }
-        }
-        Ok(objects)
+            Ok(objects)
+        })
+        .await
     }
 
     async fn list_at(&self, path: &Path, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {

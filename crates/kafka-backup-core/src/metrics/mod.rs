@@ -1,0 +1,181 @@
+//! Prometheus metrics of a run (names `kafka_backup_*`): what the engine counts as it works, in one
+//! process-wide registry that [`server`] exposes on `/metrics` when `metrics.listen` is set.
+
+pub mod server;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Every metric of the process.
+pub struct Metrics {
+    registry: Registry,
+    /// Records backed up, by topic and partition.
+    pub records: IntCounterVec,
+    /// Record-batch bytes fetched and kept, by topic and partition.
+    pub read_bytes: IntCounterVec,
+    /// Bytes of committed segment objects, by topic and partition.
+    pub stored_bytes: IntCounterVec,
+    /// Segments committed, by topic and partition.
+    pub segments: IntCounterVec,
+    /// When the last segment was committed (epoch seconds), by topic and partition.
+    pub last_segment: GaugeVec,
+    /// Records between the next offset to back up and the high watermark, by topic and partition.
+    pub lag: IntGaugeVec,
+    /// Records written by a restore, by target topic and partition.
+    pub restored_records: IntCounterVec,
+    /// Record-batch bytes written by a restore, by target topic and partition.
+    pub restored_bytes: IntCounterVec,
+    /// Partitions of a restore, by state (`planned`, `done`).
+    pub restore_partitions: IntGaugeVec,
+    /// Consumer-group offsets of an offset reset, by outcome (`committed`, `refused`, `skipped`).
+    pub offset_resets: IntCounterVec,
+    /// Storage calls, by operation.
+    pub storage_seconds: HistogramVec,
+    /// Failed storage calls, by operation and kind.
+    pub storage_errors: IntCounterVec,
+    /// Kafka requests (one attempt each), by API.
+    pub kafka_seconds: HistogramVec,
+    /// Failed Kafka requests, by API and kind.
+    pub kafka_errors: IntCounterVec,
+    ready: AtomicBool,
+}
+
+const PARTITION: &[&str] = &["topic", "partition"];
+/// Request latency buckets, 1 ms to 60 s.
+const LATENCY_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric");
+            registry.register(Box::new(metric.clone())).expect("registered once");
+            metric
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid metric");
+            registry.register(Box::new(metric.clone())).expect("registered once");
+            metric
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let options = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+            let metric = HistogramVec::new(options, labels).expect("a valid metric");
+            registry.register(Box::new(metric.clone())).expect("registered once");
+            metric
+        };
+        let last_segment = GaugeVec::new(
+            Opts::new(
+                "kafka_backup_last_segment_commit_timestamp_seconds",
+                "When the partition's last segment was committed (seconds since the epoch)",
+            ),
+            PARTITION,
+        )
+        .expect("a valid metric");
+        registry.register(Box::new(last_segment.clone())).expect("registered once");
+        Self {
+            records: counter("kafka_backup_records_total", "Records backed up", PARTITION),
+            read_bytes: counter("kafka_backup_read_bytes_total", "Record-batch bytes read from Kafka", PARTITION),
+            stored_bytes: counter("kafka_backup_stored_bytes_total", "Bytes of committed segments", PARTITION),
+            segments: counter("kafka_backup_segments_committed_total", "Segments committed", PARTITION),
+            last_segment,
+            lag: gauge("kafka_backup_lag_records", "Records between the backup and the high watermark", PARTITION),
+            restored_records: counter("kafka_backup_restored_records_total", "Records restored", PARTITION),
+            restored_bytes: counter("kafka_backup_restored_bytes_total", "Record-batch bytes restored", PARTITION),
+            restore_partitions: gauge("kafka_backup_restore_partitions", "Partitions of the restore", &["state"]),
+            offset_resets: counter(
+                "kafka_backup_offset_reset_offsets_total",
+                "Consumer-group offsets of offset resets",
+                &["outcome"],
+            ),
+            storage_seconds: histogram(
+                "kafka_backup_storage_request_duration_seconds",
+                "Storage calls (retries included)",
+                &["operation"],
+            ),
+            storage_errors: counter(
+                "kafka_backup_storage_errors_total",
+                "Failed storage calls",
+                &["operation", "kind"],
+            ),
+            kafka_seconds: histogram(
+                "kafka_backup_kafka_request_duration_seconds",
+                "Kafka requests (each attempt)",
+                &["api"],
+            ),
+            kafka_errors: counter("kafka_backup_kafka_errors_total", "Failed Kafka requests", &["api", "kind"]),
+            ready: AtomicBool::new(false),
+            registry,
+        }
+    }
+
+    /// The exposition text of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut text).expect("text encoding does not fail");
+        String::from_utf8(text).expect("the text format is UTF-8")
+    }
+
+    /// Marks the run ready (connected, planned, working) or not, for `/ready`.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Whether the run is ready.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Labels of one partition.
+    pub fn partition_labels(topic: &str, partition: i32) -> [String; 2] {
+        [topic.to_string(), partition.to_string()]
+    }
+}
+
+/// Times one call into `histogram` under `label`.
+pub(crate) struct Timer {
+    started: Instant,
+}
+
+impl Timer {
+    pub(crate) fn start() -> Self {
+        Self { started: Instant::now() }
+    }
+
+    pub(crate) fn observe(self, histogram: &HistogramVec, label: &str) {
+        histogram.with_label_values(&[label]).observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_prometheus_conventions() {
+        let m = metrics();
+        m.records.with_label_values(&["t", "0"]).inc();
+        m.storage_seconds.with_label_values(&["read"]).observe(0.002);
+        let text = m.encode();
+        assert!(text.contains("# TYPE kafka_backup_records_total counter"), "{text}");
+        assert!(text.contains("kafka_backup_records_total{partition=\"0\",topic=\"t\"} 1"), "{text}");
+        assert!(text.contains("# TYPE kafka_backup_storage_request_duration_seconds histogram"), "{text}");
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let mut words = line.split(' ').skip(2);
+            let (name, kind) = (words.next().unwrap(), words.next().unwrap());
+            assert!(name.starts_with("kafka_backup_"), "{line}");
+            assert_eq!(name.ends_with("_total"), kind == "counter", "{line}");
+        }
+    }
+}

@@ -15,6 +15,12 @@ pub struct Cli {
     /// Log level when RUST_LOG is not set (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "warn")]
     pub log_level: String,
+    /// Log lines on stderr as text for people or as one JSON object per line for log pipelines.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// No progress display and only errors in the log (for scripts); results are still printed.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -44,6 +50,15 @@ pub enum Command {
     Verify(VerifyArgs),
 }
 
+/// Formats of the log on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `timestamp LEVEL target: message key=value`.
+    Text,
+    /// One JSON object per line: timestamp, level, target, fields.
+    Json,
+}
+
 /// Output formats of reporting commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -70,6 +85,9 @@ pub struct BackupArgs {
     /// YAML config file (mode: backup).
     #[arg(long, short)]
     pub config: PathBuf,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `restore` and `three-phase-restore` arguments.
@@ -81,6 +99,9 @@ pub struct RestoreArgs {
     /// Print the restore plan and write nothing (same as restore.dry_run: true).
     #[arg(long)]
     pub dry_run: bool,
+    /// Output format of the plan and the report.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// Where the backups are: `--path` (a URL or a directory, credentials from the cloud's standard
@@ -146,6 +167,9 @@ pub struct ValidateArgs {
     /// Read every segment and verify checksums, batch CRCs, counts and offsets.
     #[arg(long)]
     pub deep: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// Output formats of `describe`.
@@ -262,4 +286,7 @@ pub struct RollbackArgs {
     /// Reset to undo (default: the latest not rolled back).
     #[arg(long)]
     pub reset_id: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }

@@ -7,16 +7,18 @@ mod commands;
 use std::process::ExitCode;
 
 use clap::Parser;
+use cli::LogFormat;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cli.log_level.as_str())),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let level = if cli.quiet { "error" } else { cli.log_level.as_str() };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let log = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| commands::progress::LogWriter);
+    match cli.log_format {
+        LogFormat::Text => log.init(),
+        LogFormat::Json => log.json().flatten_event(true).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -24,8 +26,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli.command)) {
+    match runtime.block_on(commands::run(cli.command, cli.quiet)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if cli.log_format == LogFormat::Json => {
+            tracing::error!(error = %error_chain(&error), "the command failed");
+            ExitCode::FAILURE
+        }
         Err(error) => {
             eprintln!("error: {}", error_chain(&error));
             ExitCode::FAILURE

@@ -120,3 +120,109 @@ fn metrics_health_and_readiness_are_served_during_a_continuous_backup() {
     let output = wait_with_deadline(child, HANG);
     assert_success(&output);
 }
+
+/// `kafka-backup ARGS` on a pseudo-terminal (tools/in_pty.py): everything it drew, and its status.
+fn on_terminal(args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(infra_program("python"))
+        .arg(repo_root().join("tools/in_pty.py"))
+        .arg(env!("CARGO_BIN_EXE_kafka-backup"))
+        .args(args)
+        .output()
+        .unwrap();
+    (output.status.success(), text(&output.stdout))
+}
+
+#[test]
+fn progress_is_drawn_on_a_terminal_only_and_never_with_quiet() {
+    let source = KafkaCluster::source().bootstrap();
+    let topic = unique("progress");
+    testkit::create_topic(&source, &topic, 1, &[]);
+    testkit::produce_small(&source, &topic, 0, 30_000);
+    let dir = TempDir::new().unwrap();
+    let drawn = "/30,000 records";
+    let config = write_config(dir.path(), &source, "drawn", &topic, "");
+    let (ok, screen) = on_terminal(&["backup", "--config", config.to_str().unwrap()]);
+    assert!(ok, "{screen}");
+    assert!(screen.contains(drawn) && screen.contains("backup ["), "no progress on a terminal: {screen}");
+    assert!(screen.contains("Backup drawn"), "the summary follows: {screen}");
+
+    let config = write_config(dir.path(), &source, "quiet", &topic, "");
+    let (ok, screen) = on_terminal(&["backup", "--config", config.to_str().unwrap(), "--quiet"]);
+    assert!(ok && screen.contains("Backup quiet") && !screen.contains(drawn), "{screen}");
+
+    let config = write_config(dir.path(), &source, "piped", &topic, "");
+    let output = backup(&config);
+    assert_success(&output);
+    let all = text(&output.stdout) + &text(&output.stderr);
+    assert!(!all.contains(drawn) && !all.contains('\r') && !all.contains('\u{1b}'), "{all}");
+}
+
+fn json_of(output: &std::process::Output) -> serde_json::Value {
+    assert_success(output);
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&output.stdout)))
+}
+
+#[test]
+fn every_command_answers_in_json_and_logs_as_json_lines() {
+    let (source, target) = (KafkaCluster::source().bootstrap(), KafkaCluster::target().bootstrap());
+    let (topic, group, original) = fidelity_topic_with_group(&source);
+    let dir = TempDir::new().unwrap();
+    let config = write_config(dir.path(), &source, "json", &topic, "");
+    let config_arg = config.to_str().unwrap();
+    let store = store_path(dir.path());
+    let json = |args: &[&str]| json_of(&run(args));
+
+    let backed_up = json(&["backup", "--config", config_arg, "--format", "json"]);
+    assert_eq!(backed_up["counters"]["records"], original.len() as u64, "{backed_up}");
+    assert!(backed_up["duration_seconds"].as_f64().is_some() && backed_up["interrupted"] == false, "{backed_up}");
+    let listed = json(&["list", "--path", &store, "--format", "json"]);
+    assert_eq!(listed[0]["backup_id"], "json");
+    let described = json(&["describe", "--path", &store, "--backup-id", "json", "--format", "json"]);
+    assert_eq!(described["topics"][0]["name"], topic.as_str());
+    let validated = json(&["validate", "--path", &store, "--backup-id", "json", "--deep", "--format", "json"]);
+    assert_eq!((validated["ok"].as_bool(), validated["depth"].as_str()), (Some(true), Some("deep")), "{validated}");
+    assert_eq!(validated["records_checked"], original.len() as u64);
+    let cluster = json(&["cluster-info", "--bootstrap-servers", &target, "--format", "json"]);
+    assert_eq!(cluster["cluster_id"], KafkaCluster::target().cluster_id());
+
+    let copy = unique("json-copy");
+    let settings = format!("  topic_mapping:\n    {topic}: {copy}\n");
+    let restore_config = write_restore_config(dir.path(), "copy", &target, "json", &settings);
+    let restore_arg = restore_config.to_str().unwrap();
+    let planned = json(&["restore", "--config", restore_arg, "--dry-run", "--format", "json"]);
+    assert_eq!(planned["restore"]["dry_run"], true);
+    assert_eq!(planned["restore"]["plan"]["topics"][0]["target"], copy.as_str(), "{planned}");
+    let restored = json(&["three-phase-restore", "--config", restore_arg, "--format", "json"]);
+    assert_eq!(restored["restore"]["records"], original.len() as u64, "{restored}");
+    assert_eq!(restored["strategy"], "exact");
+    let reset_id = restored["reset"]["reset_id"].as_str().expect("a reset record").to_string();
+    let verified = json(&["verify", "--config", restore_arg, "--format", "json"]);
+    assert_eq!(verified["partitions"].as_array().map(Vec::len), Some(2));
+
+    let location = ["--path", &store, "--backup-id", "json", "--bootstrap-servers", &target];
+    let mut plan_args = vec!["offset-reset", "plan"];
+    plan_args.extend(location);
+    plan_args.extend(["--groups", &group, "--format", "json"]);
+    let plan = json(&plan_args);
+    assert!(plan["offsets"].as_array().is_some_and(|o| !o.is_empty()), "{plan}");
+    let mut rollback_args = vec!["offset-reset", "rollback"];
+    rollback_args.extend(location);
+    rollback_args.extend(["--reset-id", &reset_id, "--format", "json"]);
+    let rolled_back = json(&rollback_args);
+    assert_eq!(rolled_back["reset_id"], reset_id.as_str(), "{rolled_back}");
+    plan_args[1] = "execute";
+    let executed = json(&plan_args);
+    assert!(executed["reset"]["reset_id"].as_str().is_some_and(|id| id != reset_id), "{executed}");
+
+    // JSON logs: every stderr line is one JSON object; the failure itself is one, with the error.
+    let failed = run(&["validate", "--path", &store, "--backup-id", "missing", "--log-format", "json"]);
+    assert!(!failed.status.success());
+    let lines: Vec<serde_json::Value> = text(&failed.stderr)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}")))
+        .collect();
+    let last = lines.last().expect("an error line");
+    assert_eq!(last["level"], "ERROR");
+    assert!(last["error"].as_str().is_some_and(|e| e.contains("no backup missing")), "{last}");
+    assert!(last["timestamp"].is_string(), "{last}");
+}

@@ -18,6 +18,7 @@ pub mod partitioner;
 pub mod records;
 pub mod restore;
 pub mod retry;
+mod seconds;
 pub mod secret;
 pub mod segment;
 pub mod storage;

@@ -11,7 +11,7 @@ use crate::restore::{run_restore, target_cluster_id, RestoreReport};
 use crate::storage::BackupStore;
 
 /// What a three-phase restore did.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ThreePhaseReport {
     /// Phase 2: the data.
     pub restore: RestoreReport,

@@ -62,12 +62,8 @@ pub struct VerifyReport {
     /// One entry per target partition (or topic restored by key).
     pub partitions: Vec<PartitionCheck>,
     /// Wall time.
-    #[serde(serialize_with = "seconds")]
+    #[serde(rename = "duration_seconds", serialize_with = "crate::seconds::serialize")]
     pub duration: Duration,
-}
-
-fn seconds<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_f64(duration.as_secs_f64())
 }
 
 impl VerifyReport {

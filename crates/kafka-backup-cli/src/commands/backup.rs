@@ -5,15 +5,21 @@ use anyhow::{bail, Context};
 use kafka_backup_core::backup::{run_backup, BackupReport};
 use kafka_backup_core::config::BackupConfig;
 
-use crate::cli::BackupArgs;
+use crate::cli::{BackupArgs, Format};
 
 /// Runs the command.
-pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
+pub async fn run(args: BackupArgs, quiet: bool) -> anyhow::Result<()> {
     let config = BackupConfig::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
     super::serve_metrics(config.metrics).await?;
     let shutdown = super::signals::stop_requested("stop requested: flushing open segments…");
-    let report = run_backup(&config, shutdown).await?;
-    print!("{}", summary(&report));
+    let progress = super::progress::start("backup", quiet);
+    let report = run_backup(&config, shutdown).await;
+    drop(progress); // cleared before the summary is printed
+    let report = report?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => print!("{}", summary(&report)),
+    }
     if report.interrupted {
         bail!("the backup was stopped before its snapshot was complete; run the same command again to continue");
     }

@@ -194,6 +194,17 @@ pub async fn validate(args: ValidateArgs) -> anyhow::Result<()> {
         let depth = if args.deep { "deep" } else { "shallow" };
         (kafka_backup_core::validate::validate(&store, &manifest, args.deep).await?, depth)
     };
+    if args.format == Format::Json {
+        let mut json = serde_json::to_value(&report)?;
+        json["backup_id"] = args.backup_id.clone().into();
+        json["depth"] = depth.split(' ').next().unwrap_or(depth).into();
+        json["ok"] = report.is_ok().into();
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        if !report.is_ok() {
+            bail!("backup {} failed {depth} validation: {} problems", args.backup_id, report.problems.len());
+        }
+        return Ok(());
+    }
     if report.is_ok() {
         let records = if args.deep { format!(", {} records", report.records_checked) } else { String::new() };
         println!(

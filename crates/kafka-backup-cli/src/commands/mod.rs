@@ -4,6 +4,7 @@ mod backup;
 mod cluster_info;
 mod inspect;
 mod offset_reset;
+pub mod progress;
 mod restore;
 mod signals;
 mod verify;
@@ -15,16 +16,17 @@ use kafka_backup_core::storage::{EncryptionKey, Keyring};
 use crate::cli::{Command, EncryptionArgs};
 
 /// Runs one command to completion.
-pub async fn run(command: Command) -> anyhow::Result<()> {
+/// With `quiet`, nothing is animated.
+pub async fn run(command: Command, quiet: bool) -> anyhow::Result<()> {
     match command {
         Command::ClusterInfo(args) => cluster_info::run(args).await,
-        Command::Backup(args) => backup::run(args).await,
+        Command::Backup(args) => backup::run(args, quiet).await,
         Command::List(args) => inspect::list(args).await,
         Command::Describe(args) => inspect::describe(args).await,
         Command::Validate(args) => inspect::validate(args).await,
-        Command::Restore(args) => restore::run(args, GroupStrategy::Skip).await,
+        Command::Restore(args) => restore::run(args, GroupStrategy::Skip, quiet).await,
         Command::OffsetReset(command) => offset_reset::run(command).await,
-        Command::ThreePhaseRestore(args) => restore::run(args, GroupStrategy::Exact).await,
+        Command::ThreePhaseRestore(args) => restore::run(args, GroupStrategy::Exact, quiet).await,
         Command::Verify(args) => verify::run(args).await,
     }
 }

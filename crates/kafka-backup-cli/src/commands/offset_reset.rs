@@ -15,7 +15,7 @@ use kafka_backup_core::restore::target_cluster_id;
 use kafka_backup_core::storage::BackupStore;
 
 use super::inspect;
-use crate::cli::{BackupTargetArgs, OffsetPlanArgs, OffsetResetCommand, PlanFormat, RollbackArgs};
+use crate::cli::{BackupTargetArgs, Format, OffsetPlanArgs, OffsetResetCommand, PlanFormat, RollbackArgs};
 
 /// Runs an `offset-reset` subcommand.
 pub async fn run(command: OffsetResetCommand) -> anyhow::Result<()> {
@@ -121,10 +121,19 @@ async fn execute(args: OffsetPlanArgs) -> anyhow::Result<()> {
     let Some(client) = client else {
         bail!("offset-reset execute commits on the target cluster: give --bootstrap-servers or --config");
     };
-    print!("{}", render(&plan, args.format)?);
-    let Some(record) = execute_plan(&client, &location.store, &plan).await? else {
-        bail!("nothing was committed: no planned offset could be translated (see the plan above)");
+    if args.format != PlanFormat::Json {
+        print!("{}", render(&plan, args.format)?);
+    }
+    let record = execute_plan(&client, &location.store, &plan).await?;
+    if args.format == PlanFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "plan": plan, "reset": record }))?);
+    }
+    let Some(record) = record else {
+        bail!("nothing was committed: no planned offset could be translated (see the plan)");
     };
+    if args.format == PlanFormat::Json {
+        return Ok(());
+    }
     print!("{}", applied_summary(&record, &plan));
     println!(
         "Undo with: kafka-backup offset-reset rollback --path <storage root> --backup-id {} --bootstrap-servers <target> \
@@ -140,6 +149,12 @@ async fn roll_back(args: RollbackArgs) -> anyhow::Result<()> {
         bail!("offset-reset rollback commits on the target cluster: give --bootstrap-servers or --config");
     };
     let report = rollback(&client, &location.store, &cluster_id, args.reset_id.as_deref()).await?;
+    if args.format == Format::Json {
+        let mut json = serde_json::to_value(&report)?;
+        json["target_cluster_id"] = cluster_id.into();
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
     println!("Rolled back {} on cluster {cluster_id}", report.reset_id);
     if !report.restored.is_empty() {
         println!("  previous offsets restored for: {}", report.restored.join(", "));

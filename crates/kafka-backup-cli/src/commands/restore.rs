@@ -8,19 +8,26 @@ use anyhow::{bail, Context};
 use kafka_backup_core::config::RestoreConfig;
 use kafka_backup_core::offset_reset::GroupStrategy;
 use kafka_backup_core::restore::{RestorePlan, RestoreReport};
-use kafka_backup_core::three_phase::run_three_phase_restore;
+use kafka_backup_core::three_phase::{run_three_phase_restore, ThreePhaseReport};
 
 use super::offset_reset;
-use crate::cli::{PlanFormat, RestoreArgs};
+use crate::cli::{Format, PlanFormat, RestoreArgs};
 
 /// Runs the command, with `default_strategy` for group offsets unless the config names one.
-pub async fn run(args: RestoreArgs, default_strategy: GroupStrategy) -> anyhow::Result<()> {
+pub async fn run(args: RestoreArgs, default_strategy: GroupStrategy, quiet: bool) -> anyhow::Result<()> {
     let mut config = RestoreConfig::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
     config.settings.dry_run |= args.dry_run;
     super::serve_metrics(config.metrics).await?;
     let shutdown = super::signals::stop_requested("stop requested: finishing the batch in flight…");
-    let phases = run_three_phase_restore(&config, default_strategy, shutdown).await?;
+    let progress = super::progress::start("restore", quiet || config.settings.dry_run);
+    let phases = run_three_phase_restore(&config, default_strategy, shutdown).await;
+    drop(progress); // cleared before the summary is printed
+    let phases = phases?;
     let report = &phases.restore;
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&phases)?);
+        return outcome(&phases);
+    }
     print!("{}", render_plan(&report.plan));
     if report.dry_run {
         println!("Dry run: nothing was written.");
@@ -30,10 +37,7 @@ pub async fn run(args: RestoreArgs, default_strategy: GroupStrategy) -> anyhow::
         return Ok(());
     }
     print!("{}", summary(report));
-    if report.interrupted {
-        bail!("the restore was stopped before it was complete; run the same command again to continue");
-    }
-    let Some(plan) = &phases.plan else { return Ok(()) };
+    let Some(plan) = &phases.plan else { return outcome(&phases) };
     print!("{}", offset_reset::render(plan, PlanFormat::Text)?);
     match &phases.reset {
         Some(record) => print!("{}", offset_reset::applied_summary(record, plan)),
@@ -41,6 +45,18 @@ pub async fn run(args: RestoreArgs, default_strategy: GroupStrategy) -> anyhow::
             println!("Strategy manual: nothing was committed; apply the offsets above by hand.")
         }
         None => println!("No consumer-group offset was committed: none could be translated (see above)."),
+    }
+    Ok(())
+}
+
+/// The exit status of a restore: a failure when it was stopped early or a dry run found conflicts.
+fn outcome(phases: &ThreePhaseReport) -> anyhow::Result<()> {
+    let report = &phases.restore;
+    if report.dry_run && !report.plan.conflicts.is_empty() {
+        bail!("the restore cannot start: {} conflicts", report.plan.conflicts.len());
+    }
+    if report.interrupted {
+        bail!("the restore was stopped before it was complete; run the same command again to continue");
     }
     Ok(())
 }

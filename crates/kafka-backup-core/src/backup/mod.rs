@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::ResponseError;
+use serde::Serialize;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
@@ -33,7 +34,7 @@ use partition::PartitionTask;
 pub type BackupError = crate::error::EngineError;
 
 /// Records, batches and bytes a run (or one partition of it) moved.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
     /// Records stored.
     pub records: i64,
@@ -61,7 +62,7 @@ impl std::ops::AddAssign for Counters {
 }
 
 /// What a backup run did.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct BackupReport {
     /// Backup id.
     pub backup_id: String,
@@ -74,6 +75,7 @@ pub struct BackupReport {
     /// What this run moved.
     pub counters: Counters,
     /// Offsets lost to retention, by `topic-partition`.
+    #[serde(serialize_with = "gaps_as_objects")]
     pub gaps: Vec<(String, OffsetGap)>,
     /// True when a stop signal ended a snapshot before it was complete.
     pub interrupted: bool,
@@ -84,9 +86,20 @@ pub struct BackupReport {
     /// Groups in the run's first snapshot (those with offsets on backed-up topics).
     pub groups: usize,
     /// Wall time of the run.
+    #[serde(rename = "duration_seconds", serialize_with = "crate::seconds::serialize")]
     pub duration: Duration,
     /// Id of the key the backup is encrypted with, `None` when it is not encrypted.
     pub encryption_key_id: Option<String>,
+}
+
+/// `[{"partition": "t-0", "from": 10, "to": 20}]`.
+fn gaps_as_objects<S: serde::Serializer>(gaps: &[(String, OffsetGap)], serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = serializer.serialize_seq(Some(gaps.len()))?;
+    for (partition, gap) in gaps {
+        seq.serialize_element(&serde_json::json!({ "partition": partition, "from": gap.from, "to": gap.to }))?;
+    }
+    seq.end()
 }
 
 impl BackupReport {

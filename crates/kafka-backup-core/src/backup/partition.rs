@@ -113,6 +113,9 @@ impl PartitionTask {
             None => self.earliest_offset().await?,
         };
         self.remove_uncommitted_segments().await?;
+        if let Some(end) = self.end {
+            metrics().progress.expect((end - offset).max(0) as u64);
+        }
         let mut segment = self.new_segment(offset);
         let mut filter = TransactionFilter::default();
         let mut fetch_max = FETCH_MAX_BYTES;
@@ -202,6 +205,7 @@ impl PartitionTask {
                     outcome.counters.bytes_in += batch.size() as u64;
                     metrics().records.with_label_values(&labels).inc_by(batch.record_count().max(0) as u64);
                     metrics().read_bytes.with_label_values(&labels).inc_by(batch.size() as u64);
+                    metrics().progress.done(batch.record_count().max(0) as u64, batch.size() as u64);
                 } else {
                     segment.builder.advance_to(batch.last_offset() + 1);
                     outcome.counters.dropped_batches += 1;

@@ -3,7 +3,7 @@
 
 pub mod server;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::LazyLock;
 use std::time::Instant;
 
@@ -42,7 +42,41 @@ pub struct Metrics {
     pub kafka_seconds: HistogramVec,
     /// Failed Kafka requests, by API and kind.
     pub kafka_errors: IntCounterVec,
+    /// The run's progress as a terminal shows it.
+    pub progress: RunProgress,
     ready: AtomicBool,
+}
+
+/// The whole run's progress: the records known at its start and what is done (a snapshot backup:
+/// the records between each partition's start and its end offset; a restore: the plan's records,
+/// an upper bound when the window cuts through segments; a continuous backup: no total).
+#[derive(Debug, Default)]
+pub struct RunProgress {
+    /// Records to do, 0 when unknown.
+    pub records_total: AtomicU64,
+    /// Records done.
+    pub records_done: AtomicU64,
+    /// Record-batch bytes done.
+    pub bytes_done: AtomicU64,
+}
+
+impl RunProgress {
+    /// Adds `records` to the total.
+    pub fn expect(&self, records: u64) {
+        self.records_total.fetch_add(records, Ordering::Relaxed);
+    }
+
+    /// Counts `records` and `bytes` done.
+    pub fn done(&self, records: u64, bytes: u64) {
+        self.records_done.fetch_add(records, Ordering::Relaxed);
+        self.bytes_done.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// `(records done, records total, bytes done)`.
+    pub fn read(&self) -> (u64, u64, u64) {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        (load(&self.records_done), load(&self.records_total), load(&self.bytes_done))
+    }
 }
 
 const PARTITION: &[&str] = &["topic", "partition"];
@@ -115,6 +149,7 @@ impl Metrics {
                 &["api"],
             ),
             kafka_errors: counter("kafka_backup_kafka_errors_total", "Failed Kafka requests", &["api", "kind"]),
+            progress: RunProgress::default(),
             ready: AtomicBool::new(false),
             registry,
         }

@@ -49,7 +49,7 @@ pub struct GroupReset {
 }
 
 /// What a rollback did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RollbackReport {
     /// The reset undone.
     pub reset_id: String,

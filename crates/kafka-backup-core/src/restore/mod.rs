@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
+use serde::Serialize;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
@@ -39,7 +40,7 @@ use target::TargetPartition;
 pub type RestoreError = crate::error::EngineError;
 
 /// What a restore run did (or, for a dry run, would do).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RestoreReport {
     /// The plan followed.
     pub plan: RestorePlan,
@@ -58,6 +59,7 @@ pub struct RestoreReport {
     /// True when a stop signal ended the restore early.
     pub interrupted: bool,
     /// Wall time.
+    #[serde(rename = "duration_seconds", serialize_with = "crate::seconds::serialize")]
     pub duration: Duration,
 }
 
@@ -194,6 +196,7 @@ pub async fn run_restore(
         }
     }
     metrics().restore_partitions.with_label_values(&["planned"]).set(tasks.len() as i64);
+    metrics().progress.expect(report.plan.records().max(0) as u64);
     metrics().restore_partitions.with_label_values(&["done"]).set(0);
     metrics().set_ready(true);
     let mut first_error = None;

@@ -196,6 +196,7 @@ impl TargetPartition {
         let labels = Metrics::partition_labels(&self.topic, self.partition);
         metrics().restored_records.with_label_values(&labels).inc_by(sent.batch.records as u64);
         metrics().restored_bytes.with_label_values(&labels).inc_by(sent.batch.batch.size() as u64);
+        metrics().progress.done(sent.batch.records as u64, sent.batch.batch.size() as u64);
         written.batches += 1;
         written.bytes += sent.batch.batch.size() as u64;
         Ok(mapped(&sent.batch.source, sent.expected))

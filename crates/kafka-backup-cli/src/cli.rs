@@ -48,6 +48,8 @@ pub enum Command {
     ClusterInfo(ClusterInfoArgs),
     /// Compare a restore's target topics with the backup, record by record (non-zero exit on any difference).
     Verify(VerifyArgs),
+    /// Which backups under a path hold a topic at a point in time, with their offsets and gaps.
+    Find(FindArgs),
 }
 
 /// Formats of the log on stderr.
@@ -66,6 +68,22 @@ pub enum Format {
     Text,
     /// JSON for programs.
     Json,
+}
+
+/// `find` arguments.
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Topic to find.
+    #[arg(long)]
+    pub topic: String,
+    /// Point in time: epoch milliseconds or RFC 3339 (2026-11-26T03:00:00Z).
+    #[arg(long)]
+    pub at: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `verify` arguments.

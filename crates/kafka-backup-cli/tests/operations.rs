@@ -1,6 +1,7 @@
 //! What operators see of a run, against the Apache Kafka "source" and "target" clusters: the
 //! Prometheus endpoint scraped during a continuous backup and parsed by the official Python client,
-//! its health and readiness answers.
+//! its health and readiness answers; progress on a pseudo-terminal; every command's JSON output and
+//! JSON log lines; `find` over backups with gaps.
 
 mod common;
 
@@ -225,4 +226,47 @@ fn every_command_answers_in_json_and_logs_as_json_lines() {
     assert_eq!(last["level"], "ERROR");
     assert!(last["error"].as_str().is_some_and(|e| e.contains("no backup missing")), "{last}");
     assert!(last["timestamp"].is_string(), "{last}");
+}
+
+#[test]
+fn find_names_the_backups_holding_a_topic_at_a_time_with_their_offsets_and_gaps() {
+    let source = KafkaCluster::source().bootstrap();
+    let topic = unique("found");
+    testkit::create_topic(&source, &topic, 1, &[]);
+    testkit::produce_small(&source, &topic, 0, 100);
+    let dir = TempDir::new().unwrap();
+    let first_records = now_ms();
+    for id in ["early", "gapped"] {
+        assert_success(&backup(&write_config(dir.path(), &source, id, &topic, "")));
+    }
+    testkit::produce_small(&source, &topic, 0, 100);
+    testkit::delete_records(&source, &topic, 0, 150);
+    for id in ["gapped", "late"] {
+        assert_success(&backup(&write_config(dir.path(), &source, id, &topic, "")));
+    }
+    let store = store_path(dir.path());
+    let find = |at: i64| {
+        let output = run(&["find", "--path", &store, "--topic", &topic, "--at", &at.to_string(), "--format", "json"]);
+        assert_success(&output);
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let found = find(first_records);
+    let holding: Vec<&str> =
+        found["holding"].as_array().unwrap().iter().map(|h| h["backup_id"].as_str().unwrap()).collect();
+    assert_eq!(holding, ["gapped", "early"], "the most recently updated first: {found}");
+    assert_eq!(found["not_at_that_time"], serde_json::json!(["late"]), "{found}");
+    let gapped = &found["holding"][0]["partitions"][0];
+    assert_eq!((gapped["first_offset"].as_i64(), gapped["last_offset"].as_i64()), (Some(0), Some(199)), "{gapped}");
+    assert_eq!((gapped["gaps"][0]["from"].as_i64(), gapped["gaps"][0]["to"].as_i64()), (Some(100), Some(150)));
+    assert_eq!(gapped["records"], 150);
+    let early = &found["holding"][1]["partitions"][0];
+    assert_eq!((early["last_offset"].as_i64(), early["records"].as_i64()), (Some(99), Some(100)), "{early}");
+
+    // After every backup was written: nobody holds that time.
+    let found = find(now_ms() + 3_600_000);
+    assert_eq!(found["holding"], serde_json::json!([]), "{found}");
+    // Text, with an RFC 3339 time.
+    let output = run(&["find", "--path", &store, "--topic", &topic, "--at", "2001-01-01T00:00:00Z"]);
+    assert_success(&output);
+    assert!(text(&output.stdout).contains("none"), "{}", text(&output.stdout));
 }

@@ -1,5 +1,6 @@
-//! The read-only backup commands: `list` backups under a path, `describe` one backup's
-//! manifest, and `validate` its integrity (non-zero exit when anything is wrong).
+//! The read-only backup commands: `list` backups under a path, `find` those holding a topic at a
+//! time, `describe` one backup's manifest, and `validate` its integrity (non-zero exit when
+//! anything is wrong).
 
 use std::fmt::Write;
 use std::time::{Duration, UNIX_EPOCH};
@@ -10,7 +11,7 @@ use kafka_backup_core::group_snapshots::{load_snapshots, GroupOffsetsSnapshot};
 use kafka_backup_core::manifest::{list_backups, BackupManifest, ListedBackup};
 use kafka_backup_core::storage::{parse_storage_url, BackupStore, ENCRYPTION_ALGORITHM};
 
-use crate::cli::{DescribeArgs, EncryptionArgs, Format, ListArgs, ManifestFormat, StoreArgs, ValidateArgs};
+use crate::cli::{DescribeArgs, EncryptionArgs, FindArgs, Format, ListArgs, ManifestFormat, StoreArgs, ValidateArgs};
 
 /// Opens the storage root a `--path` URL or directory names, with the keys the flags give.
 pub(super) fn open_path(path: &str, keys: &EncryptionArgs) -> anyhow::Result<BackupStore> {
@@ -222,4 +223,64 @@ pub async fn validate(args: ValidateArgs) -> anyhow::Result<()> {
         report.problems.len(),
         report.segments_checked
     )
+}
+
+/// `--at`: epoch milliseconds or an RFC 3339 time.
+fn parse_time(text: &str) -> anyhow::Result<i64> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let at = humantime::parse_rfc3339_weak(text).with_context(|| {
+        format!("--at {text:?}: expected epoch milliseconds or an RFC 3339 time (2026-11-26T03:00:00Z)")
+    })?;
+    Ok(at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
+}
+
+/// `find --path PATH --topic T --at TIME`.
+pub async fn find(args: FindArgs) -> anyhow::Result<()> {
+    let root = open(&args.store)?;
+    let at = parse_time(&args.at)?;
+    let report = kafka_backup_core::catalog::find(&root, &args.topic, at).await?;
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "Backups under {} holding {} at {} ({at}):", root.description(), args.topic, time(at));
+    if report.holding.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for holding in &report.holding {
+        let source = holding.source_cluster_id.as_deref().unwrap_or("unknown");
+        let _ =
+            writeln!(out, "  {} (updated {}, source cluster {source})", holding.backup_id, time(holding.updated_at_ms));
+        for p in &holding.partitions {
+            let gaps: Vec<String> = p.gaps.iter().map(|g| format!("{}..{}", g.from, g.to)).collect();
+            let gaps = if gaps.is_empty() { String::new() } else { format!(", GAPS {}", gaps.join(" ")) };
+            let _ = writeln!(
+                out,
+                "    partition {}: offsets {}..={}, timestamps {} .. {}, {} records ({} up to that time){gaps}",
+                p.partition,
+                p.first_offset,
+                p.last_offset,
+                time(p.min_timestamp),
+                time(p.max_timestamp),
+                p.records,
+                p.records_up_to_time
+            );
+        }
+    }
+    if !report.not_at_that_time.is_empty() {
+        let _ = writeln!(
+            out,
+            "  also holding {}, but not at that time: {}",
+            args.topic,
+            report.not_at_that_time.join(", ")
+        );
+    }
+    if !report.locked.is_empty() {
+        let _ = writeln!(out, "  encrypted, not searched (give their key): {}", report.locked.join(", "));
+    }
+    print!("{out}");
+    Ok(())
 }

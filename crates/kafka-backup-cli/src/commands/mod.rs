@@ -28,6 +28,7 @@ pub async fn run(command: Command, quiet: bool) -> anyhow::Result<()> {
         Command::OffsetReset(command) => offset_reset::run(command).await,
         Command::ThreePhaseRestore(args) => restore::run(args, GroupStrategy::Exact, quiet).await,
         Command::Verify(args) => verify::run(args).await,
+        Command::Find(args) => inspect::find(args).await,
     }
 }
 

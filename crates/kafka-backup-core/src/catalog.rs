@@ -1,0 +1,115 @@
+//! The catalog of a storage path (`find`): which backups hold a topic at a point in time, with the
+//! offsets and timestamps each partition covers and its gaps, so an operator picks a restore source.
+
+use serde::Serialize;
+
+use crate::manifest::{list_backups, BackupManifest, ListedBackup, ManifestError, OffsetGap};
+use crate::storage::BackupStore;
+
+/// What one partition of a backup covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionCoverage {
+    /// Partition index.
+    pub partition: i32,
+    /// First offset held.
+    pub first_offset: i64,
+    /// Last offset held.
+    pub last_offset: i64,
+    /// Earliest record timestamp held.
+    pub min_timestamp: i64,
+    /// Latest record timestamp held.
+    pub max_timestamp: i64,
+    /// Records held.
+    pub records: i64,
+    /// Records in segments that start at or before the time asked (an upper bound of what a
+    /// restore up to that time writes).
+    pub records_up_to_time: i64,
+    /// Offset ranges lost to retention before they were backed up.
+    pub gaps: Vec<OffsetGap>,
+}
+
+/// A backup holding the topic at the time asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holding {
+    /// Backup id.
+    pub backup_id: String,
+    /// When a run last wrote its manifest (epoch ms).
+    pub updated_at_ms: i64,
+    /// Source cluster id.
+    pub source_cluster_id: Option<String>,
+    /// The topic's partitions with data.
+    pub partitions: Vec<PartitionCoverage>,
+}
+
+/// The answer of `find`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FindReport {
+    /// Topic asked for.
+    pub topic: String,
+    /// Time asked for (epoch ms).
+    pub at_ms: i64,
+    /// Backups holding the topic at that time, the most recently updated first.
+    pub holding: Vec<Holding>,
+    /// Backups holding the topic, but not at that time (their records start later or end earlier).
+    pub not_at_that_time: Vec<String>,
+    /// Encrypted backups whose key was not given: not searched.
+    pub locked: Vec<String>,
+}
+
+/// The backups under `root` holding `topic` at `at_ms`: their records of it start at or before
+/// that time, and they were written at or after it.
+pub async fn find(root: &BackupStore, topic: &str, at_ms: i64) -> Result<FindReport, ManifestError> {
+    let mut report = FindReport { topic: topic.to_string(), at_ms, ..FindReport::default() };
+    for backup in list_backups(root).await? {
+        match backup {
+            ListedBackup::Locked { backup_id, .. } => report.locked.push(backup_id),
+            ListedBackup::Readable(manifest) => match coverage(&manifest, topic, at_ms) {
+                None => {}
+                Some(partitions) if covers(&manifest, &partitions, at_ms) => report.holding.push(Holding {
+                    backup_id: manifest.backup_id.clone(),
+                    updated_at_ms: manifest.updated_at_ms,
+                    source_cluster_id: manifest.source_cluster_id.clone(),
+                    partitions,
+                }),
+                Some(_) => report.not_at_that_time.push(manifest.backup_id.clone()),
+            },
+        }
+    }
+    report.holding.sort_by_key(|h| std::cmp::Reverse(h.updated_at_ms));
+    Ok(report)
+}
+
+/// The topic's partitions with data in `manifest`, `None` when it holds no record of the topic.
+fn coverage(manifest: &BackupManifest, topic: &str, at_ms: i64) -> Option<Vec<PartitionCoverage>> {
+    let backed_up = manifest.topic(topic)?;
+    let partitions: Vec<PartitionCoverage> = backed_up
+        .partitions
+        .iter()
+        .filter_map(|p| {
+            let (first, last) = (p.segments.first()?, p.segments.last()?);
+            Some(PartitionCoverage {
+                partition: p.partition,
+                first_offset: first.start_offset,
+                last_offset: last.end_offset,
+                min_timestamp: p.segments.iter().map(|s| s.min_timestamp).min().unwrap_or(-1),
+                max_timestamp: p.segments.iter().map(|s| s.max_timestamp).max().unwrap_or(-1),
+                records: p.record_count(),
+                records_up_to_time: p
+                    .segments
+                    .iter()
+                    .filter(|s| s.min_timestamp <= at_ms)
+                    .map(|s| s.record_count)
+                    .sum(),
+                gaps: p.gaps.clone(),
+            })
+        })
+        .collect();
+    (!partitions.is_empty()).then_some(partitions)
+}
+
+/// Whether the backup's records of the topic reach back to `at_ms` and it was written at or after it.
+fn covers(manifest: &BackupManifest, partitions: &[PartitionCoverage], at_ms: i64) -> bool {
+    let earliest = partitions.iter().map(|p| p.min_timestamp).min().unwrap_or(i64::MAX);
+    let latest = partitions.iter().map(|p| p.max_timestamp).max().unwrap_or(i64::MIN);
+    earliest <= at_ms && at_ms <= manifest.updated_at_ms.max(latest)
+}

@@ -11,6 +11,8 @@ Usage: store_admin.py COMMAND KIND ENDPOINT BUCKET   (KIND: s3 or azure; BUCKET:
   start-upload KEY   (S3) starts a multipart upload of KEY and leaves it unfinished
   freeze-on-upload PID   (S3) polls every 10 ms until a multipart upload is under way, then
             freezes the emulator process PID with SIGSTOP (the test resumes it) and prints the key
+  freeze-on-object KEY PID   (S3) polls every 5 ms until object KEY exists, then freezes the
+            emulator process PID with SIGSTOP
 The Azure account is the emulator's well-known devstoreaccount1; S3 takes any key pair.
 """
 import json
@@ -68,6 +70,18 @@ def main():
                 return
             time.sleep(0.01)
         raise SystemExit("no multipart upload started within 120 s")
+    elif (command, kind) == ("freeze-on-object", "s3"):
+        client, key, pid = s3(endpoint), sys.argv[5], int(sys.argv[6])
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                client.head_object(Bucket=bucket, Key=key)
+            except client.exceptions.ClientError:
+                time.sleep(0.005)
+                continue
+            os.kill(pid, signal.SIGSTOP)
+            return
+        raise SystemExit(f"no object {key} within 120 s")
     else:
         raise SystemExit(f"unknown command {command} {kind}")
 

@@ -50,6 +50,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Which backups under a path hold a topic at a point in time, with their offsets and gaps.
     Find(FindArgs),
+    /// Delete the backups a retention policy does not keep, and old segments of those it keeps.
+    Prune(PruneArgs),
 }
 
 /// Formats of the log on stderr.
@@ -68,6 +70,37 @@ pub enum Format {
     Text,
     /// JSON for programs.
     Json,
+}
+
+/// `prune` arguments: the policy from the flags, or from `--config`'s `retention` section.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Keep the N most recently written backups.
+    #[arg(long)]
+    pub keep_last: Option<usize>,
+    /// Keep the backups written within this long (7d, 12h, ...).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub keep_within: Option<Duration>,
+    /// Keep the newest backup of each of the last N days (UTC).
+    #[arg(long)]
+    pub keep_daily: Option<usize>,
+    /// Keep the newest backup of each of the last N weeks (Monday to Sunday, UTC).
+    #[arg(long)]
+    pub keep_weekly: Option<usize>,
+    /// Keep the newest backup of each of the last N months (UTC).
+    #[arg(long)]
+    pub keep_monthly: Option<usize>,
+    /// Inside the backups kept, drop whole segments whose records are all older than this.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub segment_retention: Option<Duration>,
+    /// Show what would go and why; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `find` arguments.

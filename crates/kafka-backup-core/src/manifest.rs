@@ -8,6 +8,7 @@
 //! topics/{topic}/partition={p}/segment-{start}.{ext}   segment object (see `segment`)
 //! topics/{topic}/partition={p}/segment-{start}.json    its metadata: the commit record
 //! topics/{topic}/partition={p}/gap-{from}.json         an offset range lost to retention
+//! topics/{topic}/partition={p}/pruned-{before}.json    offsets below `before` were pruned (see `prune`)
 //! restores/{cluster}/{topic}/partition={p}/...         restore progress and offset map (see `restore`)
 //! offset-resets/{cluster}/reset-{ms}.json             group offsets before an offset reset (see `offset_reset`)
 //! ```
@@ -103,6 +104,9 @@ pub struct PartitionBackup {
     pub segments: Vec<SegmentMetadata>,
     /// Offset ranges deleted by retention before they could be backed up.
     pub gaps: Vec<OffsetGap>,
+    /// Offsets below this were pruned from the backup (`prune` with a segment retention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned_before: Option<i64>,
 }
 
 /// Offsets `from..to` were gone (retention) when the backup reached them.
@@ -148,7 +152,21 @@ pub fn segment_metadata_key(topic: &str, partition: i32, start: i64) -> String {
 
 /// Key of the gap record starting at `from`.
 pub fn gap_key(topic: &str, partition: i32, from: i64) -> String {
-    format!("topics/{topic}/partition={partition}/gap-{from:020}.json")
+    format!("{}/gap-{from:020}.json", partition_folder(topic, partition))
+}
+
+/// Key of the marker saying that offsets below `before` were pruned.
+pub fn pruned_key(topic: &str, partition: i32, before: i64) -> String {
+    format!("{}/pruned-{before:020}.json", partition_folder(topic, partition))
+}
+
+/// The offset a segment object, commit record, gap record or prune marker key starts at (the
+/// number in its name), with the kind of object; `None` for anything else.
+pub fn object_start(key: &str) -> Option<(&str, i64)> {
+    let name = key.rsplit('/').next()?;
+    let (kind, rest) = name.split_once('-')?;
+    let digits = rest.get(..20)?;
+    digits.bytes().all(|b| b.is_ascii_digit()).then(|| Some((kind, digits.parse().ok()?))).flatten()
 }
 
 /// Splits `topics/{topic}/partition={p}/{file}` into its parts.
@@ -165,14 +183,22 @@ fn parse_partition_key(key: &str) -> Option<(&str, i32, &str)> {
 impl PartitionBackup {
     /// An empty partition.
     pub fn new(partition: i32) -> Self {
-        Self { partition, segments: Vec::new(), gaps: Vec::new() }
+        Self { partition, segments: Vec::new(), gaps: Vec::new(), pruned_before: None }
     }
 
     /// The offset a resumed backup continues from, if anything was backed up or skipped.
     pub fn next_offset(&self) -> Option<i64> {
         let after_segments = self.segments.iter().map(|s| s.end_offset + 1);
         let after_gaps = self.gaps.iter().map(|g| g.to);
-        after_segments.chain(after_gaps).max()
+        after_segments.chain(after_gaps).chain(self.pruned_before).max()
+    }
+
+    /// Drops what lies below `before` (pruned), keeping the larger of two prune points.
+    fn prune_below(&mut self, before: i64) {
+        let before = self.pruned_before.map_or(before, |known| known.max(before));
+        self.pruned_before = Some(before);
+        self.segments.retain(|s| s.end_offset >= before);
+        self.gaps.retain(|g| g.to > before);
     }
 
     /// Records in all segments.
@@ -284,6 +310,7 @@ impl BackupManifest {
                 }
             }
         }
+        let mut pruned = Vec::new();
         for object in store.list("topics").await? {
             let Some((topic, partition, file)) = parse_partition_key(&object.key) else { continue };
             let Some((kind, offset)) = file
@@ -302,8 +329,12 @@ impl BackupManifest {
                     let gap = parse_json(&object.key, &store.get(&object.key).await?)?;
                     manifest.partition_mut(topic, partition).insert_gap(gap);
                 }
+                "pruned" => pruned.push((topic.to_string(), partition, offset)),
                 _ => {}
             }
+        }
+        for (topic, partition, before) in pruned {
+            manifest.partition_mut(&topic, partition).prune_below(before);
         }
         Ok(Some(manifest))
     }

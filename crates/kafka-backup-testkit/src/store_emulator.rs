@@ -156,6 +156,12 @@ impl StoreEmulator {
         self.admin_with("freeze-on-upload", &[&self.pid.to_string()]).trim().to_string()
     }
 
+    /// Freezes the emulator (S3) as soon as object `key` exists. Call [`StoreEmulator::resume`] to
+    /// let it go on.
+    pub fn stall_when_object_exists(&self, key: &str) {
+        self.admin_with("freeze-on-object", &[key, &self.pid.to_string()]);
+    }
+
     /// Starts a multipart upload of `key` and leaves it unfinished (S3), as a killed writer would.
     pub fn start_unfinished_upload(&self, key: &str) {
         self.admin_with("start-upload", &[key]);

@@ -19,7 +19,7 @@ pub(super) fn open_path(path: &str, keys: &EncryptionArgs) -> anyhow::Result<Bac
 }
 
 /// Opens the storage root given by `--path` or `--config`.
-fn open(args: &StoreArgs) -> anyhow::Result<BackupStore> {
+pub(super) fn open(args: &StoreArgs) -> anyhow::Result<BackupStore> {
     match (&args.path, &args.config) {
         (Some(path), _) => open_path(path, &args.keys),
         (None, Some(config)) => {

@@ -5,6 +5,7 @@ mod cluster_info;
 mod inspect;
 mod offset_reset;
 pub mod progress;
+mod prune;
 mod restore;
 mod signals;
 mod verify;
@@ -29,6 +30,7 @@ pub async fn run(command: Command, quiet: bool) -> anyhow::Result<()> {
         Command::ThreePhaseRestore(args) => restore::run(args, GroupStrategy::Exact, quiet).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Find(args) => inspect::find(args).await,
+        Command::Prune(args) => prune::run(args).await,
     }
 }
 

@@ -185,7 +185,13 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
     let (stop_sender, stop) = watch::channel(false);
     forward_shutdown(shutdown, stop_sender.clone());
     let permits = Arc::new(Semaphore::new(config.settings.max_concurrent_partitions));
-    let progress = Arc::new(Mutex::new(ProgressBoard::default()));
+    let progress = Arc::new(Mutex::new(ProgressBoard {
+        updated_at_ms: now_ms(),
+        running: true,
+        checkpoint_interval_ms: config.settings.checkpoint_interval.as_millis() as u64,
+        ..ProgressBoard::default()
+    }));
+    write_progress(&store, &progress).await?;
     let mut tasks = JoinSet::new();
     let mut partition_count = 0;
     for topic in &topics {
@@ -262,6 +268,11 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
     }
     checkpoints.abort();
     report.group_snapshots = snapshotter.taken.load(Ordering::Relaxed);
+    {
+        let mut board = progress.lock().expect("progress lock");
+        board.running = false;
+        board.updated_at_ms = now_ms();
+    }
     write_progress(&store, &progress).await?;
     if let Some(consolidated) = BackupManifest::load(&store).await? {
         manifest = consolidated;

@@ -18,6 +18,7 @@ use crate::kafka::{
     NO_HOSTNAME_VERIFICATION,
 };
 use crate::offset_reset::{GroupSelection, GroupStrategy};
+use crate::prune::RetentionPolicy;
 use crate::records::Compression;
 use crate::storage::{Keyring, StorageConfig};
 use crate::topics::TopicSelector;
@@ -99,6 +100,46 @@ struct RawConfig {
     backup: Option<RawBackup>,
     restore: Option<RawRestore>,
     metrics: Option<RawMetrics>,
+    retention: Option<RawRetention>,
+}
+
+/// `retention` (backup configs): what `prune --config` keeps.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    keep_last: Option<usize>,
+    keep_within: Option<String>,
+    keep_daily: Option<usize>,
+    keep_weekly: Option<usize>,
+    keep_monthly: Option<usize>,
+    segment_retention: Option<String>,
+}
+
+fn retention_policy(raw: Option<RawRetention>) -> Result<Option<RetentionPolicy>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let duration = |key: &str, text: Option<String>| {
+        text.map(|text| {
+            humantime::parse_duration(&text).map_err(|e| {
+                invalid(&format!("retention.{key}"), format!("{text:?} is not a duration like 7d or 12h: {e}"))
+            })
+        })
+        .transpose()
+    };
+    let policy = RetentionPolicy {
+        keep_last: raw.keep_last,
+        keep_within: duration("keep_within", raw.keep_within)?,
+        keep_daily: raw.keep_daily,
+        keep_weekly: raw.keep_weekly,
+        keep_monthly: raw.keep_monthly,
+        segment_retention: duration("segment_retention", raw.segment_retention)?,
+    };
+    if !policy.selects_backups() && policy.segment_retention.is_none() {
+        return Err(invalid(
+            "retention",
+            "set at least one of keep_last, keep_within, keep_daily, keep_weekly, keep_monthly, segment_retention",
+        ));
+    }
+    Ok(Some(policy))
 }
 
 /// `metrics`: the Prometheus endpoint.
@@ -229,6 +270,8 @@ pub struct BackupConfig {
     pub settings: BackupSettings,
     /// Address of the metrics endpoint, `None` when it is off.
     pub metrics: Option<std::net::SocketAddr>,
+    /// What `prune --config` keeps of the backups in this storage.
+    pub retention: Option<RetentionPolicy>,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -334,8 +377,12 @@ fn parse_raw(text: &str, lookup: impl Fn(&str) -> Option<String>, expected: Mode
     }
     check_backup_id(&raw.backup_id)?;
     let (unused, section) = match expected {
-        Mode::Backup => ([("target", raw.target.is_some()), ("restore", raw.restore.is_some())], "backup"),
-        Mode::Restore => ([("backup", raw.backup.is_some()), ("target", false)], "restore"),
+        Mode::Backup => {
+            ([("target", raw.target.is_some()), ("restore", raw.restore.is_some()), ("retention", false)], "backup")
+        }
+        Mode::Restore => {
+            ([("backup", raw.backup.is_some()), ("retention", raw.retention.is_some()), ("target", false)], "restore")
+        }
     };
     if let Some((key, _)) = unused.iter().find(|(_, present)| *present) {
         return Err(invalid(key, format!("not used in mode {section}")));
@@ -411,6 +458,7 @@ impl BackupConfig {
             storage: storage_config(raw.storage)?,
             settings: backup_settings(raw.backup.unwrap_or_default())?,
             metrics: metrics_listen(raw.metrics)?,
+            retention: retention_policy(raw.retention)?,
         })
     }
 }

@@ -21,6 +21,9 @@ pub struct Cli {
     /// No progress display and only errors in the log (for scripts); results are still printed.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Under the progress line, one line per partition (records done, and the lag of a backup).
+    #[arg(long, global = true)]
+    pub progress_partitions: bool,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,

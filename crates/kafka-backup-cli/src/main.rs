@@ -26,7 +26,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli.command, cli.quiet)) {
+    let display = commands::Display { quiet: cli.quiet, partitions: cli.progress_partitions };
+    match runtime.block_on(commands::run(cli.command, display)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if cli.log_format == LogFormat::Json => {
             tracing::error!(error = %error_chain(&error), "the command failed");

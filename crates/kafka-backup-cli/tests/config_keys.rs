@@ -139,6 +139,12 @@ fn security_that_is_not_implemented_yet_is_refused_before_connecting() {
         ("oauth", "  security_protocol: SASL_PLAINTEXT\n  sasl_mechanism: OAUTHBEARER\n  sasl_username: u\n  sasl_password: p\n", "OAUTHBEARER"),
         ("no-credentials", "  security_protocol: SASL_SSL\n", "needs sasl_mechanism"),
         ("half", "  sasl_mechanism: SCRAM-SHA-512\n", "source.sasl_mechanism"),
+        (
+            "msk-user",
+            "  security_protocol: SASL_SSL\n  sasl_mechanism: AWS_MSK_IAM\n  sasl_username: u\n  sasl_password: p\n",
+            "from the AWS environment",
+        ),
+        ("region-alone", "  sasl_aws_region: eu-west-1\n", "without sasl_mechanism"),
     ];
     for (id, settings, expected) in cases {
         let config = write_config(dir.path(), &source(), id, "*", "");

@@ -147,6 +147,10 @@ fn progress_is_drawn_on_a_terminal_only_and_never_with_quiet() {
     assert!(screen.contains(drawn) && screen.contains("backup ["), "no progress on a terminal: {screen}");
     assert!(screen.contains("Backup drawn"), "the summary follows: {screen}");
 
+    let config = write_config(dir.path(), &source, "detailed", &topic, "");
+    let (ok, screen) = on_terminal(&["backup", "--config", config.to_str().unwrap(), "--progress-partitions"]);
+    assert!(ok && screen.contains(&format!("{topic}-0: 30000 records, lag 0")), "{screen}");
+
     let config = write_config(dir.path(), &source, "quiet", &topic, "");
     let (ok, screen) = on_terminal(&["backup", "--config", config.to_str().unwrap(), "--quiet"]);
     assert!(ok && screen.contains("Backup quiet") && !screen.contains(drawn), "{screen}");

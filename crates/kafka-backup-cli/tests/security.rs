@@ -3,7 +3,8 @@
 //! from the test CA in `.test-infra/tls`) and SASL listeners (PLAIN, SCRAM-SHA-256/512 users
 //! `admin` and `alice`). Data goes through the secure listeners; confluent-kafka checks it on the
 //! PLAINTEXT ones. OAUTHBEARER takes unsigned JWTs there (Kafka's unsecured validator). AWS_MSK_IAM
-//! is not implemented yet (config_keys.rs).
+//! has no listener here: its handshake is checked against one that does not offer it, its
+//! signature against botocore (core/tests/msk_iam_signature.rs).
 
 mod common;
 
@@ -344,4 +345,25 @@ fn token_file_settings(token_file: &Path) -> String {
         "  security_protocol: SASL_PLAINTEXT\n  sasl_mechanism: OAUTHBEARER\n  sasl_oauthbearer_token_file: {}\n",
         token_file.display()
     )
+}
+
+#[test]
+fn aws_msk_iam_on_a_listener_without_it_fails_naming_what_the_listener_offers() {
+    let source = KafkaCluster::source();
+    let dir = TempDir::new().unwrap();
+    let config = write_config(dir.path(), &source.listener("SASL_PLAINTEXT"), "msk", "*", "");
+    let settings = "  security_protocol: SASL_PLAINTEXT\n  sasl_mechanism: AWS_MSK_IAM\n  sasl_aws_region: eu-west-1\n";
+    let text_config = std::fs::read_to_string(&config).unwrap().replace("  topics:", &format!("{settings}  topics:"));
+    std::fs::write(&config, text_config).unwrap();
+    let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    let output = binary()
+        .args(["backup", "--config", config.to_str().unwrap()])
+        .env("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("does not offer AWS_MSK_IAM") && stderr.contains("SCRAM-SHA-512"), "{stderr}");
+    assert!(!stderr.contains(secret) && !text(&output.stdout).contains(secret));
 }

@@ -8,11 +8,11 @@ use kafka_backup_core::config::BackupConfig;
 use crate::cli::{BackupArgs, Format};
 
 /// Runs the command.
-pub async fn run(args: BackupArgs, quiet: bool) -> anyhow::Result<()> {
+pub async fn run(args: BackupArgs, display: super::Display) -> anyhow::Result<()> {
     let config = BackupConfig::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
     super::serve_metrics(config.metrics).await?;
     let shutdown = super::signals::stop_requested("stop requested: flushing open segments…");
-    let progress = super::progress::start("backup", quiet);
+    let progress = super::progress::start("backup", display);
     let report = run_backup(&config, shutdown).await;
     drop(progress); // cleared before the summary is printed
     let report = report?;

@@ -16,18 +16,26 @@ use kafka_backup_core::storage::{EncryptionKey, Keyring};
 
 use crate::cli::{Command, EncryptionArgs};
 
-/// Runs one command to completion.
-/// With `quiet`, nothing is animated.
-pub async fn run(command: Command, quiet: bool) -> anyhow::Result<()> {
+/// What a terminal shows while a command runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Display {
+    /// Nothing animated.
+    pub quiet: bool,
+    /// One progress line per partition too.
+    pub partitions: bool,
+}
+
+/// Runs one command to completion, showing progress as `display` says.
+pub async fn run(command: Command, display: Display) -> anyhow::Result<()> {
     match command {
         Command::ClusterInfo(args) => cluster_info::run(args).await,
-        Command::Backup(args) => backup::run(args, quiet).await,
+        Command::Backup(args) => backup::run(args, display).await,
         Command::List(args) => inspect::list(args).await,
         Command::Describe(args) => inspect::describe(args).await,
         Command::Validate(args) => inspect::validate(args).await,
-        Command::Restore(args) => restore::run(args, GroupStrategy::Skip, quiet).await,
+        Command::Restore(args) => restore::run(args, GroupStrategy::Skip, display).await,
         Command::OffsetReset(command) => offset_reset::run(command).await,
-        Command::ThreePhaseRestore(args) => restore::run(args, GroupStrategy::Exact, quiet).await,
+        Command::ThreePhaseRestore(args) => restore::run(args, GroupStrategy::Exact, display).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Find(args) => inspect::find(args).await,
         Command::Prune(args) => prune::run(args).await,

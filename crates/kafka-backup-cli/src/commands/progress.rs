@@ -1,6 +1,7 @@
 //! The live progress line of backup and restore on a terminal: records done of the total known at
 //! the start, bytes, rate and time left, redrawn from the engine's counters; log lines printed
-//! meanwhile go above it. Nothing is drawn unless stdout and stderr are terminals, or with `--quiet`.
+//! meanwhile go above it; with `--progress-partitions`, a line per partition under it. Nothing is
+//! drawn unless stdout and stderr are terminals, or with `--quiet`.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -16,34 +17,37 @@ static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
 pub struct Progress {
     bar: ProgressBar,
     updater: tokio::task::JoinHandle<()>,
+    partitions: bool,
 }
 
-/// Starts drawing the progress of `what` (`backup`, `restore`), unless `quiet` or not on a terminal.
-pub fn start(what: &'static str, quiet: bool) -> Option<Progress> {
-    if quiet || !std::io::stdout().is_terminal() || !std::io::stderr().is_terminal() {
+/// Starts drawing the progress of `what` (`backup`, `restore`), unless quiet or not on a terminal.
+pub fn start(what: &'static str, display: super::Display) -> Option<Progress> {
+    if display.quiet || !std::io::stdout().is_terminal() || !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(5));
+    // The message is the bytes done, then (with partitions) one line per partition.
     let style = ProgressStyle::with_template(
-        "{prefix} [{elapsed_precise}] [{bar:30}] {human_pos}/{human_len} records, {msg} ({per_sec}, ETA {eta})",
+        "{prefix} [{elapsed_precise}] [{bar:30}] {human_pos}/{human_len} records ({per_sec}, ETA {eta}), {msg}",
     )
     .expect("a valid template")
     .progress_chars("=> ");
+    let partitions = display.partitions;
     bar.set_style(style);
     bar.set_prefix(what);
     *ACTIVE.lock().expect("progress lock") = Some(bar.clone());
     let shown = bar.clone();
     let updater = tokio::spawn(async move {
         loop {
-            refresh(&shown);
+            refresh(&shown, partitions);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
-    Some(Progress { bar, updater })
+    Some(Progress { bar, updater, partitions })
 }
 
 /// Shows the engine's counters.
-fn refresh(bar: &ProgressBar) {
+fn refresh(bar: &ProgressBar, partitions: bool) {
     let (done, total, bytes) = metrics().progress.read();
     if total > 0 {
         bar.set_length(total.max(done));
@@ -51,14 +55,21 @@ fn refresh(bar: &ProgressBar) {
         bar.unset_length();
     }
     bar.set_position(done);
-    bar.set_message(format!("{}", HumanBytes(bytes)));
+    let mut message = format!("{}", HumanBytes(bytes));
+    if partitions {
+        for (partition, records, lag) in metrics().partition_progress() {
+            let lag = lag.map_or(String::new(), |lag| format!(", lag {lag}"));
+            message.push_str(&format!("\n  {partition}: {records} records{lag}"));
+        }
+    }
+    bar.set_message(message);
 }
 
 impl Drop for Progress {
     /// Leaves the final state on screen, above the summary.
     fn drop(&mut self) {
         self.updater.abort();
-        refresh(&self.bar);
+        refresh(&self.bar, self.partitions);
         self.bar.finish();
         *ACTIVE.lock().expect("progress lock") = None;
     }

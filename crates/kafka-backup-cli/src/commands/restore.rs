@@ -14,12 +14,13 @@ use super::offset_reset;
 use crate::cli::{Format, PlanFormat, RestoreArgs};
 
 /// Runs the command, with `default_strategy` for group offsets unless the config names one.
-pub async fn run(args: RestoreArgs, default_strategy: GroupStrategy, quiet: bool) -> anyhow::Result<()> {
+pub async fn run(args: RestoreArgs, default_strategy: GroupStrategy, display: super::Display) -> anyhow::Result<()> {
     let mut config = RestoreConfig::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
     config.settings.dry_run |= args.dry_run;
     super::serve_metrics(config.metrics).await?;
     let shutdown = super::signals::stop_requested("stop requested: finishing the batch in flight…");
-    let progress = super::progress::start("restore", quiet || config.settings.dry_run);
+    let display = super::Display { quiet: display.quiet || config.settings.dry_run, ..display };
+    let progress = super::progress::start("restore", display);
     let phases = run_three_phase_restore(&config, default_strategy, shutdown).await;
     drop(progress); // cleared before the summary is printed
     let phases = phases?;

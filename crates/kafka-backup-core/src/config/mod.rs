@@ -187,6 +187,7 @@ struct RawEndpoint {
     sasl_password_file: Option<PathBuf>,
     sasl_oauthbearer_token: Option<String>,
     sasl_oauthbearer_token_file: Option<PathBuf>,
+    sasl_aws_region: Option<String>,
     client_id: Option<String>,
     connect_timeout_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
@@ -616,14 +617,30 @@ fn sasl_settings(source: &RawEndpoint, role: &str) -> Result<Option<SaslSettings
         (None, None) => None,
     };
     let Some(mechanism) = &source.sasl_mechanism else {
-        if source.sasl_username.is_some() || password.is_some() || token.is_some() {
+        if source.sasl_username.is_some() || password.is_some() || token.is_some() || source.sasl_aws_region.is_some() {
             return Err(invalid(&key("sasl_mechanism"), "SASL credentials are given without sasl_mechanism"));
         }
         return Ok(None);
     };
     let mechanism: SaslMechanism =
         mechanism.parse().map_err(|e: crate::kafka::KafkaError| invalid(&key("sasl_mechanism"), e.to_string()))?;
+    if source.sasl_aws_region.is_some() && mechanism != SaslMechanism::AwsMskIam {
+        return Err(invalid(&key("sasl_aws_region"), "only used with sasl_mechanism: AWS_MSK_IAM"));
+    }
     let credentials = match (mechanism, &source.sasl_username, password, token) {
+        (SaslMechanism::AwsMskIam, None, None, None) => {
+            let from_env = || std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).ok();
+            let region = source.sasl_aws_region.clone().or_else(from_env).ok_or_else(|| {
+                invalid(&key("sasl_aws_region"), "AWS_MSK_IAM needs the cluster's region (or AWS_REGION set)")
+            })?;
+            SaslCredentials::Aws { region }
+        }
+        (SaslMechanism::AwsMskIam, ..) => {
+            return Err(invalid(
+                &key("sasl_mechanism"),
+                "AWS_MSK_IAM takes its credentials from the AWS environment, not sasl_username, password or token",
+            ))
+        }
         (SaslMechanism::OauthBearer, None, None, Some(token)) => token,
         (SaslMechanism::OauthBearer, ..) => {
             return Err(invalid(
@@ -787,6 +804,43 @@ storage:
 
     fn error_of(text: &str) -> String {
         parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_metrics_section_turns_the_endpoint_on_at_its_address() {
+        assert_eq!(parse(MINIMAL).unwrap().metrics, None, "off without the section");
+        let on = |section: &str| parse(&format!("{MINIMAL}metrics:\n{section}"));
+        assert_eq!(on("  enabled: true\n").unwrap().metrics, Some(DEFAULT_METRICS_LISTEN.parse().unwrap()));
+        assert_eq!(on("  listen: 0.0.0.0:9500\n").unwrap().metrics, Some("0.0.0.0:9500".parse().unwrap()));
+        assert_eq!(on("  enabled: false\n  listen: 0.0.0.0:9500\n").unwrap().metrics, None);
+        let error = on("  listen: localhost\n").unwrap_err().to_string();
+        assert!(error.contains("metrics.listen") && error.contains("IP:PORT"), "{error}");
+        assert!(on("  port: 9\n").unwrap_err().to_string().contains("port"));
+    }
+
+    #[test]
+    fn the_retention_section_gives_prune_its_policy() {
+        let with = |section: &str| parse(&format!("{MINIMAL}retention:\n{section}"));
+        let policy = with("  keep_last: 3\n  keep_within: 7d\n  keep_daily: 7\n  keep_weekly: 4\n  keep_monthly: 12\n  segment_retention: 30d\n")
+            .unwrap()
+            .retention
+            .unwrap();
+        assert_eq!(
+            policy,
+            RetentionPolicy {
+                keep_last: Some(3),
+                keep_within: Some(Duration::from_secs(7 * 86_400)),
+                keep_daily: Some(7),
+                keep_weekly: Some(4),
+                keep_monthly: Some(12),
+                segment_retention: Some(Duration::from_secs(30 * 86_400)),
+            }
+        );
+        assert!(with("  keep_within: soon\n").unwrap_err().to_string().contains("retention.keep_within"));
+        assert!(parse(&format!("{MINIMAL}retention: {{}}\n")).is_err(), "an empty policy is refused");
+        let restore = "mode: restore\nbackup_id: b\ntarget:\n  bootstrap_servers: [\"k:9\"]\nstorage:\n  backend: memory\nretention:\n  keep_last: 1\n";
+        let error = RestoreConfig::from_yaml(restore, |_| None).unwrap_err().to_string();
+        assert!(error.contains("retention") && error.contains("not used in mode restore"), "{error}");
     }
 
     #[test]

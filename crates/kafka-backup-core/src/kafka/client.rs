@@ -25,9 +25,16 @@ pub(super) enum Route<'a> {
     Any,
     /// The leader of a topic-partition.
     Leader(&'a str, i32),
+    /// The leader of a topic-partition, on a connection of its own for fetches: a broker answers
+    /// one request of a connection at a time, and a fetch may wait there for data (long poll), so
+    /// other requests (metadata, group offsets, produce) must not queue behind it.
+    Fetch(&'a str, i32),
     /// The coordinator of a consumer group.
     Coordinator(&'a str),
 }
+
+/// Pool key suffix of the connections that carry fetches.
+const FETCH_LANE: &str = "#fetch";
 
 /// A client for one Kafka cluster. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct KafkaClient {
@@ -161,19 +168,31 @@ impl KafkaClient {
 
     /// A pooled connection to `address`, opened (or reopened after a failure) on demand.
     pub(super) async fn connection(&self, address: &str) -> Result<Arc<BrokerConnection>, KafkaError> {
-        if let Some(existing) = self.connections.lock().expect("pool lock").get(address) {
+        self.connection_in(address, "").await
+    }
+
+    /// A pooled connection to `address` in `lane` (`""`, or `FETCH_LANE` for fetches).
+    async fn connection_in(&self, address: &str, lane: &str) -> Result<Arc<BrokerConnection>, KafkaError> {
+        let key = format!("{address}{lane}");
+        if let Some(existing) = self.connections.lock().expect("pool lock").get(&key) {
             if !existing.is_closed() {
                 return Ok(existing.clone());
             }
         }
         let fresh = Arc::new(BrokerConnection::connect(address, &self.config).await?);
-        self.connections.lock().expect("pool lock").insert(address.to_string(), fresh.clone());
+        self.connections.lock().expect("pool lock").insert(key, fresh.clone());
         Ok(fresh)
     }
 
     /// A connection to some live broker: a pooled one if any, else each known broker in turn.
     pub(super) async fn any_connection(&self) -> Result<Arc<BrokerConnection>, KafkaError> {
-        let pooled = self.connections.lock().expect("pool lock").values().find(|c| !c.is_closed()).cloned();
+        let pooled = self
+            .connections
+            .lock()
+            .expect("pool lock")
+            .iter()
+            .find(|(key, c)| !key.ends_with(FETCH_LANE) && !c.is_closed())
+            .map(|(_, c)| c.clone());
         if let Some(connection) = pooled {
             return Ok(connection);
         }
@@ -192,6 +211,10 @@ impl KafkaClient {
 
     /// A connection to broker `node_id`, refreshing metadata if the node is not known yet.
     pub(super) async fn node_connection(&self, node_id: i32) -> Result<Arc<BrokerConnection>, KafkaError> {
+        self.node_connection_in(node_id, "").await
+    }
+
+    async fn node_connection_in(&self, node_id: i32, lane: &str) -> Result<Arc<BrokerConnection>, KafkaError> {
         let known = self.cached_metadata().brokers.get(&node_id).cloned();
         let broker = match known {
             Some(broker) => broker,
@@ -202,14 +225,15 @@ impl KafkaClient {
                 }
             })?,
         };
-        self.connection(&broker.address()).await
+        self.connection_in(&broker.address(), lane).await
     }
 
-    /// The current leader's connection for `topic`-`partition`.
+    /// The current leader's connection for `topic`-`partition`, in `lane`.
     pub(super) async fn leader_connection(
         &self,
         topic: &str,
         partition: i32,
+        lane: &str,
     ) -> Result<Arc<BrokerConnection>, KafkaError> {
         let mut metadata = self.cached_metadata();
         if !metadata.topics.contains_key(topic) {
@@ -221,7 +245,7 @@ impl KafkaClient {
             })?;
         let leader =
             partition_metadata.leader.ok_or_else(|| KafkaError::NoLeader { topic: topic.to_string(), partition })?;
-        self.node_connection(leader).await
+        self.node_connection_in(leader, lane).await
     }
 
     /// Runs `operation` against the broker `route` names, under the retry policy. After an
@@ -237,7 +261,8 @@ impl KafkaClient {
             .run(api, || async {
                 let connection = match route {
                     Route::Any => self.any_connection().await,
-                    Route::Leader(topic, partition) => self.leader_connection(topic, partition).await,
+                    Route::Leader(topic, partition) => self.leader_connection(topic, partition, "").await,
+                    Route::Fetch(topic, partition) => self.leader_connection(topic, partition, FETCH_LANE).await,
                     Route::Coordinator(group) => self.coordinator_connection(group).await,
                 };
                 let timer = Timer::start();
@@ -251,7 +276,9 @@ impl KafkaClient {
                 }
                 if let Err(error) = &result {
                     match route {
-                        Route::Leader(topic, _) if error.invalidates_metadata() => self.forget_topic(topic),
+                        Route::Leader(topic, _) | Route::Fetch(topic, _) if error.invalidates_metadata() => {
+                            self.forget_topic(topic)
+                        }
                         Route::Coordinator(group) if error.invalidates_coordinator() => {
                             self.coordinators.lock().expect("coordinator lock").remove(group);
                         }

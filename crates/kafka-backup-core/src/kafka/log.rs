@@ -182,7 +182,7 @@ impl KafkaClient {
         offset: i64,
         options: &FetchOptions,
     ) -> Result<FetchedPartition, KafkaError> {
-        self.on("Fetch", Route::Leader(topic, partition), |connection| async move {
+        self.on("Fetch", Route::Fetch(topic, partition), |connection| async move {
             let request = FetchRequest::default()
                 .with_replica_id(BrokerId(-1))
                 .with_max_wait_ms(options.max_wait.as_millis().min(i32::MAX as u128) as i32)
@@ -272,7 +272,7 @@ impl KafkaClient {
         batches: Bytes,
         timeout: Duration,
     ) -> Result<PendingProduce, KafkaError> {
-        let connection = self.leader_connection(topic, partition).await?;
+        let connection = self.leader_connection(topic, partition, "").await?;
         let pending = connection.start(&produce_request(topic, partition, batches, timeout))?;
         Ok(PendingProduce { pending, topic: topic.to_string(), partition, address: connection.address().to_string() })
     }

@@ -11,6 +11,7 @@ mod error;
 mod groups;
 mod log;
 mod metadata;
+pub mod msk_iam;
 mod sasl;
 mod scram;
 mod transport;

@@ -1,7 +1,7 @@
 //! SASL authentication of a new broker connection (KIP-43, KIP-152): SaslHandshake v1 names the
 //! mechanism, then SaslAuthenticate carries its messages; nothing else is sent on the connection
-//! before it succeeds. PLAIN (RFC 4616), SCRAM-SHA-256/512 (`scram.rs`) and OAUTHBEARER with a
-//! bearer token the operator supplies (RFC 7628; KIP-255).
+//! before it succeeds. PLAIN (RFC 4616), SCRAM-SHA-256/512 (`scram.rs`), OAUTHBEARER with a
+//! bearer token the operator supplies (RFC 7628; KIP-255) and Amazon MSK's AWS_MSK_IAM (`msk_iam.rs`).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::connection::BrokerConnection;
+use super::msk_iam::{auth_payload, AwsCredentials};
 use super::scram::{ScramClient, ScramHash};
 use super::KafkaError;
 use crate::secret::Secret;
@@ -27,6 +28,8 @@ pub enum SaslMechanism {
     ScramSha512,
     /// A bearer token (a JWT from the operator's identity provider).
     OauthBearer,
+    /// Amazon MSK's IAM access control: a SigV4 signature with AWS credentials.
+    AwsMskIam,
 }
 
 impl SaslMechanism {
@@ -37,6 +40,7 @@ impl SaslMechanism {
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
             Self::OauthBearer => "OAUTHBEARER",
+            Self::AwsMskIam => "AWS_MSK_IAM",
         }
     }
 }
@@ -50,12 +54,15 @@ impl FromStr for SaslMechanism {
             "SCRAM-SHA-256" => Ok(Self::ScramSha256),
             "SCRAM-SHA-512" => Ok(Self::ScramSha512),
             "OAUTHBEARER" => Ok(Self::OauthBearer),
-            "AWS_MSK_IAM" | "GSSAPI" => Err(KafkaError::NotSupported {
+            "AWS_MSK_IAM" => Ok(Self::AwsMskIam),
+            "GSSAPI" => Err(KafkaError::NotSupported {
                 feature: format!("SASL mechanism {text}"),
-                hint: "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER (with a given token) are implemented".into(),
+                hint: "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (with a given token) and AWS_MSK_IAM are \
+                       implemented"
+                    .into(),
             }),
             _ => Err(KafkaError::Config(format!(
-                "unknown SASL mechanism {text:?}; expected PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"
+                "unknown SASL mechanism {text:?}; expected PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER or AWS_MSK_IAM"
             ))),
         }
     }
@@ -85,6 +92,12 @@ pub enum SaslCredentials {
     /// A file holding the bearer token, read again for every new connection, so that a token
     /// another process refreshes is picked up (OAUTHBEARER).
     TokenFile(std::path::PathBuf),
+    /// The AWS region of the cluster; the credentials come from the environment at each
+    /// connection (AWS_MSK_IAM).
+    Aws {
+        /// Region.
+        region: String,
+    },
 }
 
 impl SaslCredentials {
@@ -94,6 +107,8 @@ impl SaslCredentials {
             Self::Password { username, .. } => username.clone(),
             Self::Token(_) => "the configured token".into(),
             Self::TokenFile(path) => format!("the token in {}", path.display()),
+            Self::Aws { .. } => std::env::var("AWS_ACCESS_KEY_ID")
+                .map_or("the AWS credentials of the environment".into(), |id| format!("AWS access key {id}")),
         }
     }
 }
@@ -157,6 +172,14 @@ pub async fn authenticate(
             }
             lifetime_ms
         }
+        (SaslCredentials::Aws { region }, SaslMechanism::AwsMskIam) => {
+            let credentials = AwsCredentials::from_env().map_err(&failed)?;
+            let address = connection.address();
+            let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+            let user_agent = concat!("kafka-backup/", env!("CARGO_PKG_VERSION"));
+            let payload = auth_payload(host, region, &credentials, user_agent, std::time::SystemTime::now());
+            exchange(payload.into_bytes()).await?.1
+        }
         _ => return Err(failed("these credentials do not go with this mechanism".into())),
     };
     Ok((lifetime_ms > 0).then(|| Duration::from_millis(lifetime_ms as u64)))
@@ -169,7 +192,9 @@ fn bearer_token(credentials: &SaslCredentials) -> Result<Secret, String> {
         SaslCredentials::TokenFile(path) => std::fs::read_to_string(path)
             .map(|text| Secret::new(text.trim().to_string()))
             .map_err(|e| format!("cannot read the token file {}: {e}", path.display())),
-        SaslCredentials::Password { .. } => Err("OAUTHBEARER needs a token, not a password".into()),
+        SaslCredentials::Password { .. } | SaslCredentials::Aws { .. } => {
+            Err("OAUTHBEARER needs a token, not a password or AWS credentials".into())
+        }
     }
 }
 

@@ -176,6 +176,28 @@ impl Metrics {
     pub fn partition_labels(topic: &str, partition: i32) -> [String; 2] {
         [topic.to_string(), partition.to_string()]
     }
+
+    /// Per partition (`topic-partition`, sorted): records backed up or restored so far, and the lag
+    /// to the high watermark of a partition being backed up.
+    pub fn partition_progress(&self) -> Vec<(String, u64, Option<i64>)> {
+        use prometheus::core::Collector;
+        let name = |metric: &prometheus::proto::Metric| {
+            let label = |key: &str| metric.get_label().iter().find(|l| l.name() == key).map(|l| l.value().to_string());
+            format!("{}-{}", label("topic").unwrap_or_default(), label("partition").unwrap_or_default())
+        };
+        let mut rows: std::collections::BTreeMap<String, (u64, Option<i64>)> = Default::default();
+        for family in self.records.collect().iter().chain(self.restored_records.collect().iter()) {
+            for metric in family.get_metric() {
+                rows.entry(name(metric)).or_default().0 += metric.get_counter().get_value() as u64;
+            }
+        }
+        for family in self.lag.collect() {
+            for metric in family.get_metric() {
+                rows.entry(name(metric)).or_default().1 = Some(metric.get_gauge().get_value() as i64);
+            }
+        }
+        rows.into_iter().map(|(partition, (records, lag))| (partition, records, lag)).collect()
+    }
 }
 
 /// Times one call into `histogram` under `label`.

@@ -367,3 +367,32 @@ fn aws_msk_iam_on_a_listener_without_it_fails_naming_what_the_listener_offers() 
     assert!(stderr.contains("does not offer AWS_MSK_IAM") && stderr.contains("SCRAM-SHA-512"), "{stderr}");
     assert!(!stderr.contains(secret) && !text(&output.stdout).contains(secret));
 }
+
+#[test]
+fn a_selected_group_the_principal_may_not_describe_is_a_warning_not_a_failed_backup() {
+    let bootstrap = KafkaCluster::source().bootstrap();
+    let topic = unique("grouped");
+    testkit::create_topic(&bootstrap, &topic, 1, &[]);
+    testkit::produce_small(&bootstrap, &topic, 0, 5);
+    let (visible, hidden) = (unique("visible"), unique("hidden-group"));
+    for group in [&visible, &hidden] {
+        testkit::commit(&bootstrap, group, &[(&topic, 0, 3)]);
+    }
+    testkit::add_acl(&bootstrap, "group", &hidden, "User:alice", "DESCRIBE", "DENY");
+    let dir = TempDir::new().unwrap();
+    let source = KafkaCluster::source();
+    let config = write_config(dir.path(), &source.listener("SASL_PLAINTEXT"), "groups", &topic, "");
+    let settings = sasl_settings("SASL_PLAINTEXT", "SCRAM-SHA-256", "alice", "alice-secret");
+    with_connection_settings(
+        &config,
+        "  topics:",
+        &format!("{settings}  groups:\n    include: [\"{visible}\", \"{hidden}\"]\n"),
+    );
+    let output = wait_with_deadline(spawn(&["backup", "--config", config.to_str().unwrap()], false), HANG);
+    assert_success(&output);
+    let summary = text(&output.stdout);
+    assert!(summary.contains(&format!("WARNING offsets of group {hidden} were not captured")), "{summary}");
+    assert!(summary.contains("lacks the ACL Describe"), "{summary}");
+    assert!(!summary.contains(&format!("group {visible} were not")), "{summary}");
+    assert_eq!(backed_up_records(dir.path(), "groups", &topic).len(), 5);
+}

@@ -65,6 +65,16 @@ pub async fn take_snapshot(
         }
         Err(error) => return Err(error),
     };
+    // ListGroups leaves out the groups the principal may not Describe: a group named in the
+    // selection that is not listed is either absent or hidden, and the operator must know.
+    for name in selector.exact_names() {
+        if !listed.iter().any(|g| g.group_id == name) {
+            warnings.push(format!(
+                "offsets of group {name} were not captured: the cluster lists no such group to this principal (it \
+                 does not exist, or the principal lacks the ACL Describe on it)"
+            ));
+        }
+    }
     for group in listed.into_iter().filter(|g| selector.matches(&g.group_id, false)) {
         let offsets = match client.committed_offsets(&group.group_id).await {
             Ok(offsets) => offsets,

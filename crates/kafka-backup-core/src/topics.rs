@@ -68,6 +68,16 @@ impl TopicSelector {
             self.include.iter().any(|p| p.matches(topic) && (!is_internal || matches!(p, Pattern::Exact(_))));
         included && !self.exclude.iter().any(|p| p.matches(topic))
     }
+
+    /// The names included literally (no glob, no regex) and not excluded: names the operator
+    /// expects to exist.
+    pub fn exact_names(&self) -> Vec<&str> {
+        let exact = self.include.iter().filter_map(|p| match p {
+            Pattern::Exact(name) => Some(name.as_str()),
+            Pattern::Regex(_) => None,
+        });
+        exact.filter(|name| !self.exclude.iter().any(|p| p.matches(name))).collect()
+    }
 }
 
 #[cfg(test)]
@@ -77,6 +87,12 @@ mod tests {
     fn selector(include: &[&str], exclude: &[&str]) -> TopicSelector {
         let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         TopicSelector::new(&owned(include), &owned(exclude)).unwrap()
+    }
+
+    #[test]
+    fn exact_names_are_the_literal_includes_not_excluded() {
+        let names = selector(&["billing", "ship-*", "~audit.*", "legacy"], &["legacy"]);
+        assert_eq!(names.exact_names(), ["billing"]);
     }
 
     #[test]

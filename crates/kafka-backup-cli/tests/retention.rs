@@ -83,7 +83,11 @@ fn prune_keeps_what_the_policy_names_never_a_running_backup_and_drops_old_segmen
     send_signal(&live, "-TERM");
     assert_success(&wait_with_deadline(live, HANG));
 
-    // Segment retention: every segment of b4 but the last is older than 1 ms.
+    // Segment retention: every segment of b4 but the last is older than 1 ms; of its two group
+    // snapshots, the older goes.
+    assert_success(&backup(&write_config(dir.path(), &source, "b4", &topic, SMALL_SEGMENTS)));
+    let snapshots = || std::fs::read_dir(dir.path().join("store/b4/groups")).unwrap().count();
+    assert_eq!(snapshots(), 2);
     let described = describe_json(dir.path(), "b4");
     let segments = described["topics"][0]["partitions"][0]["segments"].as_array().unwrap().clone();
     assert!(segments.len() >= 3, "{described}");
@@ -98,6 +102,7 @@ fn prune_keeps_what_the_policy_names_never_a_running_backup_and_drops_old_segmen
         (dropped["segments"].as_u64(), dropped["before_offset"].as_i64()),
         (Some(segments.len() as u64 - 1), Some(kept_from))
     );
+    assert_eq!((report["group_snapshots_pruned"].as_u64(), snapshots()), (Some(1), 1), "{report}");
     let described = describe_json(dir.path(), "b4");
     let partition = &described["topics"][0]["partitions"][0];
     assert_eq!(partition["segments"].as_array().unwrap().len(), 1, "{partition}");

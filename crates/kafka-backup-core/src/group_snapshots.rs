@@ -8,7 +8,7 @@ use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 
 use crate::kafka::{KafkaClient, KafkaError};
-use crate::manifest::{to_json, ManifestError};
+use crate::manifest::{object_start, to_json, ManifestError};
 use crate::storage::{BackupStore, StorageError};
 use crate::topics::TopicSelector;
 
@@ -105,6 +105,28 @@ pub async fn save_snapshot(store: &BackupStore, snapshot: &GroupOffsetsSnapshot)
         Err(StorageError::AlreadyExists { .. }) => Ok(()),
         other => other,
     }
+}
+
+/// Deletes the snapshots taken before `cutoff_ms` but the latest of them (which still gives the
+/// offsets at the start of the data kept); with `dry_run`, only counts. Returns how many go.
+pub async fn prune_snapshots(store: &BackupStore, cutoff_ms: i64, dry_run: bool) -> Result<usize, StorageError> {
+    let mut old: Vec<(i64, String)> = store
+        .list(SNAPSHOTS_DIR)
+        .await?
+        .into_iter()
+        .filter_map(|object| match object_start(&object.key) {
+            Some(("snapshot", taken_at_ms)) if taken_at_ms < cutoff_ms => Some((taken_at_ms, object.key)),
+            _ => None,
+        })
+        .collect();
+    old.sort();
+    old.pop();
+    if !dry_run {
+        for (_, key) in &old {
+            store.delete(key).await?;
+        }
+    }
+    Ok(old.len())
 }
 
 /// Every snapshot of the backup directory `store`, oldest first.

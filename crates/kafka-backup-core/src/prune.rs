@@ -7,7 +7,8 @@
 //! is first marked `deleting.json`, then loses its manifest (from then on no command sees it as a
 //! backup), then every other object, the marker last. A segment prune first writes the partition's
 //! `pruned-{before}.json` marker (from then on the manifest leaves everything below it out), then
-//! deletes the commit records and objects below it.
+//! deletes the commit records and objects below it, and the consumer-group snapshots taken before
+//! the cutoff but the latest of them.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use crate::backup::ProgressBoard;
 use crate::error::EngineError;
+use crate::group_snapshots::prune_snapshots;
 use crate::manifest::{
     object_start, partition_folder, pruned_key, to_json, BackupManifest, ManifestError, MANIFEST_KEY, PROGRESS_KEY,
 };
@@ -95,6 +97,9 @@ pub struct PruneReport {
     pub backups: Vec<BackupDecision>,
     /// Segments dropped inside the backups kept.
     pub segments: Vec<SegmentsPruned>,
+    /// Consumer-group snapshots dropped with old segments (those taken before the retention
+    /// cutoff, but the latest of them).
+    pub group_snapshots_pruned: u64,
     /// Objects deleted.
     pub deleted_objects: u64,
 }
@@ -161,6 +166,11 @@ pub async fn prune(
         } else if let (Some(retention), Some(manifest)) = (policy.segment_retention, &backup.manifest) {
             let cutoff = now_ms - retention.as_millis() as i64;
             report.deleted_objects += prune_segments(&store, manifest, cutoff, dry_run, &mut report.segments).await?;
+            let snapshots = prune_snapshots(&store, cutoff, dry_run).await? as u64;
+            report.group_snapshots_pruned += snapshots;
+            if !dry_run {
+                report.deleted_objects += snapshots;
+            }
         }
     }
     Ok(report)

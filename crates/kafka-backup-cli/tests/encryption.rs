@@ -32,24 +32,6 @@ fn encrypted_storage(dir: &Path, key_file: &Path) -> String {
     )
 }
 
-/// Every file under `dir` with its bytes.
-fn stored_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files = Vec::new();
-    let mut folders = vec![dir.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                folders.push(path);
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                files.push((path, bytes));
-            }
-        }
-    }
-    files
-}
-
 /// Byte strings of the records (keys and values of 5 bytes or more) and the topic name.
 fn known_contents(records: &[RefRecord], topic: &str) -> Vec<Vec<u8>> {
     let mut known: Vec<Vec<u8>> = records
@@ -94,7 +76,7 @@ fn an_encrypted_backup_restores_exactly_and_no_stored_object_holds_its_contents(
     // Every stored object but the wrapped data key is sealed, and none holds a key, a value or
     // the topic name; the data key record holds neither the key nor its text.
     let known = known_contents(&original, &topic);
-    let files = stored_files(&dir.path().join("store"));
+    let files = testkit::files_under(&dir.path().join("store"));
     assert!(files.len() > 10, "{} objects", files.len());
     for (path, bytes) in &files {
         if path.ends_with("encryption.json") {
@@ -167,7 +149,7 @@ fn several_segments(source: &str) -> (String, Vec<RefRecord>) {
 }
 
 fn segment_files(store: &Path, backup_id: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = stored_files(&store.join(backup_id))
+    let mut files: Vec<PathBuf> = testkit::files_under(&store.join(backup_id))
         .into_iter()
         .map(|(path, _)| path)
         .filter(|path| path.to_string_lossy().contains("/segment-") && !path.to_string_lossy().ends_with(".json"))

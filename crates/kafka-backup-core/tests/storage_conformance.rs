@@ -8,7 +8,7 @@ use kafka_backup_core::config::BackupConfig;
 use kafka_backup_core::storage::{
     BackupStore, EncryptionKey, Keyring, ListedObject, StorageConfig, StorageError, DATA_KEY_OBJECT,
 };
-use kafka_backup_testkit::{StoreEmulator, StoreKind};
+use kafka_backup_testkit::{self as testkit, StoreEmulator, StoreKind};
 
 async fn conformance(store: BackupStore) {
     store.put_new("a/b/one", Bytes::from_static(b"1")).await.unwrap();
@@ -94,21 +94,8 @@ async fn filesystem_store_conforms_and_leaves_no_staging_files() {
 
 /// Every file under `dir`: its path relative to `dir` and its bytes, sorted by path.
 fn files_under(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(folder) = stack.pop() {
-        for entry in std::fs::read_dir(folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let name = path.strip_prefix(dir).unwrap().display().to_string();
-                files.push((name, std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    files.sort();
-    files
+    let relative = |path: std::path::PathBuf| path.strip_prefix(dir).unwrap().display().to_string();
+    testkit::files_under(dir).into_iter().map(|(path, bytes)| (relative(path), bytes)).collect()
 }
 
 const KEY_7: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";

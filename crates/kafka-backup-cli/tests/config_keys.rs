@@ -145,6 +145,29 @@ fn security_that_is_not_implemented_yet_is_refused_before_connecting() {
             "from the AWS environment",
         ),
         ("region-alone", "  sasl_aws_region: eu-west-1\n", "without sasl_mechanism"),
+        (
+            "oidc-without-endpoint",
+            "  security_protocol: SASL_SSL\n  sasl_mechanism: OAUTHBEARER\n  sasl_oauthbearer_client_id: c\n",
+            "need the token endpoint",
+        ),
+        (
+            "oidc-without-secret",
+            "  security_protocol: SASL_SSL\n  sasl_mechanism: OAUTHBEARER\n  sasl_oauthbearer_token_endpoint_url: \
+             https://idp.example.com/token\n  sasl_oauthbearer_client_id: c\n",
+            "sasl_oauthbearer_client_secret",
+        ),
+        (
+            "oidc-in-clear",
+            "  security_protocol: SASL_SSL\n  sasl_mechanism: OAUTHBEARER\n  sasl_oauthbearer_token_endpoint_url: \
+             http://idp.example.com/token\n  sasl_oauthbearer_client_id: c\n  sasl_oauthbearer_client_secret: s\n",
+            "in clear",
+        ),
+        (
+            "two-token-sources",
+            "  security_protocol: SASL_SSL\n  sasl_mechanism: OAUTHBEARER\n  sasl_oauthbearer_token: t\n  \
+             sasl_oauthbearer_token_endpoint_url: https://idp.example.com/token\n",
+            "give one of",
+        ),
     ];
     for (id, settings, expected) in cases {
         let config = write_config(dir.path(), &source(), id, "*", "");

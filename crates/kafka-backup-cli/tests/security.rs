@@ -2,7 +2,8 @@
 //! clusters (`tools/clusters.py`: SSL, and MTLS which requires a client certificate; certificates
 //! from the test CA in `.test-infra/tls`) and SASL listeners (PLAIN, SCRAM-SHA-256/512 users
 //! `admin` and `alice`). Data goes through the secure listeners; confluent-kafka checks it on the
-//! PLAINTEXT ones. OAUTHBEARER takes unsigned JWTs there (Kafka's unsecured validator). AWS_MSK_IAM
+//! PLAINTEXT ones. OAUTHBEARER takes unsigned JWTs there (Kafka's unsecured validator), given or
+//! from a local OIDC token endpoint (`testkit::TokenEndpoint`). AWS_MSK_IAM
 //! has no listener here: its handshake is checked against one that does not offer it, its
 //! signature against botocore (core/tests/msk_iam_signature.rs).
 
@@ -66,6 +67,55 @@ fn backup_over_tls_and_restore_over_mtls_round_trip_every_record() {
     assert_success(&output);
     assert!(text(&output.stderr).contains("host names are NOT"), "a loud warning: {}", text(&output.stderr));
     assert_eq!(backed_up_records(dir.path(), "mtls-backup", &topic), original);
+
+    // mTLS with the key encrypted (PKCS#8, PBES2) and its password from the environment.
+    let config = write_config(dir.path(), &source.listener("MTLS"), "encrypted-key", &topic, "");
+    let settings = mtls_settings("client-encrypted.key") + "  ssl_key_password: ${CLIENT_KEY_PASSWORD}\n";
+    with_connection_settings(&config, "  topics:", &settings);
+    let output = binary()
+        .args(["backup", "--config", config.to_str().unwrap()])
+        .env("CLIENT_KEY_PASSWORD", "client-key-secret")
+        .output()
+        .unwrap();
+    assert_success(&output);
+    assert!(!text(&output.stdout).contains("client-key-secret") && !text(&output.stderr).contains("client-key-secret"));
+    assert_eq!(backed_up_records(dir.path(), "encrypted-key", &topic), original);
+}
+
+/// A TLS server offering a certificate of the test CA that expired a year ago
+/// (`tools/expired_tls_server.py`); runs while the returned child's stdin is open.
+fn expired_certificate_server() -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(testkit::infra_program("python"))
+        .arg(testkit::repo_root().join("tools/expired_tls_server.py"))
+        .arg(KafkaCluster::source().tls_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start tools/expired_tls_server.py");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.strip_prefix("ready ").map(str::trim).unwrap_or_else(|| panic!("not started: {line:?}"));
+    let address = format!("127.0.0.1:{port}");
+    (child, address)
+}
+
+/// Accepts connections on another loopback address (127.0.0.2, which the brokers' certificates do
+/// not name) and relays them to `broker`; returns the address to connect to.
+fn relay_from_an_unnamed_address(broker: &str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    let address = listener.local_addr().unwrap().to_string();
+    let broker = broker.to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let upstream = std::net::TcpStream::connect(&broker).expect("the broker");
+            let (mut client_in, mut upstream_out) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut client_in, &mut upstream_out));
+            let (mut upstream_in, mut client_out) = (upstream, client);
+            std::thread::spawn(move || std::io::copy(&mut upstream_in, &mut client_out));
+        }
+    });
+    address
 }
 
 /// Runs a backup of `listener` with `settings` and returns its stderr, asserting it failed.
@@ -101,12 +151,28 @@ fn tls_failures_say_what_to_check() {
         failed_backup(&ssl, &ssl_settings(&format!("  ssl_certificate_location: {}\n", tls_file("client.pem"))));
     assert!(half_mtls.contains("go together"), "{half_mtls}");
 
-    let encrypted = failed_backup(&ssl, &mtls_settings("client-encrypted.key"));
-    assert!(encrypted.contains("encrypted private key") && encrypted.contains("openssl pkcs8"), "{encrypted}");
+    let hostname_mismatch = relay_from_an_unnamed_address(&ssl);
+    let mismatch = failed_backup(&hostname_mismatch, &ssl_settings(""));
+    assert!(
+        mismatch.contains(&hostname_mismatch) && mismatch.contains("does not name this host"),
+        "the certificate names localhost and 127.0.0.1 only: {mismatch}"
+    );
 
-    let password = failed_backup(&ssl, &ssl_settings("  ssl_key_password: client-key-secret\n"));
-    assert!(password.contains("source.ssl_key_password"), "{password}");
-    assert!(!password.contains("client-key-secret"), "the password is never printed: {password}");
+    let (_server, expired) = expired_certificate_server();
+    let expired_error = failed_backup(&expired, &ssl_settings(""));
+    assert!(expired_error.contains(&expired) && expired_error.contains("expired"), "{expired_error}");
+
+    let encrypted = failed_backup(&ssl, &mtls_settings("client-encrypted.key"));
+    assert!(encrypted.contains("is encrypted: set ssl_key_password"), "{encrypted}");
+
+    let wrong_password =
+        failed_backup(&ssl, &(mtls_settings("client-encrypted.key") + "  ssl_key_password: not-the-secret\n"));
+    assert!(wrong_password.contains("ssl_key_password does not open"), "{wrong_password}");
+    assert!(!wrong_password.contains("not-the-secret"), "the password is never printed: {wrong_password}");
+
+    let password_without_key = failed_backup(&ssl, &ssl_settings("  ssl_key_password: client-key-secret\n"));
+    assert!(password_without_key.contains("without ssl_key_location"), "{password_without_key}");
+    assert!(!password_without_key.contains("client-key-secret"), "never printed: {password_without_key}");
 
     let tls_without_ssl = failed_backup(&source.bootstrap(), &format!("  ssl_ca_location: {}\n", tls_file("ca.pem")));
     assert!(tls_without_ssl.contains("security_protocol is PLAINTEXT"), "{tls_without_ssl}");
@@ -345,6 +411,52 @@ fn token_file_settings(token_file: &Path) -> String {
         "  security_protocol: SASL_PLAINTEXT\n  sasl_mechanism: OAUTHBEARER\n  sasl_oauthbearer_token_file: {}\n",
         token_file.display()
     )
+}
+
+/// OAUTHBEARER over SASL_PLAINTEXT with tokens from the OIDC token endpoint at `url`.
+fn oidc_settings(url: &str, client_secret: &str) -> String {
+    format!(
+        "  security_protocol: SASL_PLAINTEXT\n  sasl_mechanism: OAUTHBEARER\n  sasl_oauthbearer_token_endpoint_url: \
+         {url}\n  sasl_oauthbearer_client_id: backup-client\n  sasl_oauthbearer_client_secret: {client_secret}\n  \
+         sasl_oauthbearer_scope: kafka\n"
+    )
+}
+
+#[test]
+fn oauthbearer_tokens_from_an_oidc_endpoint_are_fetched_again_before_they_expire() {
+    // Tokens live 6 s; the REAUTH listener ends each session when its token expires (KIP-368).
+    let source = KafkaCluster::source();
+    let topic = unique("oidc");
+    testkit::create_topic(&source.bootstrap(), &topic, 1, &[]);
+    let endpoint = testkit::TokenEndpoint::start("backup-client", "client-s3cret", 6);
+    let dir = TempDir::new().unwrap();
+    let settings = "  continuous: true\n  segment_max_interval_ms: 1000\n  checkpoint_interval_secs: 1\n";
+    let config = write_config(dir.path(), &source.listener("REAUTH"), "oidc", &topic, settings);
+    with_connection_settings(&config, "  topics:", &oidc_settings(&endpoint.url, "client-s3cret"));
+    let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
+    for round in 1..=3usize {
+        testkit::produce_small(&source.bootstrap(), &topic, 0, 10);
+        wait_for("the round's records backed up", HANG, || {
+            backed_up_records_if_any(dir.path(), "oidc", &topic).len() == round * 10
+        });
+        // Past one token's lifetime before the next round.
+        std::thread::sleep(std::time::Duration::from_secs(7));
+    }
+    send_signal(&child, "-TERM");
+    let output = wait_with_deadline(child, HANG);
+    assert_success(&output);
+    assert_eq!(backed_up_records(dir.path(), "oidc", &topic), testkit::consume(&source.bootstrap(), &topic, &[0]));
+    let issued = endpoint.issued();
+    assert!(
+        issued.len() >= 3,
+        "a token per lifetime over about 21 s, not one per connection or one in all: {issued:?}"
+    );
+    assert!(issued.iter().all(|scope| scope == "kafka"), "{issued:?}");
+    assert!(!text(&output.stdout).contains("client-s3cret") && !text(&output.stderr).contains("client-s3cret"));
+
+    let refused = failed_backup(&source.listener("SASL_PLAINTEXT"), &oidc_settings(&endpoint.url, "wrong-secret"));
+    assert!(refused.contains("invalid_client") && refused.contains("backup-client"), "{refused}");
+    assert!(!refused.contains("wrong-secret"), "the secret is never printed: {refused}");
 }
 
 #[test]

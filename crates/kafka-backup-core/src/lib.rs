@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod offset_map;
 pub mod offset_reset;
 pub mod partitioner;
+mod process_tls;
 pub mod prune;
 pub mod records;
 pub mod restore;

@@ -3,8 +3,10 @@
 //! confluent-kafka reference client (`tools/refclient.py`), all installed by `scripts/install-test-infra.sh`.
 
 mod store_emulator;
+mod token_endpoint;
 
 pub use store_emulator::{BucketListing, FaultyProxy, StoreEmulator, StoreKind, AZURITE_ACCOUNT, AZURITE_KEY};
+pub use token_endpoint::TokenEndpoint;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -13,9 +13,10 @@ use serde::Deserialize;
 
 use storage_section::{keyring, storage_config, RawStorage};
 
+use crate::kafka::msk_iam::AwsCredentialChain;
 use crate::kafka::{
-    ClientConfig, SaslCredentials, SaslMechanism, SaslSettings, Secret, SecurityProtocol, TlsSettings,
-    NO_HOSTNAME_VERIFICATION,
+    ClientConfig, OidcSettings, OidcTokens, SaslCredentials, SaslMechanism, SaslSettings, Secret, SecurityProtocol,
+    TlsSettings, NO_HOSTNAME_VERIFICATION,
 };
 use crate::offset_reset::{GroupSelection, GroupStrategy};
 use crate::prune::RetentionPolicy;
@@ -187,6 +188,10 @@ struct RawEndpoint {
     sasl_password_file: Option<PathBuf>,
     sasl_oauthbearer_token: Option<String>,
     sasl_oauthbearer_token_file: Option<PathBuf>,
+    sasl_oauthbearer_token_endpoint_url: Option<String>,
+    sasl_oauthbearer_client_id: Option<String>,
+    sasl_oauthbearer_client_secret: Option<String>,
+    sasl_oauthbearer_scope: Option<String>,
     sasl_aws_region: Option<String>,
     client_id: Option<String>,
     connect_timeout_secs: Option<u64>,
@@ -590,7 +595,7 @@ fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
 
 /// `sasl_mechanism` with its credentials: `sasl_username` and the password (`sasl_password`,
 /// usually `${ENV}`, or `sasl_password_file`, its last newline dropped) for PLAIN and SCRAM; the
-/// token (`sasl_oauthbearer_token` or `sasl_oauthbearer_token_file`) for OAUTHBEARER.
+/// token source for OAUTHBEARER ([`bearer_credentials`]).
 fn sasl_settings(source: &RawEndpoint, role: &str) -> Result<Option<SaslSettings>, ConfigError> {
     let key = |name: &str| format!("{role}.{name}");
     let password = match (&source.sasl_password, &source.sasl_password_file) {
@@ -605,17 +610,7 @@ fn sasl_settings(source: &RawEndpoint, role: &str) -> Result<Option<SaslSettings
         }
         (None, None) => None,
     };
-    let token = match (&source.sasl_oauthbearer_token, &source.sasl_oauthbearer_token_file) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                &key("sasl_oauthbearer_token_file"),
-                "give sasl_oauthbearer_token or sasl_oauthbearer_token_file, not both",
-            ))
-        }
-        (Some(token), None) => Some(SaslCredentials::Token(Secret::new(token.clone()))),
-        (None, Some(path)) => Some(SaslCredentials::TokenFile(path.clone())),
-        (None, None) => None,
-    };
+    let token = bearer_credentials(source, &key)?;
     let Some(mechanism) = &source.sasl_mechanism else {
         if source.sasl_username.is_some() || password.is_some() || token.is_some() || source.sasl_aws_region.is_some() {
             return Err(invalid(&key("sasl_mechanism"), "SASL credentials are given without sasl_mechanism"));
@@ -633,7 +628,8 @@ fn sasl_settings(source: &RawEndpoint, role: &str) -> Result<Option<SaslSettings
             let region = source.sasl_aws_region.clone().or_else(from_env).ok_or_else(|| {
                 invalid(&key("sasl_aws_region"), "AWS_MSK_IAM needs the cluster's region (or AWS_REGION set)")
             })?;
-            SaslCredentials::Aws { region }
+            let chain = AwsCredentialChain::from_env(&region).map_err(|e| invalid(&key("sasl_mechanism"), e))?;
+            SaslCredentials::Aws(std::sync::Arc::new(chain))
         }
         (SaslMechanism::AwsMskIam, ..) => {
             return Err(invalid(
@@ -645,7 +641,8 @@ fn sasl_settings(source: &RawEndpoint, role: &str) -> Result<Option<SaslSettings
         (SaslMechanism::OauthBearer, ..) => {
             return Err(invalid(
                 &key("sasl_mechanism"),
-                "OAUTHBEARER needs sasl_oauthbearer_token or sasl_oauthbearer_token_file, and no user or password",
+                "OAUTHBEARER needs sasl_oauthbearer_token, sasl_oauthbearer_token_file or \
+                 sasl_oauthbearer_token_endpoint_url, and no user or password",
             ))
         }
         (_, Some(username), Some(password), None) => {
@@ -662,6 +659,51 @@ fn sasl_settings(source: &RawEndpoint, role: &str) -> Result<Option<SaslSettings
         }
     };
     Ok(Some(SaslSettings { mechanism, credentials }))
+}
+
+/// The OAUTHBEARER token source, if one is given: a token (`sasl_oauthbearer_token`), a file
+/// holding one (`sasl_oauthbearer_token_file`), or an OIDC token endpoint
+/// (`sasl_oauthbearer_token_endpoint_url` with `_client_id`, `_client_secret` and an optional `_scope`).
+fn bearer_credentials(
+    source: &RawEndpoint,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Option<SaslCredentials>, ConfigError> {
+    let client = (&source.sasl_oauthbearer_client_id, &source.sasl_oauthbearer_client_secret);
+    match (
+        &source.sasl_oauthbearer_token,
+        &source.sasl_oauthbearer_token_file,
+        &source.sasl_oauthbearer_token_endpoint_url,
+    ) {
+        (None, None, None) if client.0.is_some() || client.1.is_some() || source.sasl_oauthbearer_scope.is_some() => {
+            Err(invalid(
+                &key("sasl_oauthbearer_token_endpoint_url"),
+                "the OIDC client settings need the token endpoint",
+            ))
+        }
+        (None, None, None) => Ok(None),
+        (Some(token), None, None) => Ok(Some(SaslCredentials::Token(Secret::new(token.clone())))),
+        (None, Some(path), None) => Ok(Some(SaslCredentials::TokenFile(path.clone()))),
+        (None, None, Some(endpoint)) => {
+            let (Some(client_id), Some(client_secret)) = client else {
+                return Err(invalid(
+                    &key("sasl_oauthbearer_token_endpoint_url"),
+                    "the token endpoint needs sasl_oauthbearer_client_id and sasl_oauthbearer_client_secret",
+                ));
+            };
+            let settings = OidcSettings {
+                token_endpoint: endpoint.clone(),
+                client_id: client_id.clone(),
+                client_secret: Secret::new(client_secret.clone()),
+                scope: source.sasl_oauthbearer_scope.clone(),
+            };
+            settings.check_endpoint().map_err(|e| invalid(&key("sasl_oauthbearer_token_endpoint_url"), e))?;
+            Ok(Some(SaslCredentials::Oidc(std::sync::Arc::new(OidcTokens::new(settings)))))
+        }
+        _ => Err(invalid(
+            &key("sasl_oauthbearer_token"),
+            "give one of sasl_oauthbearer_token, sasl_oauthbearer_token_file or sasl_oauthbearer_token_endpoint_url",
+        )),
+    }
 }
 
 fn check_backup_id(id: &str) -> Result<(), ConfigError> {
@@ -688,17 +730,11 @@ fn client_config(source: &RawEndpoint, role: &str) -> Result<ClientConfig, Confi
             .map_err(|e| invalid(&format!("{role}.security_protocol"), e.to_string()))?;
     }
     config.sasl = sasl_settings(source, role)?;
-    if source.ssl_key_password.is_some() {
-        return Err(invalid(
-            &format!("{role}.ssl_key_password"),
-            "encrypted private keys are not supported yet: decrypt the key (openssl pkcs8 -in KEY -out KEY.pem), \
-             keep it readable only by this user, and remove ssl_key_password",
-        ));
-    }
     config.tls = TlsSettings {
         ca_location: source.ssl_ca_location.clone(),
         certificate_location: source.ssl_certificate_location.clone(),
         key_location: source.ssl_key_location.clone(),
+        key_password: source.ssl_key_password.clone().map(Secret::new),
         verify_hostname: match source.ssl_endpoint_identification_algorithm.as_deref() {
             None | Some("https") => true,
             Some(NO_HOSTNAME_VERIFICATION) => false,
@@ -895,8 +931,8 @@ storage:
             "  topics:",
             &format!(
                 "  security_protocol: SSL\n  ssl_ca_location: {0}/ca.pem\n  ssl_certificate_location: \
-                 {0}/client.pem\n  ssl_key_location: {0}/client.key\n  ssl_endpoint_identification_algorithm: none\n  \
-                 topics:",
+                 {0}/client.pem\n  ssl_key_location: {0}/client-encrypted.key\n  ssl_key_password: \
+                 client-key-secret\n  ssl_endpoint_identification_algorithm: none\n  topics:",
                 tls.display()
             ),
         );
@@ -905,7 +941,8 @@ storage:
         let expected = TlsSettings {
             ca_location: Some(tls.join("ca.pem")),
             certificate_location: Some(tls.join("client.pem")),
-            key_location: Some(tls.join("client.key")),
+            key_location: Some(tls.join("client-encrypted.key")),
+            key_password: Some(Secret::new("client-key-secret".into())),
             verify_hostname: false,
         };
         assert_eq!(source.tls, expected);
@@ -918,9 +955,17 @@ storage:
         let text = MINIMAL
             .replace("  topics:", "  sasl_mechanism: OAUTHBEARER\n  sasl_username: u\n  sasl_password: p\n  topics:");
         assert!(error_of(&text).contains("source.sasl_mechanism") && error_of(&text).contains("OAUTHBEARER"));
-        let text = MINIMAL.replace("  topics:", "  ssl_key_password: secret\n  topics:");
+        let tls = kafka_backup_testkit::repo_root().join(".test-infra/tls");
+        let text = MINIMAL.replace(
+            "  topics:",
+            &format!(
+                "  security_protocol: SSL\n  ssl_certificate_location: {0}/client.pem\n  ssl_key_location: \
+                 {0}/client-encrypted.key\n  ssl_key_password: not-the-password\n  topics:",
+                tls.display()
+            ),
+        );
         let error = error_of(&text);
-        assert!(error.contains("source.ssl_key_password") && !error.contains("secret"), "{error}");
+        assert!(error.contains("ssl_key_password does not open") && !error.contains("not-the-password"), "{error}");
         let text = MINIMAL.replace("  topics:", "  ssl_endpoint_identification_algorithm: maybe\n  topics:");
         assert!(error_of(&text).contains("source.ssl_endpoint_identification_algorithm"));
         let text = MINIMAL.replace("mode: backup", "mode: restore");

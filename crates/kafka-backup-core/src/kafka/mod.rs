@@ -12,6 +12,7 @@ mod groups;
 mod log;
 mod metadata;
 pub mod msk_iam;
+mod oidc;
 mod sasl;
 mod scram;
 mod transport;
@@ -27,5 +28,6 @@ pub use log::{
     AbortedTransaction, FetchOptions, FetchedPartition, IsolationLevel, OffsetSpec, PendingProduce, ProduceAck,
 };
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use oidc::{OidcSettings, OidcTokens};
 pub use sasl::{SaslCredentials, SaslMechanism, SaslSettings};
 pub use transport::{TlsSettings, NO_HOSTNAME_VERIFICATION};

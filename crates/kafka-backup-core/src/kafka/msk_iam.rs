@@ -5,6 +5,8 @@
 
 use std::time::SystemTime;
 
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, AwsCredentialProvider};
+use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
 use ring::{digest, hmac};
 
 use crate::secret::Secret;
@@ -15,7 +17,7 @@ const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// How long the signature is valid, in seconds (the reference client's value).
 const EXPIRES_SECS: u32 = 900;
 
-/// AWS credentials (from the standard environment variables).
+/// AWS credentials, as the chain resolved them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsCredentials {
     /// Access key id.
@@ -26,23 +28,76 @@ pub struct AwsCredentials {
     pub session_token: Option<Secret>,
 }
 
-impl AwsCredentials {
-    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, read now (so that
-    /// rotated credentials exported by a sidecar are used by the next connection).
-    pub fn from_env() -> Result<Self, String> {
-        let variable = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        match (variable("AWS_ACCESS_KEY_ID"), variable("AWS_SECRET_ACCESS_KEY")) {
-            (Some(access_key_id), Some(secret)) => Ok(Self {
-                access_key_id,
-                secret_access_key: Secret::new(secret),
-                session_token: variable("AWS_SESSION_TOKEN").map(Secret::new),
-            }),
-            _ => Err("AWS_MSK_IAM signs with the credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
-                      (and AWS_SESSION_TOKEN for temporary ones), which are not set; instance roles and \
-                      web identity are not read: export the role's credentials (e.g. aws configure \
-                      export-credentials)"
-                .into()),
+/// The standard AWS credential chain of a region, as `object_store` implements it for S3 (reused,
+/// not written twice): `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`), web
+/// identity (EKS IRSA: `AWS_WEB_IDENTITY_TOKEN_FILE` with `AWS_ROLE_ARN`), the ECS task role
+/// (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`), EKS Pod Identity (`AWS_CONTAINER_CREDENTIALS_FULL_URI`
+/// with `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`), else the EC2 instance role (IMDSv2). Temporary
+/// credentials are cached and fetched again before they expire.
+#[derive(Debug)]
+pub struct AwsCredentialChain {
+    region: String,
+    provider: AwsCredentialProvider,
+}
+
+impl PartialEq for AwsCredentialChain {
+    fn eq(&self, other: &Self) -> bool {
+        self.region == other.region
+    }
+}
+
+impl Eq for AwsCredentialChain {}
+
+impl AwsCredentialChain {
+    /// The chain of this process's environment.
+    pub fn from_env(region: &str) -> Result<Self, String> {
+        Self::from_variables(region, std::env::vars())
+    }
+
+    /// The chain that `variables` (`AWS_*` environment variables) configure.
+    pub fn from_variables(region: &str, variables: impl IntoIterator<Item = (String, String)>) -> Result<Self, String> {
+        crate::process_tls::install_tls_provider();
+        let mut builder = AmazonS3Builder::new();
+        for (name, value) in variables {
+            if let Some(key) = name.strip_prefix("AWS_").and_then(|_| name.to_ascii_lowercase().parse().ok()) {
+                builder = builder.with_config(key, value);
+            }
         }
+        // A machine that is not on EC2 fails fast instead of retrying the metadata service.
+        let retry = RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 2,
+            retry_timeout: std::time::Duration::from_secs(15),
+        };
+        let store = builder
+            .with_region(region)
+            .with_bucket_name("unused-by-msk-iam")
+            .with_retry(retry)
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout), "3s")
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "10s")
+            .build()
+            .map_err(|e| format!("the AWS credential settings are not usable: {e}"))?;
+        Ok(Self { region: region.to_string(), provider: store.credentials().clone() })
+    }
+
+    /// The region the cluster is in.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The credentials to sign with now.
+    pub async fn credentials(&self) -> Result<AwsCredentials, String> {
+        let credential = self.provider.get_credential().await.map_err(|e| {
+            format!(
+                "no AWS credentials: {e}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role \
+                 (EKS IRSA or Pod Identity, ECS task role, EC2 instance profile)"
+            )
+        })?;
+        Ok(AwsCredentials {
+            access_key_id: credential.key_id.clone(),
+            secret_access_key: Secret::new(credential.secret_key.clone()),
+            session_token: credential.token.clone().map(Secret::new),
+        })
     }
 }
 

@@ -1,9 +1,11 @@
 //! SASL authentication of a new broker connection (KIP-43, KIP-152): SaslHandshake v1 names the
 //! mechanism, then SaslAuthenticate carries its messages; nothing else is sent on the connection
-//! before it succeeds. PLAIN (RFC 4616), SCRAM-SHA-256/512 (`scram.rs`), OAUTHBEARER with a
-//! bearer token the operator supplies (RFC 7628; KIP-255) and Amazon MSK's AWS_MSK_IAM (`msk_iam.rs`).
+//! before it succeeds. PLAIN (RFC 4616), SCRAM-SHA-256/512 (`scram.rs`), OAUTHBEARER (RFC 7628;
+//! KIP-255) with a token the operator supplies or one from an OIDC token endpoint (`oidc.rs`), and
+//! Amazon MSK's AWS_MSK_IAM (`msk_iam.rs`).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,7 +14,8 @@ use kafka_protocol::protocol::StrBytes;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::connection::BrokerConnection;
-use super::msk_iam::{auth_payload, AwsCredentials};
+use super::msk_iam::{auth_payload, AwsCredentialChain};
+use super::oidc::OidcTokens;
 use super::scram::{ScramClient, ScramHash};
 use super::KafkaError;
 use crate::secret::Secret;
@@ -57,8 +60,7 @@ impl FromStr for SaslMechanism {
             "AWS_MSK_IAM" => Ok(Self::AwsMskIam),
             "GSSAPI" => Err(KafkaError::NotSupported {
                 feature: format!("SASL mechanism {text}"),
-                hint: "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (with a given token) and AWS_MSK_IAM are \
-                       implemented"
+                hint: "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER and AWS_MSK_IAM are implemented"
                     .into(),
             }),
             _ => Err(KafkaError::Config(format!(
@@ -92,12 +94,10 @@ pub enum SaslCredentials {
     /// A file holding the bearer token, read again for every new connection, so that a token
     /// another process refreshes is picked up (OAUTHBEARER).
     TokenFile(std::path::PathBuf),
-    /// The AWS region of the cluster; the credentials come from the environment at each
-    /// connection (AWS_MSK_IAM).
-    Aws {
-        /// Region.
-        region: String,
-    },
+    /// Tokens from an OIDC token endpoint, shared by the client's connections (OAUTHBEARER).
+    Oidc(Arc<OidcTokens>),
+    /// The AWS credential chain and region of the cluster (AWS_MSK_IAM).
+    Aws(Arc<AwsCredentialChain>),
 }
 
 impl SaslCredentials {
@@ -107,8 +107,8 @@ impl SaslCredentials {
             Self::Password { username, .. } => username.clone(),
             Self::Token(_) => "the configured token".into(),
             Self::TokenFile(path) => format!("the token in {}", path.display()),
-            Self::Aws { .. } => std::env::var("AWS_ACCESS_KEY_ID")
-                .map_or("the AWS credentials of the environment".into(), |id| format!("AWS access key {id}")),
+            Self::Oidc(tokens) => format!("the token of OIDC client {}", tokens.client_id()),
+            Self::Aws(chain) => format!("the AWS credentials of region {}", chain.region()),
         }
     }
 }
@@ -159,8 +159,11 @@ pub async fn authenticate(
             last.verify(&String::from_utf8_lossy(&server_final)).map_err(&failed)?;
             lifetime_ms
         }
-        (SaslCredentials::Token(_) | SaslCredentials::TokenFile(_), SaslMechanism::OauthBearer) => {
-            let token = bearer_token(&settings.credentials).map_err(&failed)?;
+        (
+            SaslCredentials::Token(_) | SaslCredentials::TokenFile(_) | SaslCredentials::Oidc(_),
+            SaslMechanism::OauthBearer,
+        ) => {
+            let token = bearer_token(&settings.credentials).await.map_err(&failed)?;
             // RFC 7628 initial client response: gs2 header, then kvpairs separated by ^A.
             let (challenge, lifetime_ms) =
                 exchange(format!("n,,\x01auth=Bearer {}\x01\x01", token.expose()).into_bytes()).await?;
@@ -168,12 +171,16 @@ pub async fn authenticate(
                 // An error challenge (JSON): acknowledged with ^A, which the broker then fails.
                 let detail = String::from_utf8_lossy(&challenge).into_owned();
                 let _ = exchange(vec![0x01]).await;
+                if let SaslCredentials::Oidc(tokens) = &settings.credentials {
+                    tokens.forget().await;
+                }
                 return Err(failed(format!("the broker refused the token: {detail}")));
             }
             lifetime_ms
         }
-        (SaslCredentials::Aws { region }, SaslMechanism::AwsMskIam) => {
-            let credentials = AwsCredentials::from_env().map_err(&failed)?;
+        (SaslCredentials::Aws(chain), SaslMechanism::AwsMskIam) => {
+            let credentials = chain.credentials().await.map_err(&failed)?;
+            let region = chain.region();
             let address = connection.address();
             let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
             let user_agent = concat!("kafka-backup/", env!("CARGO_PKG_VERSION"));
@@ -185,14 +192,16 @@ pub async fn authenticate(
     Ok((lifetime_ms > 0).then(|| Duration::from_millis(lifetime_ms as u64)))
 }
 
-/// The token to send now: as given, or read from its file (trimmed) at this connection.
-fn bearer_token(credentials: &SaslCredentials) -> Result<Secret, String> {
+/// The token to send now: as given, read from its file (trimmed) at this connection, or the OIDC
+/// source's current one.
+async fn bearer_token(credentials: &SaslCredentials) -> Result<Secret, String> {
     match credentials {
         SaslCredentials::Token(token) => Ok(token.clone()),
+        SaslCredentials::Oidc(tokens) => tokens.token().await,
         SaslCredentials::TokenFile(path) => std::fs::read_to_string(path)
             .map(|text| Secret::new(text.trim().to_string()))
             .map_err(|e| format!("cannot read the token file {}: {e}", path.display())),
-        SaslCredentials::Password { .. } | SaslCredentials::Aws { .. } => {
+        SaslCredentials::Password { .. } | SaslCredentials::Aws(_) => {
             Err("OAUTHBEARER needs a token, not a password or AWS credentials".into())
         }
     }

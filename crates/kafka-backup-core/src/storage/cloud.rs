@@ -1,7 +1,7 @@
 //! Opens a cloud bucket through `object_store`'s own backends (S3, Azure Blob, GCS): each starts
 //! from its cloud's standard environment and credential chain, then the config's explicit settings.
 
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
@@ -11,16 +11,7 @@ use object_store::{Attribute, Attributes, BackoffConfig, ClientConfigKey, Object
 
 use super::location::{CloudConfig, CloudProvider, ServerSideEncryption};
 use super::s3_uploads::S3Uploads;
-
-/// The HTTP client's TLS runs on ring like the Kafka connections (GUIDE.md section 5): reqwest is
-/// built without a provider of its own and panics unless one is installed for the process.
-fn install_tls_provider() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // Err only means another provider was installed first, which serves as well.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
+use crate::process_tls::install_tls_provider;
 
 /// Builds the store a cloud config names, bounded to its number of concurrent requests, and (S3)
 /// the handle on its unfinished uploads; the error is `object_store`'s own message (it names the

@@ -1,6 +1,7 @@
 //! TLS to the brokers with rustls (ring provider): the trust roots (a PEM bundle, or the system's),
-//! an optional client certificate and key (PEM; PKCS#8, PKCS#1 or SEC1) for mTLS, and hostname
-//! verification, on unless explicitly turned off. Follows librdkafka's `ssl.*` settings.
+//! an optional client certificate and key (PEM; PKCS#8, PKCS#1 or SEC1, or PKCS#8 encrypted with a
+//! password) for mTLS, and hostname verification, on unless explicitly turned off. Follows
+//! librdkafka's `ssl.*` settings.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::kafka::KafkaError;
+use crate::secret::Secret;
 
 /// The value of `ssl_endpoint_identification_algorithm` that turns hostname verification off.
 pub const NO_HOSTNAME_VERIFICATION: &str = "none";
@@ -29,13 +31,21 @@ pub struct TlsSettings {
     pub certificate_location: Option<PathBuf>,
     /// PEM private key of the client certificate.
     pub key_location: Option<PathBuf>,
+    /// Password of the private key when it is encrypted (`ENCRYPTED PRIVATE KEY`, PKCS#8).
+    pub key_password: Option<Secret>,
     /// Check that the broker's certificate names the host connected to (on by default).
     pub verify_hostname: bool,
 }
 
 impl Default for TlsSettings {
     fn default() -> Self {
-        Self { ca_location: None, certificate_location: None, key_location: None, verify_hostname: true }
+        Self {
+            ca_location: None,
+            certificate_location: None,
+            key_location: None,
+            key_password: None,
+            verify_hostname: true,
+        }
     }
 }
 
@@ -63,8 +73,11 @@ impl TlsSettings {
         };
         let config = match (&self.certificate_location, &self.key_location) {
             (Some(certificate), Some(key)) => builder
-                .with_client_auth_cert(read_certificates(certificate)?, read_key(key)?)
+                .with_client_auth_cert(read_certificates(certificate)?, read_key(key, self.key_password.as_ref())?)
                 .map_err(|e| tls_config_error(format!("the client certificate and key do not go together: {e}")))?,
+            (None, None) if self.key_password.is_some() => {
+                return Err(tls_config_error("ssl_key_password is given without ssl_key_location".into()))
+            }
             (None, None) => builder.with_no_client_auth(),
             _ => {
                 return Err(tls_config_error(
@@ -172,20 +185,52 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, KafkaE
     Ok(certificates)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, KafkaError> {
+fn read_key(path: &Path, password: Option<&Secret>) -> Result<PrivateKeyDer<'static>, KafkaError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| tls_config_error(format!("cannot read the private key {}: {e}", path.display())))?;
-    if text.contains("ENCRYPTED PRIVATE KEY") {
-        return Err(KafkaError::NotSupported {
-            feature: format!("the encrypted private key {}", path.display()),
-            hint: "decrypt it first (openssl pkcs8 -in KEY -out KEY.pem) and keep the file readable only by this \
-                   user; ssl_key_password is not implemented yet"
-                .into(),
-        });
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        return decrypt_key(path, &text, password);
+    }
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(tls_config_error(format!(
+            "{} is encrypted in OpenSSL's legacy PEM form, which is not read: convert it to encrypted PKCS#8 \
+             (openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8) and keep ssl_key_password",
+            path.display()
+        )));
+    }
+    if password.is_some() {
+        return Err(tls_config_error(format!(
+            "ssl_key_password is given but {} is not an encrypted private key: remove ssl_key_password",
+            path.display()
+        )));
     }
     PrivateKeyDer::from_pem_slice(text.as_bytes()).map_err(|e| {
         tls_config_error(format!("{} holds no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}", path.display()))
     })
+}
+
+/// Opens an encrypted PKCS#8 key (PBES2: PBKDF2 or scrypt with AES-CBC) with its password.
+fn decrypt_key(path: &Path, text: &str, password: Option<&Secret>) -> Result<PrivateKeyDer<'static>, KafkaError> {
+    use pkcs8::der::{Decode, Document};
+    let Some(password) = password else {
+        return Err(tls_config_error(format!(
+            "the private key {} is encrypted: set ssl_key_password (usually from ${{ENV}})",
+            path.display()
+        )));
+    };
+    let unreadable =
+        |e: String| tls_config_error(format!("{} is not a readable encrypted private key: {e}", path.display()));
+    let (_, document) = Document::from_pem(text).map_err(|e| unreadable(e.to_string()))?;
+    let encrypted =
+        pkcs8::EncryptedPrivateKeyInfo::from_der(document.as_bytes()).map_err(|e| unreadable(e.to_string()))?;
+    let key = encrypted.decrypt(password.expose()).map_err(|_| {
+        tls_config_error(format!(
+            "ssl_key_password does not open the private key {} (a wrong password, or an encryption scheme other \
+             than PBES2 with AES-CBC)",
+            path.display()
+        ))
+    })?;
+    Ok(PrivateKeyDer::Pkcs8(key.as_bytes().to_vec().into()))
 }
 
 /// Verifies the certificate chain like the WebPKI verifier but accepts any host name:

@@ -3,17 +3,23 @@
 # (backup) and a raw librdkafka produce (restore) of the same records in the same run (absolute
 # numbers drift +-40% on shared 2-core machines; the ratio is what counts), for 1 and 4 partitions,
 # then the same backup and restore encrypted (storage.encryption) and on the S3 emulator, each relative
-# to the plain filesystem store measured in the same run.
+# to the plain filesystem store measured in the same run; a topic whose producer compressed its
+# batches (what segment compression still gains on it, and costs); and many small partitions
+# against the same bytes on 4 partitions.
 # Usage: benches/backup_restore.sh
 #   BENCH_MB=1024          topic size (e.g. 256 for a quick run)
 #   BENCH_PARTITIONS="1 4" partition counts, one topic each
 #   BENCH_DATA=text        text (JSON-like events that compress ~6x) or random (incompressible)
+#   BENCH_PRODUCER_CODECS="lz4 zstd"  producer codecs of the producer-compressed case ("" skips it)
+#   BENCH_MANY=1000        partitions of 1 MiB each in the many-partitions case (0 skips it)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 mb=${BENCH_MB:-1024}
 partition_counts=${BENCH_PARTITIONS:-1 4}
 data=${BENCH_DATA:-text}
+producer_codecs=${BENCH_PRODUCER_CODECS-lz4 zstd}
+many=${BENCH_MANY:-1000}
 size=1024
 records=$((mb * 1024 * 1024 / size))
 work=$(mktemp -d)
@@ -148,3 +154,51 @@ printf '%-22s %10s %12s %16s %14s\n' "backup zstd" "$seconds" "$rate" "$(ratio "
 timed s3-restore target/release/kafka-backup restore --config "$work/s3-restore.yaml"
 grep -q "Restored $records records" "$work/s3-restore.out" || { echo "S3 restore did not write all $records records:"; cat "$work/s3-restore.out"; exit 1; }
 printf '%-22s %10s %12s %16s %14s\n' "restore (zstd)" "$seconds" "$rate" "$(ratio "$rate" "$fs_restore_rate")" "$rss_mib (fs $fs_restore_rss)"
+
+# Topics compressed by their producer (most production topics are): what each segment codec
+# gains on top of the producer's compression, and what it costs, against storing chunks as they are.
+for producer_codec in $producer_codecs; do
+  topic=bench-producer-$producer_codec
+  $python tools/bench_reference.py fill "$bootstrap" "$topic" "$records" "$size" 4 "$data" "$producer_codec" >/dev/null
+  read -r ref_seconds ref_bytes < <($python tools/bench_reference.py consume "$bootstrap" "$topic" "$records" 4)
+  echo
+  printf '%-28s %10s %12s %14s %12s %10s\n' "producer $producer_codec, 4 partitions" seconds "MiB/s" "peak RSS MiB" "stored MiB" "CPU s"
+  for codec in none lz4 zstd; do
+    id=bench-producer-$producer_codec-$codec
+    config "$id" backup "$topic" "$id" "$fs_storage" "backup:
+  compression: $codec"
+    timed "$id" target/release/kafka-backup backup --config "$work/$id.yaml"
+    grep -q "$records records" "$work/$id.out" || { echo "backup did not hold all $records records:"; cat "$work/$id.out"; exit 1; }
+    cpu=$(awk -F: '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$work/$id.time")
+    printf '%-28s %10s %12s %14s %12s %10s\n' "backup $codec" "$seconds" "$rate" "$rss_mib" "$(du -sm "$work/store/$id" | cut -f1)" "$cpu"
+  done
+done
+
+# Many partitions (issue #13): $many partitions of 1 MiB each against the same records on 4
+# partitions, each backed up and restored with default settings in this run.
+if [ "$many" != 0 ]; then
+  many_records=$((many * 1024 * 1024 / size))
+  echo
+  echo "== $many partitions x 1 MiB against the same $many_records records on 4 partitions"
+  printf '%-26s %10s %12s %14s %12s\n' case seconds "MiB/s" "peak RSS MiB" "vs 4 partitions"
+  for partitions in 4 "$many"; do
+    topic=bench-many-$partitions
+    $python tools/bench_reference.py fill "$bootstrap" "$topic" "$many_records" "$size" "$partitions" "$data" >/dev/null
+    read -r ref_seconds ref_bytes < <($python tools/bench_reference.py consume "$bootstrap" "$topic" "$many_records" "$partitions")
+    config "$topic" backup "$topic" "$topic" "$fs_storage" ""
+    timed "$topic" target/release/kafka-backup backup --config "$work/$topic.yaml"
+    grep -q "$many_records records" "$work/$topic.out" || { echo "backup did not hold all records:"; cat "$work/$topic.out"; exit 1; }
+    [ "$partitions" = 4 ] && four_backup=$seconds
+    printf '%-26s %10s %12s %14s %12s\n' "backup, $partitions partitions" "$seconds" "$rate" "$rss_mib" \
+      "$(ratio "$seconds" "$four_backup")"
+    config "$topic-restore" restore "$topic" "$topic" "$fs_storage" "restore:
+  topic_mapping:
+    $topic: $topic-restored"
+    timed "$topic-restore" target/release/kafka-backup restore --config "$work/$topic-restore.yaml"
+    grep -q "Restored $many_records records" "$work/$topic-restore.out" || { echo "restore did not write all records:"; cat "$work/$topic-restore.out"; exit 1; }
+    [ "$partitions" = 4 ] && four_restore=$seconds
+    printf '%-26s %10s %12s %14s %12s\n' "restore, $partitions partitions" "$seconds" "$rate" "$rss_mib" \
+      "$(ratio "$seconds" "$four_restore")"
+  done
+  echo "(vs 4 partitions: time of the case / time of the same records on 4 partitions; issue #13 asks <= 3x)"
+fi

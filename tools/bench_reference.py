@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Benchmark helper: fills a topic fast, and times a raw consume by librdkafka (the reference).
 
-  bench_reference.py fill BOOTSTRAP TOPIC RECORDS SIZE PARTITIONS DATA
+  bench_reference.py fill BOOTSTRAP TOPIC RECORDS SIZE PARTITIONS DATA [COMPRESSION]
       RECORDS values of SIZE bytes spread round-robin over PARTITIONS; DATA is "random" (segment
       compression gains nothing) or "text" (JSON-like order events that zlib compresses ~6x, like
-      typical application topics); the producer does not compress. Prints the seconds the
+      typical application topics); the producer compresses its batches with COMPRESSION (none by
+      default; lz4, zstd, snappy or gzip as most production producers do). Prints the seconds the
       produce took (the values are made before the clock starts): the raw produce reference
   bench_reference.py consume BOOTSTRAP TOPIC RECORDS PARTITIONS
       prints "seconds bytes" of a full read of every partition
@@ -30,12 +31,12 @@ def text_value(size, rng):
     return json.dumps(event).encode()[:size]
 
 
-def fill(bootstrap, topic, records, size, partitions, data):
+def fill(bootstrap, topic, records, size, partitions, data, compression="none"):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
         future.result(30)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1048576,
-                         "queue.buffering.max.kbytes": 1048576, "compression.type": "none"})
+                         "queue.buffering.max.kbytes": 1048576, "compression.type": compression})
     # 64 MiB of distinct values: repeats lie far beyond any codec's window, in every partition.
     rng, distinct = random.Random(42), 65536
     if data == "random":
@@ -80,7 +81,7 @@ def consume(bootstrap, topic, records, partitions):
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "fill":
-        fill(args[0], args[1], int(args[2]), int(args[3]), int(args[4]), args[5])
+        fill(args[0], args[1], int(args[2]), int(args[3]), int(args[4]), args[5], *args[6:7])
     elif command == "consume":
         consume(args[0], args[1], int(args[2]), int(args[3]))
     else:

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod backup;
+mod buffers;
 pub mod catalog;
 pub mod cluster_info;
 pub mod config;

@@ -23,12 +23,25 @@ use crate::records::split_batches;
 use crate::segment::{RawChunk, SegmentBuilder, CHUNK_BYTES};
 use crate::storage::{BackupStore, StorageError};
 
-/// Fetch size to start with; doubled (up to the maximum) when one batch is larger.
+/// Fetch responses the process holds at most with default sizes: each partition being backed up
+/// holds the response it processes and the one fetched ahead, so a partition's fetch size is this
+/// shared among `max_concurrent_partitions` ([`fetch_size`]).
+const FETCH_BUFFER_BYTES: i32 = 32 * 1024 * 1024;
+/// Bounds of a partition's fetch size to start with; doubled (up to the ceiling) when one batch is
+/// larger.
 const FETCH_MAX_BYTES: i32 = 8 * 1024 * 1024;
+const FETCH_MIN_BYTES: i32 = 1024 * 1024;
 /// Largest single fetch, far above Kafka's default `message.max.bytes` of 1 MiB.
 const FETCH_MAX_BYTES_CEILING: i32 = 256 * 1024 * 1024;
 /// How long a fetch waits at the log end: short enough to notice shutdown quickly.
 const FETCH_MAX_WAIT: Duration = Duration::from_millis(500);
+
+/// The fetch size of each of `concurrent` partitions: two responses of each within the process's
+/// fetch buffer, between 1 and 8 MiB.
+fn fetch_size(concurrent: usize) -> i32 {
+    let share = FETCH_BUFFER_BYTES / (2 * concurrent.max(1)).min(64) as i32;
+    share.clamp(FETCH_MIN_BYTES, FETCH_MAX_BYTES)
+}
 
 /// A fetch started ahead of need; aborted when dropped unused.
 struct Prefetch {
@@ -118,7 +131,7 @@ impl PartitionTask {
         }
         let mut segment = self.new_segment(offset);
         let mut filter = TransactionFilter::default();
-        let mut fetch_max = FETCH_MAX_BYTES;
+        let mut fetch_max = fetch_size(self.settings.max_concurrent_partitions);
         let mut prefetched: Option<Prefetch> = None;
         let mut writing: Option<SegmentWrite> = None;
         loop {
@@ -346,4 +359,18 @@ pub(super) async fn put_commit_record(store: &BackupStore, key: &str, body: byte
         StorageError::AlreadyExists { key, .. } => BackupError::Conflict { key },
         other => BackupError::Storage(other),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fetch_buffer_is_shared_among_the_partitions_backed_up_at_once() {
+        assert_eq!(fetch_size(1), FETCH_MAX_BYTES, "one partition: the largest fetch");
+        assert_eq!(fetch_size(4), 4 * 1024 * 1024);
+        assert_eq!(fetch_size(16), FETCH_MIN_BYTES);
+        assert_eq!(fetch_size(10_000), FETCH_MIN_BYTES, "never below 1 MiB");
+        assert_eq!(fetch_size(0), FETCH_MAX_BYTES);
+    }
 }

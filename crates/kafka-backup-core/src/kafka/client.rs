@@ -25,16 +25,27 @@ pub(super) enum Route<'a> {
     Any,
     /// The leader of a topic-partition.
     Leader(&'a str, i32),
-    /// The leader of a topic-partition, on a connection of its own for fetches: a broker answers
+    /// The leader of a topic-partition, on connections of their own for fetches: a broker answers
     /// one request of a connection at a time, and a fetch may wait there for data (long poll), so
     /// other requests (metadata, group offsets, produce) must not queue behind it.
     Fetch(&'a str, i32),
+    /// The leader of a topic-partition, on connections of their own for produces.
+    Produce(&'a str, i32),
     /// The coordinator of a consumer group.
     Coordinator(&'a str),
 }
 
-/// Pool key suffix of the connections that carry fetches.
-const FETCH_LANE: &str = "#fetch";
+/// Connections per broker for fetches, and as many for produces: a broker answers the requests
+/// of one connection one at a time, so the partitions of a broker are spread over a few (a
+/// partition always uses the same one, which keeps its produces in order), and many partitions
+/// with small requests are not served one request at a time; the count stays bounded however
+/// many partitions there are.
+const LANES: i32 = 4;
+
+/// Pool key suffix of the connection that carries `kind` requests of `partition`.
+fn lane(kind: &str, partition: i32) -> String {
+    format!("#{kind}-{}", partition.rem_euclid(LANES))
+}
 
 /// A client for one Kafka cluster. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct KafkaClient {
@@ -171,7 +182,7 @@ impl KafkaClient {
         self.connection_in(address, "").await
     }
 
-    /// A pooled connection to `address` in `lane` (`""`, or `FETCH_LANE` for fetches).
+    /// A pooled connection to `address` in `lane` (`""`, or one of [`lane`]'s).
     async fn connection_in(&self, address: &str, lane: &str) -> Result<Arc<BrokerConnection>, KafkaError> {
         let key = format!("{address}{lane}");
         if let Some(existing) = self.connections.lock().expect("pool lock").get(&key) {
@@ -180,18 +191,27 @@ impl KafkaClient {
             }
         }
         let fresh = Arc::new(BrokerConnection::connect(address, &self.config).await?);
-        self.connections.lock().expect("pool lock").insert(key, fresh.clone());
-        Ok(fresh)
+        let mut pool = self.connections.lock().expect("pool lock");
+        match pool.get(&key) {
+            // Another request opened one meanwhile: all use that one (the requests of a partition
+            // must share a connection to stay in order); this one closes unused.
+            Some(existing) if !existing.is_closed() => Ok(existing.clone()),
+            _ => {
+                pool.insert(key, fresh.clone());
+                Ok(fresh)
+            }
+        }
     }
 
-    /// A connection to some live broker: a pooled one if any, else each known broker in turn.
+    /// A connection to some live broker: a pooled one outside the lanes if any, else each known
+    /// broker in turn.
     pub(super) async fn any_connection(&self) -> Result<Arc<BrokerConnection>, KafkaError> {
         let pooled = self
             .connections
             .lock()
             .expect("pool lock")
             .iter()
-            .find(|(key, c)| !key.ends_with(FETCH_LANE) && !c.is_closed())
+            .find(|(key, c)| !key.contains('#') && !c.is_closed())
             .map(|(_, c)| c.clone());
         if let Some(connection) = pooled {
             return Ok(connection);
@@ -248,6 +268,16 @@ impl KafkaClient {
         self.node_connection_in(leader, lane).await
     }
 
+    /// The connection that carries the produces of `topic`-`partition`, always the same one (in
+    /// order) while its leader stays.
+    pub(super) async fn produce_connection(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<BrokerConnection>, KafkaError> {
+        self.leader_connection(topic, partition, &lane("produce", partition)).await
+    }
+
     /// Runs `operation` against the broker `route` names, under the retry policy. After an
     /// error that says the leader or coordinator moved, the cached one is forgotten so that the
     /// next attempt looks it up again.
@@ -262,7 +292,10 @@ impl KafkaClient {
                 let connection = match route {
                     Route::Any => self.any_connection().await,
                     Route::Leader(topic, partition) => self.leader_connection(topic, partition, "").await,
-                    Route::Fetch(topic, partition) => self.leader_connection(topic, partition, FETCH_LANE).await,
+                    Route::Fetch(topic, partition) => {
+                        self.leader_connection(topic, partition, &lane("fetch", partition)).await
+                    }
+                    Route::Produce(topic, partition) => self.produce_connection(topic, partition).await,
                     Route::Coordinator(group) => self.coordinator_connection(group).await,
                 };
                 let timer = Timer::start();
@@ -276,7 +309,9 @@ impl KafkaClient {
                 }
                 if let Err(error) = &result {
                     match route {
-                        Route::Leader(topic, _) | Route::Fetch(topic, _) if error.invalidates_metadata() => {
+                        Route::Leader(topic, _) | Route::Fetch(topic, _) | Route::Produce(topic, _)
+                            if error.invalidates_metadata() =>
+                        {
                             self.forget_topic(topic)
                         }
                         Route::Coordinator(group) if error.invalidates_coordinator() => {

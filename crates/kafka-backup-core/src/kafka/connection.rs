@@ -283,11 +283,14 @@ async fn read_responses(mut reader: Reader, in_flight: Arc<Mutex<InFlight>>, max
         if length < 4 || length as usize > max_frame {
             break format!("response frame of {length} bytes is outside 4..={max_frame}; closing the connection");
         }
-        let mut frame = vec![0u8; length as usize];
-        if let Err(e) = reader.read_exact(&mut frame).await {
-            break format!("read failed inside a response: {e}");
+        // Spare room past the frame, so that reading to its end does not grow the buffer.
+        let mut frame = crate::buffers::take(length as usize + 64);
+        match (&mut reader).take(length as u64).read_to_end(&mut frame).await {
+            Ok(read) if read == length as usize => {}
+            Ok(read) => break format!("the connection closed {read} bytes into a response of {length}"),
+            Err(e) => break format!("read failed inside a response: {e}"),
         }
-        let frame = Bytes::from(frame);
+        let frame = crate::buffers::shared(frame);
         let correlation_id = (&frame[..4]).get_i32();
         let waiter = in_flight.lock().expect("in-flight lock").waiters.remove(&correlation_id);
         match waiter {

@@ -1,6 +1,7 @@
 //! Partition log calls, routed to the partition leader: ListOffsets, Fetch and Produce.
 //! Record sets travel as raw bytes; `records` decodes them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +14,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::client::{KafkaClient, Route};
-use super::connection::PendingResponse;
+use super::connection::{BrokerConnection, PendingResponse};
 use super::KafkaError;
 
 /// Which offset ListOffsets should return.
@@ -255,7 +256,7 @@ impl KafkaClient {
     ) -> Result<ProduceAck, KafkaError> {
         let request = produce_request(topic, partition, batches, timeout);
         let request = &request;
-        self.on("Produce", Route::Leader(topic, partition), |connection| async move {
+        self.on("Produce", Route::Produce(topic, partition), |connection| async move {
             let response = connection.send(request).await?;
             produce_ack(&response, topic, partition, connection.address())
         })
@@ -272,9 +273,15 @@ impl KafkaClient {
         batches: Bytes,
         timeout: Duration,
     ) -> Result<PendingProduce, KafkaError> {
-        let connection = self.leader_connection(topic, partition, "").await?;
+        let connection = self.produce_connection(topic, partition).await?;
         let pending = connection.start(&produce_request(topic, partition, batches, timeout))?;
-        Ok(PendingProduce { pending, topic: topic.to_string(), partition, address: connection.address().to_string() })
+        Ok(PendingProduce {
+            pending,
+            topic: topic.to_string(),
+            partition,
+            address: connection.address().to_string(),
+            _connection: connection,
+        })
     }
 }
 
@@ -284,6 +291,9 @@ pub struct PendingProduce {
     topic: String,
     partition: i32,
     address: String,
+    /// Keeps the connection open until the answer arrives, even when the pool replaces it meanwhile
+    /// (a retired SASL session): dropping the last handle closes it and would lose the answer.
+    _connection: Arc<BrokerConnection>,
 }
 
 impl PendingProduce {

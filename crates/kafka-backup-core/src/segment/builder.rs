@@ -76,8 +76,12 @@ impl RawChunk {
     pub fn compress(self, codec: Compression, level: Option<i32>) -> Result<CompressedChunk, RecordsError> {
         let raw_crc = crc32c::crc32c(&self.raw);
         let stored = match codec {
-            Compression::None => Bytes::from(self.raw),
-            codec => Bytes::from(codec.compress_with_level(&self.raw, level)?),
+            Compression::None => crate::buffers::shared(self.raw),
+            codec => {
+                let stored = Bytes::from(codec.compress_with_level(&self.raw, level)?);
+                crate::buffers::give_back(self.raw);
+                stored
+            }
         };
         let (min_timestamp, max_timestamp) = self.extent.timestamps();
         let entry = ChunkEntry {
@@ -150,6 +154,10 @@ impl SegmentBuilder {
         let timestamps = batch.timestamp_range()?;
         if self.total.batch_count == 0 {
             self.opened_at = Instant::now();
+        }
+        if self.chunk.capacity() == 0 {
+            // Room for the chunk and a batch beyond it, so that it is not doubled while it fills.
+            self.chunk = crate::buffers::take(self.chunk_bytes + self.chunk_bytes / 4);
         }
         self.chunk.extend_from_slice(batch.as_bytes());
         self.chunk_extent.add(batch, timestamps);

@@ -1,7 +1,8 @@
 //! Streaming writes of large objects: bytes are buffered up to one part; an object that ends
 //! within its first part is stored with one conditional PUT, a larger one as a multipart upload
-//! whose parts go out while later bytes are still being produced (memory: about three parts). The
-//! object of an encrypted backup is sealed chunk by chunk on its way out.
+//! whose parts go out while later bytes are still being produced (memory: about three parts, and
+//! parts are small on a local disk). The object of an encrypted backup is sealed chunk by chunk on
+//! its way out.
 
 use bytes::Bytes;
 use object_store::{PutMultipartOptions, WriteMultipart};
@@ -12,6 +13,8 @@ use super::{BackupStore, StorageError};
 /// Bytes per part: S3's minimum part size (its parts must be 5 MiB to 5 GiB, at most 10,000 of them:
 /// objects up to 48 GiB, far above the 2 GiB segment ceiling).
 const PART_BYTES: usize = 5 * 1024 * 1024;
+/// Bytes per part on a local directory, which has no minimum: less memory per object being written.
+const LOCAL_PART_BYTES: usize = 1024 * 1024;
 /// Parts uploading at once per object.
 const PARTS_IN_FLIGHT: usize = 2;
 
@@ -47,6 +50,14 @@ impl ObjectWriter {
         Ok(self.sealer.as_mut().and_then(Option::as_mut))
     }
 
+    fn part_bytes(&self) -> usize {
+        if self.store.local_root.is_some() {
+            LOCAL_PART_BYTES
+        } else {
+            PART_BYTES
+        }
+    }
+
     /// Appends `bytes`; waits while the parts in flight are at their limit.
     pub async fn write(&mut self, bytes: Bytes) -> Result<(), StorageError> {
         let bytes = match self.sealer().await? {
@@ -61,7 +72,7 @@ impl ObjectWriter {
             upload.put(bytes);
         } else {
             self.buffer.extend_from_slice(&bytes);
-            if self.buffer.len() < PART_BYTES {
+            if self.buffer.len() < self.part_bytes() {
                 return Ok(());
             }
             let path = self.store.path(&self.key);
@@ -72,7 +83,7 @@ impl ObjectWriter {
                 .put_multipart_opts(&path, options)
                 .await
                 .map_err(|e| self.store.failed("write", &self.key, e))?;
-            let mut upload = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+            let mut upload = WriteMultipart::new_with_chunk_size(upload, self.part_bytes());
             upload.put(Bytes::from(std::mem::take(&mut self.buffer)));
             self.upload = Some(upload);
         }

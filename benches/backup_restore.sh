@@ -183,8 +183,9 @@ if [ "$many" != 0 ]; then
   printf '%-26s %10s %12s %14s %12s\n' case seconds "MiB/s" "peak RSS MiB" "vs 4 partitions"
   for partitions in 4 "$many"; do
     topic=bench-many-$partitions
-    $python tools/bench_reference.py fill "$bootstrap" "$topic" "$many_records" "$size" "$partitions" "$data" >/dev/null
+    fill_seconds=$($python tools/bench_reference.py fill "$bootstrap" "$topic" "$many_records" "$size" "$partitions" "$data")
     read -r ref_seconds ref_bytes < <($python tools/bench_reference.py consume "$bootstrap" "$topic" "$many_records" "$partitions")
+    echo "reference, $partitions partitions: raw produce (the fill, topic creation included) ${fill_seconds}s, raw consume ${ref_seconds}s"
     config "$topic" backup "$topic" "$topic" "$fs_storage" ""
     timed "$topic" target/release/kafka-backup backup --config "$work/$topic.yaml"
     grep -q "$many_records records" "$work/$topic.out" || { echo "backup did not hold all records:"; cat "$work/$topic.out"; exit 1; }

@@ -9,17 +9,18 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::LogFormat;
 
-/// Keeps glibc's malloc from holding freed megabyte buffers resident. Segment chunks and fetch
-/// responses are megabytes each and short-lived; glibc raises its mmap threshold each time such a
-/// buffer is freed, after which they come from its heaps, where freed memory stays resident: a
-/// 4-partition backup peaked at 160 MiB that way, 91 MiB with a fixed 1 MiB threshold (measured in
-/// docs/performance.md). mimalloc, tried instead, peaked higher (175 MiB).
+/// Keeps glibc's malloc from holding freed multi-megabyte buffers resident. Segment chunks and
+/// fetch responses are megabytes each and short-lived; glibc raises its mmap threshold each time
+/// such a buffer is freed, after which they come from its heaps, where freed memory stays
+/// resident: a 4-partition backup peaked at 160 MiB that way, 92-96 MiB with the threshold fixed
+/// at 2 MiB. 1 MiB gave 91 MiB but slowed a 1-partition restore by a third (its ~1 MiB produce
+/// frames paid fresh pages each); mimalloc, tried instead, peaked at 175 MiB (docs/performance.md).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn release_large_buffers_to_the_system() {
     // SAFETY: mallopt only sets a tunable of the allocator; called before any other thread exists.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 2 * 1024 * 1024);
     }
 }
 

@@ -312,7 +312,14 @@ fn a_continuous_backup_outlives_several_sasl_sessions_without_a_failed_request()
         "  topics:",
         &sasl_settings("SASL_PLAINTEXT", "SCRAM-SHA-512", "alice", "alice-secret"),
     );
-    let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
+    // A single retry is logged at debug level; none may happen.
+    let child = binary()
+        .args(["backup", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "warn,kafka_backup_core::retry=debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     for round in 1..=4usize {
         testkit::produce_small(&source.bootstrap(), &topic, 0, 10);
         wait_for("the round's records backed up", HANG, || {

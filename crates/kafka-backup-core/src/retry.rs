@@ -71,7 +71,14 @@ impl RetryPolicy {
             if started.elapsed() + wait > self.deadline {
                 return Err(error.gave_up(attempts, started.elapsed()));
             }
-            tracing::warn!(%error, attempt = attempts, wait_ms = wait.as_millis() as u64, "{what} failed; retrying");
+            // One retry is routine in Kafka (a leader moving, a new topic whose logs the broker is
+            // still creating): a warning only from the second on.
+            let wait_ms = wait.as_millis() as u64;
+            if attempts == 1 {
+                tracing::debug!(%error, attempt = attempts, wait_ms, "{what} failed; retrying");
+            } else {
+                tracing::warn!(%error, attempt = attempts, wait_ms, "{what} failed; retrying");
+            }
             tokio::time::sleep(wait).await;
         }
     }

@@ -1,17 +1,23 @@
 //! Cluster administration calls: CreateTopics, DescribeConfigs (topic configs), and
 //! InitProducerId (an id for idempotent producing).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DescribeConfigsRequest, InitProducerIdRequest, ProducerId, TopicName,
+    BrokerId, CreateTopicsRequest, DescribeConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, ProducerId,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::client::{KafkaClient, Route};
-use super::KafkaError;
+use super::{KafkaError, OffsetSpec};
+
+/// How often a new topic's readiness is checked.
+const TOPIC_POLL: Duration = Duration::from_millis(100);
 
 /// DescribeConfigs resource type of a topic.
 const RESOURCE_TOPIC: i8 = 2;
@@ -96,12 +102,13 @@ impl KafkaClient {
         self.await_topic(&topic.name, timeout).await
     }
 
-    /// Waits until the metadata shows `topic` with a leader for every partition: the controller
-    /// has created it, but a broker's metadata cache can learn of it a moment later (seen under
-    /// load on Apache Kafka 4.2), and a restore must not fail on that lag.
+    /// Waits until the metadata shows `topic` with a leader for every partition and every leader
+    /// serves its partitions: the controller has created the topic, but a broker's metadata cache
+    /// learns of it a moment later (seen under load on Apache Kafka 4.2) and creates the logs after
+    /// that (seconds for 1,000 partitions), and a restore must neither fail on that lag nor have
+    /// every partition retry through it.
     async fn await_topic(&self, topic: &str, timeout: Duration) -> Result<(), KafkaError> {
         let started = tokio::time::Instant::now();
-        let mut attempt = 0;
         loop {
             let known = match self.refresh_metadata(Some(&[topic.to_string()])).await {
                 Ok(metadata) => {
@@ -110,16 +117,50 @@ impl KafkaClient {
                 Err(KafkaError::UnknownTopicOrPartition { .. }) => false,
                 Err(error) => return Err(error),
             };
-            if known {
+            if known && self.leaders_serve(topic).await? {
                 return Ok(());
             }
-            let wait = self.config().retry.backoff(attempt);
-            if started.elapsed() + wait > timeout {
+            // A short fixed poll: the wait ends within moments of the broker being ready.
+            if started.elapsed() + TOPIC_POLL > timeout {
                 return Err(KafkaError::UnknownTopicOrPartition { topic: topic.to_string(), partition: None });
             }
-            tokio::time::sleep(wait).await;
-            attempt += 1;
+            tokio::time::sleep(TOPIC_POLL).await;
         }
+    }
+
+    /// Whether every partition of `topic` answers a ListOffsets from its leader (one request per
+    /// leader for all its partitions); false while a leader has not created a partition's log.
+    async fn leaders_serve(&self, topic: &str) -> Result<bool, KafkaError> {
+        let metadata = self.cached_metadata();
+        let Some(partitions) = metadata.topics.get(topic).map(|t| &t.partitions) else { return Ok(false) };
+        let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+        for (&partition, info) in partitions {
+            by_leader.entry(info.leader.unwrap_or(-1)).or_default().push(partition);
+        }
+        for (leader, partitions) in by_leader {
+            let connection = self.node_connection(leader).await?;
+            let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(
+                        partitions
+                            .iter()
+                            .map(|&p| {
+                                ListOffsetsPartition::default()
+                                    .with_partition_index(p)
+                                    .with_current_leader_epoch(-1)
+                                    .with_timestamp(OffsetSpec::Latest.wire_value())
+                            })
+                            .collect(),
+                    ),
+            ]);
+            let response = connection.send(&request).await?;
+            let answered = response.topics.iter().flat_map(|t| t.partitions.iter()).filter(|p| p.error_code == 0);
+            if answered.count() < partitions.len() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The configs of `topic`, each marked set on the topic or not.

@@ -29,7 +29,7 @@ pub enum OffsetSpec {
 }
 
 impl OffsetSpec {
-    fn wire_value(self) -> i64 {
+    pub(super) fn wire_value(self) -> i64 {
         match self {
             Self::Earliest => -2,
             Self::Latest => -1,

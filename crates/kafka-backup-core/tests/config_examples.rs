@@ -117,7 +117,7 @@ fn the_complete_restore_example_sets_every_restore_key() {
     assert_eq!(s.consumer_group_strategy, Some(GroupStrategy::HeaderBased));
     let groups = config.groups.as_ref().expect("consumer_groups set");
     assert!(groups.includes("billing-eu") && groups.includes("shipping") && !groups.includes("billing-test"));
-    assert_eq!(s.max_concurrent_partitions, 8);
+    assert_eq!(s.max_concurrent_partitions, 4);
     assert_eq!((s.rate_limit_bytes_per_sec, s.rate_limit_records_per_sec), (Some(52_428_800), Some(100_000)));
     assert_eq!(s.produce_compression, Some(Compression::Lz4));
 }

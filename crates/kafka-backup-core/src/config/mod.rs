@@ -581,9 +581,7 @@ fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
         dry_run: raw.dry_run.unwrap_or(false),
         max_concurrent_partitions: in_range(
             "restore.max_concurrent_partitions",
-            // More than a backup's: a restore's per-partition costs are round trips (offsets, produce
-            // acknowledgements, durable commits), and 8 halved the time of 1,000 small partitions.
-            raw.max_concurrent_partitions.unwrap_or(8),
+            raw.max_concurrent_partitions.unwrap_or(4),
             1,
             1024,
         )?,

@@ -30,6 +30,7 @@ use crate::error::EngineError;
 use crate::kafka::{ClusterMetadata, KafkaClient, NewTopic};
 use crate::manifest::BackupManifest;
 use crate::metrics::metrics;
+use crate::segment::CHUNK_BYTES;
 use crate::storage::BackupStore;
 use partition::{PartitionRestore, RestoreOutcome};
 use rate::RateLimiter;
@@ -136,7 +137,10 @@ pub async fn run_restore(
     let cluster_id = target_cluster_id(&metadata);
     let (producer_id, producer_epoch) =
         client.init_producer_id().await.map_err(EngineError::kafka("getting a producer id"))?;
-    let permits = Arc::new(Semaphore::new(config.settings.max_concurrent_partitions));
+    // Two slots per partition, one for a partition whose whole backup is smaller than a chunk: such
+    // a partition holds less than a chunk in memory, and its time goes to round trips (offsets,
+    // acknowledgements, durable commits), so twice as many of them run at once.
+    let permits = Arc::new(Semaphore::new(2 * config.settings.max_concurrent_partitions));
     let limiter = Arc::new(RateLimiter::new(
         config.settings.rate_limit_bytes_per_sec,
         config.settings.rate_limit_records_per_sec,
@@ -172,25 +176,28 @@ pub async fn run_restore(
                 stop: shutdown.clone(),
             };
             tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
+                let _permit = permits.acquire_many_owned(2).await;
                 task.run().await
             });
             continue;
         }
         for partition in &topic.partitions {
+            let segments = segments_of(partition.source);
+            let small = segments.iter().map(|s| s.uncompressed_bytes).sum::<u64>() < CHUNK_BYTES as u64;
+            let slots = if small { 1 } else { 2 };
             let task = PartitionRestore {
                 store: store.clone(),
                 settings: config.settings.clone(),
                 source_topic: topic.source.clone(),
                 source_partition: partition.source,
-                segments: segments_of(partition.source),
+                segments,
                 target: target_partition(&topic.target, partition.target),
                 state_dir: state::state_dir(&cluster_id, &topic.target, Some(partition.target)),
                 stop: shutdown.clone(),
             };
             let permits = permits.clone();
             tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
+                let _permit = permits.acquire_many_owned(slots).await;
                 task.run().await
             });
         }

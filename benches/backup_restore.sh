@@ -101,38 +101,42 @@ echo "backup ratio = our backup throughput / raw librdkafka consume throughput; 
 echo "restore throughput / raw librdkafka produce throughput (same broker, same records, same run);"
 echo "throughput counts key+value bytes of the topic over the whole process wall time"
 
-# The last topic's zstd backup and restore with client-side encryption (AES-256-GCM), as ratios to
-# the same backup and restore without it, measured above in this run.
+# against_filesystem LABEL ID STORAGE: the last topic's zstd backup and restore once more on
+# STORAGE (backup id ID), as ratios to the plain filesystem store measured above in this run.
+against_filesystem() {
+  local label=$1 id=$2 storage=$3
+  config "$id-backup" backup "$last_topic" "$id" "$storage" "backup:
+  compression: zstd"
+  config "$id-restore" restore "$last_topic" "$id" "$storage" "restore:
+  topic_mapping:
+    $last_topic: $last_topic-restored-$id"
+  echo
+  printf '%-22s %10s %12s %16s %14s\n' "$label, $last_topic" seconds "MiB/s" "vs filesystem" "peak RSS MiB"
+  timed "$id-backup" target/release/kafka-backup backup --config "$work/$id-backup.yaml"
+  grep -q "$records records" "$work/$id-backup.out" || { echo "$label backup did not hold all $records records:"; cat "$work/$id-backup.out"; exit 1; }
+  printf '%-22s %10s %12s %16s %14s\n' "backup zstd" "$seconds" "$rate" "$(ratio "$rate" "$fs_backup_rate")" "$rss_mib (fs $fs_backup_rss)"
+  timed "$id-restore" target/release/kafka-backup restore --config "$work/$id-restore.yaml"
+  grep -q "Restored $records records" "$work/$id-restore.out" || { echo "$label restore did not write all $records records:"; cat "$work/$id-restore.out"; exit 1; }
+  printf '%-22s %10s %12s %16s %14s\n' "restore (zstd)" "$seconds" "$rate" "$(ratio "$rate" "$fs_restore_rate")" "$rss_mib (fs $fs_restore_rss)"
+}
+
+# With client-side encryption (AES-256-GCM, a random key).
 head -c 32 /dev/urandom | base64 >"$work/bench.key"
-encrypted_storage="storage:
+against_filesystem encrypted bench-encrypted "storage:
   backend: filesystem
   path: $work/store-encrypted
   encryption:
     key_file: $work/bench.key"
-config enc-backup backup "$last_topic" bench-encrypted "$encrypted_storage" "backup:
-  compression: zstd"
-config enc-restore restore "$last_topic" bench-encrypted "$encrypted_storage" "restore:
-  topic_mapping:
-    $last_topic: $last_topic-restored-encrypted"
-echo
-printf '%-22s %10s %12s %16s %14s\n' "encrypted, $last_topic" seconds "MiB/s" "vs plain" "peak RSS MiB"
-timed enc-backup target/release/kafka-backup backup --config "$work/enc-backup.yaml"
-grep -q "$records records" "$work/enc-backup.out" || { echo "encrypted backup did not hold all $records records:"; cat "$work/enc-backup.out"; exit 1; }
-printf '%-22s %10s %12s %16s %14s\n' "backup zstd" "$seconds" "$rate" "$(ratio "$rate" "$fs_backup_rate")" "$rss_mib (plain $fs_backup_rss)"
-timed enc-restore target/release/kafka-backup restore --config "$work/enc-restore.yaml"
-grep -q "Restored $records records" "$work/enc-restore.out" || { echo "encrypted restore did not write all $records records:"; cat "$work/enc-restore.out"; exit 1; }
-printf '%-22s %10s %12s %16s %14s\n' "restore (zstd)" "$seconds" "$rate" "$(ratio "$rate" "$fs_restore_rate")" "$rss_mib (plain $fs_restore_rss)"
 
-# The last topic's zstd backup and restore on the S3 emulator (moto, in memory on this machine), as
-# ratios to the filesystem store measured above in this run. moto runs in Python on the same two
-# cores, so this measures our S3 path plus the emulator, a lower bound for a real bucket.
+# On the S3 emulator (moto, in memory on this machine). moto runs in Python on the same two cores,
+# so this measures our S3 path plus the emulator, a lower bound for a real bucket.
 s3_port=$($python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkfifo "$work/s3.stdin"
 $python tools/store_emulator.py s3 "$s3_port" "$work/s3" <"$work/s3.stdin" >"$work/s3.ready" &
 exec 9>"$work/s3.stdin" # the emulator runs until this script exits and closes it
 until grep -q ready "$work/s3.ready" 2>/dev/null; do sleep 0.2; done
 $python tools/store_admin.py create s3 "http://127.0.0.1:$s3_port" bench
-s3_storage="storage:
+against_filesystem "S3 (moto)" bench-s3 "storage:
   backend: s3
   bucket: bench
   endpoint: http://127.0.0.1:$s3_port
@@ -141,19 +145,6 @@ s3_storage="storage:
   region: us-east-1
   access_key_id: bench
   secret_access_key: bench"
-config s3-backup backup "$last_topic" bench-s3 "$s3_storage" "backup:
-  compression: zstd"
-config s3-restore restore "$last_topic" bench-s3 "$s3_storage" "restore:
-  topic_mapping:
-    $last_topic: $last_topic-restored-s3"
-echo
-printf '%-22s %10s %12s %16s %14s\n' "S3 (moto), $last_topic" seconds "MiB/s" "vs filesystem" "peak RSS MiB"
-timed s3-backup target/release/kafka-backup backup --config "$work/s3-backup.yaml"
-grep -q "$records records" "$work/s3-backup.out" || { echo "S3 backup did not hold all $records records:"; cat "$work/s3-backup.out"; exit 1; }
-printf '%-22s %10s %12s %16s %14s\n' "backup zstd" "$seconds" "$rate" "$(ratio "$rate" "$fs_backup_rate")" "$rss_mib (fs $fs_backup_rss)"
-timed s3-restore target/release/kafka-backup restore --config "$work/s3-restore.yaml"
-grep -q "Restored $records records" "$work/s3-restore.out" || { echo "S3 restore did not write all $records records:"; cat "$work/s3-restore.out"; exit 1; }
-printf '%-22s %10s %12s %16s %14s\n' "restore (zstd)" "$seconds" "$rate" "$(ratio "$rate" "$fs_restore_rate")" "$rss_mib (fs $fs_restore_rss)"
 
 # Topics compressed by their producer (most production topics are): what each segment codec
 # gains on top of the producer's compression, and what it costs, against storing chunks as they are.

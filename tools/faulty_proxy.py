@@ -15,7 +15,9 @@ import socket
 import struct
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from local_http import serve_until_stdin_closes
 
 SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
              b'<Message>Please reduce your request rate.</Message></Error>')
@@ -80,12 +82,7 @@ def handler(upstream_port, every_503, every_reset, counter):
 
 def main():
     upstream_port, every_503, every_reset = (int(a) for a in sys.argv[1:4])
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(upstream_port, every_503, every_reset, Counter()))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"ready {server.server_address[1]}", flush=True)
-    sys.stdin.read()
-    server.shutdown()
+    serve_until_stdin_closes(handler(upstream_port, every_503, every_reset, Counter()))
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ Usage: token_server.py CLIENT_ID CLIENT_SECRET LIFETIME_S
 import base64
 import json
 import sys
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from local_http import serve_until_stdin_closes
 
 
 def unsigned_jwt(subject, lifetime_s):
@@ -53,11 +54,7 @@ def handler(client_id, client_secret, lifetime_s):
 
 def main():
     client_id, client_secret, lifetime_s = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(client_id, client_secret, lifetime_s))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"ready {server.server_address[1]}", flush=True)
-    sys.stdin.read()
-    server.shutdown()
+    serve_until_stdin_closes(handler(client_id, client_secret, lifetime_s))
 
 
 if __name__ == "__main__":

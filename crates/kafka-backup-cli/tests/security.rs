@@ -85,19 +85,10 @@ fn backup_over_tls_and_restore_over_mtls_round_trip_every_record() {
 /// A TLS server offering a certificate of the test CA that expired a year ago
 /// (`tools/expired_tls_server.py`); runs while the returned child's stdin is open.
 fn expired_certificate_server() -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(testkit::infra_program("python"))
-        .arg(testkit::repo_root().join("tools/expired_tls_server.py"))
-        .arg(KafkaCluster::source().tls_dir())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start tools/expired_tls_server.py");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.strip_prefix("ready ").map(str::trim).unwrap_or_else(|| panic!("not started: {line:?}"));
-    let address = format!("127.0.0.1:{port}");
-    (child, address)
+    let tls_dir = KafkaCluster::source().tls_dir().display().to_string();
+    let (child, port) =
+        testkit::start_tool_server("expired_tls_server.py", &[&tls_dir], std::process::Stdio::inherit());
+    (child, format!("127.0.0.1:{port}"))
 }
 
 /// Accepts connections on another loopback address (127.0.0.2, which the brokers' certificates do
@@ -320,20 +311,36 @@ fn a_continuous_backup_outlives_several_sasl_sessions_without_a_failed_request()
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    for round in 1..=4usize {
-        testkit::produce_small(&source.bootstrap(), &topic, 0, 10);
+    // Past one session lifetime before each next round.
+    let output = back_up_in_rounds(child, dir.path(), "reauth", &topic, 4, 11);
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("retrying"), "connections were retired before their sessions ended: {stderr}");
+}
+
+/// Drives the continuous backup `child` (backup `id` of partition 0 of `topic` into `dir`): `rounds`
+/// times 10 records produced and waited for in the store, then `pause_s` seconds; then SIGTERM.
+/// Asserts a clean exit and the stored records equal to confluent-kafka's read; returns the output.
+fn back_up_in_rounds(
+    child: std::process::Child,
+    dir: &Path,
+    id: &str,
+    topic: &str,
+    rounds: usize,
+    pause_s: u64,
+) -> std::process::Output {
+    let bootstrap = KafkaCluster::source().bootstrap();
+    for round in 1..=rounds {
+        testkit::produce_small(&bootstrap, topic, 0, 10);
         wait_for("the round's records backed up", HANG, || {
-            backed_up_records_if_any(dir.path(), "reauth", &topic).len() == round * 10
+            backed_up_records_if_any(dir, id, topic).len() == round * 10
         });
-        // Past one session lifetime before the next round.
-        std::thread::sleep(std::time::Duration::from_secs(11));
+        std::thread::sleep(std::time::Duration::from_secs(pause_s));
     }
     send_signal(&child, "-TERM");
     let output = wait_with_deadline(child, HANG);
     assert_success(&output);
-    assert_eq!(backed_up_records(dir.path(), "reauth", &topic), testkit::consume(&source.bootstrap(), &topic, &[0]));
-    let stderr = text(&output.stderr);
-    assert!(!stderr.contains("retrying"), "connections were retired before their sessions ended: {stderr}");
+    assert_eq!(backed_up_records(dir, id, topic), testkit::consume(&bootstrap, topic, &[0]));
+    output
 }
 
 /// A backup of `topic` as `user` (SCRAM over SASL_PLAINTEXT) into `dir` as `id`.
@@ -441,18 +448,8 @@ fn oauthbearer_tokens_from_an_oidc_endpoint_are_fetched_again_before_they_expire
     let config = write_config(dir.path(), &source.listener("REAUTH"), "oidc", &topic, settings);
     with_connection_settings(&config, "  topics:", &oidc_settings(&endpoint.url, "client-s3cret"));
     let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
-    for round in 1..=3usize {
-        testkit::produce_small(&source.bootstrap(), &topic, 0, 10);
-        wait_for("the round's records backed up", HANG, || {
-            backed_up_records_if_any(dir.path(), "oidc", &topic).len() == round * 10
-        });
-        // Past one token's lifetime before the next round.
-        std::thread::sleep(std::time::Duration::from_secs(7));
-    }
-    send_signal(&child, "-TERM");
-    let output = wait_with_deadline(child, HANG);
-    assert_success(&output);
-    assert_eq!(backed_up_records(dir.path(), "oidc", &topic), testkit::consume(&source.bootstrap(), &topic, &[0]));
+    // Past one token's lifetime before each next round.
+    let output = back_up_in_rounds(child, dir.path(), "oidc", &topic, 3, 7);
     let issued = endpoint.issued();
     assert!(
         issued.len() >= 3,

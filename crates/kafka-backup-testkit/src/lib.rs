@@ -36,6 +36,25 @@ pub fn infra_program(name: &str) -> PathBuf {
     path
 }
 
+/// Starts `tools/{tool}` with `args` (a local server for tests that runs until its stdin closes),
+/// its stderr going to `stderr`; waits for its "ready PORT" line and returns it with the port.
+pub fn start_tool_server(tool: &str, args: &[&str], stderr: Stdio) -> (Child, u16) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(infra_program("python"))
+        .arg(repo_root().join("tools").join(tool))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start tools/{tool}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).expect("tool output");
+    let port = line.strip_prefix("ready ").and_then(|p| p.trim().parse().ok());
+    let port = port.unwrap_or_else(|| panic!("tools/{tool} did not start: {line:?}"));
+    (child, port)
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()

@@ -8,7 +8,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use serde::Deserialize;
 use tempfile::TempDir;
 
-use crate::{free_port, infra_program, repo_root};
+use crate::{free_port, infra_program, repo_root, start_tool_server};
 
 /// The emulated service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,18 +186,11 @@ impl StoreEmulator {
     /// with "503 Slow Down" and resets the connection after every `every_reset`th (0: never).
     pub fn faulty_proxy(&self, every_503: u32, every_reset: u32) -> FaultyProxy {
         let log = self.data.path().join(format!("faulty-proxy-{}.log", free_port()));
-        let mut child = Command::new(infra_program("python"))
-            .arg(repo_root().join("tools/faulty_proxy.py"))
-            .args([self.port.to_string(), every_503.to_string(), every_reset.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("proxy log"))
-            .spawn()
-            .expect("start tools/faulty_proxy.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("proxy output");
-        let port: Option<u16> = line.strip_prefix("ready ").and_then(|p| p.trim().parse().ok());
-        let port = port.unwrap_or_else(|| panic!("faulty proxy did not start: {line:?}"));
+        let (child, port) = start_tool_server(
+            "faulty_proxy.py",
+            &[&self.port.to_string(), &every_503.to_string(), &every_reset.to_string()],
+            std::fs::File::create(&log).expect("proxy log").into(),
+        );
         let path = match self.kind {
             StoreKind::S3 => String::new(),
             StoreKind::Azure => format!("/{AZURITE_ACCOUNT}"),

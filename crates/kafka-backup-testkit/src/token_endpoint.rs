@@ -1,13 +1,12 @@
 //! An OAuth 2.0 token endpoint for the OIDC tests (`tools/token_server.py`): it issues unsigned JWTs
 //! that the test clusters accept for OAUTHBEARER and counts what it issued.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 use tempfile::TempDir;
 
-use crate::{infra_program, repo_root};
+use crate::start_tool_server;
 
 /// A running token endpoint for one client; stopped when dropped.
 pub struct TokenEndpoint {
@@ -24,18 +23,11 @@ impl TokenEndpoint {
     pub fn start(client_id: &str, client_secret: &str, lifetime_s: u32) -> Self {
         let dir = TempDir::new().expect("token endpoint dir");
         let log = dir.path().join("issued.log");
-        let mut child = Command::new(infra_program("python"))
-            .arg(repo_root().join("tools/token_server.py"))
-            .args([client_id, client_secret, &lifetime_s.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("token endpoint log"))
-            .spawn()
-            .expect("start tools/token_server.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("token endpoint output");
-        let port: Option<u16> = line.strip_prefix("ready ").and_then(|p| p.trim().parse().ok());
-        let port = port.unwrap_or_else(|| panic!("the token endpoint did not start: {line:?}"));
+        let (child, port) = start_tool_server(
+            "token_server.py",
+            &[client_id, client_secret, &lifetime_s.to_string()],
+            std::fs::File::create(&log).expect("token endpoint log").into(),
+        );
         Self { child, log, _dir: dir, url: format!("http://127.0.0.1:{port}/token") }
     }
 

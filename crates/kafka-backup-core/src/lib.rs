@@ -28,6 +28,7 @@ pub mod segment;
 pub mod storage;
 pub mod stored_segment;
 pub mod three_phase;
+pub mod time_window;
 pub mod topics;
 pub mod validate;
 pub mod verify;

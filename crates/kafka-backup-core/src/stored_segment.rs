@@ -7,12 +7,12 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
-use crate::config::TimeWindow;
 use crate::records::{Compression, RecordBatch};
 use crate::segment::{
     read_chunk, read_segment, ChunkEntry, SegmentError, SegmentLayout, SegmentMetadata, HEADER_LEN, TRAILER_LEN,
 };
 use crate::storage::{BackupStore, StorageError};
+use crate::time_window::TimeWindow;
 
 /// A failure reading a stored segment.
 #[derive(Debug, thiserror::Error)]

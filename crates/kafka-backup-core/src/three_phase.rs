@@ -1,14 +1,46 @@
 //! Three-phase restore: the data with its offset map, then the consumer-group offset plan, then its
 //! execution on the target, reported together. `kafka-backup restore` runs it with strategy skip.
+//! Owns what a restore config file resolves to: the data restore and the group recovery after it.
 
 use tokio::sync::watch;
 
-use crate::config::RestoreConfig;
 use crate::error::EngineError;
 use crate::kafka::KafkaClient;
 use crate::offset_reset::{build_reset_plan, execute_plan, GroupSelection, GroupStrategy, ResetPlan, ResetRecord};
-use crate::restore::{run_restore, target_cluster_id, RestoreReport};
+use crate::restore::{run_restore, target_cluster_id, RestoreConfig, RestoreReport};
 use crate::storage::BackupStore;
+
+/// How consumer-group offsets are carried over after the data (`restore.consumer_group_strategy`
+/// and `restore.consumer_groups`).
+#[derive(Debug, Clone, Default)]
+pub struct GroupRecovery {
+    /// The strategy; `None` leaves it to the command (`restore`: skip, `three-phase-restore` and
+    /// `offset-reset`: exact).
+    pub strategy: Option<GroupStrategy>,
+    /// Which groups get their offsets translated (`None`: all).
+    pub groups: Option<GroupSelection>,
+}
+
+impl GroupRecovery {
+    /// The configured strategy, or `default` when none is configured.
+    pub fn strategy_or(&self, default: GroupStrategy) -> GroupStrategy {
+        self.strategy.unwrap_or(default)
+    }
+
+    /// The configured groups, or every group.
+    pub fn groups_or_all(&self) -> GroupSelection {
+        self.groups.clone().unwrap_or_else(GroupSelection::all)
+    }
+}
+
+/// A checked restore config file: the data restore and the group recovery after it.
+#[derive(Debug, Clone)]
+pub struct RestoreJob {
+    /// The data restore.
+    pub restore: RestoreConfig,
+    /// The consumer-group offsets after it.
+    pub groups: GroupRecovery,
+}
 
 /// What a three-phase restore did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -26,12 +58,13 @@ pub struct ThreePhaseReport {
 /// Restores the data, then translates and commits the offsets of the selected groups with
 /// `restore.consumer_group_strategy`, or `default_strategy` when the config has none.
 pub async fn run_three_phase_restore(
-    config: &RestoreConfig,
+    job: &RestoreJob,
     default_strategy: GroupStrategy,
     shutdown: watch::Receiver<bool>,
 ) -> Result<ThreePhaseReport, EngineError> {
-    let strategy = config.settings.consumer_group_strategy.unwrap_or(default_strategy);
-    if strategy == GroupStrategy::Skip && config.groups.is_some() {
+    let config = &job.restore;
+    let strategy = job.groups.strategy_or(default_strategy);
+    if strategy == GroupStrategy::Skip && job.groups.groups.is_some() {
         return Err(EngineError::OffsetRecovery {
             detail: "restore.consumer_groups is set, but the consumer-group strategy is skip: set \
                      restore.consumer_group_strategy, use three-phase-restore, or remove the key"
@@ -51,7 +84,7 @@ pub async fn run_three_phase_restore(
         .await
         .map_err(EngineError::kafka("connecting to the target cluster"))?;
     let metadata = client.refresh_metadata(Some(&[])).await.map_err(EngineError::kafka("reading target metadata"))?;
-    let groups = config.groups.clone().unwrap_or_else(GroupSelection::all);
+    let groups = job.groups.groups_or_all();
     let plan =
         build_reset_plan(&store, &config.backup_id, &target_cluster_id(&metadata), Some(&client), strategy, &groups)
             .await?;

@@ -12,15 +12,16 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::{RestoreConfig, TimeWindow};
 use crate::error::EngineError;
 use crate::kafka::KafkaClient;
 use crate::log_reader::LogReader;
 use crate::manifest::{BackupManifest, PartitionBackup};
 use crate::records::{Record, RecordHeader};
+use crate::restore::RestoreConfig;
 use crate::restore::{build_plan, load_started, state_dir, target_cluster_id, ORIGINAL_OFFSET_HEADER};
 use crate::storage::BackupStore;
 use crate::stored_segment::StoredSegment;
+use crate::time_window::TimeWindow;
 
 /// What `verify` found in one target partition (or one topic restored by key).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

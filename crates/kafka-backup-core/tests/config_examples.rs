@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
-use kafka_backup_core::config::{BackupConfig, RestoreConfig, TimeWindow};
+use kafka_backup_core::backup::BackupConfig;
 use kafka_backup_core::offset_reset::GroupStrategy;
 use kafka_backup_core::records::Compression;
 use kafka_backup_core::storage::{CloudProvider, EncryptionKey, ServerSideEncryption, StorageConfig};
+use kafka_backup_core::three_phase::RestoreJob;
+use kafka_backup_core::time_window::TimeWindow;
 use kafka_backup_testkit::repo_root;
 
 fn read(name: &str) -> String {
@@ -38,7 +40,7 @@ fn every_example_parses() {
         if name.ends_with(".yaml") {
             let text = read(&name);
             if text.contains("mode: restore") {
-                RestoreConfig::from_yaml(&text, environment).unwrap_or_else(|e| panic!("config/{name}: {e}"));
+                RestoreJob::from_yaml(&text, environment).unwrap_or_else(|e| panic!("config/{name}: {e}"));
             } else {
                 load(&name);
             }
@@ -102,7 +104,8 @@ fn the_s3_example_names_its_bucket_and_encryption() {
 
 #[test]
 fn the_complete_restore_example_sets_every_restore_key() {
-    let config = RestoreConfig::from_yaml(&read("restore.yaml"), environment).unwrap();
+    let job = RestoreJob::from_yaml(&read("restore.yaml"), environment).unwrap();
+    let config = &job.restore;
     assert_eq!(config.backup_id, "orders-nightly");
     assert!(config.topics.matches("orders-eu", false) && !config.topics.matches("orders-test", false));
     assert_eq!(config.target.bootstrap_servers, vec!["kafka-dr-1:9092"]);
@@ -114,8 +117,8 @@ fn the_complete_restore_example_sets_every_restore_key() {
     assert_eq!(s.topic_mapping["orders-eu"], "orders-eu-recovered");
     assert_eq!(s.partition_mapping["orders-us"][&0], 1);
     assert!(s.create_topics && !s.repartition && !s.dry_run && s.include_original_offset_header);
-    assert_eq!(s.consumer_group_strategy, Some(GroupStrategy::HeaderBased));
-    let groups = config.groups.as_ref().expect("consumer_groups set");
+    assert_eq!(job.groups.strategy, Some(GroupStrategy::HeaderBased));
+    let groups = job.groups.groups.as_ref().expect("consumer_groups set");
     assert!(groups.includes("billing-eu") && groups.includes("shipping") && !groups.includes("billing-test"));
     assert_eq!(s.max_concurrent_partitions, 4);
     assert_eq!((s.rate_limit_bytes_per_sec, s.rate_limit_records_per_sec), (Some(52_428_800), Some(100_000)));

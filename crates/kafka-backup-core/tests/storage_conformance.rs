@@ -4,7 +4,7 @@
 //! ranged reads; and the same again with every object encrypted.
 
 use bytes::Bytes;
-use kafka_backup_core::config::BackupConfig;
+use kafka_backup_core::backup::BackupConfig;
 use kafka_backup_core::storage::{
     BackupStore, EncryptionKey, Keyring, ListedObject, StorageConfig, StorageError, DATA_KEY_OBJECT,
 };

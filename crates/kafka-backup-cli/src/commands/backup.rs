@@ -2,8 +2,8 @@
 //! complete (or, in continuous mode, until SIGINT/SIGTERM), prints the run summary.
 
 use anyhow::{bail, Context};
+use kafka_backup_core::backup::BackupConfig;
 use kafka_backup_core::backup::{run_backup, BackupReport};
-use kafka_backup_core::config::BackupConfig;
 
 use crate::cli::{BackupArgs, Format};
 

@@ -4,15 +4,13 @@
 use std::fmt::Write;
 
 use anyhow::{bail, Context};
-use kafka_backup_core::config::RestoreConfig;
 use kafka_backup_core::kafka::{ClientConfig, KafkaClient};
 use kafka_backup_core::manifest::BackupManifest;
 use kafka_backup_core::offset_reset::{
-    build_reset_plan, execute_plan, recorded_target_clusters, rollback, GroupSelection, GroupStrategy, ResetPlan,
-    ResetRecord,
+    build_reset_plan, execute_plan, reset_target, rollback, GroupSelection, GroupStrategy, ResetPlan, ResetRecord,
 };
-use kafka_backup_core::restore::target_cluster_id;
 use kafka_backup_core::storage::BackupStore;
+use kafka_backup_core::three_phase::RestoreJob;
 
 use super::inspect;
 use crate::cli::{BackupTargetArgs, Format, OffsetPlanArgs, OffsetResetCommand, PlanFormat, RollbackArgs};
@@ -31,22 +29,23 @@ struct Location {
     store: BackupStore,
     backup_id: String,
     target: Option<ClientConfig>,
-    config: Option<RestoreConfig>,
+    config: Option<RestoreJob>,
 }
 
 async fn locate(args: &BackupTargetArgs) -> anyhow::Result<Location> {
     let config = match &args.config {
-        Some(path) => Some(RestoreConfig::load(path).with_context(|| format!("in {}", path.display()))?),
+        Some(path) => Some(RestoreJob::load(path).with_context(|| format!("in {}", path.display()))?),
         None => None,
     };
     let backup_id = match (&args.backup_id, &config) {
         (Some(id), _) => id.clone(),
-        (None, Some(config)) => config.backup_id.clone(),
+        (None, Some(config)) => config.restore.backup_id.clone(),
         (None, None) => bail!("give --backup-id or --config"),
     };
     let root = match (&args.path, &config) {
         (Some(path), _) => inspect::open_path(path, &args.keys)?,
-        (None, Some(config)) => {
+        (None, Some(job)) => {
+            let config = &job.restore;
             BackupStore::open(&config.storage)?.with_encryption(args.keys.keyring(config.encryption.clone())?)
         }
         (None, None) => bail!("give --path or --config"),
@@ -56,7 +55,7 @@ async fn locate(args: &BackupTargetArgs) -> anyhow::Result<Location> {
         bail!("there is no backup {backup_id} in {}", root.description());
     }
     let target = match &config {
-        Some(config) => Some(config.target.clone()),
+        Some(job) => Some(job.restore.target.clone()),
         None if args.bootstrap_servers.is_empty() => None,
         None => Some(ClientConfig::new(args.bootstrap_servers.clone())),
     };
@@ -68,43 +67,24 @@ async fn target_cluster(
     location: &Location,
     explicit_id: Option<&str>,
 ) -> anyhow::Result<(Option<KafkaClient>, String)> {
-    if let Some(config) = &location.target {
-        let client = KafkaClient::connect(config.clone()).await.context("connecting to the target cluster")?;
-        let metadata = client.refresh_metadata(Some(&[])).await.context("reading target metadata")?;
-        return Ok((Some(client), target_cluster_id(&metadata)));
+    let found = reset_target(&location.store, &location.backup_id, location.target.as_ref(), explicit_id).await;
+    if location.target.is_none() && explicit_id.is_none() {
+        return found.context("the target cluster is chosen with --target-cluster-id, --bootstrap-servers or --config");
     }
-    if let Some(id) = explicit_id {
-        return Ok((None, id.to_string()));
-    }
-    let clusters = recorded_target_clusters(&location.store).await?;
-    match &clusters[..] {
-        [] => bail!(
-            "no restore of backup {} is recorded: restore it first (kafka-backup restore or three-phase-restore)",
-            location.backup_id
-        ),
-        [only] => Ok((None, only.clone())),
-        several => bail!(
-            "backup {} was restored into several clusters ({}): give --target-cluster-id, --bootstrap-servers or \
-             --config",
-            location.backup_id,
-            several.join(", ")
-        ),
-    }
+    Ok(found?)
 }
 
 async fn planned(args: &OffsetPlanArgs) -> anyhow::Result<(Location, Option<KafkaClient>, ResetPlan)> {
     let location = locate(&args.location).await?;
     let (client, cluster_id) = target_cluster(&location, args.target_cluster_id.as_deref()).await?;
     let config = location.config.as_ref();
+    let recovery = config.map(|job| job.groups.clone()).unwrap_or_default();
     let groups = if args.all_groups {
-        config.and_then(|c| c.groups.clone()).unwrap_or_else(GroupSelection::all)
+        recovery.groups_or_all()
     } else {
         GroupSelection::named(&args.groups).map_err(|e| anyhow::anyhow!("--groups: {e}"))?
     };
-    let strategy = args
-        .strategy
-        .or_else(|| config.and_then(|c| c.settings.consumer_group_strategy))
-        .unwrap_or(GroupStrategy::Exact);
+    let strategy = args.strategy.unwrap_or_else(|| recovery.strategy_or(GroupStrategy::Exact));
     let plan =
         build_reset_plan(&location.store, &location.backup_id, &cluster_id, client.as_ref(), strategy, &groups).await?;
     Ok((location, client, plan))

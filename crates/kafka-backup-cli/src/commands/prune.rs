@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use anyhow::{bail, Context};
-use kafka_backup_core::config::BackupConfig;
+use kafka_backup_core::backup::BackupConfig;
 use kafka_backup_core::prune::{prune, PruneReport, RetentionPolicy};
 
 use super::inspect::{open, time};

@@ -5,23 +5,22 @@
 use std::fmt::Write;
 
 use anyhow::{bail, Context};
-use kafka_backup_core::config::RestoreConfig;
 use kafka_backup_core::offset_reset::GroupStrategy;
 use kafka_backup_core::restore::{RestorePlan, RestoreReport};
-use kafka_backup_core::three_phase::{run_three_phase_restore, ThreePhaseReport};
+use kafka_backup_core::three_phase::{run_three_phase_restore, RestoreJob, ThreePhaseReport};
 
 use super::offset_reset;
 use crate::cli::{Format, PlanFormat, RestoreArgs};
 
 /// Runs the command, with `default_strategy` for group offsets unless the config names one.
 pub async fn run(args: RestoreArgs, default_strategy: GroupStrategy, display: super::Display) -> anyhow::Result<()> {
-    let mut config = RestoreConfig::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
-    config.settings.dry_run |= args.dry_run;
-    super::serve_metrics(config.metrics).await?;
+    let mut job = RestoreJob::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
+    job.restore.settings.dry_run |= args.dry_run;
+    super::serve_metrics(job.restore.metrics).await?;
     let shutdown = super::signals::stop_requested("stop requested: finishing the batch in flight…");
-    let display = super::Display { quiet: display.quiet || config.settings.dry_run, ..display };
+    let display = super::Display { quiet: display.quiet || job.restore.settings.dry_run, ..display };
     let progress = super::progress::start("restore", display);
-    let phases = run_three_phase_restore(&config, default_strategy, shutdown).await;
+    let phases = run_three_phase_restore(&job, default_strategy, shutdown).await;
     drop(progress); // cleared before the summary is printed
     let phases = phases?;
     let report = &phases.restore;

@@ -2,15 +2,15 @@
 //! backup record by record and prints, per target partition, counts and the first difference.
 
 use anyhow::{bail, Context};
-use kafka_backup_core::config::RestoreConfig;
+use kafka_backup_core::three_phase::RestoreJob;
 use kafka_backup_core::verify::{verify_restore, PartitionCheck, VerifyReport};
 
 use crate::cli::{Format, VerifyArgs};
 
 /// Runs the command; any difference is a non-zero exit.
 pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
-    let config = RestoreConfig::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
-    let report = verify_restore(&config).await?;
+    let job = RestoreJob::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
+    let report = verify_restore(&job.restore).await?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Text => print!("{}", render(&report)),

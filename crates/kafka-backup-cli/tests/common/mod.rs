@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// a slow machine) fails a test; no test asserts how fast anything is.
 pub const HANG: Duration = Duration::from_secs(120);
 
-use kafka_backup_core::config::BackupConfig;
+use kafka_backup_core::backup::BackupConfig;
 use kafka_backup_core::manifest::BackupManifest;
 use kafka_backup_core::records::TimestampType;
 use kafka_backup_core::segment::read_segment;

@@ -4,6 +4,7 @@
 
 mod partition;
 mod progress;
+mod settings;
 mod transactions;
 mod upload;
 
@@ -19,9 +20,9 @@ use tokio::task::JoinSet;
 
 pub use partition::PartitionOutcome;
 pub use progress::{PartitionProgress, ProgressBoard};
+pub use settings::{BackupConfig, BackupSettings};
 pub use transactions::TransactionFilter;
 
-use crate::config::BackupConfig;
 use crate::group_snapshots::{save_snapshot, take_snapshot};
 use crate::kafka::{IsolationLevel, KafkaClient, KafkaError, OffsetSpec, TopicConfigEntry, TopicMetadata};
 use crate::manifest::{to_json, BackupManifest, OffsetGap, PROGRESS_KEY};

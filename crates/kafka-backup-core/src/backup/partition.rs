@@ -12,8 +12,8 @@ use tokio::task::JoinHandle;
 use super::progress::ProgressBoard;
 use super::transactions::TransactionFilter;
 use super::upload::SegmentUpload;
+use super::BackupSettings;
 use super::{BackupError, Counters};
-use crate::config::BackupSettings;
 use crate::kafka::{FetchOptions, FetchedPartition, IsolationLevel, KafkaClient, KafkaError, OffsetSpec};
 use crate::manifest::{
     gap_key, partition_folder, segment_key, segment_metadata_key, segment_object_start, to_json, OffsetGap,

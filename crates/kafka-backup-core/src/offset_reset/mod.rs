@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use execute::{execute_plan, rollback, GroupReset, ResetRecord, RollbackReport};
 pub use plan::{build_reset_plan, GroupSelection, PlannedOffset, ResetPlan};
-pub use restored::recorded_target_clusters;
+pub use restored::{recorded_target_clusters, reset_target};
 pub use translate::{first_record_at_or_after, offset_for_timestamp};
 
 /// How committed source offsets become target offsets (`restore.consumer_group_strategy`).

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use crate::error::EngineError;
-use crate::restore::{load_started, RestoreStarted};
+use crate::kafka::{ClientConfig, KafkaClient};
+use crate::restore::{load_started, target_cluster_id, RestoreStarted};
 use crate::storage::BackupStore;
 
 /// Folder of the restore state directories inside a backup directory.
@@ -34,6 +35,39 @@ pub async fn recorded_target_clusters(store: &BackupStore) -> Result<Vec<String>
     let clusters: BTreeSet<String> =
         started_keys(store).await?.into_iter().filter_map(|key| key.split('/').nth(1).map(str::to_string)).collect();
     Ok(clusters.into_iter().collect())
+}
+
+/// The cluster offsets of backup `backup_id` are reset on: the `target` given (connected, its client
+/// returned), else `explicit_id`, else the one cluster its restores were recorded for.
+pub async fn reset_target(
+    store: &BackupStore,
+    backup_id: &str,
+    target: Option<&ClientConfig>,
+    explicit_id: Option<&str>,
+) -> Result<(Option<KafkaClient>, String), EngineError> {
+    if let Some(config) = target {
+        let client = KafkaClient::connect(config.clone())
+            .await
+            .map_err(EngineError::kafka("connecting to the target cluster"))?;
+        let metadata =
+            client.refresh_metadata(Some(&[])).await.map_err(EngineError::kafka("reading target metadata"))?;
+        return Ok((Some(client), target_cluster_id(&metadata)));
+    }
+    if let Some(id) = explicit_id {
+        return Ok((None, id.to_string()));
+    }
+    let detail = match &recorded_target_clusters(store).await?[..] {
+        [] => format!(
+            "no restore of backup {backup_id} is recorded: restore it first (kafka-backup restore or three-phase-restore)"
+        ),
+        [only] => return Ok((None, only.clone())),
+        several => format!(
+            "backup {backup_id} was restored into several clusters ({}): name the target cluster (its id, bootstrap \
+             servers or restore config)",
+            several.join(", ")
+        ),
+    };
+    Err(EngineError::OffsetRecovery { detail })
 }
 
 async fn started_keys(store: &BackupStore) -> Result<Vec<String>, EngineError> {

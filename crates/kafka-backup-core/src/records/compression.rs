@@ -69,6 +69,14 @@ impl Compression {
         }
     }
 
+    /// The codec Kafka names `name` (`compression.type`), or what names exist.
+    pub fn from_name(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| format!("unknown codec {name:?}; expected zstd, lz4, gzip, snappy or none"))
+    }
+
     /// Every codec, in id order.
     pub const ALL: [Compression; 5] = [Self::None, Self::Gzip, Self::Snappy, Self::Lz4, Self::Zstd];
 

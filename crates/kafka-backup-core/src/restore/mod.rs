@@ -10,6 +10,7 @@ mod plan;
 mod prepare;
 mod rate;
 mod repartition;
+mod settings;
 mod state;
 mod target;
 
@@ -23,9 +24,9 @@ use tokio::task::JoinSet;
 
 pub use plan::{build_plan, PartitionPlan, RestorePlan, TopicCreation, TopicPlan};
 pub use prepare::{prepare, PreparedBatch, SourceOffsets, ORIGINAL_OFFSET_HEADER};
+pub use settings::{RestoreConfig, RestoreSettings};
 pub use state::{load_offset_map, load_started, state_dir, RestoreCommit, RestoreIdentity, RestoreStarted};
 
-use crate::config::RestoreConfig;
 use crate::error::EngineError;
 use crate::kafka::{ClusterMetadata, KafkaClient, NewTopic};
 use crate::manifest::BackupManifest;

@@ -10,7 +10,7 @@ use super::prepare::prepare_batches;
 use super::state::{commit, load_progress, RestoreCommit, RestoreIdentity};
 use super::target::{TargetPartition, Written};
 use super::RestoreError;
-use crate::config::RestoreSettings;
+use super::RestoreSettings;
 use crate::segment::SegmentMetadata;
 use crate::storage::BackupStore;
 use crate::stored_segment::StoredSegment;

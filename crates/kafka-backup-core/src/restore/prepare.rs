@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::RestoreError;
-use crate::config::RestoreSettings;
+use super::RestoreSettings;
 use crate::records::{BatchOptions, Record, RecordBatch, RecordHeader, RecordsError, TimestampType};
 use crate::segment::SegmentMetadata;
 use crate::storage::BackupStore;
@@ -124,8 +124,8 @@ pub fn prepare(batch: &RecordBatch, settings: &RestoreSettings) -> Result<Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TimeWindow;
     use crate::records::Compression;
+    use crate::time_window::TimeWindow;
 
     fn settings(window: TimeWindow) -> RestoreSettings {
         RestoreSettings {
@@ -140,7 +140,6 @@ mod tests {
             rate_limit_records_per_sec: None,
             produce_compression: None,
             include_original_offset_header: false,
-            consumer_group_strategy: None,
         }
     }
 

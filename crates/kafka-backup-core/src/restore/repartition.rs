@@ -12,7 +12,7 @@ use super::prepare::{prepare_segment, PreparedBatch, SourceOffsets};
 use super::state::{commit, load_progress, RestoreCommit, RestoreIdentity};
 use super::target::TargetPartition;
 use super::RestoreError;
-use crate::config::RestoreSettings;
+use super::RestoreSettings;
 use crate::partitioner::partition_for_key;
 use crate::records::{BatchOptions, Record, RecordBatch};
 use crate::segment::SegmentMetadata;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::RestoreError;
-use crate::config::RestoreSettings;
+use super::RestoreSettings;
 use crate::manifest::to_json;
 use crate::offset_map::{MappedBatch, OffsetMap};
 use crate::storage::{BackupStore, StorageError};

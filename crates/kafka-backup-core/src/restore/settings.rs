@@ -1,0 +1,56 @@
+//! What a restore run is told: the target cluster, the topics, the store, the time window,
+//! mappings and producing settings (resolved from YAML by `config/`).
+
+use std::collections::BTreeMap;
+
+use crate::kafka::ClientConfig;
+use crate::records::Compression;
+use crate::storage::{Keyring, StorageConfig};
+use crate::time_window::TimeWindow;
+use crate::topics::TopicSelector;
+
+/// Restore settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoreSettings {
+    /// Which records to restore, by timestamp.
+    pub window: TimeWindow,
+    /// Source topic -> target topic.
+    pub topic_mapping: BTreeMap<String, String>,
+    /// Source topic -> (source partition -> target partition).
+    pub partition_mapping: BTreeMap<String, BTreeMap<i32, i32>>,
+    /// Create missing target topics like the backed-up ones.
+    pub create_topics: bool,
+    /// Allow a target partition count different from the source's (records re-keyed by murmur2).
+    pub repartition: bool,
+    /// Print the plan and write nothing.
+    pub dry_run: bool,
+    /// Partitions restored at the same time.
+    pub max_concurrent_partitions: usize,
+    /// Cap on produced record-batch bytes per second.
+    pub rate_limit_bytes_per_sec: Option<u64>,
+    /// Cap on produced records per second.
+    pub rate_limit_records_per_sec: Option<u64>,
+    /// Codec of produced batches; `None` keeps each source batch's codec.
+    pub produce_compression: Option<Compression>,
+    /// Add an `x-original-offset` header (the source offset) to every restored record.
+    pub include_original_offset_header: bool,
+}
+
+/// A checked restore configuration, ready to run.
+#[derive(Debug, Clone)]
+pub struct RestoreConfig {
+    /// The backup to restore.
+    pub backup_id: String,
+    /// The cluster to restore into.
+    pub target: ClientConfig,
+    /// Which backed-up topics to restore.
+    pub topics: TopicSelector,
+    /// Where the backup is stored.
+    pub storage: StorageConfig,
+    /// The keys an encrypted backup opens with.
+    pub encryption: Option<Keyring>,
+    /// Restore settings.
+    pub settings: RestoreSettings,
+    /// Address of the metrics endpoint, `None` when it is off.
+    pub metrics: Option<std::net::SocketAddr>,
+}

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 
 use crate::kafka::{KafkaClient, KafkaError};
@@ -50,16 +49,9 @@ pub async fn take_snapshot(
 ) -> Result<(GroupOffsetsSnapshot, Vec<String>), KafkaError> {
     let mut snapshot = GroupOffsetsSnapshot { taken_at_ms: now_ms, groups: BTreeMap::new() };
     let mut warnings = Vec::new();
-    let refused = |error: &KafkaError| {
-        matches!(error, KafkaError::UnsupportedApi { .. })
-            || matches!(
-                error.response_error(),
-                Some(ResponseError::GroupAuthorizationFailed | ResponseError::ClusterAuthorizationFailed)
-            )
-    };
     let listed = match client.list_groups().await {
         Ok(listed) => listed,
-        Err(error) if refused(&error) => {
+        Err(error) if error.is_refusal() => {
             warnings.push(format!("consumer-group offsets were not captured: {error}"));
             return Ok((snapshot, warnings));
         }
@@ -78,7 +70,7 @@ pub async fn take_snapshot(
     for group in listed.into_iter().filter(|g| selector.matches(&g.group_id, false)) {
         let offsets = match client.committed_offsets(&group.group_id).await {
             Ok(offsets) => offsets,
-            Err(error) if refused(&error) => {
+            Err(error) if error.is_refusal() => {
                 warnings.push(format!("offsets of group {} were not captured: {error}", group.group_id));
                 continue;
             }

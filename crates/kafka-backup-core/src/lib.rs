@@ -6,6 +6,7 @@
 pub mod backup;
 mod buffers;
 pub mod catalog;
+pub mod clock;
 pub mod cluster_info;
 pub mod config;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod retry;
 mod seconds;
 pub mod secret;
 pub mod segment;
+mod stop_signal;
 pub mod storage;
 pub mod stored_segment;
 pub mod three_phase;

@@ -5,10 +5,8 @@
 use tokio::sync::watch;
 
 use crate::error::EngineError;
-use crate::kafka::KafkaClient;
 use crate::offset_reset::{build_reset_plan, execute_plan, GroupSelection, GroupStrategy, ResetPlan, ResetRecord};
-use crate::restore::{run_restore, target_cluster_id, RestoreConfig, RestoreReport};
-use crate::storage::BackupStore;
+use crate::restore::{run_restore, RestoreConfig, RestoreReport, RestoreTarget};
 
 /// How consumer-group offsets are carried over after the data (`restore.consumer_group_strategy`
 /// and `restore.consumer_groups`).
@@ -71,25 +69,17 @@ pub async fn run_three_phase_restore(
                 .to_string(),
         });
     }
-    let restore = run_restore(config, shutdown).await?;
+    let target = RestoreTarget::open(config).await?;
+    let restore = run_restore(config, &target, shutdown).await?;
     let mut report = ThreePhaseReport { restore, strategy, plan: None, reset: None };
     if report.restore.dry_run || report.restore.interrupted || strategy == GroupStrategy::Skip {
         return Ok(report);
     }
-    let store = BackupStore::open_for_writing(&config.storage)
-        .await?
-        .with_encryption(config.encryption.clone())
-        .child(&config.backup_id);
-    let client = KafkaClient::connect(config.target.clone())
-        .await
-        .map_err(EngineError::kafka("connecting to the target cluster"))?;
-    let metadata = client.refresh_metadata(Some(&[])).await.map_err(EngineError::kafka("reading target metadata"))?;
     let groups = job.groups.groups_or_all();
-    let plan =
-        build_reset_plan(&store, &config.backup_id, &target_cluster_id(&metadata), Some(&client), strategy, &groups)
-            .await?;
+    let (store, client) = (&target.store, target.client.as_ref());
+    let plan = build_reset_plan(store, &config.backup_id, &target.cluster_id, Some(client), strategy, &groups).await?;
     if strategy != GroupStrategy::Manual {
-        report.reset = execute_plan(&client, &store, &plan).await?;
+        report.reset = execute_plan(client, store, &plan).await?;
     }
     report.plan = Some(plan);
     Ok(report)

@@ -11,9 +11,8 @@ mod upload;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use kafka_protocol::ResponseError;
 use serde::Serialize;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -23,10 +22,12 @@ pub use progress::{PartitionProgress, ProgressBoard};
 pub use settings::{BackupConfig, BackupSettings};
 pub use transactions::TransactionFilter;
 
+use crate::clock::now_ms;
 use crate::group_snapshots::{save_snapshot, take_snapshot};
-use crate::kafka::{IsolationLevel, KafkaClient, KafkaError, OffsetSpec, TopicConfigEntry, TopicMetadata};
+use crate::kafka::{IsolationLevel, KafkaClient, OffsetSpec, TopicConfigEntry, TopicMetadata};
 use crate::manifest::{to_json, BackupManifest, OffsetGap, PROGRESS_KEY};
 use crate::metrics::metrics;
+use crate::stop_signal::stop_on_shutdown;
 use crate::storage::{BackupStore, StorageError};
 use crate::topics::TopicSelector;
 use partition::PartitionTask;
@@ -125,11 +126,6 @@ impl BackupReport {
     }
 }
 
-/// Milliseconds since the epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Runs a backup until its snapshot is complete (or, in continuous mode, until `shutdown`
 /// turns true), then consolidates the manifest.
 pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) -> Result<BackupReport, BackupError> {
@@ -183,8 +179,7 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
     manifest.tool_version = env!("CARGO_PKG_VERSION").to_string();
     manifest.save(&store).await?;
 
-    let (stop_sender, stop) = watch::channel(false);
-    forward_shutdown(shutdown, stop_sender.clone());
+    let (stop_sender, stop) = stop_on_shutdown(shutdown);
     let permits = Arc::new(Semaphore::new(config.settings.max_concurrent_partitions));
     let progress = Arc::new(Mutex::new(ProgressBoard {
         updated_at_ms: now_ms(),
@@ -297,7 +292,7 @@ async fn capture_topic_metadata(
 ) -> Result<Option<String>, BackupError> {
     let (configs, warning) = match client.describe_topic_configs(&topic.name).await {
         Ok(entries) => (Some(configs_to_keep(entries)), None),
-        Err(error) if refuses_to_describe(&error) => {
+        Err(error) if error.is_refusal() => {
             (None, Some(format!("configs of topic {} were not captured: {error}", topic.name)))
         }
         Err(source) => {
@@ -314,30 +309,11 @@ async fn capture_topic_metadata(
     Ok(warning)
 }
 
-fn refuses_to_describe(error: &KafkaError) -> bool {
-    matches!(error, KafkaError::UnsupportedApi { .. })
-        || matches!(
-            error.response_error(),
-            Some(ResponseError::TopicAuthorizationFailed | ResponseError::ClusterAuthorizationFailed)
-        )
-}
-
 /// The configs worth re-creating a topic with: set on the topic (the source cluster's broker-wide
 /// defaults are not the topic's; the target cluster has its own), readable (sensitive values are
 /// hidden by the broker and cannot be restored anyway).
 fn configs_to_keep(entries: Vec<TopicConfigEntry>) -> BTreeMap<String, String> {
     entries.into_iter().filter(|c| c.set_on_topic && !c.is_sensitive).filter_map(|c| Some((c.name, c.value?))).collect()
-}
-
-fn forward_shutdown(mut shutdown: watch::Receiver<bool>, stop: watch::Sender<bool>) {
-    tokio::spawn(async move {
-        while !*shutdown.borrow() {
-            if shutdown.changed().await.is_err() {
-                return;
-            }
-        }
-        let _ = stop.send(true);
-    });
 }
 
 async fn write_progress(store: &BackupStore, progress: &Mutex<ProgressBoard>) -> Result<(), StorageError> {

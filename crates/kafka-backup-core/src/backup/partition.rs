@@ -14,6 +14,7 @@ use super::transactions::TransactionFilter;
 use super::upload::SegmentUpload;
 use super::BackupSettings;
 use super::{BackupError, Counters};
+use crate::clock::now_ms;
 use crate::kafka::{FetchOptions, FetchedPartition, IsolationLevel, KafkaClient, KafkaError, OffsetSpec};
 use crate::manifest::{
     gap_key, partition_folder, segment_key, segment_metadata_key, segment_object_start, to_json, OffsetGap,
@@ -247,7 +248,7 @@ impl PartitionTask {
     }
 
     async fn record_gap(&self, from: i64, to: i64, outcome: &mut PartitionOutcome) -> Result<(), BackupError> {
-        let gap = OffsetGap { from, to, detected_at_ms: super::now_ms() };
+        let gap = OffsetGap { from, to, detected_at_ms: now_ms() };
         tracing::warn!(partition = %self.context(), from, to, "offsets were deleted by retention before they were backed up");
         put_commit_record(&self.store, &gap_key(&self.topic, self.partition, from), to_json(&gap)).await?;
         outcome.gaps.push(gap);

@@ -41,7 +41,7 @@ impl ProgressBoard {
             .entry(topic.to_string())
             .or_default()
             .insert(partition, PartitionProgress { next_offset, high_watermark, lag });
-        self.updated_at_ms = super::now_ms();
+        self.updated_at_ms = crate::clock::now_ms();
     }
 
     /// Whether, at `now_ms`, a run is probably writing the backup: it said so, and its last write is

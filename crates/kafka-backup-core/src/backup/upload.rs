@@ -117,7 +117,7 @@ impl SegmentUpload {
         put_commit_record(&self.store, &metadata_key, to_json(&metadata)).await?;
         metrics().segments.with_label_values(&labels).inc();
         metrics().stored_bytes.with_label_values(&labels).inc_by(metadata.stored_bytes);
-        metrics().last_segment.with_label_values(&labels).set(super::now_ms() as f64 / 1000.0);
+        metrics().last_segment.with_label_values(&labels).set(crate::clock::now_ms() as f64 / 1000.0);
         Ok(metadata.stored_bytes)
     }
 

@@ -210,6 +210,20 @@ impl KafkaError {
         }
     }
 
+    /// True when the cluster will not answer this principal: an authorization failure on the
+    /// topic, group or cluster, or a broker without the API. Optional captures warn on it.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, Self::UnsupportedApi { .. })
+            || matches!(
+                self.response_error(),
+                Some(
+                    ResponseError::TopicAuthorizationFailed
+                        | ResponseError::GroupAuthorizationFailed
+                        | ResponseError::ClusterAuthorizationFailed
+                )
+            )
+    }
+
     /// True when the metadata cache should be refreshed before the next attempt.
     pub fn invalidates_metadata(&self) -> bool {
         matches!(self, Self::NoLeader { .. } | Self::Connect { .. } | Self::ConnectionLost { .. })

@@ -7,7 +7,7 @@ use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 
 use super::{GroupStrategy, ResetPlan};
-use crate::backup::now_ms;
+use crate::clock::now_ms;
 use crate::error::EngineError;
 use crate::group_snapshots::GroupOffset;
 use crate::kafka::{CommittedOffset, KafkaClient, KafkaError};

@@ -32,6 +32,7 @@ use crate::kafka::{ClusterMetadata, KafkaClient, NewTopic};
 use crate::manifest::BackupManifest;
 use crate::metrics::metrics;
 use crate::segment::CHUNK_BYTES;
+use crate::stop_signal::stop_on_shutdown;
 use crate::storage::BackupStore;
 use partition::{PartitionRestore, RestoreOutcome};
 use rate::RateLimiter;
@@ -71,25 +72,45 @@ pub fn target_cluster_id(metadata: &ClusterMetadata) -> String {
     metadata.cluster_id.clone().unwrap_or_else(|| "unknown-cluster".to_string())
 }
 
-/// Restores the backup `config` names into its target cluster (or only plans it, for a dry run).
+/// What a restore reads from and writes to, opened once and shared by the phases of a
+/// three-phase restore: the backup's directory in its store, and the target cluster.
+pub struct RestoreTarget {
+    /// The backup's directory (restore state and offset maps are written under it).
+    pub store: BackupStore,
+    /// A client of the target cluster.
+    pub client: Arc<KafkaClient>,
+    /// The target cluster's id, as restore state is kept under it.
+    pub cluster_id: String,
+}
+
+impl RestoreTarget {
+    /// Opens the store `config` names (for writing) and connects to its target cluster.
+    pub async fn open(config: &RestoreConfig) -> Result<Self, RestoreError> {
+        let store = BackupStore::open_for_writing(&config.storage)
+            .await?
+            .with_encryption(config.encryption.clone())
+            .child(&config.backup_id);
+        let client = KafkaClient::connect(config.target.clone())
+            .await
+            .map_err(EngineError::kafka("connecting to the target cluster"))?;
+        let metadata =
+            client.refresh_metadata(Some(&[])).await.map_err(EngineError::kafka("reading target metadata"))?;
+        Ok(Self { store, client: Arc::new(client), cluster_id: target_cluster_id(&metadata) })
+    }
+}
+
+/// Restores the backup `config` names into `target` (or only plans it, for a dry run).
 pub async fn run_restore(
     config: &RestoreConfig,
+    target: &RestoreTarget,
     shutdown: watch::Receiver<bool>,
 ) -> Result<RestoreReport, RestoreError> {
     let started = Instant::now();
-    let store = BackupStore::open_for_writing(&config.storage)
-        .await?
-        .with_encryption(config.encryption.clone())
-        .child(&config.backup_id);
+    let (store, client) = (target.store.clone(), target.client.clone());
     let manifest = BackupManifest::load(&store).await?.ok_or_else(|| RestoreError::NoBackup {
         backup_id: config.backup_id.clone(),
         location: store.description().to_string(),
     })?;
-    let client = Arc::new(
-        KafkaClient::connect(config.target.clone())
-            .await
-            .map_err(EngineError::kafka("connecting to the target cluster"))?,
-    );
     let metadata = client.refresh_metadata(None).await.map_err(EngineError::kafka("reading target metadata"))?;
     let plan = build_plan(config, &manifest, &metadata);
     let mut report = RestoreReport { plan, dry_run: config.settings.dry_run, ..RestoreReport::default() };
@@ -135,7 +156,7 @@ pub async fn run_restore(
         }
     }
 
-    let cluster_id = target_cluster_id(&metadata);
+    let cluster_id = &target.cluster_id;
     let (producer_id, producer_epoch) =
         client.init_producer_id().await.map_err(EngineError::kafka("getting a producer id"))?;
     // Two slots per partition, one for a partition whose whole backup is smaller than a chunk: such
@@ -146,6 +167,8 @@ pub async fn run_restore(
         config.settings.rate_limit_bytes_per_sec,
         config.settings.rate_limit_records_per_sec,
     ));
+    // A failed partition stops the others at their next segment, as an operator's stop does.
+    let (stop_sender, stop) = stop_on_shutdown(shutdown);
     let mut tasks: JoinSet<Result<RestoreOutcome, RestoreError>> = JoinSet::new();
     let target_partition = |topic: &str, partition: i32| TargetPartition {
         client: client.clone(),
@@ -173,8 +196,8 @@ pub async fn run_restore(
                 source_topic: topic.source.clone(),
                 sources: topic.partitions.iter().map(|p| (p.source, segments_of(p.source))).collect(),
                 targets: (0..count).map(|p| target_partition(&topic.target, p)).collect(),
-                state_dir: state::state_dir(&cluster_id, &topic.target, None),
-                stop: shutdown.clone(),
+                state_dir: state::state_dir(cluster_id, &topic.target, None),
+                stop: stop.clone(),
             };
             tasks.spawn(async move {
                 let _permit = permits.acquire_many_owned(2).await;
@@ -193,8 +216,8 @@ pub async fn run_restore(
                 source_partition: partition.source,
                 segments,
                 target: target_partition(&topic.target, partition.target),
-                state_dir: state::state_dir(&cluster_id, &topic.target, Some(partition.target)),
-                stop: shutdown.clone(),
+                state_dir: state::state_dir(cluster_id, &topic.target, Some(partition.target)),
+                stop: stop.clone(),
             };
             let permits = permits.clone();
             tasks.spawn(async move {
@@ -219,6 +242,8 @@ pub async fn run_restore(
                 report.interrupted |= outcome.interrupted;
             }
             Err(error) => {
+                tracing::error!(%error, "partition restore failed; stopping the others");
+                let _ = stop_sender.send(true);
                 first_error.get_or_insert(error);
             }
         }

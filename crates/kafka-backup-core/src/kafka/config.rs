@@ -1,5 +1,5 @@
 //! Settings of the Kafka client: bootstrap servers, security protocol and TLS, timeouts, retry
-//! policy. Parsed values only; the YAML front end (`config/mod.rs`) maps its keys onto this struct.
+//! policy. Parsed values only; the YAML front end (`config/endpoint.rs`) maps its keys onto this struct.
 
 use std::str::FromStr;
 use std::time::Duration;

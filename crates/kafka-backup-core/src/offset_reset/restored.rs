@@ -5,11 +5,8 @@ use std::collections::BTreeSet;
 
 use crate::error::EngineError;
 use crate::kafka::{ClientConfig, KafkaClient};
-use crate::restore::{load_started, target_cluster_id, RestoreStarted};
+use crate::restore::{load_started, recorded_state_dirs, target_cluster_id, RestoreStarted};
 use crate::storage::BackupStore;
-
-/// Folder of the restore state directories inside a backup directory.
-const RESTORES_DIR: &str = "restores";
 
 /// One restore state directory.
 pub(super) struct RestoredPartition {
@@ -32,8 +29,7 @@ impl RestoredPartition {
 
 /// The target cluster ids that restores of this backup were recorded for.
 pub async fn recorded_target_clusters(store: &BackupStore) -> Result<Vec<String>, EngineError> {
-    let clusters: BTreeSet<String> =
-        started_keys(store).await?.into_iter().filter_map(|key| key.split('/').nth(1).map(str::to_string)).collect();
+    let clusters: BTreeSet<String> = recorded_state_dirs(store).await?.into_iter().map(|d| d.cluster_id).collect();
     Ok(clusters.into_iter().collect())
 }
 
@@ -70,40 +66,20 @@ pub async fn reset_target(
     Err(EngineError::OffsetRecovery { detail })
 }
 
-async fn started_keys(store: &BackupStore) -> Result<Vec<String>, EngineError> {
-    Ok(store
-        .list(RESTORES_DIR)
-        .await?
-        .into_iter()
-        .map(|object| object.key)
-        .filter(|key| key.ends_with("/started.json"))
-        .collect())
-}
-
 /// Every restore of this backup recorded for target cluster `cluster_id`.
 pub(super) async fn restored_partitions(
     store: &BackupStore,
     cluster_id: &str,
 ) -> Result<Vec<RestoredPartition>, EngineError> {
     let mut restored = Vec::new();
-    for key in started_keys(store).await? {
-        // restores/{cluster}/{topic}/{partition=N | repartitioned}/started.json
-        let parts: Vec<&str> = key.split('/').collect();
-        let [_, cluster, topic, leaf, _] = parts[..] else { continue };
-        if cluster != cluster_id {
-            continue;
-        }
-        let target_partition = match leaf.strip_prefix("partition=") {
-            Some(number) => match number.parse() {
-                Ok(partition) => Some(partition),
-                Err(_) => continue,
-            },
-            None if leaf == "repartitioned" => None,
-            None => continue,
-        };
-        let dir = key.trim_end_matches("/started.json").to_string();
-        let Some(started) = load_started(store, &dir).await? else { continue };
-        restored.push(RestoredPartition { dir, started, target_topic: topic.to_string(), target_partition });
+    for found in recorded_state_dirs(store).await?.into_iter().filter(|d| d.cluster_id == cluster_id) {
+        let Some(started) = load_started(store, &found.dir).await? else { continue };
+        restored.push(RestoredPartition {
+            dir: found.dir,
+            started,
+            target_topic: found.target_topic,
+            target_partition: found.target_partition,
+        });
     }
     Ok(restored)
 }

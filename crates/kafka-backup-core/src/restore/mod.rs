@@ -25,7 +25,10 @@ use tokio::task::JoinSet;
 pub use plan::{build_plan, PartitionPlan, RestorePlan, TopicCreation, TopicPlan};
 pub use prepare::{prepare, PreparedBatch, SourceOffsets, ORIGINAL_OFFSET_HEADER};
 pub use settings::{RestoreConfig, RestoreSettings};
-pub use state::{load_offset_map, load_started, state_dir, RestoreCommit, RestoreIdentity, RestoreStarted};
+pub use state::{
+    load_offset_map, load_started, recorded_state_dirs, state_dir, RestoreCommit, RestoreIdentity, RestoreStarted,
+    StateDir,
+};
 
 use crate::error::EngineError;
 use crate::kafka::{ClusterMetadata, KafkaClient, NewTopic};

@@ -23,6 +23,7 @@ pub use settings::{BackupConfig, BackupSettings};
 pub use transactions::TransactionFilter;
 
 use crate::clock::now_ms;
+use crate::error::EngineError;
 use crate::group_snapshots::{save_snapshot, take_snapshot};
 use crate::kafka::{IsolationLevel, KafkaClient, OffsetSpec, TopicConfigEntry, TopicMetadata};
 use crate::manifest::{to_json, BackupManifest, OffsetGap, PROGRESS_KEY};
@@ -31,9 +32,6 @@ use crate::stop_signal::stop_on_shutdown;
 use crate::storage::{BackupStore, StorageError};
 use crate::topics::TopicSelector;
 use partition::PartitionTask;
-
-/// Why a backup failed (the engines share one error type).
-pub type BackupError = crate::error::EngineError;
 
 /// Records, batches and bytes a run (or one partition of it) moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -128,12 +126,12 @@ impl BackupReport {
 
 /// Runs a backup until its snapshot is complete (or, in continuous mode, until `shutdown`
 /// turns true), then consolidates the manifest.
-pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) -> Result<BackupReport, BackupError> {
+pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) -> Result<BackupReport, EngineError> {
     let started = Instant::now();
     let client = Arc::new(
         KafkaClient::connect(config.source.clone())
             .await
-            .map_err(|source| BackupError::Kafka { context: "connecting to the source cluster".into(), source })?,
+            .map_err(|source| EngineError::Kafka { context: "connecting to the source cluster".into(), source })?,
     );
     let store = BackupStore::open_for_writing(&config.storage)
         .await?
@@ -149,14 +147,14 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
     }
     let kafka = |context: &str| {
         let context = context.to_string();
-        move |source| BackupError::Kafka { context, source }
+        move |source| EngineError::Kafka { context, source }
     };
     let metadata = client.refresh_metadata(None).await.map_err(kafka("reading source metadata"))?;
     let topics: Vec<&TopicMetadata> =
         metadata.topics.values().filter(|t| config.topics.matches(&t.name, t.is_internal)).collect();
     if topics.is_empty() {
         let found: Vec<&str> = metadata.topics.keys().map(String::as_str).collect();
-        return Err(BackupError::NoTopics { found: found.join(", ") });
+        return Err(EngineError::NoTopics { found: found.join(", ") });
     }
 
     let mut manifest = BackupManifest::load(&store)
@@ -164,7 +162,7 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
         .unwrap_or_else(|| BackupManifest::new(&config.backup_id, metadata.cluster_id.clone(), now_ms()));
     if let (Some(expected), Some(found)) = (&manifest.source_cluster_id, &metadata.cluster_id) {
         if expected != found {
-            return Err(BackupError::ClusterMismatch {
+            return Err(EngineError::ClusterMismatch {
                 backup_id: config.backup_id.clone(),
                 expected: expected.clone(),
                 found: found.clone(),
@@ -289,14 +287,14 @@ async fn capture_topic_metadata(
     client: &KafkaClient,
     manifest: &mut BackupManifest,
     topic: &TopicMetadata,
-) -> Result<Option<String>, BackupError> {
+) -> Result<Option<String>, EngineError> {
     let (configs, warning) = match client.describe_topic_configs(&topic.name).await {
         Ok(entries) => (Some(configs_to_keep(entries)), None),
         Err(error) if error.is_refusal() => {
             (None, Some(format!("configs of topic {} were not captured: {error}", topic.name)))
         }
         Err(source) => {
-            return Err(BackupError::Kafka { context: format!("reading the configs of topic {}", topic.name), source })
+            return Err(EngineError::Kafka { context: format!("reading the configs of topic {}", topic.name), source })
         }
     };
     for &partition in topic.partitions.keys() {
@@ -332,10 +330,10 @@ struct GroupSnapshotter {
 
 impl GroupSnapshotter {
     /// Takes and stores one snapshot; returns how many groups it holds and any warnings.
-    async fn snapshot(&self) -> Result<(usize, Vec<String>), BackupError> {
+    async fn snapshot(&self) -> Result<(usize, Vec<String>), EngineError> {
         let (snapshot, warnings) = take_snapshot(&self.client, &self.selector, &self.topics, now_ms())
             .await
-            .map_err(|source| BackupError::Kafka { context: "reading consumer-group offsets".into(), source })?;
+            .map_err(|source| EngineError::Kafka { context: "reading consumer-group offsets".into(), source })?;
         save_snapshot(&self.store, &snapshot).await?;
         self.taken.fetch_add(1, Ordering::Relaxed);
         Ok((snapshot.groups.len(), warnings))

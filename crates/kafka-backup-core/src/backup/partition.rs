@@ -13,8 +13,9 @@ use super::progress::ProgressBoard;
 use super::transactions::TransactionFilter;
 use super::upload::SegmentUpload;
 use super::BackupSettings;
-use super::{BackupError, Counters};
+use super::Counters;
 use crate::clock::now_ms;
+use crate::error::EngineError;
 use crate::kafka::{FetchOptions, FetchedPartition, IsolationLevel, KafkaClient, KafkaError, OffsetSpec};
 use crate::manifest::{
     gap_key, partition_folder, segment_key, segment_metadata_key, segment_object_start, to_json, OffsetGap,
@@ -98,11 +99,11 @@ impl PartitionTask {
         format!("{}-{}", self.topic, self.partition)
     }
 
-    fn kafka_error(&self, action: &str, source: KafkaError) -> BackupError {
-        BackupError::Kafka { context: format!("{action} {}", self.context()), source }
+    fn kafka_error(&self, action: &str, source: KafkaError) -> EngineError {
+        EngineError::Kafka { context: format!("{action} {}", self.context()), source }
     }
 
-    async fn earliest_offset(&self) -> Result<i64, BackupError> {
+    async fn earliest_offset(&self) -> Result<i64, EngineError> {
         let offsets = self
             .client
             .list_offsets(&self.topic, &[self.partition], OffsetSpec::Earliest, IsolationLevel::ReadUncommitted)
@@ -112,7 +113,7 @@ impl PartitionTask {
     }
 
     /// Runs the partition's backup to its bound (or until stopped).
-    pub async fn run(self) -> Result<PartitionOutcome, BackupError> {
+    pub async fn run(self) -> Result<PartitionOutcome, EngineError> {
         // Snapshot mode holds one permit for the whole partition, which bounds memory by
         // `max_concurrent_partitions` open segments; continuous mode takes one per fetch so that
         // every partition keeps being tailed.
@@ -160,7 +161,7 @@ impl PartitionTask {
                 Err(error) if error.response_error() == Some(ResponseError::OffsetOutOfRange) => {
                     let earliest = self.earliest_offset().await?;
                     if earliest <= offset {
-                        return Err(BackupError::BeyondLogEnd { partition: self.context(), offset });
+                        return Err(EngineError::BeyondLogEnd { partition: self.context(), offset });
                     }
                     // Retention deleted what we were about to read: close what we have, record the gap.
                     // With nothing kept since the last commit, the gap starts where that commit ended.
@@ -178,7 +179,7 @@ impl PartitionTask {
                 Err(error) => return Err(self.kafka_error("fetching", error)),
             };
             filter.add_aborted(&fetched.aborted_transactions);
-            let split = split_batches(fetched.records).map_err(|source| BackupError::Records {
+            let split = split_batches(fetched.records).map_err(|source| EngineError::Records {
                 partition: self.context(),
                 offset,
                 source,
@@ -206,7 +207,7 @@ impl PartitionTask {
                     break;
                 }
                 let records_error =
-                    |source| BackupError::Records { partition: self.context(), offset: batch.base_offset(), source };
+                    |source| EngineError::Records { partition: self.context(), offset: batch.base_offset(), source };
                 batch.verify_crc().map_err(records_error)?;
                 // A log start moved into this batch (DeleteRecords): keep only what is still there.
                 let Some(batch) = batch.without_records_before(offset).map_err(records_error)? else { continue };
@@ -247,7 +248,7 @@ impl PartitionTask {
         Ok(outcome)
     }
 
-    async fn record_gap(&self, from: i64, to: i64, outcome: &mut PartitionOutcome) -> Result<(), BackupError> {
+    async fn record_gap(&self, from: i64, to: i64, outcome: &mut PartitionOutcome) -> Result<(), EngineError> {
         let gap = OffsetGap { from, to, detected_at_ms: now_ms() };
         tracing::warn!(partition = %self.context(), from, to, "offsets were deleted by retention before they were backed up");
         put_commit_record(&self.store, &gap_key(&self.topic, self.partition, from), to_json(&gap)).await?;
@@ -262,7 +263,7 @@ impl PartitionTask {
         segment: OpenSegment,
         writing: &mut Option<SegmentWrite>,
         outcome: &mut PartitionOutcome,
-    ) -> Result<OpenSegment, BackupError> {
+    ) -> Result<OpenSegment, EngineError> {
         let start = segment.builder.start_offset();
         let (last, summary) = segment.builder.finish();
         let mut upload = match segment.upload {
@@ -280,7 +281,7 @@ impl PartitionTask {
     }
 
     /// Hands a full chunk to the segment's upload, starting the upload with the first one.
-    async fn add_chunk(&self, segment: &mut OpenSegment, chunk: RawChunk) -> Result<(), BackupError> {
+    async fn add_chunk(&self, segment: &mut OpenSegment, chunk: RawChunk) -> Result<(), EngineError> {
         let upload = match &mut segment.upload {
             Some(upload) => upload,
             empty => empty.insert(self.start_upload(segment.builder.start_offset()).await?),
@@ -288,7 +289,7 @@ impl PartitionTask {
         upload.add(chunk).await
     }
 
-    async fn start_upload(&self, start: i64) -> Result<SegmentUpload, BackupError> {
+    async fn start_upload(&self, start: i64) -> Result<SegmentUpload, EngineError> {
         let key = segment_key(&self.topic, self.partition, start, self.settings.compression);
         let codec = (self.settings.compression, self.settings.compression_level);
         SegmentUpload::start(&self.store, key, (self.context(), start), codec).await
@@ -296,7 +297,7 @@ impl PartitionTask {
 
     /// Deletes segment objects a killed run left without a commit record: they start at or after
     /// the resume point (segments commit in offset order, and every run cleans up before writing).
-    async fn remove_uncommitted_segments(&self) -> Result<(), BackupError> {
+    async fn remove_uncommitted_segments(&self) -> Result<(), EngineError> {
         let folder = partition_folder(&self.topic, self.partition);
         for object in self.store.list(&folder).await? {
             let Some(start) = segment_object_start(&object.key) else { continue };
@@ -341,10 +342,10 @@ struct OpenSegment {
 }
 
 /// A segment being stored and committed in the background; yields its stored size.
-type SegmentWrite = JoinHandle<Result<u64, BackupError>>;
+type SegmentWrite = JoinHandle<Result<u64, EngineError>>;
 
 /// Waits for the segment being stored, if any, and counts it.
-async fn settle(writing: &mut Option<SegmentWrite>, outcome: &mut PartitionOutcome) -> Result<(), BackupError> {
+async fn settle(writing: &mut Option<SegmentWrite>, outcome: &mut PartitionOutcome) -> Result<(), EngineError> {
     if let Some(write) = writing.take() {
         let stored_bytes = write.await.expect("segment writes do not panic")?;
         outcome.counters.segments += 1;
@@ -355,10 +356,10 @@ async fn settle(writing: &mut Option<SegmentWrite>, outcome: &mut PartitionOutco
 
 /// Writes a commit record (segment metadata, gap), create-only: one already there means another
 /// run of this backup id is writing the same partition.
-pub(super) async fn put_commit_record(store: &BackupStore, key: &str, body: bytes::Bytes) -> Result<(), BackupError> {
+pub(super) async fn put_commit_record(store: &BackupStore, key: &str, body: bytes::Bytes) -> Result<(), EngineError> {
     store.put_new(key, body).await.map_err(|error| match error {
-        StorageError::AlreadyExists { key, .. } => BackupError::Conflict { key },
-        other => BackupError::Storage(other),
+        StorageError::AlreadyExists { key, .. } => EngineError::Conflict { key },
+        other => EngineError::Storage(other),
     })
 }
 

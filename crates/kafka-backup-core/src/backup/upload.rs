@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::partition::put_commit_record;
-use super::BackupError;
+use crate::error::EngineError;
 use crate::manifest::to_json;
 use crate::metrics::metrics;
 use crate::records::{Compression, RecordsError};
@@ -53,7 +53,7 @@ impl SegmentUpload {
         key: String,
         (partition, start_offset): (String, i64),
         (codec, level): (Compression, Option<i32>),
-    ) -> Result<Self, BackupError> {
+    ) -> Result<Self, EngineError> {
         let (encoder, header) = SegmentEncoder::new(codec);
         let mut writer = store.writer(&key);
         writer.write(header).await?;
@@ -62,7 +62,7 @@ impl SegmentUpload {
     }
 
     /// Queues `chunk` for compression; writes the oldest compressed chunks out while too many are queued.
-    pub async fn add(&mut self, chunk: RawChunk) -> Result<(), BackupError> {
+    pub async fn add(&mut self, chunk: RawChunk) -> Result<(), EngineError> {
         let (codec, level) = (self.codec, self.level);
         let slot = compression_slots().acquire_owned().await.expect("the semaphore is never closed");
         self.compressing.push_back(tokio::task::spawn_blocking(move || {
@@ -75,9 +75,9 @@ impl SegmentUpload {
         Ok(())
     }
 
-    async fn write_oldest(&mut self) -> Result<(), BackupError> {
+    async fn write_oldest(&mut self) -> Result<(), EngineError> {
         let Some(compressing) = self.compressing.pop_front() else { return Ok(()) };
-        let chunk = compressing.await.expect("compression does not panic").map_err(|source| BackupError::Records {
+        let chunk = compressing.await.expect("compression does not panic").map_err(|source| EngineError::Records {
             partition: self.partition.clone(),
             offset: self.start_offset,
             source,
@@ -96,7 +96,7 @@ impl SegmentUpload {
         summary: SegmentSummary,
         metadata_key: String,
         labels: [String; 2],
-    ) -> JoinHandle<Result<u64, BackupError>> {
+    ) -> JoinHandle<Result<u64, EngineError>> {
         tokio::spawn(self.complete(summary, metadata_key, labels))
     }
 
@@ -105,7 +105,7 @@ impl SegmentUpload {
         summary: SegmentSummary,
         metadata_key: String,
         labels: [String; 2],
-    ) -> Result<u64, BackupError> {
+    ) -> Result<u64, EngineError> {
         let metadata = match self.write_rest(summary).await {
             Ok(metadata) => metadata,
             Err(error) => {
@@ -121,7 +121,7 @@ impl SegmentUpload {
         Ok(metadata.stored_bytes)
     }
 
-    async fn write_rest(&mut self, summary: SegmentSummary) -> Result<SegmentMetadata, BackupError> {
+    async fn write_rest(&mut self, summary: SegmentSummary) -> Result<SegmentMetadata, EngineError> {
         while !self.compressing.is_empty() {
             self.write_oldest().await?;
         }

@@ -42,9 +42,6 @@ use rate::RateLimiter;
 use repartition::RepartitionRestore;
 use target::TargetPartition;
 
-/// Why a restore failed (the engines share one error type).
-pub type RestoreError = crate::error::EngineError;
-
 /// What a restore run did (or, for a dry run, would do).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RestoreReport {
@@ -88,7 +85,7 @@ pub struct RestoreTarget {
 
 impl RestoreTarget {
     /// Opens the store `config` names (for writing) and connects to its target cluster.
-    pub async fn open(config: &RestoreConfig) -> Result<Self, RestoreError> {
+    pub async fn open(config: &RestoreConfig) -> Result<Self, EngineError> {
         let store = BackupStore::open_for_writing(&config.storage)
             .await?
             .with_encryption(config.encryption.clone())
@@ -107,10 +104,10 @@ pub async fn run_restore(
     config: &RestoreConfig,
     target: &RestoreTarget,
     shutdown: watch::Receiver<bool>,
-) -> Result<RestoreReport, RestoreError> {
+) -> Result<RestoreReport, EngineError> {
     let started = Instant::now();
     let (store, client) = (target.store.clone(), target.client.clone());
-    let manifest = BackupManifest::load(&store).await?.ok_or_else(|| RestoreError::NoBackup {
+    let manifest = BackupManifest::load(&store).await?.ok_or_else(|| EngineError::NoBackup {
         backup_id: config.backup_id.clone(),
         location: store.description().to_string(),
     })?;
@@ -123,7 +120,7 @@ pub async fn run_restore(
         return Ok(report);
     }
     if !report.plan.conflicts.is_empty() {
-        return Err(RestoreError::Conflicts { conflicts: report.plan.conflicts });
+        return Err(EngineError::Conflicts { conflicts: report.plan.conflicts });
     }
 
     for topic in &report.plan.topics {
@@ -145,7 +142,7 @@ pub async fn run_restore(
                     .map_err(EngineError::kafka(format!("reading topic {}", topic.target)))?;
                 let found = metadata.topics.get(&topic.target).map_or(0, |t| t.partitions.len());
                 if found != create.partitions as usize {
-                    return Err(RestoreError::Conflicts {
+                    return Err(EngineError::Conflicts {
                         conflicts: vec![format!(
                             "target topic {} exists after all (created meanwhile, or missing from the metadata the \
                              plan was built on) with {found} partitions where the plan creates {}; run the restore \
@@ -172,7 +169,7 @@ pub async fn run_restore(
     ));
     // A failed partition stops the others at their next segment, as an operator's stop does.
     let (stop_sender, stop) = stop_on_shutdown(shutdown);
-    let mut tasks: JoinSet<Result<RestoreOutcome, RestoreError>> = JoinSet::new();
+    let mut tasks: JoinSet<Result<RestoreOutcome, EngineError>> = JoinSet::new();
     let target_partition = |topic: &str, partition: i32| TargetPartition {
         client: client.clone(),
         topic: topic.to_string(),

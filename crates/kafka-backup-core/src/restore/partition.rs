@@ -9,8 +9,8 @@ use tokio::sync::watch;
 use super::prepare::prepare_batches;
 use super::state::{commit, load_progress, RestoreCommit, RestoreIdentity};
 use super::target::{TargetPartition, Written};
-use super::RestoreError;
 use super::RestoreSettings;
+use crate::error::EngineError;
 use crate::segment::SegmentMetadata;
 use crate::storage::BackupStore;
 use crate::stored_segment::StoredSegment;
@@ -36,7 +36,7 @@ pub(super) struct PartitionRestore {
 }
 
 impl PartitionRestore {
-    pub async fn run(mut self) -> Result<RestoreOutcome, RestoreError> {
+    pub async fn run(mut self) -> Result<RestoreOutcome, EngineError> {
         let mut outcome = RestoreOutcome::default();
         let identity = RestoreIdentity::new(&self.settings, &self.source_topic, vec![self.source_partition], None);
         let target_partition = self.target.partition;

@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 
-use super::RestoreError;
 use super::RestoreSettings;
+use crate::error::EngineError;
 use crate::records::{BatchOptions, Record, RecordBatch, RecordHeader, RecordsError, TimestampType};
 use crate::segment::SegmentMetadata;
 use crate::storage::BackupStore;
@@ -41,7 +41,7 @@ pub async fn prepare_segment(
     segment: &SegmentMetadata,
     settings: &RestoreSettings,
     source: &str,
-) -> Result<Vec<PreparedBatch>, RestoreError> {
+) -> Result<Vec<PreparedBatch>, EngineError> {
     let mut chunks = StoredSegment::open(store, segment, settings.window).await?;
     let mut prepared = Vec::new();
     while let Some(batches) = chunks.next_batches().await? {
@@ -55,10 +55,10 @@ pub fn prepare_batches(
     batches: &[RecordBatch],
     settings: &RestoreSettings,
     source: &str,
-) -> Result<Vec<PreparedBatch>, RestoreError> {
+) -> Result<Vec<PreparedBatch>, EngineError> {
     let mut prepared = Vec::with_capacity(batches.len());
     for batch in batches {
-        let ready = prepare(batch, settings).map_err(|error| RestoreError::Records {
+        let ready = prepare(batch, settings).map_err(|error| EngineError::Records {
             partition: source.to_string(),
             offset: batch.base_offset(),
             source: error,

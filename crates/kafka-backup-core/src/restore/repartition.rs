@@ -11,8 +11,8 @@ use super::partition::RestoreOutcome;
 use super::prepare::{prepare_segment, PreparedBatch, SourceOffsets};
 use super::state::{commit, load_progress, RestoreCommit, RestoreIdentity};
 use super::target::TargetPartition;
-use super::RestoreError;
 use super::RestoreSettings;
+use crate::error::EngineError;
 use crate::partitioner::partition_for_key;
 use crate::records::{BatchOptions, Record, RecordBatch};
 use crate::segment::SegmentMetadata;
@@ -32,7 +32,7 @@ pub(super) struct RepartitionRestore {
 }
 
 impl RepartitionRestore {
-    pub async fn run(mut self) -> Result<RestoreOutcome, RestoreError> {
+    pub async fn run(mut self) -> Result<RestoreOutcome, EngineError> {
         let mut outcome = RestoreOutcome::default();
         let partitions = self.targets.len() as i32;
         let source_partitions = self.sources.iter().map(|(p, _)| *p).collect();
@@ -63,7 +63,7 @@ impl RepartitionRestore {
                 }
                 let source = format!("{}-{source_partition}", self.source_topic);
                 let prepared = prepare_segment(&self.store, segment, &self.settings, &source).await?;
-                let routed = route(&prepared, partitions, &mut null_keys).map_err(|source| RestoreError::Records {
+                let routed = route(&prepared, partitions, &mut null_keys).map_err(|source| EngineError::Records {
                     partition: source_name(&self.source_topic, *source_partition),
                     offset: segment.start_offset,
                     source,

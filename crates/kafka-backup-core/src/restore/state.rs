@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::RestoreError;
 use super::RestoreSettings;
+use crate::error::EngineError;
 use crate::manifest::to_json;
 use crate::offset_map::{MappedBatch, OffsetMap};
 use crate::storage::{BackupStore, StorageError};
@@ -101,7 +101,7 @@ impl StateDir {
 }
 
 /// Every restore state directory recorded in the backup `store` holds.
-pub async fn recorded_state_dirs(store: &BackupStore) -> Result<Vec<StateDir>, RestoreError> {
+pub async fn recorded_state_dirs(store: &BackupStore) -> Result<Vec<StateDir>, EngineError> {
     Ok(store.list(RESTORES_DIR).await?.iter().filter_map(|object| StateDir::of_started_key(&object.key)).collect())
 }
 
@@ -145,8 +145,8 @@ pub struct RestoreProgress {
     pub null_keys_routed: u64,
 }
 
-fn unreadable(dir: &str, key: &str, error: serde_json::Error) -> RestoreError {
-    RestoreError::TargetChanged {
+fn unreadable(dir: &str, key: &str, error: serde_json::Error) -> EngineError {
+    EngineError::TargetChanged {
         partition: dir.to_string(),
         detail: format!("restore state {key} is unreadable ({error}); delete {dir} to start over"),
     }
@@ -159,15 +159,15 @@ pub async fn load_progress<F, Fut>(
     dir: &str,
     identity: RestoreIdentity,
     target_start: F,
-) -> Result<RestoreProgress, RestoreError>
+) -> Result<RestoreProgress, EngineError>
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<BTreeMap<i32, i64>, RestoreError>>,
+    Fut: std::future::Future<Output = Result<BTreeMap<i32, i64>, EngineError>>,
 {
     let (started, resumed) = match load_started(store, dir).await? {
         Some(recorded) => {
             if recorded.identity != identity {
-                return Err(RestoreError::TargetChanged {
+                return Err(EngineError::TargetChanged {
                     partition: dir.to_string(),
                     detail: format!(
                         "an earlier restore of {:?} into it is recorded in {}/{dir}; restore into another topic, \
@@ -197,7 +197,7 @@ where
 }
 
 /// Reads `started.json` of the restore state directory `dir`, if a restore began there.
-pub async fn load_started(store: &BackupStore, dir: &str) -> Result<Option<RestoreStarted>, RestoreError> {
+pub async fn load_started(store: &BackupStore, dir: &str) -> Result<Option<RestoreStarted>, EngineError> {
     let key = format!("{dir}/{STARTED}");
     match store.get(&key).await {
         Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| unreadable(dir, &key, e))?)),
@@ -216,7 +216,7 @@ pub async fn load_offset_map(
     started: &RestoreStarted,
     target_partition: i32,
     source_partition: Option<i32>,
-) -> Result<OffsetMap, RestoreError> {
+) -> Result<OffsetMap, EngineError> {
     let commits = read_commits(store, dir).await?;
     let end = commits
         .iter()
@@ -234,7 +234,7 @@ pub async fn load_offset_map(
 
 /// Every commit record in `dir`, in restore order (source partition, then segment): the last
 /// one touching a target partition holds its position.
-async fn read_commits(store: &BackupStore, dir: &str) -> Result<Vec<RestoreCommit>, RestoreError> {
+async fn read_commits(store: &BackupStore, dir: &str) -> Result<Vec<RestoreCommit>, EngineError> {
     let mut commits: Vec<RestoreCommit> = Vec::new();
     for object in store.list(dir).await? {
         let name = object.key.rsplit('/').next().unwrap_or_default();
@@ -248,7 +248,7 @@ async fn read_commits(store: &BackupStore, dir: &str) -> Result<Vec<RestoreCommi
 }
 
 /// Writes the commit record of a restored source segment.
-pub async fn commit(store: &BackupStore, dir: &str, commit: &RestoreCommit) -> Result<(), RestoreError> {
+pub async fn commit(store: &BackupStore, dir: &str, commit: &RestoreCommit) -> Result<(), EngineError> {
     let key = format!("{dir}/p{}-segment-{:020}.json", commit.source_partition, commit.source_start);
     store.put_new(&key, to_json(commit)).await?;
     Ok(())

@@ -14,7 +14,7 @@ use kafka_protocol::ResponseError;
 
 use super::prepare::{PreparedBatch, SourceOffsets};
 use super::rate::RateLimiter;
-use super::RestoreError;
+use crate::error::EngineError;
 use crate::kafka::{FetchOptions, IsolationLevel, KafkaClient, KafkaError, OffsetSpec, PendingProduce};
 use crate::metrics::{metrics, Metrics};
 use crate::offset_map::MappedBatch;
@@ -78,16 +78,16 @@ impl TargetPartition {
         format!("{}-{}", self.topic, self.partition)
     }
 
-    fn changed(&self, detail: String) -> RestoreError {
-        RestoreError::TargetChanged { partition: self.name(), detail }
+    fn changed(&self, detail: String) -> EngineError {
+        EngineError::TargetChanged { partition: self.name(), detail }
     }
 
-    fn kafka(&self, action: &str) -> impl FnOnce(KafkaError) -> RestoreError {
+    fn kafka(&self, action: &str) -> impl FnOnce(KafkaError) -> EngineError {
         crate::error::EngineError::kafka(format!("{action} {}", self.name()))
     }
 
     /// The partition's end offset now.
-    pub async fn end_offset(&self) -> Result<i64, RestoreError> {
+    pub async fn end_offset(&self) -> Result<i64, EngineError> {
         let end = self
             .client
             .list_offsets(&self.topic, &[self.partition], OffsetSpec::Latest, IsolationLevel::ReadUncommitted)
@@ -104,7 +104,7 @@ impl TargetPartition {
         batches: &[PreparedBatch],
         next: &mut i64,
         written: &mut Written,
-    ) -> Result<Vec<MappedBatch>, RestoreError> {
+    ) -> Result<Vec<MappedBatch>, EngineError> {
         let (producer_id, producer_epoch) = self.producer;
         let mut landed = Vec::with_capacity(batches.len());
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
@@ -137,7 +137,7 @@ impl TargetPartition {
         &self,
         in_flight: &mut VecDeque<InFlight<'_>>,
         written: &mut Written,
-    ) -> Result<MappedBatch, RestoreError> {
+    ) -> Result<MappedBatch, EngineError> {
         let retry = &self.client.config().retry;
         let started = Instant::now();
         let mut attempts = 0u32;
@@ -211,7 +211,7 @@ impl TargetPartition {
         next: i64,
         batches: &[PreparedBatch],
         more_follows: bool,
-    ) -> Result<Vec<MappedBatch>, RestoreError> {
+    ) -> Result<Vec<MappedBatch>, EngineError> {
         let wanted: i64 = batches.iter().map(|b| b.records).sum();
         // One record more than the batches hold tells "another producer wrote" from "all there".
         let mut found = self.read_from(next, wanted as usize + 1).await?;
@@ -227,7 +227,7 @@ impl TargetPartition {
                     found.len()
                 )));
             };
-            let expected = batch.batch.records().map_err(|source| RestoreError::Records {
+            let expected = batch.batch.records().map_err(|source| EngineError::Records {
                 partition: self.name(),
                 offset,
                 source,
@@ -250,7 +250,7 @@ impl TargetPartition {
 
     /// The records of the partition from `offset` on: up to `limit` of them (a few more when a
     /// batch goes past it), or all to its end.
-    async fn read_from(&self, mut offset: i64, limit: usize) -> Result<Vec<Record>, RestoreError> {
+    async fn read_from(&self, mut offset: i64, limit: usize) -> Result<Vec<Record>, EngineError> {
         let options = FetchOptions {
             max_wait: Duration::from_millis(100),
             isolation: IsolationLevel::ReadUncommitted,
@@ -263,7 +263,7 @@ impl TargetPartition {
                 .fetch(&self.topic, self.partition, offset, &options)
                 .await
                 .map_err(self.kafka("reading back"))?;
-            let split = split_batches(fetched.records).map_err(|source| RestoreError::Records {
+            let split = split_batches(fetched.records).map_err(|source| EngineError::Records {
                 partition: self.name(),
                 offset,
                 source,
@@ -273,7 +273,7 @@ impl TargetPartition {
                 return Ok(records);
             }
             for batch in whole {
-                let decoded = batch.records().map_err(|source| RestoreError::Records {
+                let decoded = batch.records().map_err(|source| EngineError::Records {
                     partition: self.name(),
                     offset,
                     source,

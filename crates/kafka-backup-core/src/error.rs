@@ -6,6 +6,7 @@ use crate::manifest::ManifestError;
 use crate::records::RecordsError;
 use crate::segment::SegmentError;
 use crate::storage::StorageError;
+use crate::topics::TopicPartition;
 
 /// Why a backup or a restore failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +28,8 @@ pub enum EngineError {
     /// A batch (from the broker or the backup) does not verify or cannot be re-encoded.
     #[error("{partition} at offset {offset}: {source}")]
     Records {
-        /// `topic-partition`.
-        partition: String,
+        /// The partition the batch belongs to (source or target).
+        partition: TopicPartition,
         /// Offset of the batch or fetch.
         offset: i64,
         /// Underlying error.
@@ -58,8 +59,8 @@ pub enum EngineError {
     /// The backup holds offsets the partition no longer has at its end.
     #[error("{partition}: the backup continues at offset {offset}, past the end of the log; the topic was truncated or deleted and re-created. Back it up under a new backup_id")]
     BeyondLogEnd {
-        /// `topic-partition`.
-        partition: String,
+        /// The source partition.
+        partition: TopicPartition,
         /// Offset the backup continues from.
         offset: i64,
     },
@@ -110,9 +111,17 @@ pub enum EngineError {
     /// The target partition holds data this restore did not write where it expected its own.
     #[error("target {partition}: {detail}")]
     TargetChanged {
-        /// `topic-partition` on the target.
-        partition: String,
+        /// The target partition.
+        partition: TopicPartition,
         /// What differs and what to do.
+        detail: String,
+    },
+    /// A restore's recorded state cannot be used for this run.
+    #[error("restore state {dir}: {detail}")]
+    RestoreState {
+        /// The state directory, inside the backup.
+        dir: String,
+        /// What is wrong and what to do.
         detail: String,
     },
 }

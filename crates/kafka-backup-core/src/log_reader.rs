@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::error::EngineError;
 use crate::kafka::{FetchOptions, IsolationLevel, KafkaClient, OffsetSpec};
 use crate::records::{split_batches, Record};
+use crate::topics::TopicPartition;
 
 /// A partition being read from `next` up to `end`.
 pub struct LogReader<'a> {
@@ -51,7 +52,7 @@ impl<'a> LogReader<'a> {
 
     /// The next records (those of control batches left out), `None` once the end is reached.
     pub async fn next_records(&mut self) -> Result<Option<Vec<Record>>, EngineError> {
-        let name = format!("{}-{}", self.topic, self.partition);
+        let name = TopicPartition::new(&self.topic, self.partition);
         while self.next < self.end {
             let fetched = self
                 .client

@@ -93,6 +93,11 @@ impl StoredSegment {
         }
     }
 
+    /// The segment object's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// Whether chunks remain after those already returned.
     pub fn has_more(&self) -> bool {
         self.whole.is_some() || !self.chunks.is_empty()

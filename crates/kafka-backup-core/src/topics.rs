@@ -44,6 +44,28 @@ impl Pattern {
     }
 }
 
+/// One partition of a topic, as errors and logs name it (`topic-partition`, Kafka's own spelling).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// `partition` of `topic`.
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        Self { topic: topic.into(), partition }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
 /// Which topics a backup or restore covers.
 #[derive(Debug, Clone)]
 pub struct TopicSelector {

@@ -19,6 +19,7 @@ use crate::manifest::{BackupManifest, PartitionBackup};
 use crate::records::{Record, RecordHeader};
 use crate::restore::RestoreConfig;
 use crate::restore::{build_plan, load_started, state_dir, target_cluster_id, ORIGINAL_OFFSET_HEADER};
+use crate::segment::SegmentError;
 use crate::storage::BackupStore;
 use crate::stored_segment::StoredSegment;
 use crate::time_window::TimeWindow;
@@ -204,10 +205,9 @@ impl<'a> Expected<'a> {
             };
             let mut hashes = Vec::new();
             for batch in batches.iter().filter(|b| !b.is_control()) {
-                let records = batch.records().map_err(|source| EngineError::Records {
-                    partition: "backup".into(),
-                    offset: batch.base_offset(),
-                    source,
+                let records = batch.records().map_err(|source| EngineError::Segment {
+                    key: segment.key().to_string(),
+                    source: SegmentError::Batch(source),
                 })?;
                 for record in records.iter().filter(|r| self.window.contains(r.timestamp)) {
                     let header = self.with_offset_header.then(|| RecordHeader {

@@ -85,6 +85,9 @@ async fn planned(args: &OffsetPlanArgs) -> anyhow::Result<(Location, Option<Kafk
         GroupSelection::named(&args.groups).map_err(|e| anyhow::anyhow!("--groups: {e}"))?
     };
     let strategy = args.strategy.unwrap_or_else(|| recovery.strategy_or(GroupStrategy::Exact));
+    if strategy.reads_target() && client.is_none() {
+        bail!("strategy {strategy} reads the target cluster: give --bootstrap-servers or --config");
+    }
     let plan =
         build_reset_plan(&location.store, &location.backup_id, &cluster_id, client.as_ref(), strategy, &groups).await?;
     Ok((location, client, plan))

@@ -131,7 +131,7 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
     let client = Arc::new(
         KafkaClient::connect(config.source.clone())
             .await
-            .map_err(|source| EngineError::Kafka { context: "connecting to the source cluster".into(), source })?,
+            .map_err(EngineError::kafka("connecting to the source cluster"))?,
     );
     let store = BackupStore::open_for_writing(&config.storage)
         .await?
@@ -145,11 +145,7 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
     if let Some(key_id) = &encryption_key_id {
         tracing::info!(%key_id, "every object of this backup is encrypted (AES-256-GCM)");
     }
-    let kafka = |context: &str| {
-        let context = context.to_string();
-        move |source| EngineError::Kafka { context, source }
-    };
-    let metadata = client.refresh_metadata(None).await.map_err(kafka("reading source metadata"))?;
+    let metadata = client.refresh_metadata(None).await.map_err(EngineError::kafka("reading source metadata"))?;
     let topics: Vec<&TopicMetadata> =
         metadata.topics.values().filter(|t| config.topics.matches(&t.name, t.is_internal)).collect();
     if topics.is_empty() {
@@ -196,7 +192,7 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
             client
                 .list_offsets(&topic.name, &partitions, OffsetSpec::Latest, IsolationLevel::ReadCommitted)
                 .await
-                .map_err(kafka(&format!("reading the snapshot end offsets of {}", topic.name)))?
+                .map_err(EngineError::kafka(&format!("reading the snapshot end offsets of {}", topic.name)))?
                 .into_iter()
                 .collect()
         };
@@ -293,9 +289,7 @@ async fn capture_topic_metadata(
         Err(error) if error.is_refusal() => {
             (None, Some(format!("configs of topic {} were not captured: {error}", topic.name)))
         }
-        Err(source) => {
-            return Err(EngineError::Kafka { context: format!("reading the configs of topic {}", topic.name), source })
-        }
+        Err(error) => return Err(EngineError::kafka(format!("reading the configs of topic {}", topic.name))(error)),
     };
     for &partition in topic.partitions.keys() {
         manifest.partition_mut(&topic.name, partition);
@@ -333,7 +327,7 @@ impl GroupSnapshotter {
     async fn snapshot(&self) -> Result<(usize, Vec<String>), EngineError> {
         let (snapshot, warnings) = take_snapshot(&self.client, &self.selector, &self.topics, now_ms())
             .await
-            .map_err(|source| EngineError::Kafka { context: "reading consumer-group offsets".into(), source })?;
+            .map_err(EngineError::kafka("reading consumer-group offsets"))?;
         save_snapshot(&self.store, &snapshot).await?;
         self.taken.fetch_add(1, Ordering::Relaxed);
         Ok((snapshot.groups.len(), warnings))

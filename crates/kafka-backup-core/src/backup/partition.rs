@@ -24,6 +24,7 @@ use crate::metrics::{metrics, Metrics};
 use crate::records::split_batches;
 use crate::segment::{RawChunk, SegmentBuilder, CHUNK_BYTES};
 use crate::storage::{BackupStore, StorageError};
+use crate::topics::TopicPartition;
 
 /// Fetch responses the process holds at most with default sizes: each partition being backed up
 /// holds the response it processes and the one fetched ahead, so a partition's fetch size is this
@@ -95,12 +96,12 @@ pub struct PartitionOutcome {
 }
 
 impl PartitionTask {
-    fn context(&self) -> String {
-        format!("{}-{}", self.topic, self.partition)
+    fn context(&self) -> TopicPartition {
+        TopicPartition::new(&self.topic, self.partition)
     }
 
-    fn kafka_error(&self, action: &str, source: KafkaError) -> EngineError {
-        EngineError::Kafka { context: format!("{action} {}", self.context()), source }
+    fn kafka(&self, action: &str) -> impl FnOnce(KafkaError) -> EngineError {
+        EngineError::kafka(format!("{action} {}", self.context()))
     }
 
     async fn earliest_offset(&self) -> Result<i64, EngineError> {
@@ -108,7 +109,7 @@ impl PartitionTask {
             .client
             .list_offsets(&self.topic, &[self.partition], OffsetSpec::Earliest, IsolationLevel::ReadUncommitted)
             .await
-            .map_err(|e| self.kafka_error("reading the log start offset of", e))?;
+            .map_err(self.kafka("reading the log start offset of"))?;
         Ok(offsets.first().map_or(0, |&(_, offset)| offset))
     }
 
@@ -176,7 +177,7 @@ impl PartitionTask {
                     segment = self.new_segment(offset);
                     continue;
                 }
-                Err(error) => return Err(self.kafka_error("fetching", error)),
+                Err(error) => return Err(self.kafka("fetching")(error)),
             };
             filter.add_aborted(&fetched.aborted_transactions);
             let split = split_batches(fetched.records).map_err(|source| EngineError::Records {

@@ -15,6 +15,7 @@ use crate::metrics::metrics;
 use crate::records::{Compression, RecordsError};
 use crate::segment::{CompressedChunk, RawChunk, SegmentEncoder, SegmentMetadata, SegmentSummary};
 use crate::storage::{BackupStore, ObjectWriter};
+use crate::topics::TopicPartition;
 
 /// The machine's cores (at most 8): chunks compressing at once per segment, so that one
 /// partition alone keeps the machine busy, and in the whole process, so that many partitions do
@@ -36,7 +37,7 @@ pub(super) struct SegmentUpload {
     store: BackupStore,
     key: String,
     /// `topic-partition` and the segment's start offset, for errors.
-    partition: String,
+    partition: TopicPartition,
     start_offset: i64,
     codec: Compression,
     level: Option<i32>,
@@ -51,7 +52,7 @@ impl SegmentUpload {
     pub async fn start(
         store: &BackupStore,
         key: String,
-        (partition, start_offset): (String, i64),
+        (partition, start_offset): (TopicPartition, i64),
         (codec, level): (Compression, Option<i32>),
     ) -> Result<Self, EngineError> {
         let (encoder, header) = SegmentEncoder::new(codec);

@@ -122,6 +122,25 @@ fn partition_context(topic: &str, partition: i32) -> String {
     format!(" for {topic}-{partition}")
 }
 
+/// The answer for `topic`-`partition` among a response's per-partition `answers` (matched by
+/// `index`), or the error it carries (`code`: error code and message), naming `api` and the broker.
+fn partition_answer<P>(
+    (api, address): (&'static str, &str),
+    (topic, partition): (&str, i32),
+    answers: impl IntoIterator<Item = P>,
+    index: impl Fn(&P) -> i32,
+    code: impl Fn(&P) -> (i16, Option<String>),
+) -> Result<P, KafkaError> {
+    let answer = answers
+        .into_iter()
+        .find(|answer| index(answer) == partition)
+        .ok_or_else(|| KafkaError::no_answer(api, address, format!("no answer for {topic}-{partition}")))?;
+    match code(&answer) {
+        (0, _) => Ok(answer),
+        (code, message) => Err(KafkaError::broker(api, partition_context(topic, partition), address, code, message)),
+    }
+}
+
 impl KafkaClient {
     /// The offset matching `spec` for each of `partitions` of `topic`, asked of each leader.
     pub async fn list_offsets(
@@ -145,27 +164,13 @@ impl KafkaClient {
                                 .with_timestamp(spec.wire_value())],
                         )]);
                     let response = connection.send(&request).await?;
-                    let answer = response
-                        .topics
-                        .iter()
-                        .flat_map(|t| t.partitions.iter())
-                        .find(|p| p.partition_index == partition)
-                        .ok_or_else(|| {
-                            KafkaError::no_answer(
-                                "ListOffsets",
-                                connection.address(),
-                                format!("no answer for {topic}-{partition}"),
-                            )
-                        })?;
-                    if answer.error_code != 0 {
-                        return Err(KafkaError::broker(
-                            "ListOffsets",
-                            partition_context(topic, partition),
-                            connection.address(),
-                            answer.error_code,
-                            None,
-                        ));
-                    }
+                    let answer = partition_answer(
+                        ("ListOffsets", connection.address()),
+                        (topic, partition),
+                        response.topics.iter().flat_map(|t| t.partitions.iter()),
+                        |p| p.partition_index,
+                        |p| (p.error_code, None),
+                    )?;
                     Ok(answer.offset)
                 })
                 .await?;
@@ -211,23 +216,13 @@ impl KafkaClient {
                     None,
                 ));
             }
-            let data = response
-                .responses
-                .into_iter()
-                .flat_map(|t| t.partitions)
-                .find(|p| p.partition_index == partition)
-                .ok_or_else(|| {
-                    KafkaError::no_answer("Fetch", connection.address(), format!("no data for {topic}-{partition}"))
-                })?;
-            if data.error_code != 0 {
-                return Err(KafkaError::broker(
-                    "Fetch",
-                    partition_context(topic, partition),
-                    connection.address(),
-                    data.error_code,
-                    None,
-                ));
-            }
+            let data = partition_answer(
+                ("Fetch", connection.address()),
+                (topic, partition),
+                response.responses.into_iter().flat_map(|t| t.partitions),
+                |p| p.partition_index,
+                |p| (p.error_code, None),
+            )?;
             Ok(FetchedPartition {
                 high_watermark: data.high_watermark,
                 last_stable_offset: data.last_stable_offset,
@@ -319,20 +314,12 @@ fn produce_ack(
     partition: i32,
     address: &str,
 ) -> Result<ProduceAck, KafkaError> {
-    let answer = response
-        .responses
-        .iter()
-        .flat_map(|t| t.partition_responses.iter())
-        .find(|p| p.index == partition)
-        .ok_or_else(|| KafkaError::no_answer("Produce", address, format!("no answer for {topic}-{partition}")))?;
-    if answer.error_code != 0 {
-        return Err(KafkaError::broker(
-            "Produce",
-            partition_context(topic, partition),
-            address,
-            answer.error_code,
-            answer.error_message.as_ref().map(|m| m.to_string()),
-        ));
-    }
+    let answer = partition_answer(
+        ("Produce", address),
+        (topic, partition),
+        response.responses.iter().flat_map(|t| t.partition_responses.iter()),
+        |p| p.index,
+        |p| (p.error_code, p.error_message.as_ref().map(|m| m.to_string())),
+    )?;
     Ok(ProduceAck { base_offset: answer.base_offset, log_append_time: answer.log_append_time_ms })
 }

@@ -55,6 +55,11 @@ impl GroupStrategy {
         }
     }
 
+    /// Whether planning with the strategy reads the target cluster (its records or offsets).
+    pub fn reads_target(self) -> bool {
+        matches!(self, Self::HeaderBased | Self::TimestampBased | Self::ClusterScan)
+    }
+
     /// Whether the strategy reads restored records' `x-original-offset` headers.
     pub fn reads_offset_headers(self) -> bool {
         matches!(self, Self::HeaderBased | Self::ClusterScan)

@@ -142,12 +142,8 @@ pub async fn build_reset_plan(
     if strategy == GroupStrategy::Skip {
         return Err(refused("strategy skip restores data only: there are no offsets to plan".to_string()));
     }
-    let reads_target =
-        matches!(strategy, GroupStrategy::HeaderBased | GroupStrategy::TimestampBased | GroupStrategy::ClusterScan);
-    if reads_target && target.is_none() {
-        return Err(refused(format!(
-            "strategy {strategy} reads the target cluster: give --bootstrap-servers or --config"
-        )));
+    if strategy.reads_target() && target.is_none() {
+        return Err(refused(format!("strategy {strategy} reads the target cluster: connect to it")));
     }
     let inputs = PlanInputs { store, backup_id, target, strategy };
     let restored = restored_partitions(store, cluster_id).await?;

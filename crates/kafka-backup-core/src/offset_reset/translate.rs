@@ -11,6 +11,7 @@ use crate::offset_map::{MappedBatch, OffsetMap};
 use crate::records::{Record, RecordBatch, RecordsError};
 use crate::restore::ORIGINAL_OFFSET_HEADER;
 use crate::segment::read_segment;
+use crate::segment::SegmentError;
 use crate::storage::BackupStore;
 
 /// The source offset a restored record carries in its `x-original-offset` header.
@@ -102,11 +103,8 @@ pub(super) async fn committed_record_timestamp(
         let bytes = store.get(&segment.key).await?;
         let batches =
             read_segment(&bytes).map_err(|source| EngineError::Segment { key: segment.key.clone(), source })?;
-        let found = first_record_at_or_after(&batches, committed).map_err(|source| EngineError::Records {
-            partition: segment.key.clone(),
-            offset: committed,
-            source,
-        })?;
+        let found = first_record_at_or_after(&batches, committed)
+            .map_err(|source| EngineError::Segment { key: segment.key.clone(), source: SegmentError::Batch(source) })?;
         if found.is_some() {
             return Ok(found);
         }

@@ -14,6 +14,7 @@ use crate::error::EngineError;
 use crate::segment::SegmentMetadata;
 use crate::storage::BackupStore;
 use crate::stored_segment::StoredSegment;
+use crate::topics::TopicPartition;
 
 /// What one restore task did.
 #[derive(Debug, Default)]
@@ -58,7 +59,7 @@ impl PartitionRestore {
             {
                 continue;
             }
-            let source = format!("{}-{}", self.source_topic, self.source_partition);
+            let source = TopicPartition::new(&self.source_topic, self.source_partition);
             // A chunk at a time: memory is one chunk being produced and the next being read.
             let mut chunks = StoredSegment::open(&self.store, segment, self.settings.window).await?;
             let mut landed = Vec::new();

@@ -11,6 +11,7 @@ use crate::records::{BatchOptions, Record, RecordBatch, RecordHeader, RecordsErr
 use crate::segment::SegmentMetadata;
 use crate::storage::BackupStore;
 use crate::stored_segment::StoredSegment;
+use crate::topics::TopicPartition;
 
 /// Header carrying a record's source offset when `include_original_offset_header` is set.
 pub const ORIGINAL_OFFSET_HEADER: &str = "x-original-offset";
@@ -35,12 +36,12 @@ pub struct PreparedBatch {
     pub records: i64,
 }
 
-/// Reads a whole stored segment and prepares its batches; `source` names the partition for errors.
+/// Reads a whole stored segment and prepares its batches of the `source` partition.
 pub async fn prepare_segment(
     store: &BackupStore,
     segment: &SegmentMetadata,
     settings: &RestoreSettings,
-    source: &str,
+    source: &TopicPartition,
 ) -> Result<Vec<PreparedBatch>, EngineError> {
     let mut chunks = StoredSegment::open(store, segment, settings.window).await?;
     let mut prepared = Vec::new();
@@ -50,16 +51,16 @@ pub async fn prepare_segment(
     Ok(prepared)
 }
 
-/// Prepares the batches of one chunk; `source` names the partition for errors.
+/// Prepares the batches of one chunk of the `source` partition.
 pub fn prepare_batches(
     batches: &[RecordBatch],
     settings: &RestoreSettings,
-    source: &str,
+    source: &TopicPartition,
 ) -> Result<Vec<PreparedBatch>, EngineError> {
     let mut prepared = Vec::with_capacity(batches.len());
     for batch in batches {
         let ready = prepare(batch, settings).map_err(|error| EngineError::Records {
-            partition: source.to_string(),
+            partition: source.clone(),
             offset: batch.base_offset(),
             source: error,
         })?;

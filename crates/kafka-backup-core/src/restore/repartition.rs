@@ -17,6 +17,7 @@ use crate::partitioner::partition_for_key;
 use crate::records::{BatchOptions, Record, RecordBatch};
 use crate::segment::SegmentMetadata;
 use crate::storage::BackupStore;
+use crate::topics::TopicPartition;
 
 /// Everything a repartitioned topic's restore needs.
 pub(super) struct RepartitionRestore {
@@ -61,10 +62,10 @@ impl RepartitionRestore {
                 {
                     continue;
                 }
-                let source = format!("{}-{source_partition}", self.source_topic);
-                let prepared = prepare_segment(&self.store, segment, &self.settings, &source).await?;
+                let partition = TopicPartition::new(&self.source_topic, *source_partition);
+                let prepared = prepare_segment(&self.store, segment, &self.settings, &partition).await?;
                 let routed = route(&prepared, partitions, &mut null_keys).map_err(|source| EngineError::Records {
-                    partition: source_name(&self.source_topic, *source_partition),
+                    partition,
                     offset: segment.start_offset,
                     source,
                 })?;
@@ -96,10 +97,6 @@ impl RepartitionRestore {
         }
         Ok(outcome)
     }
-}
-
-fn source_name(topic: &str, partition: i32) -> String {
-    format!("{topic}-{partition}")
 }
 
 /// Splits prepared batches by target partition, keeping each source batch's records together

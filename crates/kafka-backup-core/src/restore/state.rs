@@ -146,9 +146,9 @@ pub struct RestoreProgress {
 }
 
 fn unreadable(dir: &str, key: &str, error: serde_json::Error) -> EngineError {
-    EngineError::TargetChanged {
-        partition: dir.to_string(),
-        detail: format!("restore state {key} is unreadable ({error}); delete {dir} to start over"),
+    EngineError::RestoreState {
+        dir: dir.to_string(),
+        detail: format!("{key} is unreadable ({error}); delete {dir} to start over"),
     }
 }
 
@@ -167,11 +167,11 @@ where
     let (started, resumed) = match load_started(store, dir).await? {
         Some(recorded) => {
             if recorded.identity != identity {
-                return Err(EngineError::TargetChanged {
-                    partition: dir.to_string(),
+                return Err(EngineError::RestoreState {
+                    dir: dir.to_string(),
                     detail: format!(
-                        "an earlier restore of {:?} into it is recorded in {}/{dir}; restore into another topic, \
-                         or delete that directory to start over",
+                        "an earlier restore of {:?} into this target is recorded in {}/{dir}; restore into another \
+                         topic, or delete that directory to start over",
                         recorded.identity,
                         store.description()
                     ),

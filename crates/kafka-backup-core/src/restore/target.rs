@@ -15,11 +15,13 @@ use kafka_protocol::ResponseError;
 use super::prepare::{PreparedBatch, SourceOffsets};
 use super::rate::RateLimiter;
 use crate::error::EngineError;
-use crate::kafka::{FetchOptions, IsolationLevel, KafkaClient, KafkaError, OffsetSpec, PendingProduce};
+use crate::kafka::{IsolationLevel, KafkaClient, KafkaError, OffsetSpec, PendingProduce};
+use crate::log_reader::LogReader;
 use crate::metrics::{metrics, Metrics};
 use crate::offset_map::MappedBatch;
-use crate::records::{split_batches, Record};
+use crate::records::Record;
 use crate::retry::Retriable;
+use crate::topics::TopicPartition;
 
 const PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Batches sent ahead of acknowledgements: Kafka keeps the order of an idempotent producer's
@@ -74,8 +76,8 @@ fn next_sequence(sequence: i32, records: i64) -> i32 {
 }
 
 impl TargetPartition {
-    fn name(&self) -> String {
-        format!("{}-{}", self.topic, self.partition)
+    fn name(&self) -> TopicPartition {
+        TopicPartition::new(&self.topic, self.partition)
     }
 
     fn changed(&self, detail: String) -> EngineError {
@@ -83,7 +85,7 @@ impl TargetPartition {
     }
 
     fn kafka(&self, action: &str) -> impl FnOnce(KafkaError) -> EngineError {
-        crate::error::EngineError::kafka(format!("{action} {}", self.name()))
+        EngineError::kafka(format!("{action} {}", self.name()))
     }
 
     /// The partition's end offset now.
@@ -144,7 +146,8 @@ impl TargetPartition {
         loop {
             let oldest = in_flight.front_mut().expect("a batch in flight");
             // (The placeholder is never read: the batch is removed, or every ack is replaced below.)
-            let awaited = KafkaError::ConnectionLost { broker: self.name(), reason: "answer already awaited".into() };
+            let awaited =
+                KafkaError::ConnectionLost { broker: self.name().to_string(), reason: "answer already awaited".into() };
             let answer = match std::mem::replace(&mut oldest.ack, Err(awaited)) {
                 Ok(ack) => ack.ack().await,
                 Err(error) => Err(error),
@@ -250,37 +253,20 @@ impl TargetPartition {
 
     /// The records of the partition from `offset` on: up to `limit` of them (a few more when a
     /// batch goes past it), or all to its end.
-    async fn read_from(&self, mut offset: i64, limit: usize) -> Result<Vec<Record>, EngineError> {
-        let options = FetchOptions {
-            max_wait: Duration::from_millis(100),
-            isolation: IsolationLevel::ReadUncommitted,
-            ..FetchOptions::default()
-        };
+    async fn read_from(&self, offset: i64, limit: usize) -> Result<Vec<Record>, EngineError> {
+        let mut reader = LogReader::open(&self.client, &self.topic, self.partition, Some(offset)).await?;
         let mut records = Vec::new();
-        loop {
-            let fetched = self
-                .client
-                .fetch(&self.topic, self.partition, offset, &options)
-                .await
-                .map_err(self.kafka("reading back"))?;
-            let split = split_batches(fetched.records).map_err(|source| EngineError::Records {
-                partition: self.name(),
-                offset,
-                source,
-            })?;
-            let whole: Vec<_> = split.batches.into_iter().filter(|b| b.last_offset() >= offset).collect();
-            if whole.is_empty() || records.len() >= limit {
-                return Ok(records);
-            }
-            for batch in whole {
-                let decoded = batch.records().map_err(|source| EngineError::Records {
-                    partition: self.name(),
-                    offset,
-                    source,
-                })?;
-                records.extend(decoded.into_iter().filter(|r| r.offset >= offset));
-                offset = batch.last_offset() + 1;
-            }
+        while records.len() < limit {
+            let Some(more) = reader.next_records().await? else { break };
+            records.extend(more);
+        }
+        match records.first() {
+            Some(first) if first.offset != offset => Err(self.changed(format!(
+                "its records from offset {offset} on were deleted (the log starts at {}); delete the restore \
+                 state of this partition to restore it again",
+                first.offset
+            ))),
+            _ => Ok(records),
         }
     }
 }

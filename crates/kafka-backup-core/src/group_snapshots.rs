@@ -7,12 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::kafka::{KafkaClient, KafkaError};
-use crate::manifest::{object_start, to_json, ManifestError};
+use crate::layout::{object_start, snapshot_key, SNAPSHOTS_DIR};
+use crate::manifest::{to_json, ManifestError};
 use crate::storage::{BackupStore, StorageError};
 use crate::topics::TopicSelector;
-
-/// Folder of the snapshots inside a backup directory.
-const SNAPSHOTS_DIR: &str = "groups";
 
 /// One committed offset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,7 +89,7 @@ pub async fn take_snapshot(
 
 /// Stores a snapshot in the backup directory `store`.
 pub async fn save_snapshot(store: &BackupStore, snapshot: &GroupOffsetsSnapshot) -> Result<(), StorageError> {
-    let key = format!("{SNAPSHOTS_DIR}/snapshot-{:020}.json", snapshot.taken_at_ms);
+    let key = snapshot_key(snapshot.taken_at_ms);
     match store.put_new(&key, to_json(snapshot)).await {
         // Two snapshots in the same millisecond hold the same offsets.
         Err(StorageError::AlreadyExists { .. }) => Ok(()),

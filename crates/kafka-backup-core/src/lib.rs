@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod group_snapshots;
 pub mod kafka;
+pub mod layout;
 pub mod log_reader;
 pub mod manifest;
 pub mod metrics;

@@ -1,37 +1,19 @@
 //! The backup manifest: backup-level facts, topic metadata, and per partition its segments and
-//! retention gaps. Storage layout under `{prefix}/{backup_id}/`:
-//!
-//! ```text
-//! manifest.json                                   consolidated view, rewritten at the start and end of a run
-//! state/progress.json                             per-partition progress, rewritten every checkpoint interval
-//! groups/snapshot-{taken_at_ms}.json              consumer-group offsets (see `group_snapshots`)
-//! topics/{topic}/partition={p}/segment-{start}.{ext}   segment object (see `segment`)
-//! topics/{topic}/partition={p}/segment-{start}.json    its metadata: the commit record
-//! topics/{topic}/partition={p}/gap-{from}.json         an offset range lost to retention
-//! topics/{topic}/partition={p}/pruned-{before}.json    offsets below `before` were pruned (see `prune`)
-//! restores/{cluster}/{topic}/partition={p}/...         restore progress and offset map (see `restore`)
-//! offset-resets/{cluster}/reset-{ms}.json             group offsets before an offset reset (see `offset_reset`)
-//! ```
-//!
-//! `{start}` and `{from}` are zero-padded to 20 digits so keys sort by offset. Committing a
-//! segment or a gap writes one small object (O(1), never a rewrite of a growing file); readers
-//! take `manifest.json` and add every segment and gap object it does not list yet.
+//! retention gaps. `manifest.json` is rewritten at the start and end of a run; committing a segment
+//! or a gap writes one small object (O(1), never a rewrite of a growing file), and readers take
+//! `manifest.json` and add every segment and gap object it does not list yet. Keys: `layout`.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::records::Compression;
-use crate::segment::{extension, SegmentMetadata};
+use crate::layout::{parse_partition_key, MANIFEST_KEY, TOPICS_DIR};
+use crate::segment::SegmentMetadata;
 use crate::storage::{BackupStore, StorageError};
 
 /// Manifest format this build writes and the newest it reads.
 pub const MANIFEST_FORMAT_VERSION: u32 = 1;
-/// Key of the consolidated manifest inside a backup directory.
-pub const MANIFEST_KEY: &str = "manifest.json";
-/// Key of the progress object inside a backup directory.
-pub const PROGRESS_KEY: &str = "state/progress.json";
 
 /// A manifest that cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -119,65 +101,6 @@ pub struct OffsetGap {
     pub to: i64,
     /// When the gap was found (epoch ms).
     pub detected_at_ms: i64,
-}
-
-/// The folder holding `topic`-`partition`'s segments and commit records.
-pub fn partition_folder(topic: &str, partition: i32) -> String {
-    format!("topics/{topic}/partition={partition}")
-}
-
-/// A fresh key for the segment object starting at `start` of `topic`-`partition`: the start
-/// offset and a random suffix, so that an upload never lands on another run's object (the commit
-/// record names the object that counts).
-pub fn segment_key(topic: &str, partition: i32, start: i64, codec: Compression) -> String {
-    let suffix = fastrand::u32(..);
-    format!("{}/segment-{start:020}-{suffix:08x}.{}", partition_folder(topic, partition), extension(codec))
-}
-
-/// The start offset of a segment object key (of either form: `segment-N.EXT` written by 0.1,
-/// `segment-N-SUFFIX.EXT`); `None` for commit records, gap records and anything else.
-pub fn segment_object_start(key: &str) -> Option<i64> {
-    let name = key.rsplit('/').next()?;
-    if name.ends_with(".json") {
-        return None;
-    }
-    let digits = name.strip_prefix("segment-")?.get(..20)?;
-    digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok()).flatten()
-}
-
-/// Key of the metadata (commit record) of the segment starting at `start`.
-pub fn segment_metadata_key(topic: &str, partition: i32, start: i64) -> String {
-    format!("{}/segment-{start:020}.json", partition_folder(topic, partition))
-}
-
-/// Key of the gap record starting at `from`.
-pub fn gap_key(topic: &str, partition: i32, from: i64) -> String {
-    format!("{}/gap-{from:020}.json", partition_folder(topic, partition))
-}
-
-/// Key of the marker saying that offsets below `before` were pruned.
-pub fn pruned_key(topic: &str, partition: i32, before: i64) -> String {
-    format!("{}/pruned-{before:020}.json", partition_folder(topic, partition))
-}
-
-/// The offset a segment object, commit record, gap record or prune marker key starts at (the
-/// number in its name), with the kind of object; `None` for anything else.
-pub fn object_start(key: &str) -> Option<(&str, i64)> {
-    let name = key.rsplit('/').next()?;
-    let (kind, rest) = name.split_once('-')?;
-    let digits = rest.get(..20)?;
-    digits.bytes().all(|b| b.is_ascii_digit()).then(|| Some((kind, digits.parse().ok()?))).flatten()
-}
-
-/// Splits `topics/{topic}/partition={p}/{file}` into its parts.
-fn parse_partition_key(key: &str) -> Option<(&str, i32, &str)> {
-    let rest = key.strip_prefix("topics/")?;
-    let mut parts = rest.split('/');
-    let (topic, partition, file) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    Some((topic, partition.strip_prefix("partition=")?.parse().ok()?, file))
 }
 
 impl PartitionBackup {
@@ -311,7 +234,7 @@ impl BackupManifest {
             }
         }
         let mut pruned = Vec::new();
-        for object in store.list("topics").await? {
+        for object in store.list(TOPICS_DIR).await? {
             let Some((topic, partition, file)) = parse_partition_key(&object.key) else { continue };
             let Some((kind, offset)) = file
                 .strip_suffix(".json")
@@ -388,6 +311,8 @@ fn parse_json<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::{gap_key, segment_key, segment_metadata_key};
+    use crate::records::Compression;
     use crate::storage::StorageConfig;
 
     fn segment(topic: &str, partition: i32, start: i64, end: i64) -> SegmentMetadata {
@@ -406,26 +331,6 @@ mod tests {
             codec: "zstd".into(),
             crc32c: "00000000".into(),
         }
-    }
-
-    #[test]
-    fn keys_sort_by_offset_and_parse_back() {
-        let a = segment_metadata_key("orders.eu", 3, 9);
-        let b = segment_metadata_key("orders.eu", 3, 10);
-        assert!(a < b);
-        assert_eq!(parse_partition_key(&a), Some(("orders.eu", 3, "segment-00000000000000000009.json")));
-        let (one, two) = (segment_key("t", 0, 5, Compression::Lz4), segment_key("t", 0, 5, Compression::Lz4));
-        assert!(
-            one.starts_with("topics/t/partition=0/segment-00000000000000000005-") && one.ends_with(".lz4"),
-            "{one}"
-        );
-        assert_ne!(one, two, "every upload gets a key of its own");
-        assert_eq!(segment_object_start(&one), Some(5));
-        assert_eq!(segment_object_start("topics/t/partition=0/segment-00000000000000000007.zst"), Some(7), "0.1 keys");
-        assert_eq!(segment_object_start(&segment_metadata_key("t", 0, 5)), None);
-        assert_eq!(segment_object_start(&gap_key("t", 0, 5)), None);
-        assert_eq!(segment_object_start("topics/t/partition=0/segment-12.bin"), None);
-        assert_eq!(parse_partition_key("topics/t/topic.json"), None);
     }
 
     #[tokio::test]

@@ -18,13 +18,13 @@ use serde::Serialize;
 use crate::backup::ProgressBoard;
 use crate::error::EngineError;
 use crate::group_snapshots::prune_snapshots;
-use crate::manifest::{
-    object_start, partition_folder, pruned_key, to_json, BackupManifest, ManifestError, MANIFEST_KEY, PROGRESS_KEY,
+use crate::layout::{
+    object_start, partition_folder, pruned_key, DATA_KEY_OBJECT, DELETING_KEY, MANIFEST_KEY, PROGRESS_KEY, TOPICS_DIR,
 };
-use crate::storage::{BackupStore, StorageError, DATA_KEY_OBJECT};
+use crate::manifest::{to_json, BackupManifest, ManifestError};
+use crate::storage::{BackupStore, StorageError};
 
 /// Marker of a backup being deleted.
-const DELETING_KEY: &str = "deleting.json";
 const DAY_MS: i64 = 86_400_000;
 
 /// What to keep. A backup is kept when any rule keeps it; without a rule, no backup is deleted.
@@ -274,7 +274,7 @@ async fn delete_backup(store: &BackupStore) -> Result<u64, EngineError> {
         Err(error) => return Err(error.into()),
     }
     store.delete(MANIFEST_KEY).await?;
-    store.abort_unfinished_uploads("topics").await?;
+    store.abort_unfinished_uploads(TOPICS_DIR).await?;
     let mut deleted = 1;
     let last = [DATA_KEY_OBJECT, DELETING_KEY];
     for object in store.list("").await? {

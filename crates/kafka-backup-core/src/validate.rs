@@ -7,9 +7,11 @@
 
 use serde::Serialize;
 
-use crate::manifest::{segment_object_start, BackupManifest, PartitionBackup};
+use crate::layout::{object_start, parse_partition_key, segment_object_start, TOPICS_DIR};
+use crate::manifest::{BackupManifest, PartitionBackup};
 use crate::segment::{read_segment, SegmentMetadata};
 use crate::storage::{BackupStore, StorageError};
+use crate::topics::TopicPartition;
 
 /// One problem found, naming the object or partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -87,30 +89,29 @@ pub async fn validate(
 /// with it, deep.
 pub async fn validate_sealed(store: &BackupStore) -> Result<ValidationReport, StorageError> {
     let mut report = ValidationReport::default();
-    let objects = store.list("topics").await?;
-    let folder_of = |key: &str| key.rsplit_once('/').map_or(String::new(), |(folder, _)| folder.to_string());
-    let partition_of = |key: &str| {
-        let folder = folder_of(key);
-        let mut parts = folder.trim_start_matches("topics/").rsplitn(2, "/partition=");
-        let (number, topic) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-        format!("{topic}-{number}")
+    let objects = store.list(TOPICS_DIR).await?;
+    let partition_of = |key: &str| parse_partition_key(key).map(|(topic, partition, _)| (topic.to_string(), partition));
+    let name_of = |key: &str| {
+        partition_of(key)
+            .map_or_else(String::new, |(topic, partition)| TopicPartition::new(topic, partition).to_string())
     };
     for object in &objects {
         if let Err(StorageError::Unreadable { reason, .. }) = store.size(&object.key).await {
-            let partition = partition_of(&object.key);
-            report.problems.push(Problem { partition, key: Some(object.key.clone()), message: reason });
+            report.problems.push(Problem {
+                partition: name_of(&object.key),
+                key: Some(object.key.clone()),
+                message: reason,
+            });
         }
-        let name = object.key.rsplit('/').next().unwrap_or_default();
-        let Some(start) = name.strip_prefix("segment-").and_then(|n| n.strip_suffix(".json")) else { continue };
+        let Some((_, _, file)) = parse_partition_key(&object.key) else { continue };
+        let Some(("segment", start)) = object_start(&object.key).filter(|_| file.ends_with(".json")) else { continue };
         report.segments_checked += 1;
-        let start: Option<i64> = start.parse().ok();
-        let folder = folder_of(&object.key);
-        let has_segment = objects
-            .iter()
-            .any(|o| folder_of(&o.key) == folder && start.is_some() && segment_object_start(&o.key) == start);
+        let partition = partition_of(&object.key);
+        let has_segment =
+            objects.iter().any(|o| segment_object_start(&o.key) == Some(start) && partition_of(&o.key) == partition);
         if !has_segment {
             report.problems.push(Problem {
-                partition: partition_of(&object.key),
+                partition: name_of(&object.key),
                 key: Some(object.key.clone()),
                 message: "the commit record's segment object is missing".into(),
             });

@@ -14,11 +14,12 @@ use serde::Serialize;
 
 use crate::error::EngineError;
 use crate::kafka::KafkaClient;
+use crate::layout::restore_state_dir;
 use crate::log_reader::LogReader;
 use crate::manifest::{BackupManifest, PartitionBackup};
 use crate::records::{Record, RecordHeader};
 use crate::restore::RestoreConfig;
-use crate::restore::{build_plan, load_started, state_dir, target_cluster_id, ORIGINAL_OFFSET_HEADER};
+use crate::restore::{build_plan, load_started, target_cluster_id, ORIGINAL_OFFSET_HEADER};
 use crate::segment::SegmentError;
 use crate::storage::BackupStore;
 use crate::stored_segment::StoredSegment;
@@ -324,7 +325,7 @@ pub async fn verify_restore(config: &RestoreConfig) -> Result<VerifyReport, Engi
         if let Some(count) = topic.repartition {
             let sources: Vec<&PartitionBackup> =
                 topic.partitions.iter().filter_map(|p| partition_of(p.source)).collect();
-            let started = load_started(&store, &state_dir(&cluster_id, &topic.target, None)).await?;
+            let started = load_started(&store, &restore_state_dir(&cluster_id, &topic.target, None)).await?;
             let mut comparison = Comparison::default();
             for target in 0..count {
                 let from = started.as_ref().and_then(|s| s.target_start.get(&target).copied());
@@ -340,7 +341,7 @@ pub async fn verify_restore(config: &RestoreConfig) -> Result<VerifyReport, Engi
             let mut comparison = Comparison { ordered: true, ..Comparison::default() };
             let sources: Vec<&PartitionBackup> = partition_of(partition.source).into_iter().collect();
             if exists {
-                let dir = state_dir(&cluster_id, &topic.target, Some(partition.target));
+                let dir = restore_state_dir(&cluster_id, &topic.target, Some(partition.target));
                 let from =
                     load_started(&store, &dir).await?.and_then(|s| s.target_start.get(&partition.target).copied());
                 let target = (topic.target.as_str(), partition.target);

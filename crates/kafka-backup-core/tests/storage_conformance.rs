@@ -5,9 +5,8 @@
 
 use bytes::Bytes;
 use kafka_backup_core::backup::BackupConfig;
-use kafka_backup_core::storage::{
-    BackupStore, EncryptionKey, Keyring, ListedObject, StorageConfig, StorageError, DATA_KEY_OBJECT,
-};
+use kafka_backup_core::layout::DATA_KEY_OBJECT;
+use kafka_backup_core::storage::{BackupStore, EncryptionKey, Keyring, ListedObject, StorageConfig, StorageError};
 use kafka_backup_testkit::{self as testkit, StoreEmulator, StoreKind};
 
 async fn conformance(store: BackupStore) {

@@ -17,9 +17,8 @@ use super::Counters;
 use crate::clock::now_ms;
 use crate::error::EngineError;
 use crate::kafka::{FetchOptions, FetchedPartition, IsolationLevel, KafkaClient, KafkaError, OffsetSpec};
-use crate::manifest::{
-    gap_key, partition_folder, segment_key, segment_metadata_key, segment_object_start, to_json, OffsetGap,
-};
+use crate::layout::{gap_key, partition_folder, segment_key, segment_metadata_key, segment_object_start};
+use crate::manifest::{to_json, OffsetGap};
 use crate::metrics::{metrics, Metrics};
 use crate::records::split_batches;
 use crate::segment::{RawChunk, SegmentBuilder, CHUNK_BYTES};

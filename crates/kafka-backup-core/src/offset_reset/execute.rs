@@ -1,5 +1,5 @@
 //! Applying a plan on the target and undoing it: groups with active members are refused, and each
-//! group's current offsets are saved in `offset-resets/{cluster}/reset-{ms}.json` before any commit.
+//! group's current offsets are saved (`layout::reset_key`) before any commit.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,14 +11,10 @@ use crate::clock::now_ms;
 use crate::error::EngineError;
 use crate::group_snapshots::GroupOffset;
 use crate::kafka::{CommittedOffset, KafkaClient, KafkaError};
+use crate::layout::{parse_reset_key, reset_key, resets_dir, rolled_back_key};
 use crate::manifest::to_json;
 use crate::metrics::metrics;
 use crate::storage::{BackupStore, StorageError};
-
-/// Folder of the reset records inside a backup directory.
-const RESETS_DIR: &str = "offset-resets";
-/// Suffix of the marker written when a reset is rolled back.
-const ROLLED_BACK: &str = ".rolled-back.json";
 
 /// What one `offset-reset execute` changed, saved before it changed anything.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,7 +163,7 @@ pub async fn execute_plan(
             .collect();
         record.groups.insert(group.to_string(), GroupReset { had_offsets: !current.is_empty(), previous, applied });
     }
-    let key = format!("{RESETS_DIR}/{}/{}.json", plan.target_cluster_id, record.reset_id);
+    let key = reset_key(&plan.target_cluster_id, &record.reset_id);
     store.put_new(&key, to_json(&record)).await.map_err(|error| match error {
         StorageError::AlreadyExists { .. } => EngineError::Conflict { key: key.clone() },
         other => other.into(),
@@ -189,12 +185,10 @@ pub async fn rollback(
     cluster_id: &str,
     reset_id: Option<&str>,
 ) -> Result<RollbackReport, EngineError> {
-    let dir = format!("{RESETS_DIR}/{cluster_id}");
-    let names: Vec<String> =
-        store.list(&dir).await?.into_iter().filter_map(|o| o.key.rsplit('/').next().map(str::to_string)).collect();
-    let rolled_back: BTreeSet<&str> = names.iter().filter_map(|n| n.strip_suffix(ROLLED_BACK)).collect();
-    let resets: Vec<&str> =
-        names.iter().filter(|n| !n.ends_with(ROLLED_BACK)).filter_map(|n| n.strip_suffix(".json")).collect();
+    let keys: Vec<String> = store.list(&resets_dir(cluster_id)).await?.into_iter().map(|o| o.key).collect();
+    let found: Vec<(&str, bool)> = keys.iter().filter_map(|key| parse_reset_key(key)).collect();
+    let rolled_back: BTreeSet<&str> = found.iter().filter(|(_, marker)| *marker).map(|(id, _)| *id).collect();
+    let resets: Vec<&str> = found.iter().filter(|(_, marker)| !*marker).map(|(id, _)| *id).collect();
     let chosen = match reset_id {
         Some(id) if rolled_back.contains(id) => return Err(refused(format!("{id} was already rolled back"))),
         Some(id) if resets.contains(&id) => id,
@@ -212,7 +206,7 @@ pub async fn rollback(
             ))
         })?,
     };
-    let key = format!("{dir}/{chosen}.json");
+    let key = reset_key(cluster_id, chosen);
     let record: ResetRecord = serde_json::from_slice(&store.get(&key).await?)
         .map_err(|e| refused(format!("{key} is unreadable ({e}); roll back by hand from its contents")))?;
     ensure_inactive(client, record.groups.keys().map(String::as_str)).await?;
@@ -247,7 +241,7 @@ pub async fn rollback(
         }
         report.restored.push(group.clone());
     }
-    let marker = format!("{dir}/{chosen}{ROLLED_BACK}");
+    let marker = rolled_back_key(cluster_id, chosen);
     store.put_new(&marker, to_json(&RolledBack { rolled_back_at_ms: now_ms() })).await?;
     Ok(report)
 }

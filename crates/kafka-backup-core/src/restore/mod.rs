@@ -25,13 +25,11 @@ use tokio::task::JoinSet;
 pub use plan::{build_plan, PartitionPlan, RestorePlan, TopicCreation, TopicPlan};
 pub use prepare::{prepare, PreparedBatch, SourceOffsets, ORIGINAL_OFFSET_HEADER};
 pub use settings::{RestoreConfig, RestoreSettings};
-pub use state::{
-    load_offset_map, load_started, recorded_state_dirs, state_dir, RestoreCommit, RestoreIdentity, RestoreStarted,
-    StateDir,
-};
+pub use state::{load_offset_map, load_started, recorded_state_dirs, RestoreCommit, RestoreIdentity, RestoreStarted};
 
 use crate::error::EngineError;
 use crate::kafka::{ClusterMetadata, KafkaClient, NewTopic};
+use crate::layout::restore_state_dir;
 use crate::manifest::BackupManifest;
 use crate::metrics::metrics;
 use crate::segment::CHUNK_BYTES;
@@ -196,7 +194,7 @@ pub async fn run_restore(
                 source_topic: topic.source.clone(),
                 sources: topic.partitions.iter().map(|p| (p.source, segments_of(p.source))).collect(),
                 targets: (0..count).map(|p| target_partition(&topic.target, p)).collect(),
-                state_dir: state::state_dir(cluster_id, &topic.target, None),
+                state_dir: restore_state_dir(cluster_id, &topic.target, None),
                 stop: stop.clone(),
             };
             tasks.spawn(async move {
@@ -216,7 +214,7 @@ pub async fn run_restore(
                 source_partition: partition.source,
                 segments,
                 target: target_partition(&topic.target, partition.target),
-                state_dir: state::state_dir(cluster_id, &topic.target, Some(partition.target)),
+                state_dir: restore_state_dir(cluster_id, &topic.target, Some(partition.target)),
                 stop: stop.clone(),
             };
             let permits = permits.clone();

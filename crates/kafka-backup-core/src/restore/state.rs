@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RestoreSettings;
 use crate::error::EngineError;
+use crate::layout::{restore_commit_key, restore_started_key, RestoreStateDir, RESTORES_DIR};
 use crate::manifest::to_json;
 use crate::offset_map::{MappedBatch, OffsetMap};
 use crate::storage::{BackupStore, StorageError};
@@ -52,57 +53,14 @@ impl RestoreIdentity {
     }
 }
 
-/// Folder of the restore state directories inside a backup directory.
-pub const RESTORES_DIR: &str = "restores";
-/// Name of the object that records a restore's start, in its state directory.
-const STARTED: &str = "started.json";
-
-/// The state directory of a restore into `target_topic` of cluster `cluster_id`: one per target
-/// partition, or one for a topic restored by key (`target_partition` `None`).
-pub fn state_dir(cluster_id: &str, target_topic: &str, target_partition: Option<i32>) -> String {
-    match target_partition {
-        Some(partition) => format!("{RESTORES_DIR}/{cluster_id}/{target_topic}/partition={partition}"),
-        None => format!("{RESTORES_DIR}/{cluster_id}/{target_topic}/repartitioned"),
-    }
-}
-
-/// A restore state directory found in a backup: where it is and what it was written for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateDir {
-    /// The directory's key (as [`state_dir`] builds it).
-    pub dir: String,
-    /// Target cluster id.
-    pub cluster_id: String,
-    /// Target topic.
-    pub target_topic: String,
-    /// Target partition, `None` for a topic restored by key.
-    pub target_partition: Option<i32>,
-}
-
-impl StateDir {
-    /// The state directory whose `started.json` is `key`; `None` for any other key.
-    pub fn of_started_key(key: &str) -> Option<Self> {
-        let dir = key.strip_suffix(&format!("/{STARTED}"))?;
-        let [RESTORES_DIR, cluster_id, target_topic, leaf] = dir.split('/').collect::<Vec<_>>()[..] else {
-            return None;
-        };
-        let target_partition = match leaf.strip_prefix("partition=") {
-            Some(number) => Some(number.parse().ok()?),
-            None if leaf == "repartitioned" => None,
-            None => return None,
-        };
-        Some(Self {
-            dir: dir.to_string(),
-            cluster_id: cluster_id.to_string(),
-            target_topic: target_topic.to_string(),
-            target_partition,
-        })
-    }
-}
-
 /// Every restore state directory recorded in the backup `store` holds.
-pub async fn recorded_state_dirs(store: &BackupStore) -> Result<Vec<StateDir>, EngineError> {
-    Ok(store.list(RESTORES_DIR).await?.iter().filter_map(|object| StateDir::of_started_key(&object.key)).collect())
+pub async fn recorded_state_dirs(store: &BackupStore) -> Result<Vec<RestoreStateDir>, EngineError> {
+    Ok(store
+        .list(RESTORES_DIR)
+        .await?
+        .iter()
+        .filter_map(|object| RestoreStateDir::of_started_key(&object.key))
+        .collect())
 }
 
 /// `started.json`.
@@ -181,7 +139,7 @@ where
         }
         None => {
             let started = RestoreStarted { identity, target_start: target_start().await? };
-            store.put_new(&format!("{dir}/{STARTED}"), to_json(&started)).await?;
+            store.put_new(&restore_started_key(dir), to_json(&started)).await?;
             (started, false)
         }
     };
@@ -198,7 +156,7 @@ where
 
 /// Reads `started.json` of the restore state directory `dir`, if a restore began there.
 pub async fn load_started(store: &BackupStore, dir: &str) -> Result<Option<RestoreStarted>, EngineError> {
-    let key = format!("{dir}/{STARTED}");
+    let key = restore_started_key(dir);
     match store.get(&key).await {
         Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| unreadable(dir, &key, e))?)),
         Err(StorageError::NotFound { .. }) => Ok(None),
@@ -249,33 +207,7 @@ async fn read_commits(store: &BackupStore, dir: &str) -> Result<Vec<RestoreCommi
 
 /// Writes the commit record of a restored source segment.
 pub async fn commit(store: &BackupStore, dir: &str, commit: &RestoreCommit) -> Result<(), EngineError> {
-    let key = format!("{dir}/p{}-segment-{:020}.json", commit.source_partition, commit.source_start);
+    let key = restore_commit_key(dir, commit.source_partition, commit.source_start);
     store.put_new(&key, to_json(commit)).await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_directories_are_found_again_from_their_started_records() {
-        for partition in [Some(7), None] {
-            let dir = state_dir("cluster-A", "orders.eu", partition);
-            let found = StateDir::of_started_key(&format!("{dir}/started.json")).unwrap();
-            assert_eq!(
-                found,
-                StateDir {
-                    dir,
-                    cluster_id: "cluster-A".into(),
-                    target_topic: "orders.eu".into(),
-                    target_partition: partition
-                }
-            );
-        }
-        let commit = format!("{}/p0-segment-00000000000000000000.json", state_dir("c", "t", Some(0)));
-        assert_eq!(StateDir::of_started_key(&commit), None);
-        assert_eq!(StateDir::of_started_key("restores/c/t/partition=x/started.json"), None);
-        assert_eq!(StateDir::of_started_key("restores/c/t/other/started.json"), None);
-    }
 }

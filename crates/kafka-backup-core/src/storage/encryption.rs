@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::keys::{DataKeyRecord, KeyBytes, Keyring, DATA_KEY_OBJECT};
+use super::keys::{DataKeyRecord, KeyBytes, Keyring};
 use super::sealed::{self, SealError};
 use super::{BackupStore, StorageError};
+use crate::layout::DATA_KEY_OBJECT;
 
 /// What is known of one backup's encryption.
 #[derive(Clone)]

@@ -8,8 +8,6 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 
-/// Key of the wrapped data key inside a backup directory (the one object never sealed).
-pub const DATA_KEY_OBJECT: &str = "encryption.json";
 /// The AEAD every sealed object uses.
 pub const ALGORITHM: &str = "AES-256-GCM";
 const WRAP_AAD: &[u8] = b"kafka-backup data key v1";

@@ -11,7 +11,7 @@ mod s3_uploads;
 mod sealed;
 mod writer;
 
-pub use keys::{DataKeyRecord, EncryptionKey, Keyring, ALGORITHM as ENCRYPTION_ALGORITHM, DATA_KEY_OBJECT};
+pub use keys::{DataKeyRecord, EncryptionKey, Keyring, ALGORITHM as ENCRYPTION_ALGORITHM};
 
 pub use location::{
     parse_storage_url, CloudConfig, CloudCredentials, CloudProvider, ServerSideEncryption, StorageConfig,

@@ -23,6 +23,7 @@ mod process_tls;
 pub mod prune;
 pub mod records;
 pub mod restore;
+pub mod retention;
 pub mod retry;
 mod seconds;
 pub mod secret;

@@ -11,7 +11,6 @@
 //! the cutoff but the latest of them.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -22,39 +21,10 @@ use crate::layout::{
     object_start, partition_folder, pruned_key, DATA_KEY_OBJECT, DELETING_KEY, MANIFEST_KEY, PROGRESS_KEY, TOPICS_DIR,
 };
 use crate::manifest::{to_json, BackupManifest, ManifestError};
+use crate::retention::RetentionPolicy;
 use crate::storage::{BackupStore, StorageError};
 
-/// Marker of a backup being deleted.
 const DAY_MS: i64 = 86_400_000;
-
-/// What to keep. A backup is kept when any rule keeps it; without a rule, no backup is deleted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RetentionPolicy {
-    /// Keep the N most recently written backups.
-    pub keep_last: Option<usize>,
-    /// Keep the backups written within this long.
-    pub keep_within: Option<Duration>,
-    /// Keep the newest backup of each of the last N days (UTC) that have one.
-    pub keep_daily: Option<usize>,
-    /// Keep the newest backup of each of the last N weeks (Monday to Sunday, UTC) that have one.
-    pub keep_weekly: Option<usize>,
-    /// Keep the newest backup of each of the last N months (UTC) that have one.
-    pub keep_monthly: Option<usize>,
-    /// Inside the backups kept: drop whole segments whose records are all older than this (the
-    /// last segment of each partition stays).
-    pub segment_retention: Option<Duration>,
-}
-
-impl RetentionPolicy {
-    /// Whether any rule says which backups to keep (else backups are left alone).
-    pub fn selects_backups(&self) -> bool {
-        self.keep_last.is_some()
-            || self.keep_within.is_some()
-            || self.keep_daily.is_some()
-            || self.keep_weekly.is_some()
-            || self.keep_monthly.is_some()
-    }
-}
 
 /// What prune decided for one backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -347,6 +317,7 @@ async fn prune_segments(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const HOUR: i64 = 3_600_000;
 

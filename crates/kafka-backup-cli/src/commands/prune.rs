@@ -6,7 +6,8 @@ use std::fmt::Write;
 
 use anyhow::{bail, Context};
 use kafka_backup_core::backup::BackupConfig;
-use kafka_backup_core::prune::{prune, PruneReport, RetentionPolicy};
+use kafka_backup_core::prune::{prune, PruneReport};
+use kafka_backup_core::retention::RetentionPolicy;
 
 use super::inspect::{open, time};
 use crate::cli::{Format, PruneArgs};

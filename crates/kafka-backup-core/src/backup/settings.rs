@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::kafka::ClientConfig;
-use crate::prune::RetentionPolicy;
 use crate::records::Compression;
+use crate::retention::RetentionPolicy;
 use crate::storage::{Keyring, StorageConfig};
 use crate::topics::TopicSelector;
 

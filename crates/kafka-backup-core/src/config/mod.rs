@@ -23,9 +23,9 @@ use storage_section::{keyring, storage_config};
 use crate::backup::{BackupConfig, BackupSettings};
 use crate::kafka::ClientConfig;
 use crate::offset_reset::{GroupSelection, GroupStrategy};
-use crate::prune::RetentionPolicy;
 use crate::records::Compression;
 use crate::restore::{RestoreConfig, RestoreSettings};
+use crate::retention::RetentionPolicy;
 use crate::storage::{Keyring, StorageConfig};
 use crate::three_phase::{GroupRecovery, RestoreJob};
 use crate::time_window::TimeWindow;
@@ -319,23 +319,26 @@ fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
         Some(0) => Err(invalid(key, "must be positive (remove the key for no limit)")),
         other => Ok(other),
     };
+    let defaults = RestoreSettings::default();
     Ok(RestoreSettings {
         window,
         topic_mapping: raw.topic_mapping.unwrap_or_default(),
         partition_mapping,
-        create_topics: raw.create_topics.unwrap_or(true),
+        create_topics: raw.create_topics.unwrap_or(defaults.create_topics),
         repartition,
-        dry_run: raw.dry_run.unwrap_or(false),
+        dry_run: raw.dry_run.unwrap_or(defaults.dry_run),
         max_concurrent_partitions: in_range(
             "restore.max_concurrent_partitions",
-            raw.max_concurrent_partitions.unwrap_or(4),
+            raw.max_concurrent_partitions.unwrap_or(defaults.max_concurrent_partitions),
             1,
             1024,
         )?,
         rate_limit_bytes_per_sec: positive("restore.rate_limit_bytes_per_sec", raw.rate_limit_bytes_per_sec)?,
         rate_limit_records_per_sec: positive("restore.rate_limit_records_per_sec", raw.rate_limit_records_per_sec)?,
         produce_compression,
-        include_original_offset_header: raw.include_original_offset_header.unwrap_or(false),
+        include_original_offset_header: raw
+            .include_original_offset_header
+            .unwrap_or(defaults.include_original_offset_header),
     })
 }
 

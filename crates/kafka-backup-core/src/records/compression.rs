@@ -37,14 +37,13 @@ const ZSTD_DEFAULT_LEVEL: i32 = 3;
 impl Compression {
     /// Codec from the three low bits of batch attributes.
     pub fn from_attributes(attributes: i16) -> Result<Self, RecordsError> {
-        match attributes & 0x07 {
-            0 => Ok(Self::None),
-            1 => Ok(Self::Gzip),
-            2 => Ok(Self::Snappy),
-            3 => Ok(Self::Lz4),
-            4 => Ok(Self::Zstd),
-            other => Err(RecordsError::UnknownCompression(other as u8)),
-        }
+        let id = attributes & 0x07;
+        Self::from_id(id).ok_or(RecordsError::UnknownCompression(id as u8))
+    }
+
+    /// The codec whose id (as batch attributes and segment headers store it) is `id`.
+    pub fn from_id(id: i16) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.id() == id)
     }
 
     /// The codec id as stored in batch attributes.

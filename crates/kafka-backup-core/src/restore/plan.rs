@@ -199,15 +199,22 @@ mod tests {
     use super::*;
     use crate::kafka::{BrokerInfo, PartitionMetadata, TopicMetadata};
     use crate::restore::RestoreConfig;
+    use crate::restore::RestoreSettings;
     use crate::segment::SegmentMetadata;
-    use crate::time_window::TimeWindow;
 
-    fn config(restore: &str) -> RestoreConfig {
-        let text = format!(
-            "mode: restore\nbackup_id: b\ntarget:\n  bootstrap_servers: [\"t:1\"]\nstorage:\n  backend: memory\nrestore:\n{restore}"
-        );
-        // Written as YAML for brevity; the settings are what config/ resolves it to.
-        crate::three_phase::RestoreJob::from_yaml(&text, |_| None).unwrap().restore
+    /// A restore of every topic of backup `b` with the default settings `change` changes.
+    fn config(change: impl FnOnce(&mut RestoreSettings)) -> RestoreConfig {
+        let mut settings = RestoreSettings::default();
+        change(&mut settings);
+        RestoreConfig {
+            backup_id: "b".into(),
+            target: crate::kafka::ClientConfig::new(vec!["t:1".into()]),
+            topics: crate::topics::TopicSelector::new(&["*".to_string()], &[]).unwrap(),
+            storage: crate::storage::StorageConfig::Memory { prefix: String::new() },
+            encryption: None,
+            settings,
+            metrics: None,
+        }
     }
 
     fn segment(start: i64, min: i64, max: i64) -> SegmentMetadata {
@@ -273,7 +280,7 @@ mod tests {
 
     #[test]
     fn missing_topics_are_created_like_the_backup_with_the_replication_factor_capped() {
-        let plan = build_plan(&config("  time_window_start: 250\n"), &manifest(), &target(&[]));
+        let plan = build_plan(&config(|s| s.window.start = Some(250)), &manifest(), &target(&[]));
         assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
         let orders = plan.topics.iter().find(|t| t.source == "orders").unwrap();
         let create = orders.create.as_ref().unwrap();
@@ -287,13 +294,15 @@ mod tests {
             "the window skips a segment"
         );
         assert_eq!(plan.window_start, Some(250));
-        assert_eq!(config("").settings.window, TimeWindow::default());
     }
 
     #[test]
     fn every_conflict_is_reported_at_once() {
-        let restore = "  create_topics: false\n  topic_mapping:\n    missing: x\n    audit: orders\n";
-        let plan = build_plan(&config(restore), &manifest(), &target(&[("orders", 5)]));
+        let restore = config(|s| {
+            s.create_topics = false;
+            s.topic_mapping = [("missing", "x"), ("audit", "orders")].map(|(a, b)| (a.into(), b.into())).into();
+        });
+        let plan = build_plan(&restore, &manifest(), &target(&[("orders", 5)]));
         let all = plan.conflicts.join("\n");
         assert!(all.contains("names topic missing, which is not in backup b"), "{all}");
         assert!(all.contains("topics audit and orders would both be restored into orders"), "{all}");
@@ -303,12 +312,12 @@ mod tests {
     #[test]
     fn mapped_partitions_must_exist_on_an_existing_target() {
         let plan = build_plan(
-            &config("  partition_mapping:\n    orders: {0: 1, 1: 7}\n"),
+            &config(|s| s.partition_mapping = [("orders".to_string(), [(0, 1), (1, 7)].into())].into()),
             &manifest(),
             &target(&[("orders", 2)]),
         );
         assert!(plan.conflicts.iter().any(|c| c.contains("has no partition 7")), "{:?}", plan.conflicts);
-        let plan = build_plan(&config("  create_topics: false\n"), &manifest(), &target(&[("orders", 2)]));
+        let plan = build_plan(&config(|s| s.create_topics = false), &manifest(), &target(&[("orders", 2)]));
         assert!(plan.conflicts.iter().any(|c| c.contains("audit does not exist")), "{:?}", plan.conflicts);
     }
 }

@@ -129,19 +129,7 @@ mod tests {
     use crate::time_window::TimeWindow;
 
     fn settings(window: TimeWindow) -> RestoreSettings {
-        RestoreSettings {
-            window,
-            topic_mapping: Default::default(),
-            partition_mapping: Default::default(),
-            create_topics: true,
-            repartition: false,
-            dry_run: false,
-            max_concurrent_partitions: 1,
-            rate_limit_bytes_per_sec: None,
-            rate_limit_records_per_sec: None,
-            produce_compression: None,
-            include_original_offset_header: false,
-        }
+        RestoreSettings { window, ..RestoreSettings::default() }
     }
 
     fn batch(offsets_and_times: &[(i64, i64)], compression: Compression) -> RecordBatch {

@@ -36,6 +36,26 @@ pub struct RestoreSettings {
     pub include_original_offset_header: bool,
 }
 
+impl Default for RestoreSettings {
+    /// Everything restored, topics created as needed, 4 partitions at once, no limits, batches kept
+    /// as stored.
+    fn default() -> Self {
+        Self {
+            window: TimeWindow::default(),
+            topic_mapping: BTreeMap::new(),
+            partition_mapping: BTreeMap::new(),
+            create_topics: true,
+            repartition: false,
+            dry_run: false,
+            max_concurrent_partitions: 4,
+            rate_limit_bytes_per_sec: None,
+            rate_limit_records_per_sec: None,
+            produce_compression: None,
+            include_original_offset_header: false,
+        }
+    }
+}
+
 /// A checked restore configuration, ready to run.
 #[derive(Debug, Clone)]
 pub struct RestoreConfig {

@@ -120,10 +120,7 @@ pub fn extension(codec: Compression) -> &'static str {
 
 /// The codec a segment header names.
 fn codec_of(id: u8) -> Result<Compression, SegmentError> {
-    Compression::ALL
-        .into_iter()
-        .find(|c| c.id() == i16::from(id))
-        .ok_or_else(|| SegmentError::Format(format!("unknown codec id {id}")))
+    Compression::from_id(i16::from(id)).ok_or_else(|| SegmentError::Format(format!("unknown codec id {id}")))
 }
 
 #[cfg(test)]

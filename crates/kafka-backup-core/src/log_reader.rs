@@ -28,12 +28,7 @@ impl<'a> LogReader<'a> {
         from: Option<i64>,
     ) -> Result<LogReader<'a>, EngineError> {
         let context = || format!("reading {topic}-{partition} back");
-        let bound = |spec| async move {
-            client
-                .list_offsets(topic, &[partition], spec, IsolationLevel::ReadUncommitted)
-                .await
-                .map(|offsets| offsets.first().map_or(0, |&(_, offset)| offset))
-        };
+        let bound = |spec| client.partition_offset(topic, partition, spec);
         let start = bound(OffsetSpec::Earliest).await.map_err(EngineError::kafka(context()))?;
         let end = bound(OffsetSpec::Latest).await.map_err(EngineError::kafka(context()))?;
         let options = FetchOptions {

@@ -104,12 +104,10 @@ impl PartitionTask {
     }
 
     async fn earliest_offset(&self) -> Result<i64, EngineError> {
-        let offsets = self
-            .client
-            .list_offsets(&self.topic, &[self.partition], OffsetSpec::Earliest, IsolationLevel::ReadUncommitted)
+        self.client
+            .partition_offset(&self.topic, self.partition, OffsetSpec::Earliest)
             .await
-            .map_err(self.kafka("reading the log start offset of"))?;
-        Ok(offsets.first().map_or(0, |&(_, offset)| offset))
+            .map_err(self.kafka("reading the log start offset of"))
     }
 
     /// Runs the partition's backup to its bound (or until stopped).

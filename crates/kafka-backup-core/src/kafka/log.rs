@@ -142,6 +142,13 @@ fn partition_answer<P>(
 }
 
 impl KafkaClient {
+    /// The offset matching `spec` for `partition` of `topic`, read uncommitted (the log's own
+    /// bounds; -1 for a timestamp after the last record, as Kafka answers).
+    pub async fn partition_offset(&self, topic: &str, partition: i32, spec: OffsetSpec) -> Result<i64, KafkaError> {
+        let offsets = self.list_offsets(topic, &[partition], spec, IsolationLevel::ReadUncommitted).await?;
+        Ok(offsets.first().map(|&(_, offset)| offset).expect("list_offsets answers every partition asked, or fails"))
+    }
+
     /// The offset matching `spec` for each of `partitions` of `topic`, asked of each leader.
     pub async fn list_offsets(
         &self,

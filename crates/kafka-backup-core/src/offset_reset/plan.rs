@@ -10,7 +10,7 @@ use super::translate::{committed_record_timestamp, offset_for_timestamp, read_ba
 use super::GroupStrategy;
 use crate::error::EngineError;
 use crate::group_snapshots::{load_snapshots, GroupOffset, GroupOffsetsSnapshot};
-use crate::kafka::{CommittedOffset, IsolationLevel, KafkaClient};
+use crate::kafka::{CommittedOffset, KafkaClient};
 use crate::manifest::BackupManifest;
 use crate::offset_map::OffsetMap;
 use crate::restore::load_offset_map;
@@ -342,14 +342,9 @@ impl Planner<'_> {
         };
         let client = self.inputs.target.expect("checked: timestamp-based has a target");
         let (topic, partition) = (route.target_topic.as_str(), route.target_partition.expect("one target partition"));
-        let offset = offset_for_timestamp(timestamp, |spec| async move {
-            client
-                .list_offsets(topic, &[partition], spec, IsolationLevel::ReadUncommitted)
-                .await
-                .map(|offsets| offsets.first().map_or(-1, |&(_, offset)| offset))
-        })
-        .await
-        .map_err(EngineError::kafka(format!("looking up {topic}-{partition} by timestamp")))?;
+        let offset = offset_for_timestamp(timestamp, |spec| client.partition_offset(topic, partition, spec))
+            .await
+            .map_err(EngineError::kafka(format!("looking up {topic}-{partition} by timestamp")))?;
         let note = match timestamp {
             Some(ts) => format!("first target record at or after {ts}, the committed record's timestamp"),
             None => "the backup holds no record at or after the committed offset: the end".to_string(),

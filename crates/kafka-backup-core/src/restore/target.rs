@@ -15,7 +15,7 @@ use kafka_protocol::ResponseError;
 use super::prepare::{PreparedBatch, SourceOffsets};
 use super::rate::RateLimiter;
 use crate::error::EngineError;
-use crate::kafka::{IsolationLevel, KafkaClient, KafkaError, OffsetSpec, PendingProduce};
+use crate::kafka::{KafkaClient, KafkaError, OffsetSpec, PendingProduce};
 use crate::log_reader::LogReader;
 use crate::metrics::{metrics, Metrics};
 use crate::offset_map::MappedBatch;
@@ -90,12 +90,10 @@ impl TargetPartition {
 
     /// The partition's end offset now.
     pub async fn end_offset(&self) -> Result<i64, EngineError> {
-        let end = self
-            .client
-            .list_offsets(&self.topic, &[self.partition], OffsetSpec::Latest, IsolationLevel::ReadUncommitted)
+        self.client
+            .partition_offset(&self.topic, self.partition, OffsetSpec::Latest)
             .await
-            .map_err(self.kafka("reading the end offset of"))?;
-        Ok(end.first().map_or(0, |&(_, offset)| offset))
+            .map_err(self.kafka("reading the end offset of"))
     }
 
     /// Produces `batches` from `*next` on, advancing it; returns where each batch landed. Any

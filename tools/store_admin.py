@@ -9,8 +9,9 @@ Usage: store_admin.py COMMAND KIND ENDPOINT BUCKET   (KIND: s3 or azure; BUCKET:
             started and neither completed nor aborted, and (S3) each object's storage class and
             server-side encryption
   start-upload KEY   (S3) starts a multipart upload of KEY and leaves it unfinished
-  freeze-on-upload PID   (S3) polls every 10 ms until a multipart upload is under way, then
-            freezes the emulator process PID with SIGSTOP (the test resumes it) and prints the key
+  freeze-on-upload PID   (S3) prints "ready" once it polls, then every 10 ms until a multipart
+            upload is under way, freezes the emulator process PID with SIGSTOP (the test resumes
+            it) and prints the upload's key
   freeze-on-object KEY PID   (S3) polls every 5 ms until object KEY exists, then freezes the
             emulator process PID with SIGSTOP
 The Azure account is the emulator's well-known devstoreaccount1; S3 takes any key pair.
@@ -61,6 +62,8 @@ def main():
         s3(endpoint).create_multipart_upload(Bucket=bucket, Key=sys.argv[5])
     elif (command, kind) == ("freeze-on-upload", "s3"):
         client, pid = s3(endpoint), int(sys.argv[5])
+        client.list_multipart_uploads(Bucket=bucket)
+        print("ready", flush=True)
         deadline = time.time() + 120
         while time.time() < deadline:
             uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])

@@ -163,12 +163,15 @@ fn a_backup_killed_mid_multipart_upload_leaves_no_data_and_a_rerun_completes_exa
     let dir = TempDir::new().unwrap();
     let config =
         write_config_on(dir.path(), &emulator.storage_yaml("cut"), &source, "cut", &topic, "  compression: none\n");
-    let mut child = spawn(&["backup", "--config", config.to_str().unwrap()], true);
     // Frozen as soon as the upload starts, the store cannot complete it before our process dies.
-    let key = emulator.stall_when_uploading();
-    assert!(child.try_wait().unwrap().is_none(), "the backup ended before its upload was caught");
+    let freeze = emulator.freeze_on_next_upload();
+    let mut child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
+    let caught = freeze.key();
+    let ended_first = child.try_wait().unwrap().is_some();
     child.kill().unwrap();
-    child.wait().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let key = caught.unwrap_or_else(|e| panic!("no upload caught ({e}); backup stderr: {}", text(&output.stderr)));
+    assert!(!ended_first, "the backup ended before its upload was caught: {}", text(&output.stderr));
     emulator.resume();
     assert!(key.contains("/segment-"), "{key}");
     let url = emulator.url("cut");

@@ -34,6 +34,26 @@ pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
 pub const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
+/// A watcher that freezes the emulator on the first multipart upload
+/// ([`StoreEmulator::freeze_on_next_upload`]).
+pub struct UploadFreeze {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl UploadFreeze {
+    /// Waits until an upload was caught: its key, or why none was (after 120 s).
+    pub fn key(mut self) -> Result<String, String> {
+        let mut key = String::new();
+        self.stdout.read_line(&mut key).map_err(|e| e.to_string())?;
+        let output = self.child.wait_with_output().map_err(|e| e.to_string())?;
+        match output.status.success() {
+            true => Ok(key.trim().to_string()),
+            false => Err(String::from_utf8_lossy(&output.stderr).into_owned()),
+        }
+    }
+}
+
 /// A running emulator with one bucket (or container) named `bucket`; stopped when dropped.
 pub struct StoreEmulator {
     kind: StoreKind,
@@ -150,10 +170,23 @@ impl StoreEmulator {
         serde_json::from_str(&self.admin("list")).expect("store_admin.py list output")
     }
 
-    /// Freezes the emulator (SIGSTOP) the moment a multipart upload is under way (S3); returns
-    /// the upload's key. [`Self::resume`] lets it go on.
-    pub fn stall_when_uploading(&self) -> String {
-        self.admin_with("freeze-on-upload", &[&self.pid.to_string()]).trim().to_string()
+    /// Starts watching for the first multipart upload (S3), returning once the watcher polls:
+    /// it freezes the emulator (SIGSTOP) the moment one is under way. Started before the writer,
+    /// so a short upload cannot finish while the watcher is still starting. [`Self::resume`] lets
+    /// the emulator go on.
+    pub fn freeze_on_next_upload(&self) -> UploadFreeze {
+        let mut child = Command::new(infra_program("python"))
+            .arg(repo_root().join("tools/store_admin.py"))
+            .args(["freeze-on-upload", self.kind.name(), &self.endpoint(), &self.bucket, &self.pid.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run tools/store_admin.py");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut ready = String::new();
+        stdout.read_line(&mut ready).expect("read tools/store_admin.py");
+        assert_eq!(ready.trim(), "ready", "store_admin.py freeze-on-upload did not start polling");
+        UploadFreeze { child, stdout }
     }
 
     /// Freezes the emulator (S3) as soon as object `key` exists. Call [`StoreEmulator::resume`] to

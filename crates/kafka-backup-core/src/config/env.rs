@@ -1,4 +1,5 @@
-//! `${VAR}` substitution in config text, and reading the file it is applied to.
+//! `${VAR}` substitution in config text (`$${` stays a literal `${`), and reading the file it is
+//! applied to, naming the file when it cannot be read.
 
 use super::{invalid, ConfigError};
 

@@ -39,7 +39,9 @@ timed() {
   local name=$1 started ended rss_kb
   shift
   started=$(date +%s.%N)
-  /usr/bin/time -v "$@" >"$work/$name.out" 2>"$work/$name.time"
+  if ! /usr/bin/time -v "$@" >"$work/$name.out" 2>"$work/$name.time"; then
+    echo "$name failed:"; tail -n 30 "$work/$name.out" "$work/$name.time"; exit 1
+  fi
   ended=$(date +%s.%N)
   seconds=$(awk -v a="$started" -v b="$ended" 'BEGIN { printf "%.3f", b - a }')
   rss_kb=$(awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$work/$name.time")

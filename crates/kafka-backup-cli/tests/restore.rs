@@ -567,6 +567,35 @@ fn a_corrupt_segment_stops_the_restore_naming_it() {
 }
 
 #[test]
+fn a_partition_that_fails_stops_the_other_partitions_of_the_restore() {
+    let (source, target) = clusters();
+    let topic = unique("one-fails");
+    testkit::create_topic(&source, &topic, 2, &[]);
+    testkit::produce_small(&source, &topic, 0, 50);
+    // Partition 1: one record per batch in segments of about 1 KiB, dozens of segments to restore.
+    testkit::produce_one_per_batch(&source, &topic, 1, 600);
+    let long = testkit::consume(&source, &topic, &[1]);
+    let dir = TempDir::new().unwrap();
+    back_up(&dir, &source, "one-fails", &topic, "  compression: none\n  segment_max_bytes: 1024\n");
+    assert!(segment_files(dir.path(), "one-fails", &topic, 1).len() > 20, "partition 1 spans many segments");
+    let segment = segment_files(dir.path(), "one-fails", &topic, 0).remove(0);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let last = bytes.len() - 20;
+    bytes[last] ^= 0x40;
+    std::fs::write(&segment, bytes).unwrap();
+
+    let output = restore(&write_restore_config(dir.path(), "one-fails", &target, "one-fails", ""), &[]);
+    assert!(!output.status.success(), "a corrupt segment is an error");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(&format!("topics/{topic}/partition=0/segment-")), "{stderr}");
+    assert!(stderr.contains("stopping the others"), "{stderr}");
+    // Partition 1 stopped at a segment boundary: what it restored is a prefix of the source, not all of it.
+    let restored = testkit::consume(&target, &topic, &[1]);
+    assert!(restored.len() < long.len(), "partition 1 ran on to its end ({} records)", restored.len());
+    assert_eq!(without_offsets(&restored), without_offsets(&long[..restored.len()]));
+}
+
+#[test]
 fn produce_compression_recompresses_what_is_restored_and_keeps_every_record() {
     let (source, target) = clusters();
     let topic = unique("recompressed");

@@ -539,6 +539,16 @@ fn a_resumed_restore_refuses_changed_settings_and_a_target_another_producer_wrot
     assert_eq!(testkit::consume(&target, &topic, &[0]).len(), partial.len() + 1, "nothing more was written");
 }
 
+/// Flips one bit near the end of the first segment of `topic`-`partition` in backup `id` (an
+/// uncompressed segment: the byte lies in a record batch, whose CRC then fails).
+fn corrupt_first_segment(dir: &TempDir, id: &str, topic: &str, partition: i32) {
+    let segment = segment_files(dir.path(), id, topic, partition).remove(0);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let last = bytes.len() - 20;
+    bytes[last] ^= 0x40;
+    std::fs::write(&segment, bytes).unwrap();
+}
+
 #[test]
 fn a_corrupt_segment_stops_the_restore_naming_it() {
     let (source, target) = clusters();
@@ -547,11 +557,7 @@ fn a_corrupt_segment_stops_the_restore_naming_it() {
     testkit::produce_small(&source, &topic, 0, 50);
     let dir = TempDir::new().unwrap();
     back_up(&dir, &source, "bad", &topic, "  compression: none\n");
-    let segment = segment_files(dir.path(), "bad", &topic, 0).remove(0);
-    let mut bytes = std::fs::read(&segment).unwrap();
-    let last = bytes.len() - 20;
-    bytes[last] ^= 0x40;
-    std::fs::write(&segment, bytes).unwrap();
+    corrupt_first_segment(&dir, "bad", &topic, 0);
 
     let output = restore(&write_restore_config(dir.path(), "bad", &target, "bad", ""), &[]);
     assert!(!output.status.success(), "a corrupt segment is an error");
@@ -578,11 +584,7 @@ fn a_partition_that_fails_stops_the_other_partitions_of_the_restore() {
     let dir = TempDir::new().unwrap();
     back_up(&dir, &source, "one-fails", &topic, "  compression: none\n  segment_max_bytes: 1024\n");
     assert!(segment_files(dir.path(), "one-fails", &topic, 1).len() > 20, "partition 1 spans many segments");
-    let segment = segment_files(dir.path(), "one-fails", &topic, 0).remove(0);
-    let mut bytes = std::fs::read(&segment).unwrap();
-    let last = bytes.len() - 20;
-    bytes[last] ^= 0x40;
-    std::fs::write(&segment, bytes).unwrap();
+    corrupt_first_segment(&dir, "one-fails", &topic, 0);
 
     let output = restore(&write_restore_config(dir.path(), "one-fails", &target, "one-fails", ""), &[]);
     assert!(!output.status.success(), "a corrupt segment is an error");

@@ -1,7 +1,7 @@
 //! Cluster administration calls: CreateTopics, DescribeConfigs (topic configs), and
 //! InitProducerId (an id for idempotent producing).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -17,7 +17,7 @@ use super::client::{KafkaClient, Route};
 use super::{KafkaError, OffsetSpec};
 
 /// How often a new topic's readiness is checked.
-const TOPIC_POLL: Duration = Duration::from_millis(100);
+pub(crate) const TOPIC_POLL: Duration = Duration::from_millis(100);
 
 /// DescribeConfigs resource type of a topic.
 const RESOURCE_TOPIC: i8 = 2;
@@ -53,8 +53,9 @@ pub struct TopicConfigEntry {
 }
 
 impl KafkaClient {
-    /// Creates a topic. An existing topic is an error whose `response_error()` is
-    /// `TopicAlreadyExists`, so callers can tell it from a real failure.
+    /// Creates a topic and waits until each of its partitions has a leader (whose log may still be
+    /// in creation: see `serving_partitions`). An existing topic is an error whose
+    /// `response_error()` is `TopicAlreadyExists`, so callers can tell it from a real failure.
     pub async fn create_topic(&self, topic: &NewTopic, timeout: Duration) -> Result<(), KafkaError> {
         let controller = self.cached_metadata().controller_id;
         self.config()
@@ -99,26 +100,27 @@ impl KafkaClient {
                 }
             })
             .await?;
-        self.await_topic(&topic.name, timeout).await
+        self.await_leaders(&topic.name, timeout).await
     }
 
-    /// Waits until the metadata shows `topic` with a leader for every partition and every leader
-    /// serves its partitions: the controller has created the topic, but a broker's metadata cache
-    /// learns of it a moment later (seen under load on Apache Kafka 4.2) and creates the logs after
-    /// that (seconds for 1,000 partitions), and a restore must neither fail on that lag nor have
-    /// every partition retry through it.
-    async fn await_topic(&self, topic: &str, timeout: Duration) -> Result<(), KafkaError> {
+    /// Waits until the metadata shows `topic` with a leader for every partition: the controller
+    /// has created the topic, but a broker's metadata cache learns of it a moment later (seen under
+    /// load on Apache Kafka 4.2). The leaders create the partitions' logs after that, one after
+    /// another (seconds for 1,000 partitions): `serving_partitions` tells which answer already.
+    async fn await_leaders(&self, topic: &str, timeout: Duration) -> Result<(), KafkaError> {
         let started = tokio::time::Instant::now();
         loop {
-            let known = match self.refresh_metadata(Some(&[topic.to_string()])).await {
-                Ok(metadata) => {
-                    metadata.topics.get(topic).is_some_and(|t| t.partitions.values().all(|p| p.leader.is_some()))
+            match self.refresh_metadata(Some(&[topic.to_string()])).await {
+                Ok(metadata)
+                    if metadata
+                        .topics
+                        .get(topic)
+                        .is_some_and(|t| t.partitions.values().all(|p| p.leader.is_some())) =>
+                {
+                    return Ok(());
                 }
-                Err(KafkaError::UnknownTopicOrPartition { .. }) => false,
+                Ok(_) | Err(KafkaError::UnknownTopicOrPartition { .. }) => {}
                 Err(error) => return Err(error),
-            };
-            if known && self.leaders_serve(topic).await? {
-                return Ok(());
             }
             // A short fixed poll: the wait ends within moments of the broker being ready.
             if started.elapsed() + TOPIC_POLL > timeout {
@@ -128,15 +130,16 @@ impl KafkaClient {
         }
     }
 
-    /// Whether every partition of `topic` answers a ListOffsets from its leader (one request per
-    /// leader for all its partitions); false while a leader has not created a partition's log.
-    async fn leaders_serve(&self, topic: &str) -> Result<bool, KafkaError> {
+    /// The partitions of `topic` whose leaders answer a ListOffsets (one request per leader for all
+    /// its partitions); a partition whose log its leader has not created yet is left out.
+    pub async fn serving_partitions(&self, topic: &str) -> Result<BTreeSet<i32>, KafkaError> {
         let metadata = self.cached_metadata();
-        let Some(partitions) = metadata.topics.get(topic).map(|t| &t.partitions) else { return Ok(false) };
+        let Some(partitions) = metadata.topics.get(topic).map(|t| &t.partitions) else { return Ok(BTreeSet::new()) };
         let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
         for (&partition, info) in partitions {
             by_leader.entry(info.leader.unwrap_or(-1)).or_default().push(partition);
         }
+        let mut serving = BTreeSet::new();
         for (leader, partitions) in by_leader {
             let connection = self.node_connection(leader).await?;
             let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
@@ -156,11 +159,9 @@ impl KafkaClient {
             ]);
             let response = connection.send(&request).await?;
             let answered = response.topics.iter().flat_map(|t| t.partitions.iter()).filter(|p| p.error_code == 0);
-            if answered.count() < partitions.len() {
-                return Ok(false);
-            }
+            serving.extend(answered.map(|p| p.partition_index));
         }
-        Ok(true)
+        Ok(serving)
     }
 
     /// The configs of `topic`, each marked set on the topic or not.

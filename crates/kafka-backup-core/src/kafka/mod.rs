@@ -19,6 +19,7 @@ mod transport;
 mod versions;
 
 pub use crate::secret::Secret;
+pub(crate) use admin::TOPIC_POLL;
 pub use admin::{NewTopic, TopicConfigEntry};
 pub use client::KafkaClient;
 pub use config::{ClientConfig, SecurityProtocol};

@@ -122,30 +122,48 @@ impl Compression {
 
     /// Decompresses `input`, failing if the output would exceed `cap` bytes.
     pub fn decompress(self, input: &[u8], cap: usize) -> Result<Vec<u8>, RecordsError> {
+        let mut out = Vec::new();
+        self.decompress_into(input, &mut out, cap)?;
+        Ok(out)
+    }
+
+    /// Decompresses `input` onto the end of `out`, failing if the output would exceed `cap` bytes.
+    /// A caller that knows the size reserves it in `out` first: nothing is then reallocated, and
+    /// zstd decodes in one pass straight into `out`, without a streaming window buffer.
+    pub fn decompress_into(self, input: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<(), RecordsError> {
+        let start = out.len();
         match self {
-            Self::None => Ok(input.to_vec()),
-            Self::Gzip => read_capped(self, flate2::read::MultiGzDecoder::new(input), cap),
-            Self::Snappy => snappy_decompress(input, cap),
-            Self::Lz4 => read_capped(self, lz4_flex::frame::FrameDecoder::new(input), cap),
+            Self::None => out.extend_from_slice(input),
+            Self::Gzip => read_capped(self, flate2::read::MultiGzDecoder::new(input), cap, out)?,
+            Self::Snappy => snappy_decompress(input, cap, out)?,
+            Self::Lz4 => read_capped(self, lz4_flex::frame::FrameDecoder::new(input), cap, out)?,
+            Self::Zstd if out.capacity() - start >= cap => {
+                // Appends after `start`; fails when the frames hold more than the room reserved.
+                let mut after_start = std::io::Cursor::new(&mut *out);
+                after_start.set_position(start as u64);
+                zstd::bulk::Decompressor::new()
+                    .and_then(|mut decompressor| decompressor.decompress_to_buffer(input, &mut after_start))
+                    .map_err(|source| RecordsError::Decompress { codec: "zstd", source })?;
+            }
             Self::Zstd => {
                 let decoder = zstd::stream::read::Decoder::new(input)
                     .map_err(|source| RecordsError::Decompress { codec: "zstd", source })?;
-                read_capped(self, decoder, cap)
+                read_capped(self, decoder, cap, out)?;
             }
         }
+        if out.len() - start > cap {
+            return Err(RecordsError::DecompressedTooLarge { codec: self.name(), cap });
+        }
+        Ok(())
     }
 }
 
-fn read_capped(codec: Compression, reader: impl Read, cap: usize) -> Result<Vec<u8>, RecordsError> {
-    let mut out = Vec::new();
+fn read_capped(codec: Compression, reader: impl Read, cap: usize, out: &mut Vec<u8>) -> Result<(), RecordsError> {
     reader
         .take(cap as u64 + 1)
-        .read_to_end(&mut out)
+        .read_to_end(out)
         .map_err(|source| RecordsError::Decompress { codec: codec.name(), source })?;
-    if out.len() > cap {
-        return Err(RecordsError::DecompressedTooLarge { codec: codec.name(), cap });
-    }
-    Ok(out)
+    Ok(())
 }
 
 fn snappy_error(message: impl Into<String>) -> RecordsError {
@@ -155,8 +173,8 @@ fn snappy_error(message: impl Into<String>) -> RecordsError {
     }
 }
 
-fn snappy_decompress(input: &[u8], cap: usize) -> Result<Vec<u8>, RecordsError> {
-    let mut out = Vec::new();
+fn snappy_decompress(input: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), RecordsError> {
+    let start = out.len();
     if input.starts_with(XERIAL_MAGIC) {
         if input.len() < XERIAL_HEADER_LEN {
             return Err(snappy_error("xerial header is truncated"));
@@ -169,23 +187,24 @@ fn snappy_decompress(input: &[u8], cap: usize) -> Result<Vec<u8>, RecordsError> 
             if block_len > after.len() {
                 return Err(snappy_error(format!("xerial block of {block_len} bytes but only {} remain", after.len())));
             }
-            snappy_block(&after[..block_len], cap, &mut out)?;
+            snappy_block(&after[..block_len], start, cap, out)?;
             rest = &after[block_len..];
         }
     } else {
-        snappy_block(input, cap, &mut out)?;
+        snappy_block(input, start, cap, out)?;
     }
-    Ok(out)
+    Ok(())
 }
 
-fn snappy_block(block: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), RecordsError> {
+/// Decodes one raw snappy block onto `out`, refusing to hold more than `cap` bytes after `start`.
+fn snappy_block(block: &[u8], start: usize, cap: usize, out: &mut Vec<u8>) -> Result<(), RecordsError> {
     let len = snap::raw::decompress_len(block).map_err(|e| snappy_error(e.to_string()))?;
-    if out.len() + len > cap {
+    if out.len() - start + len > cap {
         return Err(RecordsError::DecompressedTooLarge { codec: "snappy", cap });
     }
-    let start = out.len();
-    out.resize(start + len, 0);
-    snap::raw::Decoder::new().decompress(block, &mut out[start..]).map_err(|e| snappy_error(e.to_string()))?;
+    let end = out.len();
+    out.resize(end + len, 0);
+    snap::raw::Decoder::new().decompress(block, &mut out[end..]).map_err(|e| snappy_error(e.to_string()))?;
     Ok(())
 }
 
@@ -308,6 +327,27 @@ mod tests {
             let error = codec.decompress(&compressed, 99_999).unwrap_err();
             assert!(matches!(error, RecordsError::DecompressedTooLarge { cap: 99_999, .. }), "{codec:?}: {error}");
             assert_eq!(codec.decompress(&compressed, 100_000).unwrap(), data);
+        }
+    }
+
+    #[test]
+    fn decompressing_into_a_reserved_buffer_appends_in_place_and_keeps_the_cap() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 89) as u8).collect();
+        for codec in Compression::ALL {
+            let compressed = codec.compress(&data).unwrap();
+            let mut out = Vec::with_capacity(4 + data.len());
+            out.extend_from_slice(b"keep");
+            let address = out.as_ptr();
+            codec.decompress_into(&compressed, &mut out, data.len()).unwrap();
+            assert_eq!((&out[..4], &out[4..]), (&b"keep"[..], &data[..]), "{codec:?}");
+            assert_eq!(out.as_ptr(), address, "{codec:?}: decoded in place, not reallocated");
+
+            // Room beyond the cap (a pooled buffer is often larger) does not lift the cap.
+            let mut roomy = Vec::with_capacity(2 * data.len());
+            assert!(codec.decompress_into(&compressed, &mut roomy, data.len() - 1).is_err(), "{codec:?}");
+            // Too little room reserved for zstd's one pass: an error, never a partial success.
+            let mut tight = Vec::with_capacity(data.len() - 1);
+            assert!(codec.decompress_into(&compressed, &mut tight, data.len() - 1).is_err(), "{codec:?}");
         }
     }
 

@@ -9,6 +9,7 @@ mod partition;
 mod plan;
 mod prepare;
 mod rate;
+mod readiness;
 mod repartition;
 mod settings;
 mod state;
@@ -37,8 +38,12 @@ use crate::stop_signal::stop_on_shutdown;
 use crate::storage::BackupStore;
 use partition::{PartitionRestore, RestoreOutcome};
 use rate::RateLimiter;
+use readiness::NewPartitions;
 use repartition::RepartitionRestore;
 use target::TargetPartition;
+
+/// How long a created topic may take to have leaders, and they to create its partitions' logs.
+const NEW_TOPIC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a restore run did (or, for a dry run, would do).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -121,6 +126,7 @@ pub async fn run_restore(
         return Err(EngineError::Conflicts { conflicts: report.plan.conflicts });
     }
 
+    let mut created = Vec::new();
     for topic in &report.plan.topics {
         let Some(create) = &topic.create else { continue };
         let new_topic = NewTopic {
@@ -129,8 +135,11 @@ pub async fn run_restore(
             replication_factor: create.replication_factor,
             configs: create.configs.clone().into_iter().collect(),
         };
-        match client.create_topic(&new_topic, Duration::from_secs(30)).await {
-            Ok(()) => report.created_topics.push(topic.target.clone()),
+        match client.create_topic(&new_topic, NEW_TOPIC_TIMEOUT).await {
+            Ok(()) => {
+                report.created_topics.push(topic.target.clone());
+                created.push((topic.target.clone(), create.partitions));
+            }
             Err(error) if error.response_error() == Some(ResponseError::TopicAlreadyExists) => {
                 // The plan's metadata did not show it (created meanwhile, or a broker's metadata
                 // lagged): restore into it only if it has the partitions the plan created.
@@ -154,6 +163,8 @@ pub async fn run_restore(
         }
     }
 
+    // Each partition starts once its leader has created its log, not after the last one.
+    let new_partitions = Arc::new(NewPartitions::watch(client.clone(), created, NEW_TOPIC_TIMEOUT));
     let cluster_id = &target.cluster_id;
     let (producer_id, producer_epoch) =
         client.init_producer_id().await.map_err(EngineError::kafka("getting a producer id"))?;
@@ -188,6 +199,7 @@ pub async fn run_restore(
         };
         let permits = permits.clone();
         if let Some(count) = topic.repartition {
+            let topic_name = topic.target.clone();
             let task = RepartitionRestore {
                 store: store.clone(),
                 settings: config.settings.clone(),
@@ -197,7 +209,9 @@ pub async fn run_restore(
                 state_dir: restore_state_dir(cluster_id, &topic.target, None),
                 stop: stop.clone(),
             };
+            let new_partitions = new_partitions.clone();
             tasks.spawn(async move {
+                new_partitions.wait(&topic_name, None).await?;
                 let _permit = permits.acquire_many_owned(2).await;
                 task.run().await
             });
@@ -217,8 +231,11 @@ pub async fn run_restore(
                 state_dir: restore_state_dir(cluster_id, &topic.target, Some(partition.target)),
                 stop: stop.clone(),
             };
-            let permits = permits.clone();
+            let (permits, new_partitions) = (permits.clone(), new_partitions.clone());
+            let (topic_name, target_partition) = (topic.target.clone(), partition.target);
             tasks.spawn(async move {
+                // Waiting holds no slot: the partitions whose logs are up restore meanwhile.
+                new_partitions.wait(&topic_name, Some(target_partition)).await?;
                 let _permit = permits.acquire_many_owned(slots).await;
                 task.run().await
             });

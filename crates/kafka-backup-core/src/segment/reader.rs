@@ -190,9 +190,15 @@ pub fn read_chunk(codec: Compression, entry: &ChunkEntry, stored: Bytes) -> Resu
             entry.stored_len
         )));
     }
+    // Into a pooled buffer of the size the (CRC-checked) index records, a larger output refused;
+    // it goes back to the pool once the last batch sliced from it is dropped.
     let raw = match codec {
         Compression::None => stored,
-        codec => Bytes::from(codec.decompress(&stored, entry.raw_len as usize)?),
+        codec => {
+            let mut raw = crate::buffers::take(entry.raw_len as usize);
+            codec.decompress_into(&stored, &mut raw, entry.raw_len as usize)?;
+            crate::buffers::shared(raw)
+        }
     };
     checked_batches(raw, u64::from(entry.raw_len), entry.raw_crc, entry.batch_count)
 }
@@ -255,6 +261,7 @@ fn read_version_1(bytes: &Bytes, codec: Compression) -> Result<Vec<RecordBatch>,
         return Err(SegmentError::Corrupt(format!("payload length {payload_len} is beyond any segment")));
     }
     let compressed = bytes.slice(V1_HEADER_LEN..);
+    // Not reserved up front: a v1 payload may be gigabytes, and its length is not yet verified.
     let payload = match codec {
         Compression::None => compressed,
         codec => Bytes::from(codec.decompress(&compressed, payload_len as usize)?),

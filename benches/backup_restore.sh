@@ -30,14 +30,21 @@ cargo build --release --locked -p kafka-backup-cli 2>&1 | tail -1
 
 # A fresh single-node Apache Kafka cluster ("source", tools/clusters.py), stopped at the end.
 $python tools/clusters.py stop source
-bootstrap=$($python tools/clusters.py start source | $python -c 'import json, sys; print(json.load(sys.stdin)["bootstrap"])')
+cluster=$($python tools/clusters.py start source)
+bootstrap=$($python -c 'import json, sys; print(json.loads(sys.argv[1])["bootstrap"])' "$cluster")
+broker_pid=$($python -c 'import json, sys; print(json.loads(sys.argv[1])["nodes"][0]["pid"])' "$cluster")
 trap '$python tools/clusters.py stop source; rm -rf "$work"' EXIT
 
+# broker_ticks: CPU time (user + system, in clock ticks) the broker has used so far.
+broker_ticks() { awk '{ print $14 + $15 }' "/proc/$broker_pid/stat"; }
+
 # timed NAME COMMAND...: runs COMMAND under /usr/bin/time -v, output in $work/NAME.{out,time};
-# sets $seconds (wall), $rss_mib (peak RSS) and $rate (MiB/s of the topic's bytes).
+# sets $seconds (wall), $rss_mib (peak RSS), $rate (MiB/s of the topic's bytes), $cpu (our CPU
+# seconds) and $broker_cpu (the broker's CPU seconds meanwhile).
 timed() {
-  local name=$1 started ended rss_kb
+  local name=$1 started ended rss_kb broker_before
   shift
+  broker_before=$(broker_ticks)
   started=$(date +%s.%N)
   if ! /usr/bin/time -v "$@" >"$work/$name.out" 2>"$work/$name.time"; then
     echo "$name failed:"; tail -n 30 "$work/$name.out" "$work/$name.time"; exit 1
@@ -47,6 +54,8 @@ timed() {
   rss_kb=$(awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$work/$name.time")
   rss_mib=$((rss_kb / 1024))
   rate=$(awk -v b="$ref_bytes" -v s="$seconds" 'BEGIN { printf "%.1f", b / s / 1048576 }')
+  cpu=$(awk -F: '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$work/$name.time")
+  broker_cpu=$(awk -v a="$broker_before" -v b="$(broker_ticks)" -v t="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / t }')
 }
 
 ratio() { awk -v r="$1" -v f="$2" 'BEGIN { printf "%.2fx", r / f }'; }
@@ -162,7 +171,6 @@ for producer_codec in $producer_codecs; do
   compression: $codec"
     timed "$id" target/release/kafka-backup backup --config "$work/$id.yaml"
     grep -q "$records records" "$work/$id.out" || { echo "backup did not hold all $records records:"; cat "$work/$id.out"; exit 1; }
-    cpu=$(awk -F: '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$work/$id.time")
     printf '%-28s %10s %12s %14s %12s %10s\n' "backup $codec" "$seconds" "$rate" "$rss_mib" "$(du -sm "$work/store/$id" | cut -f1)" "$cpu"
   done
 done
@@ -173,7 +181,7 @@ if [ "$many" != 0 ]; then
   many_records=$((many * 1024 * 1024 / size))
   echo
   echo "== $many partitions x 1 MiB against the same $many_records records on 4 partitions"
-  printf '%-26s %10s %12s %14s %12s\n' case seconds "MiB/s" "peak RSS MiB" "vs 4 partitions"
+  printf '%-26s %10s %12s %14s %12s %10s %14s\n' case seconds "MiB/s" "peak RSS MiB" "vs 4 partitions" "CPU s" "broker CPU s"
   for partitions in 4 "$many"; do
     topic=bench-many-$partitions
     fill_seconds=$($python tools/bench_reference.py fill "$bootstrap" "$topic" "$many_records" "$size" "$partitions" "$data")
@@ -183,16 +191,17 @@ if [ "$many" != 0 ]; then
     timed "$topic" target/release/kafka-backup backup --config "$work/$topic.yaml"
     grep -q "$many_records records" "$work/$topic.out" || { echo "backup did not hold all records:"; cat "$work/$topic.out"; exit 1; }
     [ "$partitions" = 4 ] && four_backup=$seconds
-    printf '%-26s %10s %12s %14s %12s\n' "backup, $partitions partitions" "$seconds" "$rate" "$rss_mib" \
-      "$(ratio "$seconds" "$four_backup")"
+    printf '%-26s %10s %12s %14s %12s %10s %14s\n' "backup, $partitions partitions" "$seconds" "$rate" "$rss_mib" \
+      "$(ratio "$seconds" "$four_backup")" "$cpu" "$broker_cpu"
     config "$topic-restore" restore "$topic" "$topic" "$fs_storage" "restore:
   topic_mapping:
     $topic: $topic-restored"
     timed "$topic-restore" target/release/kafka-backup restore --config "$work/$topic-restore.yaml"
     grep -q "Restored $many_records records" "$work/$topic-restore.out" || { echo "restore did not write all records:"; cat "$work/$topic-restore.out"; exit 1; }
     [ "$partitions" = 4 ] && four_restore=$seconds
-    printf '%-26s %10s %12s %14s %12s\n' "restore, $partitions partitions" "$seconds" "$rate" "$rss_mib" \
-      "$(ratio "$seconds" "$four_restore")"
+    printf '%-26s %10s %12s %14s %12s %10s %14s\n' "restore, $partitions partitions" "$seconds" "$rate" "$rss_mib" \
+      "$(ratio "$seconds" "$four_restore")" "$cpu" "$broker_cpu"
   done
-  echo "(vs 4 partitions: time of the case / time of the same records on 4 partitions; issue #13 asks <= 3x)"
+  echo "(vs 4 partitions: time of the case / time of the same records on 4 partitions; issue #13 asks <= 3x;"
+  echo " CPU s: ours, user + system; broker CPU s: what the broker used meanwhile, read from /proc)"
 fi

@@ -109,6 +109,13 @@ async fn topics_are_created_with_configs_and_duplicates_are_recognisable() {
     };
     client.create_topic(&topic, Duration::from_secs(10)).await.unwrap();
     assert_eq!(client.cached_metadata().topics[&name].partitions.len(), 4);
+    // Every leader is known at once; each partition answers once its leader has created its log.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while client.serving_partitions(&name).await.unwrap() != (0..4).collect() {
+        assert!(tokio::time::Instant::now() < deadline, "partitions of {name} never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(client.serving_partitions("no-such-topic-here").await.is_err(), "an unknown topic is an error");
     let configs = client.describe_topic_configs(&name).await.unwrap();
     let config = |name: &str| configs.iter().find(|c| c.name == name).map(|c| (c.value.clone(), c.set_on_topic));
     assert_eq!(config("cleanup.policy"), Some((Some("compact".into()), true)));

@@ -131,13 +131,19 @@ impl KafkaClient {
     }
 
     /// The partitions of `topic` whose leaders answer a ListOffsets (one request per leader for all
-    /// its partitions); a partition whose log its leader has not created yet is left out.
+    /// its partitions); a partition without a leader, or whose log its leader has not created yet,
+    /// is left out. The metadata is asked for again when the cache has lost the topic.
     pub async fn serving_partitions(&self, topic: &str) -> Result<BTreeSet<i32>, KafkaError> {
-        let metadata = self.cached_metadata();
+        let mut metadata = self.cached_metadata();
+        if !metadata.topics.contains_key(topic) {
+            metadata = self.refresh_metadata(Some(&[topic.to_string()])).await?;
+        }
         let Some(partitions) = metadata.topics.get(topic).map(|t| &t.partitions) else { return Ok(BTreeSet::new()) };
         let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
         for (&partition, info) in partitions {
-            by_leader.entry(info.leader.unwrap_or(-1)).or_default().push(partition);
+            if let Some(leader) = info.leader {
+                by_leader.entry(leader).or_default().push(partition);
+            }
         }
         let mut serving = BTreeSet::new();
         for (leader, partitions) in by_leader {

@@ -42,7 +42,8 @@ use readiness::NewPartitions;
 use repartition::RepartitionRestore;
 use target::TargetPartition;
 
-/// How long a created topic may take to have leaders, and they to create its partitions' logs.
+/// How long a created topic may take to have leaders, and its leaders to bring up one more of its
+/// partitions' logs.
 const NEW_TOPIC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a restore run did (or, for a dry run, would do).

@@ -37,20 +37,22 @@ impl Serving {
     }
 }
 
-/// A watch over the partitions of newly created topics, polled until every one answers or the
-/// timeout passes; dropped, it stops polling.
+/// A watch over the partitions of newly created topics, polled until every one answers, or until
+/// no further partition has come up for a whole timeout (so thousands of partitions may take longer
+/// in all, while a stuck leader is still reported); dropped, it stops polling.
 pub(super) struct NewPartitions {
     serving: watch::Receiver<Serving>,
     poller: JoinHandle<()>,
 }
 
 impl NewPartitions {
-    /// Starts watching the `created` topics (name, partition count) through `client`.
+    /// Starts watching the `created` topics (name, partition count) through `client`, giving up
+    /// when no partition has come up for `timeout`.
     pub fn watch(client: Arc<KafkaClient>, created: Vec<(String, i32)>, timeout: Duration) -> Self {
         let topics = created.into_iter().map(|(name, count)| (name, (count, BTreeSet::new()))).collect();
         let (sender, serving) = watch::channel(Serving { topics, failed: None });
         let poller = tokio::spawn(async move {
-            let started = tokio::time::Instant::now();
+            let mut last_progress = tokio::time::Instant::now();
             while !sender.borrow().complete() {
                 let pending: Vec<String> = sender
                     .borrow()
@@ -61,11 +63,17 @@ impl NewPartitions {
                     .collect();
                 for topic in pending {
                     match client.serving_partitions(&topic).await {
-                        Ok(answered) => sender.send_modify(|state| {
-                            if let Some((_, serving)) = state.topics.get_mut(&topic) {
+                        Ok(answered) => {
+                            sender.send_if_modified(|state| {
+                                let Some((_, serving)) = state.topics.get_mut(&topic) else { return false };
+                                let before = serving.len();
                                 serving.extend(answered);
-                            }
-                        }),
+                                if serving.len() > before {
+                                    last_progress = tokio::time::Instant::now();
+                                }
+                                serving.len() > before
+                            });
+                        }
                         Err(error) if error.is_retriable() => {}
                         Err(error) => {
                             sender.send_modify(|state| state.failed = Some((topic, error)));
@@ -76,7 +84,7 @@ impl NewPartitions {
                 if sender.borrow().complete() {
                     break;
                 }
-                if started.elapsed() + TOPIC_POLL > timeout {
+                if last_progress.elapsed() + TOPIC_POLL > timeout {
                     let state = sender.borrow().clone();
                     let late = state.topics.iter().find(|(_, (count, s))| s.len() < *count as usize);
                     if let Some((topic, (count, serving))) = late {

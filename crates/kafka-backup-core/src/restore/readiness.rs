@@ -32,8 +32,11 @@ impl Serving {
         })
     }
 
-    fn complete(&self) -> bool {
-        self.topics.values().all(|(count, serving)| serving.len() == *count as usize)
+    /// The first created topic with a partition that does not answer yet, and that partition.
+    fn first_missing(&self) -> Option<(&str, i32)> {
+        self.topics.iter().find_map(|(topic, (count, serving))| {
+            (0..*count).find(|p| !serving.contains(p)).map(|partition| (topic.as_str(), partition))
+        })
     }
 }
 
@@ -53,14 +56,11 @@ impl NewPartitions {
         let (sender, serving) = watch::channel(Serving { topics, failed: None });
         let poller = tokio::spawn(async move {
             let mut last_progress = tokio::time::Instant::now();
-            while !sender.borrow().complete() {
-                let pending: Vec<String> = sender
-                    .borrow()
-                    .topics
-                    .iter()
-                    .filter(|(_, (count, s))| s.len() < *count as usize)
-                    .map(|(t, _)| t.clone())
-                    .collect();
+            loop {
+                let pending: Vec<String> = {
+                    let state = sender.borrow();
+                    state.topics.keys().filter(|topic| !state.serves(topic, None)).cloned().collect()
+                };
                 for topic in pending {
                     match client.serving_partitions(&topic).await {
                         Ok(answered) => {
@@ -81,17 +81,12 @@ impl NewPartitions {
                         }
                     }
                 }
-                if sender.borrow().complete() {
-                    break;
-                }
+                let missing = sender.borrow().first_missing().map(|(t, p)| (t.to_string(), p));
+                let Some((topic, partition)) = missing else { return };
                 if last_progress.elapsed() + TOPIC_POLL > timeout {
-                    let state = sender.borrow().clone();
-                    let late = state.topics.iter().find(|(_, (count, s))| s.len() < *count as usize);
-                    if let Some((topic, (count, serving))) = late {
-                        let partition = (0..*count).find(|p| !serving.contains(p));
-                        let error = KafkaError::UnknownTopicOrPartition { topic: topic.clone(), partition };
-                        sender.send_modify(|state| state.failed = Some((topic.clone(), error)));
-                    }
+                    let error =
+                        KafkaError::UnknownTopicOrPartition { topic: topic.clone(), partition: Some(partition) };
+                    sender.send_modify(|state| state.failed = Some((topic, error)));
                     return;
                 }
                 tokio::time::sleep(TOPIC_POLL).await;
@@ -140,8 +135,9 @@ mod tests {
         assert!(!state.serves("new", Some(1)), "its log is not created yet");
         assert!(!state.serves("new", None), "not every partition yet");
         assert!(state.serves("existing", Some(7)) && state.serves("existing", None));
-        assert!(!state.complete());
+        assert_eq!(state.first_missing(), Some(("new", 1)));
         state.topics.get_mut("new").unwrap().1.insert(1);
-        assert!(state.serves("new", None) && state.complete());
+        assert!(state.serves("new", None));
+        assert_eq!(state.first_missing(), None);
     }
 }

@@ -66,11 +66,14 @@ kafka_version() {
 }
 
 # A test CA; a server certificate for localhost and 127.0.0.1; a client certificate whose key is
-# kept as PKCS#8, PKCS#1 and encrypted PKCS#8 (password client-key-secret); and a second CA that
-# signed nothing the brokers use (for "untrusted certificate" tests).
+# kept as PKCS#8, PKCS#1 and encrypted PKCS#8 (password client-key-secret); the same key certified
+# as X.509 version 1 (what `openssl x509 -req` without extensions issues); and a second CA that
+# signed nothing the brokers use (for "untrusted certificate" tests). Made again when this list
+# changes (tls_material_version).
+tls_material_version=2
 make_tls_material() {
   local tls="$infra/tls"
-  [ -f "$tls/complete" ] && return
+  [ "$(cat "$tls/complete" 2>/dev/null)" = "$tls_material_version" ] && return
   command -v openssl >/dev/null || { echo "install-test-infra: openssl is needed for the test certificates" >&2; exit 1; }
   rm -rf "$tls"
   mkdir -p "$tls"
@@ -98,7 +101,11 @@ extendedKeyUsage=clientAuth"
     cat server.key server.pem >server-keystore.pem
     openssl rsa -in client.key -traditional -out client-pkcs1.key 2>/dev/null
     openssl pkcs8 -topk8 -in client.key -v2 aes-256-cbc -passout pass:client-key-secret -out client-encrypted.key
-    touch complete
+    openssl req -new -key client.key -out client-v1.csr -subj "/CN=backup-client-v1" 2>/dev/null
+    openssl x509 -req -in client-v1.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client-v1.pem -days 3650 \
+      2>/dev/null
+    rm -f client-v1.csr
+    echo "$tls_material_version" >complete
   )
 }
 

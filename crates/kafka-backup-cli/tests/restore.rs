@@ -111,6 +111,7 @@ fn a_time_window_keeps_exactly_the_records_inside_it_with_inclusive_bounds() {
             partition: Some(0),
             key: Some(format!("k{i}").into_bytes()),
             value: Some(format!("t={t}").into_bytes()),
+            headers: testkit::sample_headers(i),
             timestamp: Some(base + t),
             ..RefRecord::default()
         })
@@ -168,57 +169,13 @@ fn a_dry_run_prints_the_plan_and_writes_nothing() {
     assert!(!dir.path().join("store/plan/restores").exists(), "no restore state was written");
 }
 
-/// Restores a 3000-record backup, killing the restore at several points, then lets it finish;
-/// returns the source records, the target records and the last run's output.
-fn restore_with_kills(
-    restore_settings: &str,
-    target_partitions: Option<i32>,
-) -> (Vec<RefRecord>, Vec<RefRecord>, String) {
-    let (source, target) = clusters();
-    let ledger = unique("ledger");
-    testkit::create_topic(&source, &ledger, 2, &[]);
-    let records: Vec<RefRecord> = (0..3000)
-        .map(|i| RefRecord {
-            partition: Some(i % 2),
-            key: (i % 7 != 0).then(|| format!("entry-{}", i % 101).into_bytes()),
-            value: Some(format!("{i:06}{}", ".".repeat(494)).into_bytes()),
-            ..RefRecord::default()
-        })
-        .collect();
-    testkit::produce(&source, &ledger, &records, &[("linger.ms", "5"), ("batch.num.messages", "20")]);
-    let original = testkit::consume(&source, &ledger, &[0, 1]);
-    let dir = TempDir::new().unwrap();
-    back_up(&dir, &source, "big", &ledger, "  segment_max_bytes: 20000\n");
-    if let Some(count) = target_partitions {
-        testkit::create_topic(&target, &ledger, count, &[]);
-    }
-    // Throttled so that each run has restored some segments, and not all, when it is killed: the
-    // kill waits for the event "one more segment's restore committed", then lands a little later
-    // each round. A run that ends before its event is not a kill.
-    let settings = format!("  rate_limit_bytes_per_sec: 300000\n{restore_settings}");
-    let config = write_restore_config(dir.path(), "slow", &target, "big", &settings);
-    let mut kills = 0;
-    for round in 0..5u64 {
-        let before = restore_state_files(dir.path());
-        let mut child = spawn(&["restore", "--config", config.to_str().unwrap()], true);
-        wait_for("a restored segment's commit", HANG, || {
-            child.try_wait().unwrap().is_some() || restore_state_files(dir.path()) > before + 1
-        });
-        std::thread::sleep(std::time::Duration::from_millis(round * 53));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            kills += 1;
-        }
-        child.wait().unwrap();
-    }
-    assert!(kills >= 3, "the restore finished before it committed a segment ({kills} kills)");
-    let partitions: Vec<i32> = (0..target_partitions.unwrap_or(2)).collect();
-    let partial = testkit::consume(&target, &ledger, &partitions);
-    assert!(!partial.is_empty() && partial.len() < original.len(), "the killed runs wrote {} records", partial.len());
-    let last = restore(&config, &[]);
-    assert_success(&last);
-    let restored = testkit::consume(&target, &ledger, &partitions);
-    (original, restored, text(&last.stdout))
+/// The records without partition and offset, sorted by value (each value is unique): what a
+/// restore that routes records by key must keep whole.
+fn placement_free(records: &[RefRecord]) -> Vec<RefRecord> {
+    let mut records: Vec<RefRecord> =
+        records.iter().map(|r| RefRecord { partition: None, offset: None, ..r.clone() }).collect();
+    records.sort_by(|a, b| a.value.cmp(&b.value));
+    records
 }
 
 /// The last run continued where the killed ones stopped: it produced fewer records than the backup
@@ -235,7 +192,8 @@ fn assert_resumed(last_run: &str, total: usize) {
 
 #[test]
 fn a_restore_killed_at_any_moment_finishes_with_every_record_exactly_once() {
-    let (original, restored, last_run) = restore_with_kills("", None);
+    let (original, restored, last_run) =
+        restore_with_kills(&KafkaCluster::source().bootstrap(), &KafkaCluster::target().bootstrap(), "", None);
     assert_resumed(&last_run, original.len());
     assert_eq!(restored, original, "no duplicate, no loss, same offsets");
 }
@@ -270,15 +228,14 @@ fn a_restore_killed_inside_a_segment_of_many_chunks_resumes_mid_segment_exactly_
 
 #[test]
 fn a_repartitioned_restore_killed_at_any_moment_finishes_with_every_record_exactly_once() {
-    let (original, restored, last_run) = restore_with_kills("  repartition: true\n", Some(3));
+    let (original, restored, last_run) = restore_with_kills(
+        &KafkaCluster::source().bootstrap(),
+        &KafkaCluster::target().bootstrap(),
+        "  repartition: true\n",
+        Some(3),
+    );
     assert_resumed(&last_run, original.len());
-    let values = |records: &[RefRecord]| {
-        let mut values: Vec<_> = records.iter().map(|r| (r.key.clone(), r.value.clone())).collect();
-        values.sort();
-        values
-    };
-    assert_eq!(restored.len(), original.len(), "no duplicate, no loss");
-    assert_eq!(values(&restored), values(&original));
+    assert_eq!(placement_free(&restored), placement_free(&original), "no duplicate, no loss, whole records");
     // Per key, one target partition, in source order: source partition 0 is restored before 1.
     let id = |r: &RefRecord| String::from_utf8_lossy(&r.value.as_ref().unwrap()[..6]).into_owned();
     for key in original.iter().filter_map(|r| r.key.clone()).take(20) {
@@ -358,7 +315,8 @@ fn conflicts_and_offset_headers() {
     let (source, target) = clusters();
     let payments = unique("payments");
     testkit::create_topic(&source, &payments, 2, &[]);
-    testkit::produce_small(&source, &payments, 0, 4);
+    testkit::produce(&source, &payments, &testkit::records_with_headers(0, 4), &[]);
+    let original = testkit::consume(&source, &payments, &[0, 1]);
     let dir = TempDir::new().unwrap();
     back_up(&dir, &source, "pay", &payments, "  compression: none\n");
 
@@ -403,11 +361,16 @@ fn conflicts_and_offset_headers() {
         &format!("  topic_mapping:\n    {payments}: {with_headers}\n  include_original_offset_header: true\n"),
     );
     assert_success(&restore(&headers, &[]));
-    let restored = testkit::consume(&target, &with_headers, &[0, 1]);
-    let offsets: Vec<_> = restored.iter().map(|r| r.headers.last().cloned().unwrap()).collect();
-    let expected: Vec<_> =
-        (0..4).map(|i| ("x-original-offset".to_string(), Some(i.to_string().into_bytes()))).collect();
-    assert_eq!(offsets, expected);
+    // Each record whole, with the header after its own.
+    let expected: Vec<RefRecord> = original
+        .iter()
+        .map(|r| {
+            let mut headers = r.headers.clone();
+            headers.push(("x-original-offset".to_string(), Some(r.offset.unwrap().to_string().into_bytes())));
+            RefRecord { headers, ..r.clone() }
+        })
+        .collect();
+    assert_eq!(testkit::consume(&target, &with_headers, &[0, 1]), expected);
 }
 
 #[test]
@@ -420,10 +383,12 @@ fn repartitioned_records_land_where_the_java_partitioner_puts_their_keys() {
             partition: Some(i % 2),
             key: (i % 10 != 0).then(|| format!("user-{}", i % 37).into_bytes()),
             value: Some(format!("event-{i}").into_bytes()),
+            headers: testkit::sample_headers(i as usize),
             ..RefRecord::default()
         })
         .collect();
     testkit::produce(&source, &users, &records, &[("linger.ms", "20")]);
+    let original = testkit::consume(&source, &users, &[0, 1]);
     let dir = TempDir::new().unwrap();
     back_up(&dir, &source, "users", &users, "  segment_max_bytes: 4096\n");
 
@@ -451,11 +416,7 @@ fn repartitioned_records_land_where_the_java_partitioner_puts_their_keys() {
     }
     let null_keyed = restored.iter().filter(|r| r.key.is_none()).count();
     assert_eq!(null_keyed, 40);
-    let mut values: Vec<_> = restored.iter().map(|r| r.value.clone().unwrap()).collect();
-    values.sort();
-    let mut original: Vec<_> = records.iter().map(|r| r.value.clone().unwrap()).collect();
-    original.sort();
-    assert_eq!(values, original, "every record exactly once");
+    assert_eq!(placement_free(&restored), placement_free(&original), "every record exactly once, whole");
 
     let again = restore(&config, &[]);
     assert_success(&again);
@@ -639,7 +600,7 @@ fn log_append_time_records_keep_their_original_timestamps() {
     let (source, target) = clusters();
     let topic = unique("appended-time");
     testkit::create_topic(&source, &topic, 1, &[("message.timestamp.type", "LogAppendTime")]);
-    testkit::produce_small(&source, &topic, 0, 20);
+    testkit::produce(&source, &topic, &testkit::records_with_headers(0, 20), &[]);
     let original = testkit::consume(&source, &topic, &[0]);
     assert!(original.iter().all(|r| r.timestamp_type.as_deref() == Some("log_append_time")));
     std::thread::sleep(std::time::Duration::from_millis(20)); // the restore's append time differs
@@ -654,7 +615,9 @@ fn log_append_time_records_keep_their_original_timestamps() {
         "the plan says so: {}",
         text(&output.stdout)
     );
-    let restored = testkit::consume(&target, &copy, &[0]);
-    let times = |records: &[RefRecord]| records.iter().map(|r| r.timestamp).collect::<Vec<_>>();
-    assert_eq!(times(&restored), times(&original), "every record keeps the time the source broker gave it");
+    // Every record keeps the time the source broker gave it, now as its create time, and its key,
+    // value and headers.
+    let expected: Vec<RefRecord> =
+        original.iter().map(|r| RefRecord { timestamp_type: Some("create_time".into()), ..r.clone() }).collect();
+    assert_eq!(testkit::consume(&target, &copy, &[0]), expected);
 }

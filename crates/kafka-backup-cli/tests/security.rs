@@ -30,9 +30,13 @@ fn ssl_settings(extra: &str) -> String {
 }
 
 fn mtls_settings(key: &str) -> String {
+    mtls_settings_with("client.pem", key)
+}
+
+fn mtls_settings_with(certificate: &str, key: &str) -> String {
     ssl_settings(&format!(
         "  ssl_certificate_location: {}\n  ssl_key_location: {}\n",
-        tls_file("client.pem"),
+        tls_file(certificate),
         tls_file(key)
     ))
 }
@@ -80,6 +84,12 @@ fn backup_over_tls_and_restore_over_mtls_round_trip_every_record() {
     assert_success(&output);
     assert!(!text(&output.stdout).contains("client-key-secret") && !text(&output.stderr).contains("client-key-secret"));
     assert_eq!(backed_up_records(dir.path(), "encrypted-key", &topic), original);
+
+    // mTLS with an X.509 version 1 client certificate (`openssl x509 -req` without extensions).
+    let config = write_config(dir.path(), &source.listener("MTLS"), "v1-certificate", &topic, "");
+    with_connection_settings(&config, "  topics:", &mtls_settings_with("client-v1.pem", "client.key"));
+    assert_success(&backup(&config));
+    assert_eq!(backed_up_records(dir.path(), "v1-certificate", &topic), original);
 }
 
 /// A TLS server offering a certificate of the test CA that expired a year ago
@@ -113,7 +123,9 @@ fn relay_from_an_unnamed_address(broker: &str) -> String {
 fn failed_backup(listener: &str, settings: &str) -> String {
     let dir = TempDir::new().unwrap();
     let config = write_config(dir.path(), listener, "refused", "*", "");
-    with_connection_settings(&config, "  topics:", &format!("{settings}  bootstrap_timeout_secs: 5\n"));
+    let bootstrap_timeout =
+        if settings.contains("bootstrap_timeout_secs") { "" } else { "  bootstrap_timeout_secs: 5\n" };
+    with_connection_settings(&config, "  topics:", &format!("{settings}{bootstrap_timeout}"));
     let output = wait_with_deadline(spawn(&["backup", "--config", config.to_str().unwrap()], false), HANG);
     assert!(!output.status.success(), "{settings} must fail");
     assert!(!dir.path().join("store/refused").exists(), "nothing was written");
@@ -129,8 +141,17 @@ fn tls_failures_say_what_to_check() {
         failed_backup(&ssl, &format!("  security_protocol: SSL\n  ssl_ca_location: {}\n", tls_file("other-ca.pem")));
     assert!(untrusted.contains(&ssl) && untrusted.contains("not signed by a trusted CA"), "{untrusted}");
 
-    let no_client_certificate = failed_backup(&source.listener("MTLS"), &ssl_settings(""));
-    assert!(no_client_certificate.contains("client certificate"), "{no_client_certificate}");
+    // Said on the first connection, not after the bootstrap deadline's retries.
+    let no_client_certificate =
+        failed_backup(&source.listener("MTLS"), &ssl_settings("  bootstrap_timeout_secs: 600\n"));
+    assert!(
+        no_client_certificate.contains("client certificate")
+            && no_client_certificate.contains("ssl_certificate_location"),
+        "{no_client_certificate}"
+    );
+
+    let other_key = failed_backup(&ssl, &mtls_settings_with("client-v1.pem", "server.key"));
+    assert!(other_key.contains("do not go together") && other_key.contains("client-v1.pem"), "{other_key}");
 
     let plaintext_to_tls = failed_backup(&ssl, "");
     assert!(plaintext_to_tls.contains(&ssl), "{plaintext_to_tls}");

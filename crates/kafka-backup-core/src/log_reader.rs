@@ -1,5 +1,8 @@
 //! Reading a partition back from a cluster, record by record, from an offset to the end it had when
-//! reading began: what a restore wrote, for offset maps and for verification.
+//! reading began: what a restore wrote, for offset maps and for verification. The end is read in
+//! whole batches: some Kafka-compatible brokers report a high watermark inside the last batch
+//! (Tansu's memory storage: the last batch's base offset + 1), and every record of a batch that
+//! starts before the reported end was written.
 
 use std::time::Duration;
 
@@ -40,9 +43,19 @@ impl<'a> LogReader<'a> {
         Ok(Self { client, topic: topic.to_string(), partition, next, end, options })
     }
 
-    /// Where the partition ended when reading began.
+    /// The end of `topic`-`partition` in whole batches (see the module header): its reported end,
+    /// checked by reading the batch holding the offset before it.
+    pub async fn log_end(client: &'a KafkaClient, topic: &str, partition: i32) -> Result<i64, EngineError> {
+        let mut reader = Self::open(client, topic, partition, None).await?;
+        reader.next = reader.next.max(reader.end - 1);
+        while reader.next_records().await?.is_some() {}
+        Ok(reader.end())
+    }
+
+    /// Where the partition ended when reading began: its reported end, or the end of the last
+    /// batch read when that batch goes on past it.
     pub fn end(&self) -> i64 {
-        self.end
+        self.end.max(self.next)
     }
 
     /// The next records (those of control batches left out), `None` once the end is reached.
@@ -57,16 +70,15 @@ impl<'a> LogReader<'a> {
             let (at, end) = (self.next, self.end);
             let decode_error = |source| EngineError::Records { partition: name.clone(), offset: at, source };
             let batches = split_batches(fetched.records).map_err(decode_error)?.batches;
-            let batches: Vec<_> = batches.into_iter().filter(|b| b.last_offset() >= at).collect();
+            let batches: Vec<_> =
+                batches.into_iter().filter(|b| b.last_offset() >= at && b.base_offset() < end).collect();
             if batches.is_empty() {
                 break;
             }
             let mut records = Vec::new();
             for batch in &batches {
                 if !batch.is_control() {
-                    records.extend(
-                        batch.records().map_err(decode_error)?.into_iter().filter(|r| (at..end).contains(&r.offset)),
-                    );
+                    records.extend(batch.records().map_err(decode_error)?.into_iter().filter(|r| r.offset >= at));
                 }
                 self.next = batch.last_offset() + 1;
             }

@@ -489,6 +489,30 @@ fn small_records(partition: i32, count: usize) -> Vec<RefRecord> {
         .collect()
 }
 
+/// `count` small records (`k{i}` / `v{i}`) for `partition`, each with three headers in a set
+/// order: a duplicate key (`trace`) whose second value is null, and an empty value; every fifth
+/// record has a null key. What a restore that rewrites records must keep byte for byte.
+pub fn records_with_headers(partition: i32, count: usize) -> Vec<RefRecord> {
+    small_records(partition, count)
+        .into_iter()
+        .enumerate()
+        .map(|(i, record)| RefRecord {
+            key: if i % 5 == 4 { None } else { record.key },
+            headers: sample_headers(i),
+            ..record
+        })
+        .collect()
+}
+
+/// The headers of record `i` of [`records_with_headers`].
+pub fn sample_headers(i: usize) -> Vec<(String, Option<Vec<u8>>)> {
+    vec![
+        ("trace".into(), Some(format!("t{i}").into_bytes())),
+        ("trace".into(), None),
+        ("empty".into(), Some(Vec::new())),
+    ]
+}
+
 /// `count` records for `partition` with keys `key-{i}` and 1 KiB values of pseudo-random bytes,
 /// which no codec compresses: segments, chunks and upload parts then have predictable sizes.
 pub fn incompressible_records(partition: i32, count: usize) -> Vec<RefRecord> {

@@ -16,6 +16,7 @@ use kafka_backup_core::records::TimestampType;
 use kafka_backup_core::segment::read_segment;
 use kafka_backup_core::storage::BackupStore;
 use kafka_backup_testkit::{self as testkit, unique, RefRecord};
+use tempfile::TempDir;
 
 pub fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
@@ -329,4 +330,71 @@ pub fn committed_segments_in(store: &BackupStore, backup_id: &str) -> usize {
 pub fn store_of(config: &Path) -> BackupStore {
     let config = BackupConfig::load(config).unwrap();
     BackupStore::open_existing(&config.storage).unwrap().with_encryption(config.encryption)
+}
+
+/// Backs up 3000 records of `source` (keys, null keys, several headers with a duplicate key and a
+/// null value) and restores them into `target`, killing the restore at several points, then lets
+/// it finish; returns the source records, the target records and the last run's output. A killed
+/// run's staged state files must be gone after the last run.
+pub fn restore_with_kills(
+    source: &str,
+    target: &str,
+    restore_settings: &str,
+    target_partitions: Option<i32>,
+) -> (Vec<RefRecord>, Vec<RefRecord>, String) {
+    let ledger = unique("ledger");
+    testkit::create_topic(source, &ledger, 2, &[]);
+    let records: Vec<RefRecord> = (0..3000)
+        .map(|i| RefRecord {
+            partition: Some(i % 2),
+            key: (i % 7 != 0).then(|| format!("entry-{}", i % 101).into_bytes()),
+            value: Some(format!("{i:06}{}", ".".repeat(494)).into_bytes()),
+            headers: testkit::sample_headers(i as usize),
+            ..RefRecord::default()
+        })
+        .collect();
+    testkit::produce(source, &ledger, &records, &[("linger.ms", "5"), ("batch.num.messages", "20")]);
+    let original = testkit::consume(source, &ledger, &[0, 1]);
+    let dir = TempDir::new().unwrap();
+    assert_success(&backup(&write_config(dir.path(), source, "big", &ledger, "  segment_max_bytes: 20000\n")));
+    if let Some(count) = target_partitions {
+        testkit::create_topic(target, &ledger, count, &[]);
+    }
+    // Throttled so that each run has restored some segments, and not all, when it is killed: the
+    // kill waits for the event "one more segment's restore committed", then lands a little later
+    // each round. A run that ends before its event is not a kill.
+    let settings = format!("  rate_limit_bytes_per_sec: 300000\n{restore_settings}");
+    let config = write_restore_config(dir.path(), "slow", target, "big", &settings);
+    let mut kills = 0;
+    for round in 0..5u64 {
+        let before = restore_state_files(dir.path());
+        let mut child = spawn(&["restore", "--config", config.to_str().unwrap()], true);
+        wait_for("a restored segment's commit", HANG, || {
+            child.try_wait().unwrap().is_some() || restore_state_files(dir.path()) > before + 1
+        });
+        std::thread::sleep(std::time::Duration::from_millis(round * 53));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        } else {
+            let status = child.wait().unwrap();
+            assert!(status.success(), "restore run {round} failed ({status}) before it could be killed");
+        }
+        child.wait().unwrap();
+    }
+    assert!(kills >= 3, "the restore finished before it committed a segment ({kills} kills)");
+    let partitions: Vec<i32> = (0..target_partitions.unwrap_or(2)).collect();
+    let partial = testkit::consume(target, &ledger, &partitions);
+    assert!(!partial.is_empty() && partial.len() < original.len(), "the killed runs wrote {} records", partial.len());
+    // What a kill between staging a state file and renaming it into place leaves (the runs above
+    // leave some or none, depending on where their kills fell).
+    let clusters = dir.path().join("store/big/restores");
+    let cluster = std::fs::read_dir(clusters).unwrap().next().unwrap().unwrap().path();
+    let state = cluster.join(&ledger).join(if target_partitions.is_some() { "repartitioned" } else { "partition=0" });
+    std::fs::write(state.join("p0-segment-00000000000000999999.json#3"), b"{\"half\": ").unwrap();
+    let last = restore(&config, &[]);
+    assert_success(&last);
+    let restored = testkit::consume(target, &ledger, &partitions);
+    assert_eq!(staging_files(dir.path()), 0, "the killed runs' staged restore state is cleaned");
+    (original, restored, text(&last.stdout))
 }

@@ -26,7 +26,7 @@ use crate::clock::now_ms;
 use crate::error::EngineError;
 use crate::group_snapshots::{save_snapshot, take_snapshot};
 use crate::kafka::{IsolationLevel, KafkaClient, OffsetSpec, TopicConfigEntry, TopicMetadata};
-use crate::layout::{PROGRESS_KEY, TOPICS_DIR};
+use crate::layout::{PROGRESS_KEY, RESETS_DIR, RESTORES_DIR, TOPICS_DIR};
 use crate::manifest::{to_json, BackupManifest, OffsetGap};
 use crate::metrics::metrics;
 use crate::stop_signal::stop_on_shutdown;
@@ -138,7 +138,8 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
         .await?
         .with_encryption(config.encryption.clone())
         .child(&config.backup_id);
-    let leftovers = store.remove_staging_leftovers()? + store.abort_unfinished_uploads(TOPICS_DIR).await?;
+    let leftovers = store.remove_staging_leftovers("", &[RESTORES_DIR, RESETS_DIR])?
+        + store.abort_unfinished_uploads(TOPICS_DIR).await?;
     if leftovers > 0 {
         tracing::info!(count = leftovers, "removed staging files and unfinished uploads left by an interrupted run");
     }

@@ -125,7 +125,7 @@ impl ClientConfig {
             _ => {}
         }
         if uses_tls {
-            self.tls.connector()?;
+            self.tls.check()?;
             if !self.tls.verify_hostname {
                 tracing::warn!(
                     "ssl_endpoint_identification_algorithm is none: broker certificates are checked, their host \

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::config::ClientConfig;
-use super::transport::{self, Reader, Writer};
+use super::transport::{self, Reader, Stream, Writer};
 use super::versions::{ApiVersionTable, ClientApi};
 use super::KafkaError;
 
@@ -73,7 +73,7 @@ impl Drop for BrokerConnection {
 impl BrokerConnection {
     /// Connects to `address` (`host:port`) and negotiates API versions.
     pub async fn connect(address: &str, config: &ClientConfig) -> Result<Self, KafkaError> {
-        let (reader, writer) = transport::open(address, config).await?;
+        let Stream { reader, writer, unanswered_certificate_request } = transport::open(address, config).await?;
         let in_flight = Arc::new(Mutex::new(InFlight::default()));
         let (outgoing, frames) = mpsc::unbounded_channel();
         let tasks = [
@@ -95,6 +95,7 @@ impl BrokerConnection {
             Ok(versions) => versions,
             Err(error) => {
                 let refused = connection.in_flight.lock().expect("in-flight lock").tls_refusal.take();
+                let refused = refused.or(unanswered_certificate_request);
                 return Err(refused.map_or(error, |reason| KafkaError::Tls { broker: address.to_string(), reason }));
             }
         };

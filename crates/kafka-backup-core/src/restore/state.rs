@@ -111,7 +111,9 @@ fn unreadable(dir: &str, key: &str, error: serde_json::Error) -> EngineError {
 }
 
 /// Reads the progress in `dir`, or records a new start (`target_start` reads the target's end
-/// offsets, only then). A recorded restore of something else is refused.
+/// offsets, only then). A recorded restore of something else is refused. The state files a killed
+/// run left staged in `dir` are removed first (the run restoring a target partition owns its
+/// state directory).
 pub async fn load_progress<F, Fut>(
     store: &BackupStore,
     dir: &str,
@@ -122,6 +124,10 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<BTreeMap<i32, i64>, EngineError>>,
 {
+    let leftovers = store.remove_staging_leftovers(dir, &[])?;
+    if leftovers > 0 {
+        tracing::info!(dir, count = leftovers, "removed restore state files left staged by an interrupted run");
+    }
     let (started, resumed) = match load_started(store, dir).await? {
         Some(recorded) => {
             if recorded.identity != identity {

@@ -15,7 +15,7 @@ use kafka_protocol::ResponseError;
 use super::prepare::{PreparedBatch, SourceOffsets};
 use super::rate::RateLimiter;
 use crate::error::EngineError;
-use crate::kafka::{KafkaClient, KafkaError, OffsetSpec, PendingProduce};
+use crate::kafka::{KafkaClient, KafkaError, PendingProduce};
 use crate::log_reader::LogReader;
 use crate::metrics::{metrics, Metrics};
 use crate::offset_map::MappedBatch;
@@ -88,12 +88,10 @@ impl TargetPartition {
         EngineError::kafka(format!("{action} {}", self.name()))
     }
 
-    /// The partition's end offset now.
+    /// The partition's end offset now, in whole batches (a Kafka-compatible broker may report an
+    /// end inside its last batch: see `log_reader`).
     pub async fn end_offset(&self) -> Result<i64, EngineError> {
-        self.client
-            .partition_offset(&self.topic, self.partition, OffsetSpec::Latest)
-            .await
-            .map_err(self.kafka("reading the end offset of"))
+        LogReader::log_end(&self.client, &self.topic, self.partition).await
     }
 
     /// Produces `batches` from `*next` on, advancing it; returns where each batch landed. Any

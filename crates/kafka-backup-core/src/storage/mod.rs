@@ -281,18 +281,21 @@ impl BackupStore {
         }
     }
 
-    /// Deletes the staging files (`NAME#DIGITS`) a killed run left under a local root: the
+    /// Deletes the staging files (`NAME#DIGITS`) a killed run left under `folder` of a local root,
+    /// except in its subfolders `skip` (those another kind of run owns, and may be writing): the
     /// filesystem backend writes each object to one and renames it into place, so a kill between
     /// the two leaves it behind. Listing never shows them; this reclaims their space. Cloud stores
     /// write with single PUTs and leave nothing behind. Returns how many were deleted.
-    pub fn remove_staging_leftovers(&self) -> Result<usize, StorageError> {
+    pub fn remove_staging_leftovers(&self, folder: &str, skip: &[&str]) -> Result<usize, StorageError> {
         let Some(root) = &self.local_root else { return Ok(0) };
         let failed = |error: std::io::Error| StorageError::Open {
             store: self.description.clone(),
             reason: format!("cleaning staging files left by an interrupted run: {error}"),
         };
+        let start = root.join(folder);
+        let skipped: Vec<std::path::PathBuf> = skip.iter().map(|s| start.join(s)).collect();
         let mut removed = 0;
-        let mut folders = vec![root.clone()];
+        let mut folders = vec![start];
         while let Some(folder) = folders.pop() {
             let entries = match std::fs::read_dir(&folder) {
                 Ok(entries) => entries,
@@ -306,7 +309,9 @@ impl BackupStore {
                     .rsplit_once('#')
                     .is_some_and(|(_, suffix)| !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()));
                 if path.is_dir() {
-                    folders.push(path);
+                    if !skipped.contains(&path) {
+                        folders.push(path);
+                    }
                 } else if staged {
                     std::fs::remove_file(&path).map_err(failed)?;
                     removed += 1;

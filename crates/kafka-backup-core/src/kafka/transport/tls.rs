@@ -1,7 +1,6 @@
 //! TLS to the brokers with rustls (ring provider): the trust roots (a PEM bundle, or the system's),
-//! an optional client certificate and key (PEM; PKCS#8, PKCS#1 or SEC1, or PKCS#8 encrypted with a
-//! password) for mTLS, and hostname verification, on unless explicitly turned off. Follows
-//! librdkafka's `ssl.*` settings.
+//! an optional client certificate for mTLS (`client_certificate.rs`), and hostname verification,
+//! on unless explicitly turned off. Follows librdkafka's `ssl.*` settings.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,12 +9,13 @@ use std::time::Duration;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use super::client_certificate::ClientCertificate;
 use crate::kafka::KafkaError;
 use crate::secret::Secret;
 
@@ -55,15 +55,21 @@ impl TlsSettings {
         *self != Self::default()
     }
 
-    /// Builds the rustls client configuration, reading the PEM files: every problem with them is
-    /// reported here, before any connection.
-    pub fn connector(&self) -> Result<TlsConnector, KafkaError> {
+    /// Checks the settings by building the client configuration, reading the PEM files: every
+    /// problem with them is reported here, before any connection.
+    pub fn check(&self) -> Result<(), KafkaError> {
+        self.connector().map(|_| ())
+    }
+
+    /// The rustls client configuration of one connection, with what it answers a request for a
+    /// client certificate.
+    fn connector(&self) -> Result<(TlsConnector, Arc<ClientCertificate>), KafkaError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = Arc::new(self.roots()?);
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| tls_config_error(format!("no TLS version available: {e}")))?;
-        let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider)
+        let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
             .build()
             .map_err(|e| tls_config_error(format!("cannot build the certificate verifier: {e}")))?;
         let builder = if self.verify_hostname {
@@ -71,21 +77,23 @@ impl TlsSettings {
         } else {
             builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyHostname(verifier)))
         };
-        let config = match (&self.certificate_location, &self.key_location) {
-            (Some(certificate), Some(key)) => builder
-                .with_client_auth_cert(read_certificates(certificate)?, read_key(key, self.key_password.as_ref())?)
-                .map_err(|e| tls_config_error(format!("the client certificate and key do not go together: {e}")))?,
+        let client_certificate = match (&self.certificate_location, &self.key_location) {
+            (Some(certificate), Some(key)) => {
+                ClientCertificate::load(certificate, key, self.key_password.as_ref(), &provider)?
+            }
             (None, None) if self.key_password.is_some() => {
                 return Err(tls_config_error("ssl_key_password is given without ssl_key_location".into()))
             }
-            (None, None) => builder.with_no_client_auth(),
+            (None, None) => ClientCertificate::none(),
             _ => {
                 return Err(tls_config_error(
                     "ssl_certificate_location and ssl_key_location go together: give both for mTLS, or neither".into(),
                 ))
             }
         };
-        Ok(TlsConnector::from(Arc::new(config)))
+        let client_certificate = Arc::new(client_certificate);
+        let config = builder.with_client_cert_resolver(client_certificate.clone());
+        Ok((TlsConnector::from(Arc::new(config)), client_certificate))
     }
 
     fn roots(&self) -> Result<RootCertStore, KafkaError> {
@@ -116,17 +124,21 @@ impl TlsSettings {
         Ok(roots)
     }
 
-    /// Runs the TLS handshake over `stream`, naming the broker `host` for verification.
+    /// Runs the TLS handshake over `stream`, naming the broker `host` for verification. Returns the
+    /// stream, and when the broker asked for a client certificate this client does not have, what
+    /// to tell the user if the broker then drops the connection (TLS 1.3 refuses a missing client
+    /// certificate after the handshake, often by a reset rather than an alert).
     pub(super) async fn connect(
         &self,
         stream: TcpStream,
         host: &str,
         address: &str,
         timeout: Duration,
-    ) -> Result<TlsStream<TcpStream>, KafkaError> {
+    ) -> Result<(TlsStream<TcpStream>, Option<String>), KafkaError> {
         let name = ServerName::try_from(host.to_string())
             .map_err(|e| KafkaError::Config(format!("broker host {host:?} is not a valid TLS server name: {e}")))?;
-        let handshake = self.connector()?.connect(name, stream);
+        let (connector, client_certificate) = self.connector()?;
+        let handshake = connector.connect(name, stream);
         let tls = |reason: String| KafkaError::Tls { broker: address.to_string(), reason };
         match tokio::time::timeout(timeout, handshake).await {
             Err(_) => Err(KafkaError::Connect {
@@ -134,7 +146,14 @@ impl TlsSettings {
                 reason: format!("TLS handshake not done within {timeout:?}"),
             }),
             Ok(Err(error)) => Err(tls(explain(&error))),
-            Ok(Ok(stream)) => Ok(stream),
+            Ok(Ok(stream)) => {
+                let unanswered = client_certificate.unanswered_request().then(|| {
+                    "the broker asked for a client certificate and none is configured: its listener may require one \
+                     (ssl.client.auth=required); set ssl_certificate_location and ssl_key_location"
+                        .to_string()
+                });
+                Ok((stream, unanswered))
+            }
         }
     }
 }
@@ -171,11 +190,11 @@ fn explain(error: &std::io::Error) -> String {
     format!("{error}; {hint}")
 }
 
-fn tls_config_error(reason: String) -> KafkaError {
+pub(super) fn tls_config_error(reason: String) -> KafkaError {
     KafkaError::Config(format!("TLS settings: {reason}"))
 }
 
-fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, KafkaError> {
+pub(super) fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, KafkaError> {
     let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .and_then(|all| all.collect::<Result<_, _>>())
         .map_err(|e| tls_config_error(format!("cannot read certificates from {}: {e}", path.display())))?;
@@ -183,54 +202,6 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, KafkaE
         return Err(tls_config_error(format!("{} holds no PEM certificate", path.display())));
     }
     Ok(certificates)
-}
-
-fn read_key(path: &Path, password: Option<&Secret>) -> Result<PrivateKeyDer<'static>, KafkaError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| tls_config_error(format!("cannot read the private key {}: {e}", path.display())))?;
-    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-        return decrypt_key(path, &text, password);
-    }
-    if text.contains("Proc-Type: 4,ENCRYPTED") {
-        return Err(tls_config_error(format!(
-            "{} is encrypted in OpenSSL's legacy PEM form, which is not read: convert it to encrypted PKCS#8 \
-             (openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8) and keep ssl_key_password",
-            path.display()
-        )));
-    }
-    if password.is_some() {
-        return Err(tls_config_error(format!(
-            "ssl_key_password is given but {} is not an encrypted private key: remove ssl_key_password",
-            path.display()
-        )));
-    }
-    PrivateKeyDer::from_pem_slice(text.as_bytes()).map_err(|e| {
-        tls_config_error(format!("{} holds no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}", path.display()))
-    })
-}
-
-/// Opens an encrypted PKCS#8 key (PBES2: PBKDF2 or scrypt with AES-CBC) with its password.
-fn decrypt_key(path: &Path, text: &str, password: Option<&Secret>) -> Result<PrivateKeyDer<'static>, KafkaError> {
-    use pkcs8::der::{Decode, Document};
-    let Some(password) = password else {
-        return Err(tls_config_error(format!(
-            "the private key {} is encrypted: set ssl_key_password (usually from ${{ENV}})",
-            path.display()
-        )));
-    };
-    let unreadable =
-        |e: String| tls_config_error(format!("{} is not a readable encrypted private key: {e}", path.display()));
-    let (_, document) = Document::from_pem(text).map_err(|e| unreadable(e.to_string()))?;
-    let encrypted =
-        pkcs8::EncryptedPrivateKeyInfo::from_der(document.as_bytes()).map_err(|e| unreadable(e.to_string()))?;
-    let key = encrypted.decrypt(password.expose()).map_err(|_| {
-        tls_config_error(format!(
-            "ssl_key_password does not open the private key {} (a wrong password, or an encryption scheme other \
-             than PBES2 with AES-CBC)",
-            path.display()
-        ))
-    })?;
-    Ok(PrivateKeyDer::Pkcs8(key.as_bytes().to_vec().into()))
 }
 
 /// Verifies the certificate chain like the WebPKI verifier but accepts any host name:

@@ -70,8 +70,14 @@ pub enum EngineError {
         /// Object key.
         key: String,
     },
+    /// A store location or its keys cannot be used.
+    #[error("{detail}")]
+    Location {
+        /// What is wrong.
+        detail: String,
+    },
     /// The backup does not exist.
-    #[error("there is no backup {backup_id} in {location}")]
+    #[error("there is no backup {backup_id} in {location} (see `kafka-backup list`)")]
     NoBackup {
         /// Backup id.
         backup_id: String,

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod backup;
+pub mod backup_location;
 mod buffers;
 pub mod catalog;
 pub mod clock;
@@ -22,6 +23,7 @@ pub mod partitioner;
 mod process_tls;
 pub mod prune;
 pub mod records;
+pub mod reset_job;
 pub mod restore;
 pub mod retention;
 pub mod retry;

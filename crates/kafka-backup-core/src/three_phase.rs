@@ -77,7 +77,8 @@ pub async fn run_three_phase_restore(
     }
     let groups = job.groups.groups_or_all();
     let (store, client) = (&target.store, target.client.as_ref());
-    let plan = build_reset_plan(store, &config.backup_id, &target.cluster_id, Some(client), strategy, &groups).await?;
+    let plan = build_reset_plan(store, &config.location.backup_id, &target.cluster_id, Some(client), strategy, &groups)
+        .await?;
     if strategy != GroupStrategy::Manual {
         report.reset = execute_plan(client, store, &plan).await?;
     }

@@ -7,6 +7,8 @@
 
 use serde::Serialize;
 
+use crate::backup_location::BackupLocation;
+use crate::error::EngineError;
 use crate::layout::{object_start, parse_partition_key, segment_object_start, TOPICS_DIR};
 use crate::manifest::{BackupManifest, PartitionBackup};
 use crate::segment::{read_segment, SegmentMetadata};
@@ -40,6 +42,30 @@ impl ValidationReport {
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
     }
+}
+
+/// How far a validation went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Depth {
+    /// An encrypted backup without its key: object lengths and committed segments only.
+    Keyless,
+    /// Every segment the manifest lists exists with its size.
+    Shallow,
+    /// Every segment read and checked.
+    Deep,
+}
+
+/// Validates the backup at `location`, deep or shallow; shallow on an encrypted backup whose key
+/// was not given is keyless (deep needs the key, and says so).
+pub async fn validate_backup(location: &BackupLocation, deep: bool) -> Result<(ValidationReport, Depth), EngineError> {
+    let store = location.open_for_reading()?;
+    if !deep && store.is_locked().await? {
+        return Ok((validate_sealed(&store).await?, Depth::Keyless));
+    }
+    let manifest = location.manifest(&store).await?;
+    let depth = if deep { Depth::Deep } else { Depth::Shallow };
+    Ok((validate(&store, &manifest, deep).await?, depth))
 }
 
 /// Validates `manifest`'s segments in `store` (the backup's directory).

@@ -16,10 +16,10 @@ use crate::error::EngineError;
 use crate::kafka::KafkaClient;
 use crate::layout::restore_state_dir;
 use crate::log_reader::LogReader;
-use crate::manifest::{BackupManifest, PartitionBackup};
+use crate::manifest::PartitionBackup;
 use crate::records::{Record, RecordHeader};
 use crate::restore::RestoreConfig;
-use crate::restore::{build_plan, load_started, target_cluster_id, ORIGINAL_OFFSET_HEADER};
+use crate::restore::{build_plan, connect_target, load_started, ORIGINAL_OFFSET_HEADER};
 use crate::segment::SegmentError;
 use crate::storage::BackupStore;
 use crate::stored_segment::StoredSegment;
@@ -292,22 +292,13 @@ async fn compare_partition(
 /// Compares the target topics of the restore `config` describes with the backup.
 pub async fn verify_restore(config: &RestoreConfig) -> Result<VerifyReport, EngineError> {
     let started = Instant::now();
-    let store = BackupStore::open_existing(&config.storage)?
-        .with_encryption(config.encryption.clone())
-        .child(&config.backup_id);
-    let manifest = BackupManifest::load(&store).await?.ok_or_else(|| EngineError::NoBackup {
-        backup_id: config.backup_id.clone(),
-        location: store.description().to_string(),
-    })?;
-    let client = KafkaClient::connect(config.target.clone())
-        .await
-        .map_err(EngineError::kafka("connecting to the target cluster"))?;
+    let (store, manifest) = config.location.open_existing().await?;
+    let (client, cluster_id) = connect_target(&config.target).await?;
     let metadata = client.refresh_metadata(None).await.map_err(EngineError::kafka("reading target metadata"))?;
-    let cluster_id = target_cluster_id(&metadata);
     let plan = build_plan(config, &manifest, &metadata);
     let sides = Sides { store: &store, client: &client, config };
     let mut report = VerifyReport {
-        backup_id: config.backup_id.clone(),
+        backup_id: config.location.backup_id.clone(),
         target_cluster: cluster_id.clone(),
         ..VerifyReport::default()
     };

@@ -53,7 +53,7 @@ fn every_example_parses() {
 #[test]
 fn the_complete_backup_example_sets_every_backup_key() {
     let config = load("backup.yaml");
-    assert_eq!(config.backup_id, "orders-nightly");
+    assert_eq!(config.location.backup_id, "orders-nightly");
     assert_eq!(config.source.bootstrap_servers, vec!["kafka-1:9092"]);
     assert_eq!(config.source.client_id, "kafka-backup-nightly");
     assert_eq!(config.source.connect_timeout, Duration::from_secs(10));
@@ -64,7 +64,10 @@ fn the_complete_backup_example_sets_every_backup_key() {
     assert!(!config.topics.matches("payments.asia", false));
     assert!(!config.topics.matches("orders-eu.dlq", false));
     assert!(config.groups.matches("billing", false) && !config.groups.matches("tmp-debug", false));
-    assert_eq!(config.storage, StorageConfig::Filesystem { path: "/var/backups/kafka".into(), prefix: "prod".into() });
+    assert_eq!(
+        config.location.store.storage,
+        StorageConfig::Filesystem { path: "/var/backups/kafka".into(), prefix: "prod".into() }
+    );
     let settings = &config.settings;
     assert_eq!(settings.compression, Compression::Zstd);
     assert_eq!(settings.compression_level, Some(3));
@@ -86,7 +89,9 @@ fn the_continuous_example_is_continuous() {
 #[test]
 fn the_s3_example_names_its_bucket_and_encryption() {
     let config = load("backup-s3.yaml");
-    let StorageConfig::Cloud(s3) = &config.storage else { panic!("not a cloud store: {:?}", config.storage) };
+    let StorageConfig::Cloud(s3) = &config.location.store.storage else {
+        panic!("not a cloud store: {:?}", config.location.store.storage)
+    };
     assert_eq!(
         (s3.provider, s3.bucket.as_str(), s3.prefix.as_str()),
         (CloudProvider::S3, "company-kafka-backups", "prod/eu-west-1")
@@ -98,7 +103,7 @@ fn the_s3_example_names_its_bucket_and_encryption() {
     );
     assert_eq!(s3.storage_class.as_deref(), Some("STANDARD_IA"));
     assert_eq!(s3.credentials, Default::default(), "credentials come from the AWS chain");
-    let keys = config.encryption.expect("client-side encryption is on");
+    let keys = config.location.store.keyring.expect("client-side encryption is on");
     assert_eq!(keys.primary(), &EncryptionKey::from_base64(ENCRYPTION_KEY, Some("2026-11".into()), "the key").unwrap());
 }
 
@@ -106,12 +111,15 @@ fn the_s3_example_names_its_bucket_and_encryption() {
 fn the_complete_restore_example_sets_every_restore_key() {
     let job = RestoreJob::from_yaml(&read("restore.yaml"), environment).unwrap();
     let config = &job.restore;
-    assert_eq!(config.backup_id, "orders-nightly");
+    assert_eq!(config.location.backup_id, "orders-nightly");
     assert!(config.topics.matches("orders-eu", false) && !config.topics.matches("orders-test", false));
     assert_eq!(config.target.bootstrap_servers, vec!["kafka-dr-1:9092"]);
     assert_eq!(config.target.client_id, "kafka-backup-restore");
     assert_eq!(config.target.bootstrap_timeout, Duration::from_secs(60));
-    assert_eq!(config.storage, StorageConfig::Filesystem { path: "/var/backups/kafka".into(), prefix: "prod".into() });
+    assert_eq!(
+        config.location.store.storage,
+        StorageConfig::Filesystem { path: "/var/backups/kafka".into(), prefix: "prod".into() }
+    );
     let s = &config.settings;
     assert_eq!(s.window, TimeWindow { start: Some(1_736_899_200_000), end: Some(1_736_985_600_000) });
     assert_eq!(s.topic_mapping["orders-eu"], "orders-eu-recovered");

@@ -7,6 +7,7 @@ use std::path::Path;
 /// Top-level modules of `src/`, each allowed to use only those after it.
 const LAYERS: &[&str] = &[
     "config",
+    "reset_job",
     "three_phase",
     "offset_reset",
     "verify",
@@ -18,6 +19,7 @@ const LAYERS: &[&str] = &[
     "cluster_info",
     "log_reader",
     "group_snapshots",
+    "backup_location",
     "error",
     "manifest",
     "stored_segment",

@@ -190,7 +190,10 @@ async fn open_configured(storage_yaml: &str) -> BackupStore {
         "mode: backup\nbackup_id: conformance\nsource:\n  bootstrap_servers: [\"127.0.0.1:9\"]\n  topics:\n    include: [t]\nstorage:\n{storage_yaml}"
     );
     let config = BackupConfig::from_yaml(&text, |_| None).unwrap();
-    BackupStore::open_for_writing(&config.storage).await.unwrap().with_encryption(config.encryption)
+    BackupStore::open_for_writing(&config.location.store.storage)
+        .await
+        .unwrap()
+        .with_encryption(config.location.store.keyring)
 }
 
 #[tokio::test]

@@ -6,39 +6,28 @@ use std::fmt::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use kafka_backup_core::config::storage_of_config_file;
+use kafka_backup_core::backup_location::StoreLocation;
+use kafka_backup_core::config::store_of_config_file;
 use kafka_backup_core::group_snapshots::{load_snapshots, GroupOffsetsSnapshot};
 use kafka_backup_core::manifest::{list_backups, BackupManifest, ListedBackup};
-use kafka_backup_core::storage::{parse_storage_url, BackupStore, ENCRYPTION_ALGORITHM};
+use kafka_backup_core::storage::{BackupStore, ENCRYPTION_ALGORITHM};
+use kafka_backup_core::validate::{validate_backup, Depth};
 
-use crate::cli::{DescribeArgs, EncryptionArgs, FindArgs, Format, ListArgs, ManifestFormat, StoreArgs, ValidateArgs};
+use crate::cli::{DescribeArgs, FindArgs, Format, ListArgs, ManifestFormat, StoreArgs, ValidateArgs};
 
-/// Opens the storage root a `--path` URL or directory names, with the keys the flags give.
-pub(super) fn open_path(path: &str, keys: &EncryptionArgs) -> anyhow::Result<BackupStore> {
-    Ok(BackupStore::open_existing(&parse_storage_url(path)?)?.with_encryption(keys.keyring(None)?))
+/// The store `--path` or `--config` names, with the keys of the config and the flags.
+fn store_location(args: &StoreArgs) -> anyhow::Result<StoreLocation> {
+    let location = match (&args.path, &args.config) {
+        (Some(path), _) => StoreLocation::parse(path)?,
+        (None, Some(config)) => store_of_config_file(config).with_context(|| format!("in {}", config.display()))?,
+        (None, None) => bail!("give --path or --config"),
+    };
+    Ok(location.with_keys(args.keys.given()?)?)
 }
 
 /// Opens the storage root given by `--path` or `--config`.
 pub(super) fn open(args: &StoreArgs) -> anyhow::Result<BackupStore> {
-    match (&args.path, &args.config) {
-        (Some(path), _) => open_path(path, &args.keys),
-        (None, Some(config)) => {
-            let (storage, keyring) =
-                storage_of_config_file(config).with_context(|| format!("in {}", config.display()))?;
-            Ok(BackupStore::open_existing(&storage)?.with_encryption(args.keys.keyring(keyring)?))
-        }
-        (None, None) => bail!("give --path or --config"),
-    }
-}
-
-async fn load(args: &StoreArgs, backup_id: &str) -> anyhow::Result<(BackupStore, BackupManifest)> {
-    let root = open(args)?;
-    let store = root.child(backup_id);
-    let manifest = BackupManifest::load(&store).await.with_context(|| format!("reading backup {backup_id}"))?;
-    let manifest = manifest.with_context(|| {
-        format!("there is no backup {backup_id} in {} (see `kafka-backup list`)", root.description())
-    })?;
-    Ok((store, manifest))
+    Ok(store_location(args)?.open_for_reading()?)
 }
 
 /// `ms` since the epoch as RFC 3339.
@@ -104,7 +93,7 @@ pub async fn list(args: ListArgs) -> anyhow::Result<()> {
 
 /// `describe --path PATH --backup-id ID`.
 pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
-    let (store, manifest) = load(&args.store, &args.backup_id).await?;
+    let (store, manifest) = store_location(&args.store)?.backup(&args.backup_id).open_existing().await?;
     let snapshots = load_snapshots(&store).await?;
     let key_id = store.encryption_key_id().await?;
     match args.format {
@@ -185,15 +174,12 @@ fn describe_text(m: &BackupManifest, snapshots: &[GroupOffsetsSnapshot], key_id:
 
 /// `validate --path PATH --backup-id ID [--deep]`.
 pub async fn validate(args: ValidateArgs) -> anyhow::Result<()> {
-    let store = open(&args.store)?.child(&args.backup_id);
-    // Encrypted, and no key given opens it: what can be checked without reading contents.
-    let (report, depth) = if !args.deep && store.is_locked().await? {
-        let depth = "keyless (object lengths and committed segments only; give the key for more)";
-        (kafka_backup_core::validate::validate_sealed(&store).await?, depth)
-    } else {
-        let (store, manifest) = load(&args.store, &args.backup_id).await?;
-        let depth = if args.deep { "deep" } else { "shallow" };
-        (kafka_backup_core::validate::validate(&store, &manifest, args.deep).await?, depth)
+    let location = store_location(&args.store)?.backup(&args.backup_id);
+    let (report, depth) = validate_backup(&location, args.deep).await?;
+    let depth = match depth {
+        Depth::Keyless => "keyless (object lengths and committed segments only; give the key for more)",
+        Depth::Shallow => "shallow",
+        Depth::Deep => "deep",
     };
     if args.format == Format::Json {
         let mut json = serde_json::to_value(&report)?;

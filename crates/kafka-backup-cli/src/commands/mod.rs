@@ -12,7 +12,7 @@ mod verify;
 
 use anyhow::{anyhow, Context};
 use kafka_backup_core::offset_reset::GroupStrategy;
-use kafka_backup_core::storage::{EncryptionKey, Keyring};
+use kafka_backup_core::storage::EncryptionKey;
 
 use crate::cli::{Command, EncryptionArgs};
 
@@ -58,17 +58,10 @@ fn mib(bytes: u64) -> f64 {
 }
 
 impl EncryptionArgs {
-    /// The keys of a config (if any) followed by those the flags name; `None` when there are none.
-    fn keyring(&self, from_config: Option<Keyring>) -> anyhow::Result<Option<Keyring>> {
+    /// The keys the flags name, in order.
+    fn given(&self) -> anyhow::Result<Vec<EncryptionKey>> {
         let files = self.key_files.iter().map(|file| EncryptionKey::from_file(file, None));
         let variables = self.key_envs.iter().map(|variable| EncryptionKey::from_env(variable, None));
-        let given = files.chain(variables).collect::<Result<Vec<_>, _>>().map_err(|error| anyhow!(error))?;
-        let mut keys = from_config.map(Keyring::into_keys).unwrap_or_default();
-        keys.extend(given);
-        if keys.is_empty() {
-            return Ok(None);
-        }
-        let primary = keys.remove(0);
-        Keyring::new(primary, keys).map(Some).map_err(|error| anyhow!(error))
+        files.chain(variables).collect::<Result<Vec<_>, _>>().map_err(|error| anyhow!(error))
     }
 }

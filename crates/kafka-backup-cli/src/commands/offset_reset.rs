@@ -4,15 +4,10 @@
 use std::fmt::Write;
 
 use anyhow::{bail, Context};
-use kafka_backup_core::kafka::{ClientConfig, KafkaClient};
-use kafka_backup_core::manifest::BackupManifest;
-use kafka_backup_core::offset_reset::{
-    build_reset_plan, execute_plan, reset_target, rollback, GroupSelection, GroupStrategy, ResetPlan, ResetRecord,
-};
-use kafka_backup_core::storage::BackupStore;
+use kafka_backup_core::offset_reset::{execute_plan, rollback, ResetPlan, ResetRecord};
+use kafka_backup_core::reset_job::{ResetJob, ResetRequest};
 use kafka_backup_core::three_phase::RestoreJob;
 
-use super::inspect;
 use crate::cli::{BackupTargetArgs, Format, OffsetPlanArgs, OffsetResetCommand, PlanFormat, RollbackArgs};
 
 /// Runs an `offset-reset` subcommand.
@@ -24,90 +19,42 @@ pub async fn run(command: OffsetResetCommand) -> anyhow::Result<()> {
     }
 }
 
-/// The backup and target the arguments name.
-struct Location {
-    store: BackupStore,
-    backup_id: String,
-    target: Option<ClientConfig>,
-    config: Option<RestoreJob>,
-}
-
-async fn locate(args: &BackupTargetArgs) -> anyhow::Result<Location> {
-    let config = match &args.config {
+/// The reset the arguments ask for (a config, when given, read here).
+fn request(args: &BackupTargetArgs, target_cluster_id: Option<&str>) -> anyhow::Result<ResetRequest> {
+    let job = match &args.config {
         Some(path) => Some(RestoreJob::load(path).with_context(|| format!("in {}", path.display()))?),
         None => None,
     };
-    let backup_id = match (&args.backup_id, &config) {
-        (Some(id), _) => id.clone(),
-        (None, Some(config)) => config.restore.backup_id.clone(),
-        (None, None) => bail!("give --backup-id or --config"),
-    };
-    let root = match (&args.path, &config) {
-        (Some(path), _) => inspect::open_path(path, &args.keys)?,
-        (None, Some(job)) => {
-            let config = &job.restore;
-            BackupStore::open(&config.storage)?.with_encryption(args.keys.keyring(config.encryption.clone())?)
-        }
-        (None, None) => bail!("give --path or --config"),
-    };
-    let store = root.child(&backup_id);
-    if BackupManifest::load(&store).await?.is_none() {
-        bail!("there is no backup {backup_id} in {}", root.description());
-    }
-    let target = match &config {
-        Some(job) => Some(job.restore.target.clone()),
-        None if args.bootstrap_servers.is_empty() => None,
-        None => Some(ClientConfig::new(args.bootstrap_servers.clone())),
-    };
-    Ok(Location { store, backup_id, target, config })
+    Ok(ResetRequest {
+        job,
+        path: args.path.clone(),
+        backup_id: args.backup_id.clone(),
+        bootstrap_servers: args.bootstrap_servers.clone(),
+        keys: args.keys.given()?,
+        target_cluster_id: target_cluster_id.map(str::to_string),
+    })
 }
 
-/// Connects to the target, if one was given, and names the cluster the plan is for.
-async fn target_cluster(
-    location: &Location,
-    explicit_id: Option<&str>,
-) -> anyhow::Result<(Option<KafkaClient>, String)> {
-    let found = reset_target(&location.store, &location.backup_id, location.target.as_ref(), explicit_id).await;
-    if location.target.is_none() && explicit_id.is_none() {
-        return found.context("the target cluster is chosen with --target-cluster-id, --bootstrap-servers or --config");
-    }
-    Ok(found?)
-}
-
-async fn planned(args: &OffsetPlanArgs) -> anyhow::Result<(Location, Option<KafkaClient>, ResetPlan)> {
-    let location = locate(&args.location).await?;
-    let (client, cluster_id) = target_cluster(&location, args.target_cluster_id.as_deref()).await?;
-    let config = location.config.as_ref();
-    let recovery = config.map(|job| job.groups.clone()).unwrap_or_default();
-    let groups = if args.all_groups {
-        recovery.groups_or_all()
-    } else {
-        GroupSelection::named(&args.groups).map_err(|e| anyhow::anyhow!("--groups: {e}"))?
-    };
-    let strategy = args.strategy.unwrap_or_else(|| recovery.strategy_or(GroupStrategy::Exact));
-    if strategy.reads_target() && client.is_none() {
-        bail!("strategy {strategy} reads the target cluster: give --bootstrap-servers or --config");
-    }
-    let plan =
-        build_reset_plan(&location.store, &location.backup_id, &cluster_id, client.as_ref(), strategy, &groups).await?;
-    Ok((location, client, plan))
+async fn planned(args: &OffsetPlanArgs) -> anyhow::Result<(ResetJob, ResetPlan)> {
+    let job = request(&args.location, args.target_cluster_id.as_deref())?.resolve().await?;
+    let groups = (!args.all_groups).then_some(args.groups.as_slice());
+    let plan = job.plan(groups, args.strategy).await?;
+    Ok((job, plan))
 }
 
 async fn plan(args: OffsetPlanArgs) -> anyhow::Result<()> {
-    let (_, _, plan) = planned(&args).await?;
+    let (_, plan) = planned(&args).await?;
     print!("{}", render(&plan, args.format)?);
     Ok(())
 }
 
 async fn execute(args: OffsetPlanArgs) -> anyhow::Result<()> {
-    let (location, client, plan) = planned(&args).await?;
-    let Some(client) = client else {
-        bail!("offset-reset execute commits on the target cluster: give --bootstrap-servers or --config");
-    };
+    let (job, plan) = planned(&args).await?;
+    let client = job.committing_client("offset-reset execute")?;
     if args.format != PlanFormat::Json {
         print!("{}", render(&plan, args.format)?);
     }
-    let record = execute_plan(&client, &location.store, &plan).await?;
+    let record = execute_plan(client, &job.store, &plan).await?;
     if args.format == PlanFormat::Json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "plan": plan, "reset": record }))?);
     }
@@ -121,17 +68,16 @@ async fn execute(args: OffsetPlanArgs) -> anyhow::Result<()> {
     println!(
         "Undo with: kafka-backup offset-reset rollback --path <storage root> --backup-id {} --bootstrap-servers <target> \
          --reset-id {}",
-        location.backup_id, record.reset_id
+        job.backup_id, record.reset_id
     );
     Ok(())
 }
 
 async fn roll_back(args: RollbackArgs) -> anyhow::Result<()> {
-    let location = locate(&args.location).await?;
-    let (Some(client), cluster_id) = target_cluster(&location, None).await? else {
-        bail!("offset-reset rollback commits on the target cluster: give --bootstrap-servers or --config");
-    };
-    let report = rollback(&client, &location.store, &cluster_id, args.reset_id.as_deref()).await?;
+    let job = request(&args.location, None)?.resolve().await?;
+    let client = job.committing_client("offset-reset rollback")?;
+    let cluster_id = job.cluster_id.clone();
+    let report = rollback(client, &job.store, &cluster_id, args.reset_id.as_deref()).await?;
     if args.format == Format::Json {
         let mut json = serde_json::to_value(&report)?;
         json["target_cluster_id"] = cluster_id.into();
@@ -290,6 +236,7 @@ fn render_shell(plan: &ResetPlan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_backup_core::offset_reset::GroupStrategy;
     use kafka_backup_core::offset_reset::PlannedOffset;
 
     fn plan() -> ResetPlan {

@@ -4,8 +4,7 @@
 
 use std::fmt::Write;
 
-use anyhow::{bail, Context};
-use kafka_backup_core::backup::BackupConfig;
+use kafka_backup_core::config::prune_policy;
 use kafka_backup_core::prune::{prune, PruneReport};
 use kafka_backup_core::retention::RetentionPolicy;
 
@@ -35,14 +34,7 @@ fn policy(args: &PruneArgs) -> anyhow::Result<RetentionPolicy> {
         keep_monthly: args.keep_monthly,
         segment_retention: args.segment_retention,
     };
-    if flags != RetentionPolicy::default() {
-        return Ok(flags);
-    }
-    let Some(path) = &args.store.config else {
-        bail!("give a policy: --keep-last, --keep-within, --keep-daily, --keep-weekly, --keep-monthly or --segment-retention (or --config with a retention section)");
-    };
-    let config = BackupConfig::load(path).with_context(|| format!("in {}", path.display()))?;
-    config.retention.with_context(|| format!("{} has no retention section; give the policy as flags", path.display()))
+    Ok(prune_policy(flags, args.store.config.as_deref())?)
 }
 
 fn render(report: &PruneReport, location: &str) -> String {

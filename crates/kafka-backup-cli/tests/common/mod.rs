@@ -329,7 +329,7 @@ pub fn committed_segments_in(store: &BackupStore, backup_id: &str) -> usize {
 /// The store a backup config names, opened as `list` opens it (with the config's keys).
 pub fn store_of(config: &Path) -> BackupStore {
     let config = BackupConfig::load(config).unwrap();
-    BackupStore::open_existing(&config.storage).unwrap().with_encryption(config.encryption)
+    BackupStore::open_existing(&config.location.store.storage).unwrap().with_encryption(config.location.store.keyring)
 }
 
 /// Backs up 3000 records of `source` (keys, null keys, several headers with a duplicate key and a

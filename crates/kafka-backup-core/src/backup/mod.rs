@@ -134,10 +134,7 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
             .await
             .map_err(EngineError::kafka("connecting to the source cluster"))?,
     );
-    let store = BackupStore::open_for_writing(&config.storage)
-        .await?
-        .with_encryption(config.encryption.clone())
-        .child(&config.backup_id);
+    let store = config.location.open_for_writing().await?;
     let leftovers = store.remove_staging_leftovers("", &[RESTORES_DIR, RESETS_DIR])?
         + store.abort_unfinished_uploads(TOPICS_DIR).await?;
     if leftovers > 0 {
@@ -157,11 +154,11 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
 
     let mut manifest = BackupManifest::load(&store)
         .await?
-        .unwrap_or_else(|| BackupManifest::new(&config.backup_id, metadata.cluster_id.clone(), now_ms()));
+        .unwrap_or_else(|| BackupManifest::new(&config.location.backup_id, metadata.cluster_id.clone(), now_ms()));
     if let (Some(expected), Some(found)) = (&manifest.source_cluster_id, &metadata.cluster_id) {
         if expected != found {
             return Err(EngineError::ClusterMismatch {
-                backup_id: config.backup_id.clone(),
+                backup_id: config.location.backup_id.clone(),
                 expected: expected.clone(),
                 found: found.clone(),
             });
@@ -236,7 +233,7 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
         config.settings.continuous.then(|| snapshotter.clone()),
     ));
     let mut report = BackupReport {
-        backup_id: config.backup_id.clone(),
+        backup_id: config.location.backup_id.clone(),
         location: store.description().to_string(),
         topics: topics.len(),
         partitions: partition_count,

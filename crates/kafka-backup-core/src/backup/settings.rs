@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use crate::backup_location::BackupLocation;
 use crate::kafka::ClientConfig;
 use crate::records::Compression;
 use crate::retention::RetentionPolicy;
-use crate::storage::{Keyring, StorageConfig};
 use crate::topics::TopicSelector;
 
 /// Segment and scheduling settings of a backup.
@@ -31,18 +31,15 @@ pub struct BackupSettings {
 /// A checked backup configuration, ready to run.
 #[derive(Debug, Clone)]
 pub struct BackupConfig {
-    /// Identifier of the backup: its directory under the storage root.
-    pub backup_id: String,
+    /// The backup written: its store, keys (new backups are encrypted with the first; `None`: not
+    /// encrypted) and id.
+    pub location: BackupLocation,
     /// How to reach the source cluster.
     pub source: ClientConfig,
     /// Which topics to back up.
     pub topics: TopicSelector,
     /// Which consumer groups' committed offsets to snapshot (all by default).
     pub groups: TopicSelector,
-    /// Where to store the backup.
-    pub storage: StorageConfig,
-    /// The keys new backups are encrypted with (and old ones opened with); `None`: not encrypted.
-    pub encryption: Option<Keyring>,
     /// Segment and scheduling settings.
     pub settings: BackupSettings,
     /// Address of the metrics endpoint, `None` when it is off.

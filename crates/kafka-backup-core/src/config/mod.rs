@@ -18,15 +18,15 @@ use endpoint::{client_config, selector_or_all, topic_selector};
 use env::read_config;
 pub use env::substitute_env;
 use raw::{RawBackup, RawConfig, RawMetrics, RawRestore, RawRetention};
-use storage_section::{keyring, storage_config};
+use storage_section::store_location;
 
 use crate::backup::{BackupConfig, BackupSettings};
+use crate::backup_location::StoreLocation;
 use crate::kafka::ClientConfig;
 use crate::offset_reset::{GroupSelection, GroupStrategy};
 use crate::records::Compression;
 use crate::restore::{RestoreConfig, RestoreSettings};
 use crate::retention::RetentionPolicy;
-use crate::storage::{Keyring, StorageConfig};
 use crate::three_phase::{GroupRecovery, RestoreJob};
 use crate::time_window::TimeWindow;
 
@@ -162,12 +162,30 @@ pub fn cluster_of_config_file(path: &std::path::Path) -> Result<ClientConfig, Co
     })
 }
 
-/// The storage a config file of either mode names, with its encryption keys (for the commands
+/// The retention policy `prune` applies: `flags` when they set any rule, else the `retention`
+/// section of the backup config at `path`.
+pub fn prune_policy(flags: RetentionPolicy, path: Option<&std::path::Path>) -> Result<RetentionPolicy, ConfigError> {
+    if flags != RetentionPolicy::default() {
+        return Ok(flags);
+    }
+    let Some(path) = path else {
+        return Err(invalid(
+            "retention",
+            "give a policy: --keep-last, --keep-within, --keep-daily, --keep-weekly, --keep-monthly or \
+             --segment-retention (or --config with a retention section)",
+        ));
+    };
+    BackupConfig::load(path)?.retention.ok_or_else(|| {
+        invalid("retention", format!("{} has no retention section; give the policy as flags", path.display()))
+    })
+}
+
+/// The store a config file of either mode names, with its encryption keys (for the commands
 /// that read backups).
-pub fn storage_of_config_file(path: &std::path::Path) -> Result<(StorageConfig, Option<Keyring>), ConfigError> {
+pub fn store_of_config_file(path: &std::path::Path) -> Result<StoreLocation, ConfigError> {
     Ok(match load_either(path)? {
-        Either::Backup(config) => (config.storage, config.encryption),
-        Either::Restore(config) => (config.storage, config.encryption),
+        Either::Backup(config) => config.location.store,
+        Either::Restore(config) => config.location.store,
     })
 }
 
@@ -198,15 +216,14 @@ impl BackupConfig {
 
     /// Parses config text, taking `${VAR}` values from `lookup`.
     pub fn from_yaml(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut raw = parse_raw(text, lookup, Mode::Backup)?;
+        let raw = parse_raw(text, lookup, Mode::Backup)?;
         let source = raw.source.as_ref().ok_or_else(|| invalid("source", "missing: the cluster to back up"))?;
+        let location = store_location(raw.storage)?.backup(&raw.backup_id);
         Ok(Self {
-            backup_id: raw.backup_id.clone(),
+            location,
             source: client_config(source, "source")?,
             topics: topic_selector(source, "source")?,
             groups: selector_or_all(source.groups.as_ref(), "source.groups")?,
-            encryption: keyring(&mut raw.storage)?,
-            storage: storage_config(raw.storage)?,
             settings: backup_settings(raw.backup.unwrap_or_default())?,
             metrics: metrics_listen(raw.metrics)?,
             retention: retention_policy(raw.retention)?,
@@ -250,12 +267,11 @@ impl RestoreJob {
         };
         let section = raw.restore.take().unwrap_or_default();
         let groups = group_recovery(&section)?;
+        let location = store_location(raw.storage)?.backup(&raw.backup_id);
         let restore = RestoreConfig {
-            backup_id: raw.backup_id.clone(),
+            location,
             target: client_config(target, "target")?,
             topics,
-            encryption: keyring(&mut raw.storage)?,
-            storage: storage_config(raw.storage)?,
             settings: restore_settings(section)?,
             metrics: metrics_listen(raw.metrics)?,
         };

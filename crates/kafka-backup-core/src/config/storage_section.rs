@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{in_range, invalid, ConfigError};
+use crate::backup_location::StoreLocation;
 use crate::secret::Secret;
 use crate::storage::{
     parse_storage_url, CloudConfig, CloudProvider, EncryptionKey, Keyring, ServerSideEncryption, StorageConfig,
@@ -79,7 +80,7 @@ fn encryption_key(
 }
 
 /// Resolves `storage.encryption` (reading the key files and variables it names).
-pub(super) fn keyring(raw: &mut RawStorage) -> Result<Option<Keyring>, ConfigError> {
+fn keyring(raw: &mut RawStorage) -> Result<Option<Keyring>, ConfigError> {
     let Some(raw) = raw.encryption.take() else { return Ok(None) };
     let primary = encryption_key("storage.encryption", raw.key_file, raw.key_env, raw.key_id)?;
     let additional = raw
@@ -142,7 +143,13 @@ fn used_by(backend: &str, key: &str) -> bool {
 }
 
 /// Resolves the `storage:` section.
-pub(super) fn storage_config(raw: RawStorage) -> Result<StorageConfig, ConfigError> {
+/// The `storage:` section: the store, and the keys of its encrypted backups.
+pub(super) fn store_location(mut raw: RawStorage) -> Result<StoreLocation, ConfigError> {
+    let keyring = keyring(&mut raw)?;
+    Ok(StoreLocation::new(storage_config(raw)?, keyring))
+}
+
+fn storage_config(raw: RawStorage) -> Result<StorageConfig, ConfigError> {
     let mut location = match (&raw.url, &raw.backend) {
         (Some(url), backend) => {
             for key in ["path", "bucket", "container"] {

@@ -4,6 +4,7 @@
 use super::*;
 use crate::kafka::{SecurityProtocol, TlsSettings};
 use crate::secret::Secret;
+use crate::storage::StorageConfig;
 
 const MINIMAL: &str = "
 mode: backup
@@ -65,12 +66,15 @@ fn the_retention_section_gives_prune_its_policy() {
 #[test]
 fn defaults_fill_an_empty_backup_section() {
     let config = parse(MINIMAL).unwrap();
-    assert_eq!(config.backup_id, "nightly");
+    assert_eq!(config.location.backup_id, "nightly");
     assert_eq!(config.settings.compression, Compression::Zstd);
     assert_eq!(config.settings.segment_max_bytes, 128 * MIB);
     assert_eq!(config.settings.max_concurrent_partitions, 4);
     assert!(!config.settings.continuous);
-    assert_eq!(config.storage, StorageConfig::Filesystem { path: "/var/backups".into(), prefix: String::new() });
+    assert_eq!(
+        config.location.store.storage,
+        StorageConfig::Filesystem { path: "/var/backups".into(), prefix: String::new() }
+    );
 }
 
 #[test]
@@ -212,7 +216,7 @@ fn bad_restore_settings_are_named() {
 
 fn storage_of(section: &str) -> Result<StorageConfig, String> {
     let text = MINIMAL.replace("  backend: filesystem\n  path: /var/backups\n", section);
-    parse(&text).map(|config| config.storage).map_err(|error| error.to_string())
+    parse(&text).map(|config| config.location.store.storage).map_err(|error| error.to_string())
 }
 
 #[test]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::restored::{restored_partitions, RestoredPartition};
 use super::translate::{committed_record_timestamp, offset_for_timestamp, read_back_offset_map};
 use super::GroupStrategy;
+use crate::backup_location::load_manifest;
 use crate::error::EngineError;
 use crate::group_snapshots::{load_snapshots, GroupOffset, GroupOffsetsSnapshot};
 use crate::kafka::{CommittedOffset, KafkaClient};
@@ -325,11 +326,7 @@ impl Planner<'_> {
     ) -> Result<(i64, String), EngineError> {
         let store = self.inputs.store;
         if self.manifest.is_none() {
-            let manifest = BackupManifest::load(store).await?.ok_or_else(|| EngineError::NoBackup {
-                backup_id: self.inputs.backup_id.to_string(),
-                location: store.description().to_string(),
-            })?;
-            self.manifest = Some(manifest);
+            self.manifest = Some(load_manifest(store, self.inputs.backup_id).await?);
         }
         let backed_up = self
             .manifest

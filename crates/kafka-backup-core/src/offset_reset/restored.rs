@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::error::EngineError;
 use crate::kafka::{ClientConfig, KafkaClient};
-use crate::restore::{load_started, recorded_state_dirs, target_cluster_id, RestoreStarted};
+use crate::restore::{connect_target, load_started, recorded_state_dirs, RestoreStarted};
 use crate::storage::BackupStore;
 
 /// One restore state directory.
@@ -42,12 +42,8 @@ pub async fn reset_target(
     explicit_id: Option<&str>,
 ) -> Result<(Option<KafkaClient>, String), EngineError> {
     if let Some(config) = target {
-        let client = KafkaClient::connect(config.clone())
-            .await
-            .map_err(EngineError::kafka("connecting to the target cluster"))?;
-        let metadata =
-            client.refresh_metadata(Some(&[])).await.map_err(EngineError::kafka("reading target metadata"))?;
-        return Ok((Some(client), target_cluster_id(&metadata)));
+        let (client, cluster_id) = connect_target(config).await?;
+        return Ok((Some(client), cluster_id));
     }
     if let Some(id) = explicit_id {
         return Ok((None, id.to_string()));

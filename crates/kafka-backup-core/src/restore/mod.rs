@@ -29,9 +29,8 @@ pub use settings::{RestoreConfig, RestoreSettings};
 pub use state::{load_offset_map, load_started, recorded_state_dirs, RestoreCommit, RestoreIdentity, RestoreStarted};
 
 use crate::error::EngineError;
-use crate::kafka::{ClusterMetadata, KafkaClient, NewTopic};
+use crate::kafka::{ClientConfig, ClusterMetadata, KafkaClient, NewTopic};
 use crate::layout::restore_state_dir;
-use crate::manifest::BackupManifest;
 use crate::metrics::metrics;
 use crate::segment::CHUNK_BYTES;
 use crate::stop_signal::stop_on_shutdown;
@@ -72,8 +71,17 @@ pub struct RestoreReport {
 
 /// The name restore state is kept under for a target cluster: its id, or `unknown-cluster` for a
 /// broker that reports none.
-pub fn target_cluster_id(metadata: &ClusterMetadata) -> String {
+fn target_cluster_id(metadata: &ClusterMetadata) -> String {
     metadata.cluster_id.clone().unwrap_or_else(|| "unknown-cluster".to_string())
+}
+
+/// Connects to a target cluster and reads its id, as restore state is kept under it.
+pub async fn connect_target(config: &ClientConfig) -> Result<(KafkaClient, String), EngineError> {
+    let client =
+        KafkaClient::connect(config.clone()).await.map_err(EngineError::kafka("connecting to the target cluster"))?;
+    let metadata = client.refresh_metadata(Some(&[])).await.map_err(EngineError::kafka("reading target metadata"))?;
+    let cluster_id = target_cluster_id(&metadata);
+    Ok((client, cluster_id))
 }
 
 /// What a restore reads from and writes to, opened once and shared by the phases of a
@@ -90,16 +98,9 @@ pub struct RestoreTarget {
 impl RestoreTarget {
     /// Opens the store `config` names (for writing) and connects to its target cluster.
     pub async fn open(config: &RestoreConfig) -> Result<Self, EngineError> {
-        let store = BackupStore::open_for_writing(&config.storage)
-            .await?
-            .with_encryption(config.encryption.clone())
-            .child(&config.backup_id);
-        let client = KafkaClient::connect(config.target.clone())
-            .await
-            .map_err(EngineError::kafka("connecting to the target cluster"))?;
-        let metadata =
-            client.refresh_metadata(Some(&[])).await.map_err(EngineError::kafka("reading target metadata"))?;
-        Ok(Self { store, client: Arc::new(client), cluster_id: target_cluster_id(&metadata) })
+        let store = config.location.open_for_writing().await?;
+        let (client, cluster_id) = connect_target(&config.target).await?;
+        Ok(Self { store, client: Arc::new(client), cluster_id })
     }
 }
 
@@ -111,10 +112,7 @@ pub async fn run_restore(
 ) -> Result<RestoreReport, EngineError> {
     let started = Instant::now();
     let (store, client) = (target.store.clone(), target.client.clone());
-    let manifest = BackupManifest::load(&store).await?.ok_or_else(|| EngineError::NoBackup {
-        backup_id: config.backup_id.clone(),
-        location: store.description().to_string(),
-    })?;
+    let manifest = config.location.manifest(&store).await?;
     let metadata = client.refresh_metadata(None).await.map_err(EngineError::kafka("reading target metadata"))?;
     let plan = build_plan(config, &manifest, &metadata);
     let mut report = RestoreReport { plan, dry_run: config.settings.dry_run, ..RestoreReport::default() };

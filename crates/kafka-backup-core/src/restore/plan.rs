@@ -207,11 +207,13 @@ mod tests {
         let mut settings = RestoreSettings::default();
         change(&mut settings);
         RestoreConfig {
-            backup_id: "b".into(),
+            location: crate::backup_location::StoreLocation::new(
+                crate::storage::StorageConfig::Memory { prefix: String::new() },
+                None,
+            )
+            .backup("b"),
             target: crate::kafka::ClientConfig::new(vec!["t:1".into()]),
             topics: crate::topics::TopicSelector::new(&["*".to_string()], &[]).unwrap(),
-            storage: crate::storage::StorageConfig::Memory { prefix: String::new() },
-            encryption: None,
             settings,
             metrics: None,
         }

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::backup_location::BackupLocation;
 use crate::kafka::ClientConfig;
 use crate::records::Compression;
-use crate::storage::{Keyring, StorageConfig};
 use crate::time_window::TimeWindow;
 use crate::topics::TopicSelector;
 
@@ -59,16 +59,12 @@ impl Default for RestoreSettings {
 /// A checked restore configuration, ready to run.
 #[derive(Debug, Clone)]
 pub struct RestoreConfig {
-    /// The backup to restore.
-    pub backup_id: String,
+    /// The backup to restore: its store, the keys it opens with, and its id.
+    pub location: BackupLocation,
     /// The cluster to restore into.
     pub target: ClientConfig,
     /// Which backed-up topics to restore.
     pub topics: TopicSelector,
-    /// Where the backup is stored.
-    pub storage: StorageConfig,
-    /// The keys an encrypted backup opens with.
-    pub encryption: Option<Keyring>,
     /// Restore settings.
     pub settings: RestoreSettings,
     /// Address of the metrics endpoint, `None` when it is off.

@@ -101,6 +101,33 @@ pub fn parse_partition_key(key: &str) -> Option<(&str, i32, &str)> {
     Some((topic, partition.strip_prefix("partition=")?.parse().ok()?, file))
 }
 
+/// A record (JSON) object in a partition's folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionRecord {
+    /// The commit record of the segment starting at this offset.
+    Segment(i64),
+    /// A gap starting at this offset.
+    Gap(i64),
+    /// Offsets below this one were pruned.
+    Pruned(i64),
+}
+
+/// Splits the key of a record object in a partition's folder into topic, partition and record;
+/// `None` for segment objects and anything else.
+pub fn parse_partition_record(key: &str) -> Option<(&str, i32, PartitionRecord)> {
+    let (topic, partition, file) = parse_partition_key(key)?;
+    if !file.ends_with(".json") {
+        return None;
+    }
+    let record = match object_start(file)? {
+        ("segment", start) => PartitionRecord::Segment(start),
+        ("gap", from) => PartitionRecord::Gap(from),
+        ("pruned", before) => PartitionRecord::Pruned(before),
+        _ => return None,
+    };
+    Some((topic, partition, record))
+}
+
 /// Key of the consumer-group snapshot taken at `taken_at_ms`.
 pub fn snapshot_key(taken_at_ms: i64) -> String {
     format!("{SNAPSHOTS_DIR}/snapshot-{taken_at_ms:020}.json")
@@ -198,6 +225,14 @@ mod tests {
         assert_eq!(object_start(&gap_key("t", 0, 4)), Some(("gap", 4)));
         assert_eq!(object_start(&pruned_key("t", 0, 6)), Some(("pruned", 6)));
         assert_eq!(object_start(&snapshot_key(1_700_000_000_000)), Some(("snapshot", 1_700_000_000_000)));
+        assert_eq!(
+            parse_partition_record(&segment_metadata_key("t", 3, 9)),
+            Some(("t", 3, PartitionRecord::Segment(9)))
+        );
+        assert_eq!(parse_partition_record(&gap_key("t", 0, 4)), Some(("t", 0, PartitionRecord::Gap(4))));
+        assert_eq!(parse_partition_record(&pruned_key("t", 0, 6)), Some(("t", 0, PartitionRecord::Pruned(6))));
+        let object = segment_key("t", 0, 5, Compression::Zstd);
+        assert_eq!(parse_partition_record(&object), None, "a segment object is not a record");
         let (one, two) = (segment_key("t", 0, 5, Compression::Lz4), segment_key("t", 0, 5, Compression::Lz4));
         assert!(
             one.starts_with("topics/t/partition=0/segment-00000000000000000005-") && one.ends_with(".lz4"),

@@ -36,5 +36,6 @@ pub mod stored_segment;
 pub mod three_phase;
 pub mod time_window;
 pub mod topics;
+mod uri;
 pub mod validate;
 pub mod verify;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{parse_partition_key, MANIFEST_KEY, TOPICS_DIR};
+use crate::layout::{parse_partition_record, PartitionRecord, MANIFEST_KEY, TOPICS_DIR};
 use crate::segment::SegmentMetadata;
 use crate::storage::{BackupStore, StorageError};
 
@@ -235,24 +235,19 @@ impl BackupManifest {
         }
         let mut pruned = Vec::new();
         for object in store.list(TOPICS_DIR).await? {
-            let Some((topic, partition, file)) = parse_partition_key(&object.key) else { continue };
-            let Some((kind, offset)) = file
-                .strip_suffix(".json")
-                .and_then(|stem| stem.split_once('-'))
-                .and_then(|(kind, offset)| Some((kind, offset.parse::<i64>().ok()?)))
-            else {
-                continue;
-            };
-            match kind {
-                "segment" if !known.contains(&("segment", topic.to_string(), partition, offset)) => {
+            let Some((topic, partition, record)) = parse_partition_record(&object.key) else { continue };
+            match record {
+                PartitionRecord::Segment(start)
+                    if !known.contains(&("segment", topic.to_string(), partition, start)) =>
+                {
                     let segment = parse_json(&object.key, &store.get(&object.key).await?)?;
                     manifest.partition_mut(topic, partition).insert_segment(segment);
                 }
-                "gap" if !known.contains(&("gap", topic.to_string(), partition, offset)) => {
+                PartitionRecord::Gap(from) if !known.contains(&("gap", topic.to_string(), partition, from)) => {
                     let gap = parse_json(&object.key, &store.get(&object.key).await?)?;
                     manifest.partition_mut(topic, partition).insert_gap(gap);
                 }
-                "pruned" => pruned.push((topic.to_string(), partition, offset)),
+                PartitionRecord::Pruned(before) => pruned.push((topic.to_string(), partition, before)),
                 _ => {}
             }
         }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::backup_location::BackupLocation;
 use crate::error::EngineError;
-use crate::layout::{object_start, parse_partition_key, segment_object_start, TOPICS_DIR};
+use crate::layout::{parse_partition_key, parse_partition_record, segment_object_start, PartitionRecord, TOPICS_DIR};
 use crate::manifest::{BackupManifest, PartitionBackup};
 use crate::segment::{read_segment, SegmentMetadata};
 use crate::storage::{BackupStore, StorageError};
@@ -129,8 +129,7 @@ pub async fn validate_sealed(store: &BackupStore) -> Result<ValidationReport, St
                 message: reason,
             });
         }
-        let Some((_, _, file)) = parse_partition_key(&object.key) else { continue };
-        let Some(("segment", start)) = object_start(&object.key).filter(|_| file.ends_with(".json")) else { continue };
+        let Some((_, _, PartitionRecord::Segment(start))) = parse_partition_record(&object.key) else { continue };
         report.segments_checked += 1;
         let partition = partition_of(&object.key);
         let has_segment =

@@ -1,7 +1,8 @@
-//! The layering of `docs/architecture.md`, checked on the source: every `crate::...` path in a
-//! module of the engine names a module below it in `LAYERS` (top first), never one above.
+//! The layering of `docs/architecture.md`, checked on the source: every `crate::`, `super::` and
+//! `self::` path in a module of the engine names a module below it among its siblings (`LAYERS`
+//! for the top level, `SUBLAYERS` inside a folder, top first), never one above: no cycle, at any
+//! depth. Test modules are left out.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Top-level modules of `src/`, each allowed to use only those after it.
@@ -34,6 +35,7 @@ const LAYERS: &[&str] = &[
     "records",
     "partitioner",
     "retry",
+    "uri",
     "clock",
     "seconds",
     "stop_signal",
@@ -43,20 +45,70 @@ const LAYERS: &[&str] = &[
     "process_tls",
 ];
 
-/// The top-level module a source file belongs to (`backup/partition.rs` -> `backup`).
-fn module_of(relative: &Path) -> String {
-    let first = relative.components().next().expect("a file under src").as_os_str().to_string_lossy();
-    first.trim_end_matches(".rs").to_string()
+/// The submodules of each folder module, each allowed to use only those after it (top first).
+/// A submodule may use its parent's items (`super::Item`); the parent uses all its children.
+const SUBLAYERS: &[(&str, &[&str])] = &[
+    (
+        "kafka",
+        &["admin", "groups", "log", "client", "metadata", "connection", "config", "transport", "versions", "error"],
+    ),
+    ("kafka/transport", &["tls", "client_certificate", "pem", "sasl", "msk_iam", "oidc", "scram"]),
+    ("backup", &["partition", "upload", "transactions", "progress", "settings"]),
+    ("restore", &["repartition", "partition", "target", "prepare", "rate", "state", "plan", "readiness", "settings"]),
+    ("config", &["tests", "endpoint", "raw", "storage_section", "env"]),
+    ("offset_reset", &["plan", "execute", "translate", "restored"]),
+    ("records", &["tests", "batch", "record", "compression", "varint"]),
+    ("segment", &["builder", "reader"]),
+    ("storage", &["cloud", "s3_uploads", "encryption", "writer", "sealed", "keys", "location"]),
+    ("metrics", &["server"]),
+];
+
+/// The module path of a source file (`kafka/transport/tls.rs` -> `[kafka, transport, tls]`,
+/// `backup/mod.rs` -> `[backup]`).
+fn module_path(relative: &Path) -> Vec<String> {
+    let mut path: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    let file = path.pop().expect("a file");
+    if file != "mod.rs" {
+        path.push(file.trim_end_matches(".rs").to_string());
+    }
+    path
 }
 
-/// Every `crate::name` a file uses, with the line it is on.
-fn crate_paths(text: &str) -> Vec<(usize, String)> {
+/// Every module path a file's code names (`crate::a::b`, `super::x`, `self::x`), with its line;
+/// test modules are left out (they may use anything).
+fn used_paths(text: &str, own: &[String]) -> Vec<(usize, Vec<String>)> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or_default();
     let mut found = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let code = line.split("//").next().unwrap_or_default();
-        for (at, _) in code.match_indices("crate::") {
-            let name: String = code[at + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            found.push((number + 1, name));
+    for (number, line) in code.lines().enumerate() {
+        let line = line.split("//").next().unwrap_or_default();
+        for prefix in ["crate::", "super::", "self::"] {
+            for (at, _) in line.match_indices(prefix) {
+                if at > 0 && line[..at].ends_with("::") {
+                    continue; // `a::self::` is not where a path starts
+                }
+                let base = match prefix {
+                    "crate::" => Vec::new(),
+                    // The folder of a file, the parent folder of a folder's mod.rs.
+                    "super::" => own[..own.len() - 1].to_vec(),
+                    _ => own.to_vec(),
+                };
+                let after = &line[at + prefix.len()..];
+                // `super::{a::X, b}` names several paths (on this line).
+                let named: Vec<&str> = match after.strip_prefix('{') {
+                    Some(group) => group.split('}').next().unwrap_or_default().split(',').collect(),
+                    None => vec![after],
+                };
+                for name in named {
+                    let rest = name
+                        .trim()
+                        .split("::")
+                        .map(|part| part.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect())
+                        .take_while(|part: &String| !part.is_empty());
+                    let mut path = base.clone();
+                    path.extend(rest);
+                    found.push((number + 1, path));
+                }
+            }
         }
     }
     found
@@ -73,10 +125,19 @@ fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// The rank of `name` among the modules of `folder` ("" for the top level), if it is one.
+fn rank(folder: &str, name: &str) -> Option<usize> {
+    let order: &[&str] = if folder.is_empty() {
+        LAYERS
+    } else {
+        SUBLAYERS.iter().find(|(f, _)| *f == folder).map(|(_, order)| *order).unwrap_or(&[])
+    };
+    order.iter().position(|m| *m == name)
+}
+
 #[test]
 fn every_module_uses_only_modules_below_it() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let rank: BTreeMap<&str, usize> = LAYERS.iter().enumerate().map(|(i, name)| (*name, i)).collect();
     let mut files = Vec::new();
     sources(&src, &mut files);
     let mut upward = Vec::new();
@@ -85,15 +146,27 @@ fn every_module_uses_only_modules_below_it() {
         if relative == Path::new("lib.rs") {
             continue;
         }
-        let module = module_of(relative);
-        let Some(&own) = rank.get(module.as_str()) else {
-            panic!("{} belongs to module {module}, which LAYERS (and docs/architecture.md) lack", relative.display());
-        };
-        for (line, used) in crate_paths(&std::fs::read_to_string(&file).unwrap()) {
-            match rank.get(used.as_str()) {
-                Some(&below) if below >= own => {}
-                Some(_) => upward.push(format!("{}:{line}: {module} uses crate::{used}", relative.display())),
-                None => panic!("{}:{line}: crate::{used} is not a module LAYERS knows", relative.display()),
+        let own = module_path(relative);
+        // Every module is ranked among its siblings.
+        for depth in 0..own.len() {
+            let folder = own[..depth].join("/");
+            assert!(
+                rank(&folder, &own[depth]).is_some(),
+                "{} is module {} of {}, which LAYERS/SUBLAYERS (and docs/architecture.md) lack",
+                relative.display(),
+                own[depth],
+                if folder.is_empty() { "src" } else { &folder }
+            );
+        }
+        for (line, used) in used_paths(&std::fs::read_to_string(&file).unwrap(), &own) {
+            // Compare at the first place the two paths part: siblings there must run downward.
+            let Some(depth) = (0..own.len().min(used.len())).find(|&d| own[d] != used[d]) else { continue };
+            let folder = own[..depth].join("/");
+            let (Some(from), Some(to)) = (rank(&folder, &own[depth]), rank(&folder, &used[depth])) else {
+                continue; // an item of the parent module, not a sibling module
+            };
+            if to < from {
+                upward.push(format!("{}:{line}: {} uses {}", relative.display(), own.join("::"), used.join("::")));
             }
         }
     }

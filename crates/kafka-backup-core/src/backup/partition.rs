@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::progress::ProgressBoard;
 use super::transactions::TransactionFilter;
-use super::upload::SegmentUpload;
+use super::upload::{put_commit_record, SegmentUpload};
 use super::BackupSettings;
 use super::Counters;
 use crate::clock::now_ms;
@@ -22,7 +22,7 @@ use crate::manifest::{to_json, OffsetGap};
 use crate::metrics::{metrics, Metrics};
 use crate::records::split_batches;
 use crate::segment::{RawChunk, SegmentBuilder, CHUNK_BYTES};
-use crate::storage::{BackupStore, StorageError};
+use crate::storage::BackupStore;
 use crate::topics::TopicPartition;
 
 /// Fetch responses the process holds at most with default sizes: each partition being backed up
@@ -350,15 +350,6 @@ async fn settle(writing: &mut Option<SegmentWrite>, outcome: &mut PartitionOutco
         outcome.counters.bytes_stored += stored_bytes;
     }
     Ok(())
-}
-
-/// Writes a commit record (segment metadata, gap), create-only: one already there means another
-/// run of this backup id is writing the same partition.
-pub(super) async fn put_commit_record(store: &BackupStore, key: &str, body: bytes::Bytes) -> Result<(), EngineError> {
-    store.put_new(key, body).await.map_err(|error| match error {
-        StorageError::AlreadyExists { key, .. } => EngineError::Conflict { key },
-        other => EngineError::Storage(other),
-    })
 }
 
 #[cfg(test)]

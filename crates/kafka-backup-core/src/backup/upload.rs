@@ -8,13 +8,12 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::partition::put_commit_record;
 use crate::error::EngineError;
 use crate::manifest::to_json;
 use crate::metrics::metrics;
 use crate::records::{Compression, RecordsError};
 use crate::segment::{CompressedChunk, RawChunk, SegmentEncoder, SegmentMetadata, SegmentSummary};
-use crate::storage::{BackupStore, ObjectWriter};
+use crate::storage::{BackupStore, ObjectWriter, StorageError};
 use crate::topics::TopicPartition;
 
 /// The machine's cores (at most 8): chunks compressing at once per segment, so that one
@@ -130,4 +129,13 @@ impl SegmentUpload {
         self.writer.write(tail).await?;
         Ok(metadata)
     }
+}
+
+/// Writes a commit record (segment metadata, gap), create-only: one already there means another
+/// run of this backup id is writing the same partition.
+pub(super) async fn put_commit_record(store: &BackupStore, key: &str, body: bytes::Bytes) -> Result<(), EngineError> {
+    store.put_new(key, body).await.map_err(|error| match error {
+        StorageError::AlreadyExists { key, .. } => EngineError::Conflict { key },
+        other => EngineError::Storage(other),
+    })
 }

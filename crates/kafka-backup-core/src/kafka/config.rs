@@ -1,55 +1,11 @@
 //! Settings of the Kafka client: bootstrap servers, security protocol and TLS, timeouts, retry
 //! policy. Parsed values only; the YAML front end (`config/endpoint.rs`) maps its keys onto this struct.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use super::sasl::SaslSettings;
-use super::transport::TlsSettings;
+use super::transport::{parse_host_port, SaslSettings, SecurityProtocol, TlsSettings};
 use super::KafkaError;
 use crate::retry::RetryPolicy;
-
-/// How to talk to the brokers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SecurityProtocol {
-    /// Unencrypted, unauthenticated TCP.
-    #[default]
-    Plaintext,
-    /// TLS.
-    Ssl,
-    /// SASL over plain TCP.
-    SaslPlaintext,
-    /// SASL over TLS.
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    /// The name as configured (librdkafka's spelling).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Plaintext => "PLAINTEXT",
-            Self::Ssl => "SSL",
-            Self::SaslPlaintext => "SASL_PLAINTEXT",
-            Self::SaslSsl => "SASL_SSL",
-        }
-    }
-}
-
-impl FromStr for SecurityProtocol {
-    type Err = KafkaError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.to_ascii_uppercase().as_str() {
-            "PLAINTEXT" => Ok(Self::Plaintext),
-            "SSL" => Ok(Self::Ssl),
-            "SASL_PLAINTEXT" => Ok(Self::SaslPlaintext),
-            "SASL_SSL" => Ok(Self::SaslSsl),
-            _ => Err(KafkaError::Config(format!(
-                "unknown security protocol {text:?}; expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
-            ))),
-        }
-    }
-}
 
 /// Everything the client needs to reach a cluster.
 #[derive(Debug, Clone)]
@@ -144,18 +100,6 @@ impl ClientConfig {
         }
         Ok(())
     }
-}
-
-/// Splits `host:port` (IPv6 as `[::1]:9092`), rejecting anything else with the offending text.
-pub fn parse_host_port(server: &str) -> Result<(String, u16), KafkaError> {
-    let bad = |why: &str| KafkaError::Config(format!("bootstrap server {server:?} {why}; expected host:port"));
-    let (host, port) = server.rsplit_once(':').ok_or_else(|| bad("has no port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || host.contains("://") {
-        return Err(bad("is not a plain host name"));
-    }
-    let port = port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad("has an invalid port"))?;
-    Ok((host.to_string(), port))
 }
 
 #[cfg(test)]

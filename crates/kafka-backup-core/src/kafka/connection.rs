@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -73,7 +76,8 @@ impl Drop for BrokerConnection {
 impl BrokerConnection {
     /// Connects to `address` (`host:port`) and negotiates API versions.
     pub async fn connect(address: &str, config: &ClientConfig) -> Result<Self, KafkaError> {
-        let Stream { reader, writer, unanswered_certificate_request } = transport::open(address, config).await?;
+        let Stream { reader, writer, unanswered_certificate_request } =
+            transport::open(address, config.security_protocol, &config.tls, config.connect_timeout).await?;
         let in_flight = Arc::new(Mutex::new(InFlight::default()));
         let (outgoing, frames) = mpsc::unbounded_channel();
         let tasks = [
@@ -100,7 +104,7 @@ impl BrokerConnection {
             }
         };
         if let Some(sasl) = &config.sasl {
-            let lifetime = super::sasl::authenticate(&connection, sasl).await?;
+            let lifetime = transport::authenticate(&connection, sasl).await?;
             connection.retire_at = lifetime.map(|lifetime| std::time::Instant::now() + retire_after(lifetime));
         }
         Ok(connection)
@@ -207,6 +211,20 @@ impl BrokerConnection {
             }
             return Ok(ApiVersionTable::from_response(&response));
         }
+    }
+}
+
+impl transport::SaslChannel for BrokerConnection {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    async fn handshake(&self, request: SaslHandshakeRequest) -> Result<SaslHandshakeResponse, KafkaError> {
+        self.send(&request).await
+    }
+
+    async fn authenticate(&self, request: SaslAuthenticateRequest) -> Result<SaslAuthenticateResponse, KafkaError> {
+        self.send(&request).await
     }
 }
 

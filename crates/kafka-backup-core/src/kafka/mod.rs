@@ -11,10 +11,6 @@ mod error;
 mod groups;
 mod log;
 mod metadata;
-pub mod msk_iam;
-mod oidc;
-mod sasl;
-mod scram;
 mod transport;
 mod versions;
 
@@ -22,13 +18,14 @@ pub use crate::secret::Secret;
 pub(crate) use admin::TOPIC_POLL;
 pub use admin::{NewTopic, TopicConfigEntry};
 pub use client::KafkaClient;
-pub use config::{ClientConfig, SecurityProtocol};
+pub use config::ClientConfig;
 pub use error::KafkaError;
 pub use groups::{CommittedOffset, GroupDescription, GroupListing, GroupMember};
 pub use log::{
     AbortedTransaction, FetchOptions, FetchedPartition, IsolationLevel, OffsetSpec, PendingProduce, ProduceAck,
 };
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
-pub use oidc::{OidcSettings, OidcTokens};
-pub use sasl::{SaslCredentials, SaslMechanism, SaslSettings};
-pub use transport::{TlsSettings, NO_HOSTNAME_VERIFICATION};
+pub use transport::{
+    msk_iam, OidcSettings, OidcTokens, SaslCredentials, SaslMechanism, SaslSettings, SecurityProtocol, TlsSettings,
+    NO_HOSTNAME_VERIFICATION,
+};

@@ -1,5 +1,5 @@
-//! The client certificate of mTLS: the PEM chain and private key (PKCS#8, PKCS#1 or SEC1, or
-//! PKCS#8 encrypted with a password), checked to go together, and presented when the broker asks.
+//! The client certificate of mTLS: the PEM chain and private key (`pem.rs`), checked to go
+//! together, and presented when the broker asks (which is remembered, to explain a refusal).
 //! X.509 version 1 certificates are accepted as librdkafka and Java accept them: rustls' own
 //! pairing check parses the certificate with webpki, which refuses version 1, so the subject's
 //! public key is read here and compared with the private key's.
@@ -10,12 +10,10 @@ use std::sync::Arc;
 
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::PrivateKeyDer;
 use rustls::sign::CertifiedKey;
 use rustls::SignatureScheme;
 
-use super::tls::{read_certificates, tls_config_error};
+use super::pem::{read_certificates, read_key, tls_config_error};
 use crate::kafka::KafkaError;
 use crate::secret::Secret;
 
@@ -94,52 +92,4 @@ fn subject_public_key_info(certificate: &[u8]) -> Option<Vec<u8>> {
         fields.decode::<AnyRef>().ok()?;
     }
     fields.decode::<AnyRef>().ok()?.to_der().ok()
-}
-
-fn read_key(path: &Path, password: Option<&Secret>) -> Result<PrivateKeyDer<'static>, KafkaError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| tls_config_error(format!("cannot read the private key {}: {e}", path.display())))?;
-    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-        return decrypt_key(path, &text, password);
-    }
-    if text.contains("Proc-Type: 4,ENCRYPTED") {
-        return Err(tls_config_error(format!(
-            "{} is encrypted in OpenSSL's legacy PEM form, which is not read: convert it to encrypted PKCS#8 \
-             (openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8) and keep ssl_key_password",
-            path.display()
-        )));
-    }
-    if password.is_some() {
-        return Err(tls_config_error(format!(
-            "ssl_key_password is given but {} is not an encrypted private key: remove ssl_key_password",
-            path.display()
-        )));
-    }
-    PrivateKeyDer::from_pem_slice(text.as_bytes()).map_err(|e| {
-        tls_config_error(format!("{} holds no PEM private key (PKCS#8, PKCS#1 or SEC1): {e}", path.display()))
-    })
-}
-
-/// Opens an encrypted PKCS#8 key (PBES2: PBKDF2 or scrypt with AES-CBC) with its password.
-fn decrypt_key(path: &Path, text: &str, password: Option<&Secret>) -> Result<PrivateKeyDer<'static>, KafkaError> {
-    use pkcs8::der::{Decode, Document};
-    let Some(password) = password else {
-        return Err(tls_config_error(format!(
-            "the private key {} is encrypted: set ssl_key_password (usually from ${{ENV}})",
-            path.display()
-        )));
-    };
-    let unreadable =
-        |e: String| tls_config_error(format!("{} is not a readable encrypted private key: {e}", path.display()));
-    let (_, document) = Document::from_pem(text).map_err(|e| unreadable(e.to_string()))?;
-    let encrypted =
-        pkcs8::EncryptedPrivateKeyInfo::from_der(document.as_bytes()).map_err(|e| unreadable(e.to_string()))?;
-    let key = encrypted.decrypt(password.expose()).map_err(|_| {
-        tls_config_error(format!(
-            "ssl_key_password does not open the private key {} (a wrong password, or an encryption scheme other \
-             than PBES2 with AES-CBC)",
-            path.display()
-        ))
-    })?;
-    Ok(PrivateKeyDer::Pkcs8(key.as_bytes().to_vec().into()))
 }

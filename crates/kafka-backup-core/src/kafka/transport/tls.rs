@@ -2,13 +2,12 @@
 //! an optional client certificate for mTLS (`client_certificate.rs`), and hostname verification,
 //! on unless explicitly turned off. Follows librdkafka's `ssl.*` settings.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
@@ -16,6 +15,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::client_certificate::ClientCertificate;
+use super::pem::{read_certificates, tls_config_error};
 use crate::kafka::KafkaError;
 use crate::secret::Secret;
 
@@ -188,20 +188,6 @@ fn explain(error: &std::io::Error) -> String {
         _ => "check that the listener speaks TLS (security_protocol SSL or SASL_SSL) and the TLS settings",
     };
     format!("{error}; {hint}")
-}
-
-pub(super) fn tls_config_error(reason: String) -> KafkaError {
-    KafkaError::Config(format!("TLS settings: {reason}"))
-}
-
-pub(super) fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, KafkaError> {
-    let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .and_then(|all| all.collect::<Result<_, _>>())
-        .map_err(|e| tls_config_error(format!("cannot read certificates from {}: {e}", path.display())))?;
-    if certificates.is_empty() {
-        return Err(tls_config_error(format!("{} holds no PEM certificate", path.display())));
-    }
-    Ok(certificates)
 }
 
 /// Verifies the certificate chain like the WebPKI verifier but accepts any host name:

@@ -10,6 +10,7 @@ use object_store::{BackoffConfig, ClientConfigKey, RetryConfig};
 use ring::{digest, hmac};
 
 use crate::secret::Secret;
+use crate::uri::uri_encode;
 
 const SERVICE: &str = "kafka-cluster";
 const ACTION: &str = "kafka-cluster:Connect";
@@ -102,15 +103,6 @@ impl AwsCredentialChain {
 }
 
 /// RFC 3986 encoding as SigV4 wants it: unreserved characters kept, everything else `%XX`.
-fn uri_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -198,6 +190,5 @@ mod tests {
         assert_eq!(payload["x-amz-security-token"], "token/with+chars=");
         assert_eq!(payload["x-amz-signature"].as_str().unwrap().len(), 64);
         assert!(!payload.to_string().contains("wJalrXUtnFEMI"));
-        assert_eq!(uri_encode("kafka-cluster:Connect"), "kafka-cluster%3AConnect");
     }
 }

@@ -9,15 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+use kafka_protocol::messages::{
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::connection::BrokerConnection;
 use super::msk_iam::{auth_payload, AwsCredentialChain};
 use super::oidc::OidcTokens;
 use super::scram::{ScramClient, ScramHash};
-use super::KafkaError;
+use crate::kafka::KafkaError;
 use crate::secret::Secret;
 
 /// A SASL mechanism this client speaks.
@@ -113,10 +114,27 @@ impl SaslCredentials {
     }
 }
 
+/// The two requests of the SASL exchange, sent by a broker connection that has sent nothing but
+/// ApiVersions yet (the connection's pipelining above implements it; SASL knows nothing of it).
+pub trait SaslChannel {
+    /// `host:port` of the broker.
+    fn address(&self) -> &str;
+    /// Sends SaslHandshake and returns the answer.
+    fn handshake(
+        &self,
+        request: SaslHandshakeRequest,
+    ) -> impl std::future::Future<Output = Result<SaslHandshakeResponse, KafkaError>> + Send;
+    /// Sends SaslAuthenticate and returns the answer.
+    fn authenticate(
+        &self,
+        request: SaslAuthenticateRequest,
+    ) -> impl std::future::Future<Output = Result<SaslAuthenticateResponse, KafkaError>> + Send;
+}
+
 /// Authenticates `connection` (just opened, ApiVersions done) as `settings` says; returns the
 /// session lifetime the broker set (`connections.max.reauth.ms`, KIP-368), if it set one.
 pub async fn authenticate(
-    connection: &BrokerConnection,
+    connection: &impl SaslChannel,
     settings: &SaslSettings,
 ) -> Result<Option<Duration>, KafkaError> {
     let mechanism = settings.mechanism.name();
@@ -126,8 +144,9 @@ pub async fn authenticate(
         user: settings.credentials.principal(),
         reason,
     };
-    let handshake =
-        connection.send(&SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism))).await?;
+    let handshake = connection
+        .handshake(SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)))
+        .await?;
     if handshake.error_code != 0 {
         let offered: Vec<String> = handshake.mechanisms.iter().map(|m| m.to_string()).collect();
         return Err(failed(format!(
@@ -137,7 +156,8 @@ pub async fn authenticate(
     }
     // Each step answers with the broker's bytes and the session lifetime it set (0: none).
     let exchange = |bytes: Vec<u8>| async {
-        let response = connection.send(&SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes))).await?;
+        let response =
+            connection.authenticate(SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes))).await?;
         if response.error_code != 0 {
             let message = response.error_message.map(|m| m.to_string()).unwrap_or_default();
             return Err(failed(format!("{message} (check the SASL credentials)")));

@@ -25,11 +25,11 @@ pub use transactions::TransactionFilter;
 use crate::clock::now_ms;
 use crate::error::EngineError;
 use crate::group_snapshots::{save_snapshot, take_snapshot};
-use crate::kafka::{IsolationLevel, KafkaClient, OffsetSpec, TopicConfigEntry, TopicMetadata};
+use crate::kafka::{ClusterMetadata, IsolationLevel, KafkaClient, OffsetSpec, TopicConfigEntry, TopicMetadata};
 use crate::layout::{PROGRESS_KEY, RESETS_DIR, RESTORES_DIR, TOPICS_DIR};
 use crate::manifest::{to_json, BackupManifest, OffsetGap};
 use crate::metrics::metrics;
-use crate::stop_signal::stop_on_shutdown;
+use crate::stop_signal::{join_stopping_on_failure, stop_on_shutdown};
 use crate::storage::{BackupStore, StorageError};
 use crate::topics::TopicSelector;
 use partition::PartitionTask;
@@ -134,46 +134,12 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
             .await
             .map_err(EngineError::kafka("connecting to the source cluster"))?,
     );
-    let store = config.location.open_for_writing().await?;
-    let leftovers = store.remove_staging_leftovers("", &[RESTORES_DIR, RESETS_DIR])?
-        + store.abort_unfinished_uploads(TOPICS_DIR).await?;
-    if leftovers > 0 {
-        tracing::info!(count = leftovers, "removed staging files and unfinished uploads left by an interrupted run");
-    }
-    let encryption_key_id = store.set_up_encryption(now_ms()).await?;
-    if let Some(key_id) = &encryption_key_id {
-        tracing::info!(%key_id, "every object of this backup is encrypted (AES-256-GCM)");
-    }
+    let (store, encryption_key_id) = open_backup(config).await?;
     let metadata = client.refresh_metadata(None).await.map_err(EngineError::kafka("reading source metadata"))?;
-    let topics: Vec<&TopicMetadata> =
-        metadata.topics.values().filter(|t| config.topics.matches(&t.name, t.is_internal)).collect();
-    if topics.is_empty() {
-        let found: Vec<&str> = metadata.topics.keys().map(String::as_str).collect();
-        return Err(EngineError::NoTopics { found: found.join(", ") });
-    }
-
-    let mut manifest = BackupManifest::load(&store)
-        .await?
-        .unwrap_or_else(|| BackupManifest::new(&config.location.backup_id, metadata.cluster_id.clone(), now_ms()));
-    if let (Some(expected), Some(found)) = (&manifest.source_cluster_id, &metadata.cluster_id) {
-        if expected != found {
-            return Err(EngineError::ClusterMismatch {
-                backup_id: config.location.backup_id.clone(),
-                expected: expected.clone(),
-                found: found.clone(),
-            });
-        }
-    }
-    let mut warnings = Vec::new();
-    for topic in &topics {
-        warnings.extend(capture_topic_metadata(&client, &mut manifest, topic).await?);
-    }
-    manifest.updated_at_ms = now_ms();
-    manifest.tool_version = env!("CARGO_PKG_VERSION").to_string();
-    manifest.save(&store).await?;
+    let topics = selected_topics(config, &metadata)?;
+    let (manifest, mut warnings) = start_manifest(config, &client, &store, &metadata, &topics).await?;
 
     let (stop_sender, stop) = stop_on_shutdown(shutdown);
-    let permits = Arc::new(Semaphore::new(config.settings.max_concurrent_partitions));
     let progress = Arc::new(Mutex::new(ProgressBoard {
         updated_at_ms: now_ms(),
         running: true,
@@ -181,40 +147,8 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
         ..ProgressBoard::default()
     }));
     write_progress(&store, &progress).await?;
-    let mut tasks = JoinSet::new();
-    let mut partition_count = 0;
-    for topic in &topics {
-        let partitions: Vec<i32> = topic.partitions.keys().copied().collect();
-        let ends = if config.settings.continuous {
-            BTreeMap::new()
-        } else {
-            client
-                .list_offsets(&topic.name, &partitions, OffsetSpec::Latest, IsolationLevel::ReadCommitted)
-                .await
-                .map_err(EngineError::kafka(&format!("reading the snapshot end offsets of {}", topic.name)))?
-                .into_iter()
-                .collect()
-        };
-        for &partition in &partitions {
-            partition_count += 1;
-            let task = PartitionTask {
-                client: client.clone(),
-                store: store.clone(),
-                settings: config.settings.clone(),
-                topic: topic.name.clone(),
-                partition,
-                resume_from: manifest
-                    .topic(&topic.name)
-                    .and_then(|t| t.partitions.iter().find(|p| p.partition == partition).and_then(|p| p.next_offset())),
-                end: ends.get(&partition).copied(),
-                stop: stop.clone(),
-                permits: permits.clone(),
-                progress: progress.clone(),
-            };
-            let name = format!("{}-{partition}", topic.name);
-            tasks.spawn(async move { (name, task.run().await) });
-        }
-    }
+    let run = PartitionRun { config, client: &client, store: &store, manifest: &manifest, stop, progress: &progress };
+    let (mut tasks, partition_count) = run.spawn(&topics).await?;
 
     let snapshotter = Arc::new(GroupSnapshotter {
         client: client.clone(),
@@ -243,36 +177,156 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
         ..BackupReport::default()
     };
     metrics().set_ready(true);
-    let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
-        let (name, result) = joined.expect("partition tasks do not panic");
-        match result {
-            Ok(outcome) => report.add(name, outcome),
-            Err(error) => {
-                tracing::error!(partition = %name, %error, "partition backup failed; stopping the others");
-                let _ = stop_sender.send(true);
-                first_error.get_or_insert(error);
-            }
-        }
-    }
+    let first_error =
+        join_stopping_on_failure(&mut tasks, &stop_sender, |(name, outcome)| report.add(name, outcome)).await;
     checkpoints.abort();
     report.group_snapshots = snapshotter.taken.load(Ordering::Relaxed);
-    {
-        let mut board = progress.lock().expect("progress lock");
-        board.running = false;
-        board.updated_at_ms = now_ms();
-    }
-    write_progress(&store, &progress).await?;
-    if let Some(consolidated) = BackupManifest::load(&store).await? {
-        manifest = consolidated;
-    }
-    manifest.updated_at_ms = now_ms();
-    manifest.save(&store).await?;
+    finish_run(&store, &progress, manifest).await?;
     if let Some(error) = first_error {
         return Err(error);
     }
     report.duration = started.elapsed();
     Ok(report)
+}
+
+/// Opens the backup's directory for writing: removes what a killed run left (staging files,
+/// unfinished uploads; not under `restores/` or `offset-resets/`, which other runs may be
+/// writing) and sets its encryption up. Returns the store and the id of the encryption key.
+async fn open_backup(config: &BackupConfig) -> Result<(BackupStore, Option<String>), EngineError> {
+    let store = config.location.open_for_writing().await?;
+    let leftovers = store.remove_staging_leftovers("", &[RESTORES_DIR, RESETS_DIR])?
+        + store.abort_unfinished_uploads(TOPICS_DIR).await?;
+    if leftovers > 0 {
+        tracing::info!(count = leftovers, "removed staging files and unfinished uploads left by an interrupted run");
+    }
+    let encryption_key_id = store.set_up_encryption(now_ms()).await?;
+    if let Some(key_id) = &encryption_key_id {
+        tracing::info!(%key_id, "every object of this backup is encrypted (AES-256-GCM)");
+    }
+    Ok((store, encryption_key_id))
+}
+
+/// The source topics the config selects; none is an error naming the topics found.
+fn selected_topics<'a>(
+    config: &BackupConfig,
+    metadata: &'a ClusterMetadata,
+) -> Result<Vec<&'a TopicMetadata>, EngineError> {
+    let topics: Vec<&TopicMetadata> =
+        metadata.topics.values().filter(|t| config.topics.matches(&t.name, t.is_internal)).collect();
+    if topics.is_empty() {
+        let found: Vec<&str> = metadata.topics.keys().map(String::as_str).collect();
+        return Err(EngineError::NoTopics { found: found.join(", ") });
+    }
+    Ok(topics)
+}
+
+/// The manifest this run continues (or a new one), checked to be of this source cluster, with the
+/// selected topics' metadata captured and saved; the warnings of the capture.
+async fn start_manifest(
+    config: &BackupConfig,
+    client: &KafkaClient,
+    store: &BackupStore,
+    metadata: &ClusterMetadata,
+    topics: &[&TopicMetadata],
+) -> Result<(BackupManifest, Vec<String>), EngineError> {
+    let backup_id = &config.location.backup_id;
+    let mut manifest = BackupManifest::load(store)
+        .await?
+        .unwrap_or_else(|| BackupManifest::new(backup_id, metadata.cluster_id.clone(), now_ms()));
+    if let (Some(expected), Some(found)) = (&manifest.source_cluster_id, &metadata.cluster_id) {
+        if expected != found {
+            return Err(EngineError::ClusterMismatch {
+                backup_id: backup_id.clone(),
+                expected: expected.clone(),
+                found: found.clone(),
+            });
+        }
+    }
+    let mut warnings = Vec::new();
+    for topic in topics {
+        warnings.extend(capture_topic_metadata(client, &mut manifest, topic).await?);
+    }
+    manifest.updated_at_ms = now_ms();
+    manifest.tool_version = env!("CARGO_PKG_VERSION").to_string();
+    manifest.save(store).await?;
+    Ok((manifest, warnings))
+}
+
+/// What every partition task of a run shares.
+struct PartitionRun<'a> {
+    config: &'a BackupConfig,
+    client: &'a Arc<KafkaClient>,
+    store: &'a BackupStore,
+    manifest: &'a BackupManifest,
+    stop: watch::Receiver<bool>,
+    progress: &'a Arc<Mutex<ProgressBoard>>,
+}
+
+type PartitionTasks = JoinSet<Result<(String, PartitionOutcome), EngineError>>;
+
+impl PartitionRun<'_> {
+    /// Starts one task per partition of `topics`, each resuming after its last committed segment
+    /// (a snapshot ends at the offsets the partitions end at now). Returns them and their count.
+    async fn spawn(&self, topics: &[&TopicMetadata]) -> Result<(PartitionTasks, usize), EngineError> {
+        let permits = Arc::new(Semaphore::new(self.config.settings.max_concurrent_partitions));
+        let mut tasks = JoinSet::new();
+        for topic in topics {
+            let partitions: Vec<i32> = topic.partitions.keys().copied().collect();
+            let ends = if self.config.settings.continuous {
+                BTreeMap::new()
+            } else {
+                self.client
+                    .list_offsets(&topic.name, &partitions, OffsetSpec::Latest, IsolationLevel::ReadCommitted)
+                    .await
+                    .map_err(EngineError::kafka(&format!("reading the snapshot end offsets of {}", topic.name)))?
+                    .into_iter()
+                    .collect()
+            };
+            for &partition in &partitions {
+                let resume_from = self
+                    .manifest
+                    .topic(&topic.name)
+                    .and_then(|t| t.partitions.iter().find(|p| p.partition == partition).and_then(|p| p.next_offset()));
+                let task = PartitionTask {
+                    client: self.client.clone(),
+                    store: self.store.clone(),
+                    settings: self.config.settings.clone(),
+                    topic: topic.name.clone(),
+                    partition,
+                    resume_from,
+                    end: ends.get(&partition).copied(),
+                    stop: self.stop.clone(),
+                    permits: permits.clone(),
+                    progress: self.progress.clone(),
+                };
+                let name = format!("{}-{partition}", topic.name);
+                tasks.spawn(async move { Ok((name, task.run().await?)) });
+            }
+        }
+        let count = tasks.len();
+        Ok((tasks, count))
+    }
+}
+
+/// Marks the run ended on the progress board and consolidates the manifest with every commit
+/// record the partitions wrote (even after a failure: what was committed stays listed).
+async fn finish_run(
+    store: &BackupStore,
+    progress: &Mutex<ProgressBoard>,
+    mut manifest: BackupManifest,
+) -> Result<(), EngineError> {
+    {
+        let mut board = progress.lock().expect("progress lock");
+        board.running = false;
+        board.updated_at_ms = now_ms();
+    }
+    write_progress(store, progress).await?;
+    if let Some(consolidated) = BackupManifest::load(store).await? {
+        manifest = consolidated;
+    }
+    manifest.updated_at_ms = now_ms();
+    manifest.save(store).await?;
+    Ok(())
 }
 
 /// Records partition count, replication factor and the topic's non-default configs. A source

@@ -31,9 +31,10 @@ pub use state::{load_offset_map, load_started, recorded_state_dirs, RestoreCommi
 use crate::error::EngineError;
 use crate::kafka::{ClientConfig, ClusterMetadata, KafkaClient, NewTopic};
 use crate::layout::restore_state_dir;
+use crate::manifest::BackupManifest;
 use crate::metrics::metrics;
 use crate::segment::CHUNK_BYTES;
-use crate::stop_signal::stop_on_shutdown;
+use crate::stop_signal::{join_stopping_on_failure, stop_on_shutdown};
 use crate::storage::BackupStore;
 use partition::{PartitionRestore, RestoreOutcome};
 use rate::RateLimiter;
@@ -111,9 +112,8 @@ pub async fn run_restore(
     shutdown: watch::Receiver<bool>,
 ) -> Result<RestoreReport, EngineError> {
     let started = Instant::now();
-    let (store, client) = (target.store.clone(), target.client.clone());
-    let manifest = config.location.manifest(&store).await?;
-    let metadata = client.refresh_metadata(None).await.map_err(EngineError::kafka("reading target metadata"))?;
+    let manifest = config.location.manifest(&target.store).await?;
+    let metadata = target.client.refresh_metadata(None).await.map_err(EngineError::kafka("reading target metadata"))?;
     let plan = build_plan(config, &manifest, &metadata);
     let mut report = RestoreReport { plan, dry_run: config.settings.dry_run, ..RestoreReport::default() };
     if report.dry_run {
@@ -124,9 +124,36 @@ pub async fn run_restore(
     if !report.plan.conflicts.is_empty() {
         return Err(EngineError::Conflicts { conflicts: report.plan.conflicts });
     }
+    let created = create_topics(&target.client, &report.plan).await?;
+    report.created_topics = created.iter().map(|(topic, _)| topic.clone()).collect();
+    // A failed partition stops the others at their next segment, as an operator's stop does.
+    let (stop_sender, stop) = stop_on_shutdown(shutdown);
+    let mut tasks = spawn_partitions(config, target, &manifest, &report.plan, created, stop).await?;
+    metrics().restore_partitions.with_label_values(&["planned"]).set(tasks.len() as i64);
+    metrics().progress.expect(report.plan.records().max(0) as u64);
+    metrics().restore_partitions.with_label_values(&["done"]).set(0);
+    metrics().set_ready(true);
+    let failed = join_stopping_on_failure(&mut tasks, &stop_sender, |outcome| {
+        metrics().restore_partitions.with_label_values(&["done"]).inc();
+        report.records += outcome.written.records;
+        report.batches += outcome.written.batches;
+        report.bytes += outcome.written.bytes;
+        report.already_restored += outcome.already_restored;
+        report.interrupted |= outcome.interrupted;
+    })
+    .await;
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    report.duration = started.elapsed();
+    Ok(report)
+}
 
+/// Creates the target topics the plan creates; returns them with their partition counts. A topic
+/// created meanwhile is restored into only if it has the partitions the plan creates.
+async fn create_topics(client: &KafkaClient, plan: &RestorePlan) -> Result<Vec<(String, i32)>, EngineError> {
     let mut created = Vec::new();
-    for topic in &report.plan.topics {
+    for topic in &plan.topics {
         let Some(create) = &topic.create else { continue };
         let new_topic = NewTopic {
             name: topic.target.clone(),
@@ -135,10 +162,7 @@ pub async fn run_restore(
             configs: create.configs.clone().into_iter().collect(),
         };
         match client.create_topic(&new_topic, NEW_TOPIC_TIMEOUT).await {
-            Ok(()) => {
-                report.created_topics.push(topic.target.clone());
-                created.push((topic.target.clone(), create.partitions));
-            }
+            Ok(()) => created.push((topic.target.clone(), create.partitions)),
             Err(error) if error.response_error() == Some(ResponseError::TopicAlreadyExists) => {
                 // The plan's metadata did not show it (created meanwhile, or a broker's metadata
                 // lagged): restore into it only if it has the partitions the plan created.
@@ -161,10 +185,24 @@ pub async fn run_restore(
             Err(error) => return Err(EngineError::kafka(format!("creating topic {}", topic.target))(error)),
         }
     }
+    Ok(created)
+}
 
+type RestoreTasks = JoinSet<Result<RestoreOutcome, EngineError>>;
+
+/// Starts one task per planned target partition (one per topic restored by key), each waiting
+/// for its partition's log to come up in a topic just `created`, then for a restore slot.
+async fn spawn_partitions(
+    config: &RestoreConfig,
+    target: &RestoreTarget,
+    manifest: &BackupManifest,
+    plan: &RestorePlan,
+    created: Vec<(String, i32)>,
+    stop: watch::Receiver<bool>,
+) -> Result<RestoreTasks, EngineError> {
+    let (store, client, cluster_id) = (&target.store, &target.client, &target.cluster_id);
     // Each partition starts once its leader has created its log, not after the last one.
     let new_partitions = Arc::new(NewPartitions::watch(client.clone(), created, NEW_TOPIC_TIMEOUT));
-    let cluster_id = &target.cluster_id;
     let (producer_id, producer_epoch) =
         client.init_producer_id().await.map_err(EngineError::kafka("getting a producer id"))?;
     // Two slots per partition, one for a partition whose whole backup is smaller than a chunk: such
@@ -175,9 +213,7 @@ pub async fn run_restore(
         config.settings.rate_limit_bytes_per_sec,
         config.settings.rate_limit_records_per_sec,
     ));
-    // A failed partition stops the others at their next segment, as an operator's stop does.
-    let (stop_sender, stop) = stop_on_shutdown(shutdown);
-    let mut tasks: JoinSet<Result<RestoreOutcome, EngineError>> = JoinSet::new();
+    let mut tasks = JoinSet::new();
     let target_partition = |topic: &str, partition: i32| TargetPartition {
         client: client.clone(),
         topic: topic.to_string(),
@@ -186,7 +222,7 @@ pub async fn run_restore(
         limiter: limiter.clone(),
         sequence: 0,
     };
-    for topic in &report.plan.topics {
+    for topic in &plan.topics {
         let backed_up = manifest.topic(&topic.source).expect("planned topics are in the manifest");
         let segments_of = |partition: i32| {
             backed_up
@@ -196,9 +232,7 @@ pub async fn run_restore(
                 .map(|p| p.segments.clone())
                 .unwrap_or_default()
         };
-        let permits = permits.clone();
         if let Some(count) = topic.repartition {
-            let topic_name = topic.target.clone();
             let task = RepartitionRestore {
                 store: store.clone(),
                 settings: config.settings.clone(),
@@ -208,7 +242,7 @@ pub async fn run_restore(
                 state_dir: restore_state_dir(cluster_id, &topic.target, None),
                 stop: stop.clone(),
             };
-            let new_partitions = new_partitions.clone();
+            let (permits, new_partitions, topic_name) = (permits.clone(), new_partitions.clone(), topic.target.clone());
             tasks.spawn(async move {
                 new_partitions.wait(&topic_name, None).await?;
                 let _permit = permits.acquire_many_owned(2).await;
@@ -240,31 +274,5 @@ pub async fn run_restore(
             });
         }
     }
-    metrics().restore_partitions.with_label_values(&["planned"]).set(tasks.len() as i64);
-    metrics().progress.expect(report.plan.records().max(0) as u64);
-    metrics().restore_partitions.with_label_values(&["done"]).set(0);
-    metrics().set_ready(true);
-    let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined.expect("partition restores do not panic") {
-            Ok(outcome) => {
-                metrics().restore_partitions.with_label_values(&["done"]).inc();
-                report.records += outcome.written.records;
-                report.batches += outcome.written.batches;
-                report.bytes += outcome.written.bytes;
-                report.already_restored += outcome.already_restored;
-                report.interrupted |= outcome.interrupted;
-            }
-            Err(error) => {
-                tracing::error!(%error, "partition restore failed; stopping the others");
-                let _ = stop_sender.send(true);
-                first_error.get_or_insert(error);
-            }
-        }
-    }
-    if let Some(error) = first_error {
-        return Err(error);
-    }
-    report.duration = started.elapsed();
-    Ok(report)
+    Ok(tasks)
 }

@@ -59,7 +59,10 @@ const SUBLAYERS: &[(&str, &[&str])] = &[
     ("offset_reset", &["plan", "execute", "translate", "restored"]),
     ("records", &["tests", "batch", "record", "compression", "varint"]),
     ("segment", &["builder", "reader"]),
-    ("storage", &["cloud", "s3_uploads", "encryption", "writer", "sealed", "keys", "location"]),
+    (
+        "storage",
+        &["probe", "leftovers", "cloud", "s3_uploads", "encryption", "writer", "sealed", "keys", "location", "error"],
+    ),
     ("metrics", &["server"]),
 ];
 

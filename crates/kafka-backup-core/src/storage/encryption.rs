@@ -57,7 +57,7 @@ impl BackupStore {
 
     /// The backup this store's root is (a store opened on one backup's directory).
     fn own_backup(&self) -> Result<String, StorageError> {
-        self.placement("x").map(|(backup, _)| backup).ok_or_else(|| StorageError::Open {
+        self.placement("x").map(|(backup, _)| backup).ok_or_else(|| StorageError::Encryption {
             store: self.description.clone(),
             reason: "encryption is set up per backup: open the backup's directory".into(),
         })
@@ -146,7 +146,7 @@ impl BackupStore {
             (BackupKey::Plain, None) => Ok(None),
             (BackupKey::Plain, Some(keyring)) => {
                 if !self.list_at(&self.root_path(), "").await?.is_empty() {
-                    return Err(StorageError::Open {
+                    return Err(StorageError::Encryption {
                         store: self.description.clone(),
                         reason: format!(
                             "backup {backup} holds data written without encryption, and encryption applies to new \

@@ -5,14 +5,19 @@
 
 mod cloud;
 mod encryption;
+mod error;
 mod keys;
+mod leftovers;
 mod location;
+mod probe;
 mod s3_uploads;
 mod sealed;
 mod writer;
 
 pub use keys::{DataKeyRecord, EncryptionKey, Keyring, ALGORITHM as ENCRYPTION_ALGORITHM};
 
+pub(crate) use error::InterruptedCall;
+pub use error::StorageError;
 pub use location::{
     parse_storage_url, CloudConfig, CloudCredentials, CloudProvider, ServerSideEncryption, StorageConfig,
     StorageUrlError, STORAGE_URL_FORMS,
@@ -24,114 +29,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use object_store::client::{HttpError, HttpErrorKind};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{Attributes, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::metrics::{metrics, Timer};
-use crate::retry::{Retriable, RetryPolicy};
-
-/// A storage call that failed, naming the operation and the object.
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    /// The object does not exist.
-    #[error("{key} does not exist in {store}")]
-    NotFound {
-        /// Object key.
-        key: String,
-        /// Store description.
-        store: String,
-    },
-    /// A conditional write found the object already there.
-    #[error("{key} already exists in {store}")]
-    AlreadyExists {
-        /// Object key.
-        key: String,
-        /// Store description.
-        store: String,
-    },
-    /// Any other failure.
-    #[error("storage {operation} of {key} in {store} failed: {source}")]
-    Failed {
-        /// What was attempted.
-        operation: &'static str,
-        /// Object key.
-        key: String,
-        /// Store description.
-        store: String,
-        /// Underlying error (boxed: object_store errors are large).
-        source: Box<object_store::Error>,
-    },
-    /// An object of an encrypted backup does not open: altered, truncated, moved, or not sealed.
-    #[error("cannot decrypt {key} in {store}: {reason}")]
-    Unreadable {
-        /// Object key.
-        key: String,
-        /// Store description.
-        store: String,
-        /// Why.
-        reason: String,
-    },
-    /// A backup is encrypted with a key that was not given.
-    #[error(
-        "backup {backup} in {store} is encrypted with the key of id {key_id}, and {given}: give that key \
-         (storage.encryption key_file/key_env, or additional_keys for an older key; \
-         --encryption-key-file/--encryption-key-env on the command line)"
-    )]
-    Locked {
-        /// Backup id.
-        backup: String,
-        /// Store description.
-        store: String,
-        /// Id of the key the backup needs.
-        key_id: String,
-        /// Which keys were given.
-        given: String,
-    },
-    /// The store could not be opened.
-    #[error("cannot open storage {store}: {reason}")]
-    Open {
-        /// Store description.
-        store: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// An `object_store` error as the retry policy sees it: retriable when the request was sent and
-/// its answer never came (timeout, interrupted or refused connection).
-pub(crate) struct InterruptedCall(pub(crate) object_store::Error);
-
-impl std::fmt::Display for InterruptedCall {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl Retriable for InterruptedCall {
-    fn is_retriable(&self) -> bool {
-        let mut source = std::error::Error::source(&self.0);
-        while let Some(error) = source {
-            if let Some(http) = error.downcast_ref::<HttpError>() {
-                return matches!(
-                    http.kind(),
-                    HttpErrorKind::Timeout
-                        | HttpErrorKind::Interrupted
-                        | HttpErrorKind::Connect
-                        | HttpErrorKind::Request
-                );
-            }
-            source = error.source();
-        }
-        false
-    }
-
-    fn gave_up(self, _attempts: u32, _elapsed: std::time::Duration) -> Self {
-        self
-    }
-}
+use crate::retry::RetryPolicy;
 
 /// An object found by [`BackupStore::list`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +102,7 @@ impl BackupStore {
     pub fn open_existing(config: &StorageConfig) -> Result<Self, StorageError> {
         match config {
             StorageConfig::Filesystem { path, .. } if !path.is_dir() => {
-                Err(StorageError::Open { store: path.display().to_string(), reason: "no such directory".into() })
+                Err(StorageError::NoDirectory { store: path.display().to_string() })
             }
             config => Self::open(config),
         }
@@ -214,32 +118,14 @@ impl BackupStore {
         Ok(store)
     }
 
-    /// Creates one probe object twice (the second create must fail) and deletes it: an error
-    /// naming the store and the opt-in when the store ignores conditional writes.
-    pub async fn check_conditional_writes(&self) -> Result<(), StorageError> {
-        let key = format!("_probe/conditional-write-{:016x}", fastrand::u64(..));
-        self.put_new(&key, Bytes::from_static(b"first")).await?;
-        let second = self.put_new(&key, Bytes::from_static(b"second")).await;
-        self.delete(&key).await?;
-        match second {
-            Err(StorageError::AlreadyExists { .. }) => Ok(()),
-            Err(other) => Err(other),
-            Ok(()) => Err(StorageError::Open {
-                store: self.description.clone(),
-                reason: "the store ignores conditional writes (If-None-Match): two runs with one backup_id \
-                         could overwrite each other's data; use a store that honours them, or set \
-                         storage.allow_unconditional_writes: true to accept that risk"
-                    .into(),
-            }),
-        }
-    }
-
     /// A local directory, created if missing. Writes are fsynced.
     pub fn filesystem(path: &FsPath, prefix: &str) -> Result<Self, StorageError> {
         let description = path.display().to_string();
-        let open_error = |reason: String| StorageError::Open { store: description.clone(), reason };
-        std::fs::create_dir_all(path).map_err(|e| open_error(e.to_string()))?;
-        let local = LocalFileSystem::new_with_prefix(path).map_err(|e| open_error(e.to_string()))?.with_fsync(true);
+        let unusable = |source: std::io::Error| StorageError::Directory { store: description.clone(), source };
+        std::fs::create_dir_all(path).map_err(unusable)?;
+        let local = LocalFileSystem::new_with_prefix(path)
+            .map_err(|e| unusable(std::io::Error::other(e.to_string())))?
+            .with_fsync(true);
         let mut store = Self::new(Arc::new(local), prefix, description);
         store.local_root = Some(path.join(prefix.trim_matches('/')));
         Ok(store)
@@ -279,58 +165,6 @@ impl BackupStore {
             local_root: self.local_root.as_ref().map(|dir| dir.join(child)),
             ..self.clone()
         }
-    }
-
-    /// Deletes the staging files (`NAME#DIGITS`) a killed run left under `folder` of a local root,
-    /// except in its subfolders `skip` (those another kind of run owns, and may be writing): the
-    /// filesystem backend writes each object to one and renames it into place, so a kill between
-    /// the two leaves it behind. Listing never shows them; this reclaims their space. Cloud stores
-    /// write with single PUTs and leave nothing behind. Returns how many were deleted.
-    pub fn remove_staging_leftovers(&self, folder: &str, skip: &[&str]) -> Result<usize, StorageError> {
-        let Some(root) = &self.local_root else { return Ok(0) };
-        let failed = |error: std::io::Error| StorageError::Open {
-            store: self.description.clone(),
-            reason: format!("cleaning staging files left by an interrupted run: {error}"),
-        };
-        let start = root.join(folder);
-        let skipped: Vec<std::path::PathBuf> = skip.iter().map(|s| start.join(s)).collect();
-        let mut removed = 0;
-        let mut folders = vec![start];
-        while let Some(folder) = folders.pop() {
-            let entries = match std::fs::read_dir(&folder) {
-                Ok(entries) => entries,
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(error) => return Err(failed(error)),
-            };
-            for entry in entries {
-                let path = entry.map_err(failed)?.path();
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                let staged = name
-                    .rsplit_once('#')
-                    .is_some_and(|(_, suffix)| !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()));
-                if path.is_dir() {
-                    if !skipped.contains(&path) {
-                        folders.push(path);
-                    }
-                } else if staged {
-                    std::fs::remove_file(&path).map_err(failed)?;
-                    removed += 1;
-                }
-            }
-        }
-        Ok(removed)
-    }
-
-    /// Aborts the multipart uploads a killed run left unfinished under `prefix` (S3; on other
-    /// stores there is nothing to do: Azure drops uncommitted blocks itself within a week, a
-    /// local upload is a staging file). Returns how many were aborted.
-    pub async fn abort_unfinished_uploads(&self, prefix: &str) -> Result<usize, StorageError> {
-        let Some(uploads) = &self.s3_uploads else { return Ok(0) };
-        let full = format!("{}/", self.path(prefix.trim_end_matches('/')));
-        uploads.abort_under(&full).await.map_err(|reason| StorageError::Open {
-            store: self.description.clone(),
-            reason: format!("cleaning up unfinished uploads under {prefix}: {reason}"),
-        })
     }
 
     /// Human-readable location, for messages.
@@ -378,7 +212,15 @@ impl BackupStore {
             Err(StorageError::Failed { .. }) => "request",
             Err(StorageError::Unreadable { .. }) => "unreadable",
             Err(StorageError::Locked { .. }) => "locked",
-            Err(StorageError::Open { .. }) => "open",
+            Err(
+                StorageError::Open { .. }
+                | StorageError::NoDirectory { .. }
+                | StorageError::Directory { .. }
+                | StorageError::NoBucket { .. }
+                | StorageError::UnconditionalWrites { .. }
+                | StorageError::Cleanup { .. }
+                | StorageError::Encryption { .. },
+            ) => "open",
             _ => return result,
         };
         metrics().storage_errors.with_label_values(&[operation, kind]).inc();
@@ -388,9 +230,10 @@ impl BackupStore {
     fn failed(&self, operation: &'static str, key: &str, source: object_store::Error) -> StorageError {
         match source {
             // A write finds no object to be missing; the bucket or container is.
-            object_store::Error::NotFound { .. } if operation == "write" => StorageError::Open {
+            object_store::Error::NotFound { .. } if operation == "write" => StorageError::NoBucket {
+                key: key.to_string(),
                 store: self.description.clone(),
-                reason: format!("writing {key} found no bucket or container: create it first ({source})"),
+                source: Box::new(source),
             },
             object_store::Error::NotFound { .. } => {
                 StorageError::NotFound { key: key.to_string(), store: self.description.clone() }

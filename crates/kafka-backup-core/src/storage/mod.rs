@@ -16,6 +16,8 @@ mod writer;
 
 pub use keys::{DataKeyRecord, EncryptionKey, Keyring, ALGORITHM as ENCRYPTION_ALGORITHM};
 
+use encryption::{BackupKeys, EncryptionFailure};
+
 pub(crate) use error::InterruptedCall;
 pub use error::StorageError;
 pub use location::{
@@ -32,7 +34,7 @@ use futures_util::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{Attributes, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{Attributes, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::metrics::{metrics, Timer};
 use crate::retry::RetryPolicy;
@@ -49,13 +51,16 @@ pub struct ListedObject {
 /// A storage location holding backups.
 #[derive(Clone)]
 pub struct BackupStore {
+    /// The store every call goes through: `raw` behind the encryption wrapper.
     store: Arc<dyn ObjectStore>,
+    /// The store as it is.
+    raw: Arc<dyn ObjectStore>,
     root: Option<Path>,
     /// The root the store was opened at (backups are the folders below it).
     base: Option<Path>,
     description: String,
     /// Keys of encrypted backups (shared by the clones and children of one opened store).
-    encryption: Arc<encryption::Encryption>,
+    keys: Arc<BackupKeys>,
     /// Attributes of every object written (a cloud storage class).
     attributes: Attributes,
     /// A cloud store retries a failed conditional PUT itself; the retry of a write that had in
@@ -128,7 +133,8 @@ impl BackupStore {
             .with_fsync(true);
         let mut store = Self::new(Arc::new(local), prefix, description);
         store.local_root = Some(path.join(prefix.trim_matches('/')));
-        Ok(store)
+        // Wrapped again: a local directory's upload parts are smaller.
+        Ok(store.with_encryption(None))
     }
 
     /// An existing local directory (for commands that only read: a typo must not create one).
@@ -141,19 +147,22 @@ impl BackupStore {
         let prefix = prefix.trim_matches('/');
         let root = (!prefix.is_empty()).then(|| Path::from(prefix));
         let description = if prefix.is_empty() { description } else { format!("{description}/{prefix}") };
-        Self {
-            store,
+        let keys = Arc::new(BackupKeys::new(store.clone(), root.clone(), None));
+        let opened = Self {
+            store: store.clone(),
+            raw: store,
             base: root.clone(),
             root,
             description,
-            encryption: Arc::default(),
+            keys,
             attributes: Attributes::new(),
             confirm_existing_writes: false,
             allow_unconditional_writes: false,
             create_retries: None,
             local_root: None,
             s3_uploads: None,
-        }
+        };
+        opened.with_encryption(None)
     }
 
     /// The same storage with `child` appended to the root (e.g. one backup's directory).
@@ -175,14 +184,6 @@ impl BackupStore {
     fn path(&self, key: &str) -> Path {
         match &self.root {
             Some(root) => Path::from(format!("{root}/{key}")),
-            None => Path::from(key),
-        }
-    }
-
-    /// `key` under the root the store was opened at (not a child's).
-    fn base_path(&self, key: &str) -> Path {
-        match &self.base {
-            Some(base) => Path::from(format!("{base}/{key}")),
             None => Path::from(key),
         }
     }
@@ -228,6 +229,33 @@ impl BackupStore {
     }
 
     fn failed(&self, operation: &'static str, key: &str, source: object_store::Error) -> StorageError {
+        if let object_store::Error::Generic { source: inner, .. } = &source {
+            match inner.downcast_ref::<EncryptionFailure>() {
+                Some(EncryptionFailure::Locked { backup, key_id, given }) => {
+                    return StorageError::Locked {
+                        backup: backup.clone(),
+                        store: self.description.clone(),
+                        key_id: key_id.clone(),
+                        given: given.clone(),
+                    }
+                }
+                Some(EncryptionFailure::KeyRecord { record, reason }) => {
+                    return StorageError::Unreadable {
+                        key: record.clone(),
+                        store: self.description.clone(),
+                        reason: reason.clone(),
+                    }
+                }
+                Some(EncryptionFailure::Unreadable(error)) => {
+                    return StorageError::Unreadable {
+                        key: key.to_string(),
+                        store: self.description.clone(),
+                        reason: error.to_string(),
+                    }
+                }
+                None => {}
+            }
+        }
         match source {
             // A write finds no object to be missing; the bucket or container is.
             object_store::Error::NotFound { .. } if operation == "write" => StorageError::NoBucket {
@@ -254,17 +282,14 @@ impl BackupStore {
     /// errors and failed connections itself, but not a conditional PUT whose answer timed out
     /// (it is not idempotent): that one is retried here, within the store's retry deadline, and
     /// an "already exists" is then checked against the content, since it may be our own write.
-    /// An object of an encrypted backup is sealed first (once: a retry sends the same bytes).
+    /// An object of an encrypted backup is sealed on its way (each attempt anew; "already exists"
+    /// is checked against the plaintext).
     pub async fn put_new(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
-        self.observed("write", async {
-            let sealing = self.sealing(key).await?;
-            self.put_new_bytes(key, self.seal(sealing, data)).await
-        })
-        .await
+        self.observed("write", self.put_new_unobserved(key, data)).await
     }
 
-    /// [`BackupStore::put_new`] of bytes stored as they are.
-    async fn put_new_bytes(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
+    /// [`BackupStore::put_new`] without its metrics (for the streaming writer, which has its own).
+    async fn put_new_unobserved(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
         let path = self.path(key);
         let attempt = || {
             let options =
@@ -293,7 +318,6 @@ impl BackupStore {
     /// Writes `key`, replacing any previous version atomically.
     pub async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
         self.observed("write", async {
-            let data = self.seal(self.sealing(key).await?, data);
             let options = PutOptions { attributes: self.attributes.clone(), ..PutOptions::default() };
             self.store
                 .put_opts(&self.path(key), PutPayload::from_bytes(data), options)
@@ -306,17 +330,7 @@ impl BackupStore {
 
     /// Reads all of `key`.
     pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
-        self.observed("read", async {
-            let sealing = self.sealing(key).await?;
-            let stored = self.get_at(&self.path(key), key).await?;
-            match sealing {
-                None => Ok(stored),
-                Some(s) => {
-                    sealed::open(&s.data_key.0, &s.bound_to, &stored).map_err(|error| self.unreadable(key, error))
-                }
-            }
-        })
-        .await
+        self.observed("read", self.get_at(&self.path(key), key)).await
     }
 
     async fn get_at(&self, path: &Path, key: &str) -> Result<Bytes, StorageError> {
@@ -328,23 +342,7 @@ impl BackupStore {
     /// read (with its header, in parallel).
     pub async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, StorageError> {
         self.observed("read", async {
-            let path = self.path(key);
-            let Some(sealing) = self.sealing(key).await? else {
-                return self.store.get_range(&path, range).await.map_err(|e| self.failed("read", key, e));
-            };
-            let chunks = async {
-                let options =
-                    GetOptions { range: Some(GetRange::Bounded(sealed::sealed_range(&range))), ..Default::default() };
-                let result = self.store.get_opts(&path, options).await?;
-                let sealed_len = result.meta.size;
-                Ok::<_, object_store::Error>((sealed_len, result.bytes().await?))
-            };
-            let header = self.store.get_range(&path, 0..sealed::HEADER_LEN);
-            let (chunks, header) = tokio::join!(chunks, header);
-            let ((sealed_len, chunks), header) =
-                (chunks.map_err(|e| self.failed("read", key, e))?, header.map_err(|e| self.failed("read", key, e))?);
-            sealed::open_range(&sealing.data_key.0, &sealing.bound_to, &header, sealed_len, range, &chunks)
-                .map_err(|error| self.unreadable(key, error))
+            self.store.get_range(&self.path(key), range).await.map_err(|e| self.failed("read", key, e))
         })
         .await
     }
@@ -353,16 +351,11 @@ impl BackupStore {
     /// (known from the sealed size alone, so no key is needed).
     pub async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
         self.observed("stat", async {
-            let stored = match self.store.head(&self.path(key)).await {
-                Ok(meta) => meta.size,
-                Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(self.failed("stat", key, e)),
-            };
-            if !self.is_sealed(key).await? {
-                return Ok(Some(stored));
+            match self.store.head(&self.path(key)).await {
+                Ok(meta) => Ok(Some(meta.size)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(self.failed("stat", key, e)),
             }
-            let plain = sealed::plain_len(stored).ok_or(sealed::SealError::Format("its length is not a sealed length"));
-            plain.map(Some).map_err(|error| self.unreadable(key, error))
         })
         .await
     }
@@ -389,16 +382,7 @@ impl BackupStore {
     /// Every object under `prefix` (recursively), keys relative to the root, sorted. The size of
     /// a sealed object is that of its plaintext (the stored size when it is not a sealed size).
     pub async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {
-        self.observed("list", async {
-            let mut objects = self.list_at(&self.path(prefix.trim_end_matches('/')), prefix).await?;
-            for object in &mut objects {
-                if self.is_sealed(&object.key).await? {
-                    object.size = sealed::plain_len(object.size).unwrap_or(object.size);
-                }
-            }
-            Ok(objects)
-        })
-        .await
+        self.observed("list", self.list_at(&self.path(prefix.trim_end_matches('/')), prefix)).await
     }
 
     async fn list_at(&self, path: &Path, prefix: &str) -> Result<Vec<ListedObject>, StorageError> {

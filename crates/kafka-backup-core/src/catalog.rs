@@ -1,10 +1,88 @@
-//! The catalog of a storage path (`find`): which backups hold a topic at a point in time, with the
-//! offsets and timestamps each partition covers and its gaps, so an operator picks a restore source.
+//! The catalog of a storage path: the backups it holds (`list`), one backup with its group
+//! snapshots and key (`describe`), and which backups hold a topic at a point in time (`find`),
+//! with the offsets and timestamps each partition covers and its gaps, so an operator picks a
+//! restore source.
 
 use serde::Serialize;
 
+use crate::backup_location::BackupLocation;
+use crate::error::EngineError;
+use crate::group_snapshots::{load_snapshots, GroupOffsetsSnapshot};
 use crate::manifest::{list_backups, BackupManifest, ListedBackup, ManifestError, OffsetGap};
 use crate::storage::BackupStore;
+
+/// One backup of a storage path, as `list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum BackupSummary {
+    /// A backup whose manifest could be read.
+    Readable {
+        /// Backup id.
+        backup_id: String,
+        /// When its first run began (epoch ms).
+        created_at_ms: i64,
+        /// When a run last wrote its manifest (epoch ms).
+        updated_at_ms: i64,
+        /// Its topics.
+        topics: Vec<String>,
+        /// Records held.
+        records: i64,
+        /// Bytes stored.
+        stored_bytes: u64,
+        /// Id of the key it is encrypted with, `None` when it is not encrypted.
+        encryption_key_id: Option<String>,
+    },
+    /// A backup encrypted with a key that was not given: nothing else is known.
+    Locked {
+        /// Backup id.
+        backup_id: String,
+        /// Id of the key it needs.
+        encryption_key_id: String,
+        /// Always true.
+        locked: bool,
+    },
+}
+
+/// Every backup under `root`.
+pub async fn list(root: &BackupStore) -> Result<Vec<BackupSummary>, EngineError> {
+    let mut summaries = Vec::new();
+    for backup in list_backups(root).await? {
+        summaries.push(match backup {
+            ListedBackup::Readable(m) => BackupSummary::Readable {
+                encryption_key_id: root.child(&m.backup_id).encryption_key_id().await?,
+                backup_id: m.backup_id.clone(),
+                created_at_ms: m.created_at_ms,
+                updated_at_ms: m.updated_at_ms,
+                topics: m.topics.iter().map(|t| t.name.clone()).collect(),
+                records: m.record_count(),
+                stored_bytes: m.stored_bytes(),
+            },
+            ListedBackup::Locked { backup_id, key_id } => {
+                BackupSummary::Locked { backup_id, encryption_key_id: key_id, locked: true }
+            }
+        });
+    }
+    Ok(summaries)
+}
+
+/// One backup as `describe` shows it.
+#[derive(Debug, Clone)]
+pub struct BackupDescription {
+    /// Its manifest.
+    pub manifest: BackupManifest,
+    /// Its consumer-group snapshots, oldest first.
+    pub snapshots: Vec<GroupOffsetsSnapshot>,
+    /// Id of the key it is encrypted with, `None` when it is not encrypted.
+    pub encryption_key_id: Option<String>,
+}
+
+/// The backup at `location`, with its group snapshots and key.
+pub async fn describe(location: &BackupLocation) -> Result<BackupDescription, EngineError> {
+    let (store, manifest) = location.open_existing().await?;
+    let snapshots = load_snapshots(&store).await?;
+    let encryption_key_id = store.encryption_key_id().await?;
+    Ok(BackupDescription { manifest, snapshots, encryption_key_id })
+}
 
 /// What one partition of a backup covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

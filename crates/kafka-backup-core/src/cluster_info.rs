@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::kafka::{IsolationLevel, KafkaClient, KafkaError, OffsetSpec};
+use crate::kafka::{ClientConfig, IsolationLevel, KafkaClient, KafkaError, OffsetSpec};
 
 /// What `kafka-backup cluster-info` prints.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -55,8 +55,13 @@ pub struct PartitionSummary {
     pub latest_offset: i64,
 }
 
+/// Connects to the cluster `config` names and gathers its report.
+pub async fn gather_from(config: ClientConfig) -> Result<ClusterInfo, KafkaError> {
+    gather(&KafkaClient::connect(config).await?).await
+}
+
 /// Gathers the report. Offsets are read uncommitted: the latest offset is the high watermark.
-pub async fn gather(client: &KafkaClient) -> Result<ClusterInfo, KafkaError> {
+async fn gather(client: &KafkaClient) -> Result<ClusterInfo, KafkaError> {
     let metadata = client.refresh_metadata(None).await?;
     let mut topics = Vec::with_capacity(metadata.topics.len());
     for topic in metadata.topics.values() {

@@ -4,9 +4,9 @@
 use std::fmt::Write;
 
 use anyhow::Context;
-use kafka_backup_core::cluster_info::{gather, ClusterInfo};
+use kafka_backup_core::cluster_info::{gather_from, ClusterInfo};
 use kafka_backup_core::config::cluster_of_config_file;
-use kafka_backup_core::kafka::{ClientConfig, KafkaClient};
+use kafka_backup_core::kafka::ClientConfig;
 
 use crate::cli::{ClusterInfoArgs, Format};
 
@@ -18,8 +18,7 @@ pub async fn run(args: ClusterInfoArgs) -> anyhow::Result<()> {
     };
     config.bootstrap_timeout = args.timeout();
     config.retry.deadline = args.timeout();
-    let client = KafkaClient::connect(config).await?;
-    let info = gather(&client).await.context("reading cluster metadata and offsets")?;
+    let info = gather_from(config).await.context("reading cluster metadata and offsets")?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&info)?),
         Format::Text => print!("{}", render_text(&info)),

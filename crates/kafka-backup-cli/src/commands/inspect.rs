@@ -7,9 +7,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use kafka_backup_core::backup_location::StoreLocation;
+use kafka_backup_core::catalog::{describe as describe_backup, BackupDescription, BackupSummary};
 use kafka_backup_core::config::store_of_config_file;
-use kafka_backup_core::group_snapshots::{load_snapshots, GroupOffsetsSnapshot};
-use kafka_backup_core::manifest::{list_backups, BackupManifest, ListedBackup};
+use kafka_backup_core::group_snapshots::GroupOffsetsSnapshot;
+use kafka_backup_core::manifest::BackupManifest;
 use kafka_backup_core::storage::{BackupStore, ENCRYPTION_ALGORITHM};
 use kafka_backup_core::validate::{validate_backup, Depth};
 
@@ -39,28 +40,9 @@ pub(super) fn time(ms: i64) -> String {
 /// `list --path PATH`.
 pub async fn list(args: ListArgs) -> anyhow::Result<()> {
     let root = open(&args.store)?;
-    let backups = list_backups(&root).await?;
-    let mut rows = Vec::new();
-    for backup in &backups {
-        rows.push(match backup {
-            ListedBackup::Readable(m) => serde_json::json!({
-                "backup_id": m.backup_id,
-                "created_at_ms": m.created_at_ms,
-                "updated_at_ms": m.updated_at_ms,
-                "topics": m.topics.iter().map(|t| t.name.clone()).collect::<Vec<_>>(),
-                "records": m.record_count(),
-                "stored_bytes": m.stored_bytes(),
-                "encryption_key_id": root.child(&m.backup_id).encryption_key_id().await?,
-            }),
-            ListedBackup::Locked { backup_id, key_id } => serde_json::json!({
-                "backup_id": backup_id,
-                "encryption_key_id": key_id,
-                "locked": true,
-            }),
-        });
-    }
+    let backups = kafka_backup_core::catalog::list(&root).await?;
     if args.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{}", serde_json::to_string_pretty(&backups)?);
         return Ok(());
     }
     if backups.is_empty() {
@@ -68,38 +50,39 @@ pub async fn list(args: ListArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("{:<30}  {:<20}  {:>6}  {:>12}  {:>12}  ENCRYPTION", "BACKUP", "UPDATED", "TOPICS", "RECORDS", "SIZE");
-    for row in &rows {
-        let key_id = row["encryption_key_id"].as_str();
-        if row["locked"] == true {
-            println!(
-                "{:<30}  (encrypted with key {}: give that key to see it)",
-                row["backup_id"].as_str().unwrap_or_default(),
-                key_id.unwrap_or_default()
-            );
-            continue;
+    for backup in &backups {
+        match backup {
+            BackupSummary::Locked { backup_id, encryption_key_id, .. } => {
+                println!("{backup_id:<30}  (encrypted with key {encryption_key_id}: give that key to see it)");
+            }
+            BackupSummary::Readable {
+                backup_id,
+                updated_at_ms,
+                topics,
+                records,
+                stored_bytes,
+                encryption_key_id,
+                ..
+            } => println!(
+                "{backup_id:<30}  {:<20}  {:>6}  {records:>12}  {:>12}  {}",
+                time(*updated_at_ms),
+                topics.len(),
+                format!("{:.1} MiB", super::mib(*stored_bytes)),
+                encryption_key_id.as_deref().map_or("none".to_string(), |id| format!("key {id}")),
+            ),
         }
-        println!(
-            "{:<30}  {:<20}  {:>6}  {:>12}  {:>12}  {}",
-            row["backup_id"].as_str().unwrap_or_default(),
-            time(row["updated_at_ms"].as_i64().unwrap_or_default()),
-            row["topics"].as_array().map_or(0, Vec::len),
-            row["records"],
-            format!("{:.1} MiB", super::mib(row["stored_bytes"].as_u64().unwrap_or_default())),
-            key_id.map_or("none".to_string(), |id| format!("key {id}")),
-        );
     }
     Ok(())
 }
 
 /// `describe --path PATH --backup-id ID`.
 pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
-    let (store, manifest) = store_location(&args.store)?.backup(&args.backup_id).open_existing().await?;
-    let snapshots = load_snapshots(&store).await?;
-    let key_id = store.encryption_key_id().await?;
+    let location = store_location(&args.store)?.backup(&args.backup_id);
+    let BackupDescription { manifest, snapshots, encryption_key_id } = describe_backup(&location).await?;
     match args.format {
         ManifestFormat::Json => println!("{}", serde_json::to_string_pretty(&manifest)?),
         ManifestFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&manifest)?),
-        ManifestFormat::Text => print!("{}", describe_text(&manifest, &snapshots, key_id.as_deref())),
+        ManifestFormat::Text => print!("{}", describe_text(&manifest, &snapshots, encryption_key_id.as_deref())),
     }
     Ok(())
 }

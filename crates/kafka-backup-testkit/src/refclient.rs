@@ -8,16 +8,21 @@ use std::process::{Child, Command, Stdio};
 use crate::infra::{infra_program, repo_root, unique};
 use crate::records::{small_records, RefRecord};
 
-/// Starts an interactive refclient command, talking JSON lines over stdin/stdout.
-fn spawn_interactive(command: &str) -> (Child, std::io::BufReader<std::process::ChildStdout>) {
-    let mut child = Command::new(infra_program("python"))
+/// Starts `tools/refclient.py COMMAND` with piped stdin and stdout.
+fn start(command: &str, stderr: Stdio) -> Child {
+    Command::new(infra_program("python"))
         .arg(repo_root().join("tools/refclient.py"))
         .arg(command)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
-        .unwrap_or_else(|e| panic!("start refclient.py {command}: {e}"));
+        .unwrap_or_else(|e| panic!("start refclient.py {command}: {e}"))
+}
+
+/// Starts an interactive refclient command, talking JSON lines over stdin/stdout.
+fn spawn_interactive(command: &str) -> (Child, std::io::BufReader<std::process::ChildStdout>) {
+    let mut child = start(command, Stdio::null());
     let answers = std::io::BufReader::new(child.stdout.take().expect("stdout"));
     (child, answers)
 }
@@ -60,14 +65,7 @@ impl Drop for GroupMember {
 
 /// Runs one `tools/refclient.py` command with a JSON request and returns its JSON answer.
 fn refclient(command: &str, request: serde_json::Value) -> serde_json::Value {
-    let mut child = Command::new(infra_program("python"))
-        .arg(repo_root().join("tools/refclient.py"))
-        .arg(command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start refclient.py");
+    let mut child = start(command, Stdio::piped());
     child.stdin.take().expect("stdin").write_all(request.to_string().as_bytes()).expect("write request");
     let output = child.wait_with_output().expect("refclient.py");
     assert!(output.status.success(), "refclient.py {command} failed: {}", String::from_utf8_lossy(&output.stderr));

@@ -7,10 +7,13 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kafka_backup_core::offset_reset::GroupStrategy;
 
+/// `--version`: the release and the commit it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("KAFKA_BACKUP_COMMIT"), ")");
+
 /// Back up Apache Kafka topics to object storage or a local directory and restore them, with
 /// point-in-time recovery and consumer-group offset translation.
 #[derive(Debug, Parser)]
-#[command(name = "kafka-backup", version, about, long_about = None)]
+#[command(name = "kafka-backup", version = VERSION, about, long_about = None)]
 pub struct Cli {
     /// Log level when RUST_LOG is not set (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "warn")]
@@ -55,6 +58,40 @@ pub enum Command {
     Find(FindArgs),
     /// Delete the backups a retention policy does not keep, and old segments of those it keeps.
     Prune(PruneArgs),
+    /// Check a config file without connecting to anything.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout: `kafka-backup man > kafka-backup.1`.
+    Man,
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a backup or restore config: YAML, keys, values, ${VAR}s and the files it names
+    /// (certificates, keys, tokens), without connecting; exit 1 with the reason when it is not valid.
+    Check(ConfigCheckArgs),
+}
+
+/// `config check` arguments.
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// The config file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `completions` arguments.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Formats of the log on stderr.

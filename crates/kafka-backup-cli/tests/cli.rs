@@ -110,3 +110,84 @@ fn cluster_info_against_a_dead_broker_fails_naming_it() {
     assert!(!output.status.success());
     assert!(stderr(&output).contains(&dead), "{}", stderr(&output));
 }
+
+/// `kafka-backup config check --config FILE` with `env` set.
+fn config_check(path: &std::path::Path, env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+        .args(["config", "check", "--config", path.to_str().unwrap()])
+        .envs(env.iter().copied())
+        .output()
+        .expect("run kafka-backup")
+}
+
+#[test]
+fn config_check_passes_every_example_and_names_what_is_wrong_without_connecting() {
+    // Every shipped example, with the variables it names set (no broker runs at k:9092).
+    let examples = testkit::repo_root().join("config");
+    let key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+    let env = [("KAFKA_BOOTSTRAP", "k:9092"), ("KAFKA_DR_BOOTSTRAP", "k:9092"), ("KAFKA_BACKUP_ENCRYPTION_KEY", key)];
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        let output = config_check(&path, &env);
+        assert!(output.status.success(), "{}: {}", path.display(), stderr(&output));
+        assert!(stdout(&output).starts_with("OK: "), "{}", stdout(&output));
+        checked += 1;
+    }
+    assert!(checked >= 4, "the example configs were found");
+
+    let dir = tempfile::TempDir::new().unwrap();
+    let write = |name: &str, yaml: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, yaml).unwrap();
+        path
+    };
+    let storage = "storage:\n  backend: filesystem\n  path: /tmp/kafka-backup-config-check\n";
+    let valid = write(
+        "valid.yaml",
+        &format!(
+            "mode: backup\nbackup_id: b1\nsource:\n  bootstrap_servers: [k:1]\n  topics:\n    include: [t]\n{storage}"
+        ),
+    );
+    let json = Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+        .args(["config", "check", "--config", valid.to_str().unwrap(), "--format", "json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&json.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&json)));
+    assert_eq!((report["mode"].as_str(), report["backup_id"].as_str()), (Some("backup"), Some("b1")));
+
+    let cases = [
+        ("unknown-key.yaml", "mode: backup\nbackup_id: b\nsource:\n  bootstrap_servers: [k:1]\n  tpics: {}\n", "source.tpics"),
+        ("missing-variable.yaml", "mode: backup\nbackup_id: b\nsource:\n  bootstrap_servers: [\"${NOT_SET_HERE}\"]\n", "NOT_SET_HERE"),
+        (
+            "missing-ca.yaml",
+            "mode: backup\nbackup_id: b\nsource:\n  bootstrap_servers: [k:1]\n  security_protocol: SSL\n  ssl_ca_location: /nonexistent/ca.pem\n",
+            "/nonexistent/ca.pem",
+        ),
+        ("bad-value.yaml", "mode: restore\nbackup_id: b\ntarget:\n  bootstrap_servers: [k:1]\nrestore:\n  max_concurrent_partitions: 0\n", "max_concurrent_partitions"),
+    ];
+    for (name, yaml, named) in cases {
+        let output = config_check(&write(name, &format!("{yaml}{storage}")), &[]);
+        assert_eq!(output.status.code(), Some(1), "{name} must fail");
+        assert!(stderr(&output).contains(named) && stderr(&output).contains(name), "{name}: {}", stderr(&output));
+    }
+}
+
+#[test]
+fn completions_man_page_and_version_are_generated_by_the_binary() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = kafka_backup(&["completions", shell]);
+        assert!(output.status.success(), "{shell}: {}", stderr(&output));
+        let script = stdout(&output);
+        for command in COMMANDS {
+            assert!(script.contains(command), "{shell} completion lacks {command}");
+        }
+    }
+    let man = kafka_backup(&["man"]);
+    assert!(man.status.success());
+    let page = stdout(&man);
+    assert!(page.contains(".TH kafka-backup 1") && page.contains("three\\-phase\\-restore"), "{page}");
+    let version = stdout(&kafka_backup(&["--version"]));
+    assert!(version.starts_with(&format!("kafka-backup {} (commit ", env!("CARGO_PKG_VERSION"))), "{version}");
+}

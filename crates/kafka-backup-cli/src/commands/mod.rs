@@ -2,6 +2,7 @@
 
 mod backup;
 mod cluster_info;
+mod config;
 mod inspect;
 mod offset_reset;
 pub mod progress;
@@ -14,7 +15,9 @@ use anyhow::{anyhow, Context};
 use kafka_backup_core::offset_reset::GroupStrategy;
 use kafka_backup_core::storage::EncryptionKey;
 
-use crate::cli::{Command, EncryptionArgs};
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command, ConfigCommand, EncryptionArgs};
 
 /// What a terminal shows while a command runs.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +42,12 @@ pub async fn run(command: Command, display: Display) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args).await,
         Command::Find(args) => inspect::find(args).await,
         Command::Prune(args) => prune::run(args).await,
+        Command::Config(ConfigCommand::Check(args)) => config::check(args),
+        Command::Completions(args) => {
+            clap_complete::generate(args.shell, &mut Cli::command(), "kafka-backup", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => Ok(clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?),
     }
 }
 

@@ -27,6 +27,7 @@ use crate::offset_reset::{GroupSelection, GroupStrategy};
 use crate::records::Compression;
 use crate::restore::{RestoreConfig, RestoreSettings};
 use crate::retention::RetentionPolicy;
+use crate::storage::StorageConfig;
 use crate::three_phase::{GroupRecovery, RestoreJob};
 use crate::time_window::TimeWindow;
 
@@ -159,6 +160,47 @@ pub fn cluster_of_config_file(path: &std::path::Path) -> Result<ClientConfig, Co
     Ok(match load_either(path)? {
         Either::Backup(config) => config.source,
         Either::Restore(config) => config.target,
+    })
+}
+
+/// What a config file that passed every check asks for (`config check`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CheckedConfig {
+    /// `backup` or `restore`.
+    pub mode: &'static str,
+    /// The backup written or restored.
+    pub backup_id: String,
+    /// The brokers of the source (backup) or target (restore) cluster.
+    pub bootstrap_servers: Vec<String>,
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
+    pub security_protocol: &'static str,
+    /// Where the backup is stored.
+    pub storage: String,
+    /// Whether the backup is encrypted (a key is configured).
+    pub encrypted: bool,
+}
+
+/// Checks a config file without connecting to anything: its YAML, every key and value, the
+/// `${VAR}`s it names, and the files it names (TLS certificates and keys, encryption keys, token
+/// files). The first problem is the error, naming the key.
+pub fn check_config_file(path: &std::path::Path) -> Result<CheckedConfig, ConfigError> {
+    let (mode, location, cluster) = match load_either(path)? {
+        Either::Backup(config) => ("backup", config.location, config.source),
+        Either::Restore(config) => ("restore", config.location, config.target),
+    };
+    let storage = match &location.store.storage {
+        StorageConfig::Filesystem { path, prefix } if prefix.is_empty() => path.display().to_string(),
+        StorageConfig::Filesystem { path, prefix } => format!("{}/{prefix}", path.display()),
+        StorageConfig::Memory { .. } => "memory".to_string(),
+        StorageConfig::Cloud(cloud) => cloud.describe(),
+    };
+    Ok(CheckedConfig {
+        mode,
+        backup_id: location.backup_id,
+        bootstrap_servers: cluster.bootstrap_servers,
+        security_protocol: cluster.security_protocol.name(),
+        storage,
+        encrypted: location.store.keyring.is_some(),
     })
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it on a fresh machine: installs the test
 # infrastructure (Apache Kafka, test certificates, Tansu, confluent-kafka), checks formatting and
-# lints, runs every test (they start the shared Kafka clusters they need) and the README's demo,
-# stops the clusters, then prints one total line.
+# lints, runs every test (they start the shared Kafka clusters they need), the README's demo and
+# its walkthrough (scripts/readme.sh), stops the clusters, then prints one total line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,4 +13,5 @@ log=$(mktemp)
 trap 'rm -f "$log"; .test-infra/bin/python tools/clusters.py stop' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 scripts/demo.sh   # the README's first command must keep working
+scripts/readme.sh # and its walkthrough, block by block
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"

@@ -5,24 +5,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::process::Stdio;
 
 use common::*;
 use kafka_backup_testkit::{self as testkit, free_port, infra_program, repo_root, unique, KafkaCluster};
 use tempfile::TempDir;
-
-/// `GET path` on 127.0.0.1:`port`: the status code and the body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let status = answer.split(' ').nth(1)?.parse().ok()?;
-    let body = answer.split_once("\r\n\r\n")?.1.to_string();
-    Some((status, body))
-}
 
 /// The exposition text parsed by `prometheus_client` (tools/parse_metrics.py), which fails on
 /// anything that is not valid exposition format.

@@ -50,7 +50,19 @@ const LAYERS: &[&str] = &[
 const SUBLAYERS: &[(&str, &[&str])] = &[
     (
         "kafka",
-        &["admin", "groups", "log", "client", "metadata", "connection", "config", "transport", "versions", "error"],
+        &[
+            "fetch_rounds",
+            "admin",
+            "groups",
+            "log",
+            "client",
+            "metadata",
+            "connection",
+            "config",
+            "transport",
+            "versions",
+            "error",
+        ],
     ),
     ("kafka/transport", &["tls", "client_certificate", "pem", "sasl", "msk_iam", "oidc", "scram"]),
     ("backup", &["partition", "upload", "transactions", "progress", "settings"]),

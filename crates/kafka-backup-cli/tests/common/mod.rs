@@ -398,3 +398,26 @@ pub fn restore_with_kills(
     assert_eq!(staging_files(dir.path()), 0, "the killed runs' staged restore state is cleaned");
     (original, restored, text(&last.stdout))
 }
+
+/// `GET path` on 127.0.0.1:`port`: the status code and the body.
+pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let status = answer.split(' ').nth(1)?.parse().ok()?;
+    let body = answer.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+/// The value of the sample of the exposition text `metrics` named `name` whose labels include
+/// `labels` (`key="value"` each), if there is one.
+pub fn metric_value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+        let wanted = metric == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+        wanted.then(|| value.parse().ok()).flatten()
+    })
+}

@@ -25,14 +25,16 @@ pub use transactions::TransactionFilter;
 use crate::clock::now_ms;
 use crate::error::EngineError;
 use crate::group_snapshots::{save_snapshot, take_snapshot};
-use crate::kafka::{ClusterMetadata, IsolationLevel, KafkaClient, OffsetSpec, TopicConfigEntry, TopicMetadata};
+use crate::kafka::{
+    ClusterMetadata, FetchRounds, IsolationLevel, KafkaClient, OffsetSpec, TopicConfigEntry, TopicMetadata,
+};
 use crate::layout::{PROGRESS_KEY, RESETS_DIR, RESTORES_DIR, TOPICS_DIR};
 use crate::manifest::{to_json, BackupManifest, OffsetGap};
 use crate::metrics::metrics;
 use crate::stop_signal::{join_stopping_on_failure, stop_on_shutdown};
 use crate::storage::{BackupStore, StorageError};
 use crate::topics::TopicSelector;
-use partition::PartitionTask;
+use partition::{PartitionTask, FETCH_BUFFER_BYTES};
 
 /// Records, batches and bytes a run (or one partition of it) moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -269,6 +271,7 @@ impl PartitionRun<'_> {
     /// (a snapshot ends at the offsets the partitions end at now). Returns them and their count.
     async fn spawn(&self, topics: &[&TopicMetadata]) -> Result<(PartitionTasks, usize), EngineError> {
         let permits = Arc::new(Semaphore::new(self.config.settings.max_concurrent_partitions));
+        let rounds = Arc::new(FetchRounds::new(self.client.clone(), FETCH_BUFFER_BYTES));
         let mut tasks = JoinSet::new();
         for topic in topics {
             let partitions: Vec<i32> = topic.partitions.keys().copied().collect();
@@ -289,6 +292,7 @@ impl PartitionRun<'_> {
                     .and_then(|t| t.partitions.iter().find(|p| p.partition == partition).and_then(|p| p.next_offset()));
                 let task = PartitionTask {
                     client: self.client.clone(),
+                    rounds: rounds.clone(),
                     store: self.store.clone(),
                     settings: self.config.settings.clone(),
                     topic: topic.name.clone(),

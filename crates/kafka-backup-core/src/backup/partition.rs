@@ -16,7 +16,7 @@ use super::BackupSettings;
 use super::Counters;
 use crate::clock::now_ms;
 use crate::error::EngineError;
-use crate::kafka::{FetchOptions, FetchedPartition, IsolationLevel, KafkaClient, KafkaError, OffsetSpec};
+use crate::kafka::{FetchOptions, FetchRounds, IsolationLevel, KafkaClient, KafkaError, OffsetSpec, RoundFetch};
 use crate::layout::{gap_key, partition_folder, segment_key, segment_metadata_key, segment_object_start};
 use crate::manifest::{to_json, OffsetGap};
 use crate::metrics::{metrics, Metrics};
@@ -25,10 +25,11 @@ use crate::segment::{RawChunk, SegmentBuilder, CHUNK_BYTES};
 use crate::storage::BackupStore;
 use crate::topics::TopicPartition;
 
-/// Fetch responses the process holds at most with default sizes: each partition being backed up
-/// holds the response it processes and the one fetched ahead, so a partition's fetch size is this
-/// shared among `max_concurrent_partitions` ([`fetch_size`]).
-const FETCH_BUFFER_BYTES: i32 = 32 * 1024 * 1024;
+/// Fetched records the process holds at most: the budget of the run's fetch rounds (a round asks
+/// for no more than is free), and the share of each partition's fetch size: each partition being
+/// processed holds the response it processes and the one fetched ahead, so a partition's fetch size
+/// is this shared among `max_concurrent_partitions` ([`fetch_size`]).
+pub(super) const FETCH_BUFFER_BYTES: i32 = 32 * 1024 * 1024;
 /// Bounds of a partition's fetch size to start with; doubled (up to the ceiling) when one batch is
 /// larger.
 const FETCH_MAX_BYTES: i32 = 8 * 1024 * 1024;
@@ -49,11 +50,11 @@ fn fetch_size(concurrent: usize) -> i32 {
 struct Prefetch {
     offset: i64,
     max_bytes: i32,
-    handle: Option<JoinHandle<Result<FetchedPartition, KafkaError>>>,
+    handle: Option<JoinHandle<Result<RoundFetch, KafkaError>>>,
 }
 
 impl Prefetch {
-    async fn result(mut self) -> Result<FetchedPartition, KafkaError> {
+    async fn result(mut self) -> Result<RoundFetch, KafkaError> {
         let handle = self.handle.take().expect("awaited once");
         handle.await.expect("fetch tasks do not panic")
     }
@@ -70,6 +71,8 @@ impl Drop for Prefetch {
 /// Everything one partition's backup needs.
 pub(super) struct PartitionTask {
     pub client: Arc<KafkaClient>,
+    /// The run's fetchers: this partition's fetches go out in its leader's rounds.
+    pub rounds: Arc<FetchRounds>,
     pub store: BackupStore,
     pub settings: BackupSettings,
     pub topic: String,
@@ -147,15 +150,14 @@ impl PartitionTask {
             {
                 segment = self.commit(segment, &mut writing, &mut outcome).await?;
             }
-            let _step = if continuous { Some(self.permits.clone().acquire_owned().await) } else { None };
             let options = FetchOptions {
                 max_wait: FETCH_MAX_WAIT,
                 min_bytes: 1,
                 max_bytes: fetch_max,
                 isolation: IsolationLevel::ReadCommitted,
             };
-            let fetched = match self.fetch(offset, options, prefetched.take()).await {
-                Ok(fetched) => fetched,
+            let round_fetch = match self.fetch(offset, options, prefetched.take()).await {
+                Ok(round_fetch) => round_fetch,
                 Err(error) if error.response_error() == Some(ResponseError::OffsetOutOfRange) => {
                     let earliest = self.earliest_offset().await?;
                     if earliest <= offset {
@@ -176,8 +178,12 @@ impl PartitionTask {
                 }
                 Err(error) => return Err(self.kafka("fetching")(error)),
             };
+            // Continuous mode takes a slot per response processed, not while waiting for records:
+            // a quiet partition never holds one, so every partition keeps its place in the rounds.
+            let _step = if continuous { Some(self.permits.clone().acquire_owned().await) } else { None };
+            let fetched = &round_fetch.fetched;
             filter.add_aborted(&fetched.aborted_transactions);
-            let split = split_batches(fetched.records).map_err(|source| EngineError::Records {
+            let split = split_batches(fetched.records.clone()).map_err(|source| EngineError::Records {
                 partition: self.context(),
                 offset,
                 source,
@@ -313,18 +319,19 @@ impl PartitionTask {
         offset: i64,
         options: FetchOptions,
         prefetched: Option<Prefetch>,
-    ) -> Result<FetchedPartition, KafkaError> {
+    ) -> Result<RoundFetch, KafkaError> {
         if let Some(prefetch) = prefetched {
             if prefetch.offset == offset && prefetch.max_bytes == options.max_bytes {
                 return prefetch.result().await;
             }
         }
-        self.client.fetch(&self.topic, self.partition, offset, &options).await
+        self.rounds.fetch(&self.topic, self.partition, offset, options.max_bytes, options).await
     }
 
     fn prefetch(&self, offset: i64, options: FetchOptions) -> Prefetch {
-        let (client, topic, partition) = (self.client.clone(), self.topic.clone(), self.partition);
-        let handle = tokio::spawn(async move { client.fetch(&topic, partition, offset, &options).await });
+        let (rounds, topic, partition) = (self.rounds.clone(), self.topic.clone(), self.partition);
+        let handle =
+            tokio::spawn(async move { rounds.fetch(&topic, partition, offset, options.max_bytes, options).await });
         Prefetch { offset, max_bytes: options.max_bytes, handle: Some(handle) }
     }
 

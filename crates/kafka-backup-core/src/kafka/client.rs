@@ -255,6 +255,12 @@ impl KafkaClient {
         partition: i32,
         lane: &str,
     ) -> Result<Arc<BrokerConnection>, KafkaError> {
+        let leader = self.leader_id(topic, partition).await?;
+        self.node_connection_in(leader, lane).await
+    }
+
+    /// The node id of the current leader of `topic`-`partition` (metadata read if not cached).
+    pub(super) async fn leader_id(&self, topic: &str, partition: i32) -> Result<i32, KafkaError> {
         let mut metadata = self.cached_metadata();
         if !metadata.topics.contains_key(topic) {
             metadata = self.refresh_metadata(Some(&[topic.to_string()])).await?;
@@ -263,9 +269,13 @@ impl KafkaClient {
             metadata.topics.get(topic).and_then(|t| t.partitions.get(&partition)).ok_or_else(|| {
                 KafkaError::UnknownTopicOrPartition { topic: topic.to_string(), partition: Some(partition) }
             })?;
-        let leader =
-            partition_metadata.leader.ok_or_else(|| KafkaError::NoLeader { topic: topic.to_string(), partition })?;
-        self.node_connection_in(leader, lane).await
+        partition_metadata.leader.ok_or_else(|| KafkaError::NoLeader { topic: topic.to_string(), partition })
+    }
+
+    /// The connection of broker `node_id` that carries its fetch rounds (see `fetch_rounds`): one
+    /// of its own, since a round long-polls.
+    pub(super) async fn node_fetch_connection(&self, node_id: i32) -> Result<Arc<BrokerConnection>, KafkaError> {
+        self.node_connection_in(node_id, "#fetch-rounds").await
     }
 
     /// The connection that carries the produces of `topic`-`partition`, always the same one (in

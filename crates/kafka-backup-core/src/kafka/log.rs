@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
@@ -49,7 +50,7 @@ pub enum IsolationLevel {
 }
 
 impl IsolationLevel {
-    fn wire_value(self) -> i8 {
+    pub(super) fn wire_value(self) -> i8 {
         match self {
             Self::ReadUncommitted => 0,
             Self::ReadCommitted => 1,
@@ -114,11 +115,52 @@ pub struct ProduceAck {
     pub log_append_time: i64,
 }
 
-fn topic_name(topic: &str) -> TopicName {
+/// A Fetch request (no fetch session) for `topics`, at most `max_bytes` in all.
+pub(super) fn fetch_request(options: &FetchOptions, max_bytes: i32, topics: Vec<FetchTopic>) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(options.max_wait.as_millis().min(i32::MAX as u128) as i32)
+        .with_min_bytes(options.min_bytes)
+        .with_max_bytes(max_bytes)
+        .with_isolation_level(options.isolation.wire_value())
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(topics)
+}
+
+/// One partition of a Fetch request: from `offset`, at most `max_bytes` (at least one batch).
+pub(super) fn fetch_partition(partition: i32, offset: i64, max_bytes: i32) -> FetchPartition {
+    FetchPartition::default()
+        .with_partition(partition)
+        .with_current_leader_epoch(-1)
+        .with_fetch_offset(offset)
+        .with_last_fetched_epoch(-1)
+        .with_log_start_offset(-1)
+        .with_partition_max_bytes(max_bytes)
+}
+
+impl From<PartitionData> for FetchedPartition {
+    fn from(data: PartitionData) -> Self {
+        Self {
+            high_watermark: data.high_watermark,
+            last_stable_offset: data.last_stable_offset,
+            log_start_offset: data.log_start_offset,
+            aborted_transactions: data
+                .aborted_transactions
+                .unwrap_or_default()
+                .iter()
+                .map(|a| AbortedTransaction { producer_id: a.producer_id.0, first_offset: a.first_offset })
+                .collect(),
+            records: data.records.unwrap_or_default(),
+        }
+    }
+}
+
+pub(super) fn topic_name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
 }
 
-fn partition_context(topic: &str, partition: i32) -> String {
+pub(super) fn partition_context(topic: &str, partition: i32) -> String {
     format!(" for {topic}-{partition}")
 }
 
@@ -196,23 +238,10 @@ impl KafkaClient {
         options: &FetchOptions,
     ) -> Result<FetchedPartition, KafkaError> {
         self.on("Fetch", Route::Fetch(topic, partition), |connection| async move {
-            let request = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(options.max_wait.as_millis().min(i32::MAX as u128) as i32)
-                .with_min_bytes(options.min_bytes)
-                .with_max_bytes(options.max_bytes)
-                .with_isolation_level(options.isolation.wire_value())
-                .with_session_id(0)
-                .with_session_epoch(-1)
-                .with_topics(vec![FetchTopic::default().with_topic(topic_name(topic)).with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(partition)
-                        .with_current_leader_epoch(-1)
-                        .with_fetch_offset(offset)
-                        .with_last_fetched_epoch(-1)
-                        .with_log_start_offset(-1)
-                        .with_partition_max_bytes(options.max_bytes),
-                ])]);
+            let topics = vec![FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![fetch_partition(partition, offset, options.max_bytes)])];
+            let request = fetch_request(options, options.max_bytes, topics);
             let response = connection.send(&request).await?;
             if response.error_code != 0 {
                 return Err(KafkaError::broker(
@@ -230,18 +259,7 @@ impl KafkaClient {
                 |p| p.partition_index,
                 |p| (p.error_code, None),
             )?;
-            Ok(FetchedPartition {
-                high_watermark: data.high_watermark,
-                last_stable_offset: data.last_stable_offset,
-                log_start_offset: data.log_start_offset,
-                aborted_transactions: data
-                    .aborted_transactions
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|a| AbortedTransaction { producer_id: a.producer_id.0, first_offset: a.first_offset })
-                    .collect(),
-                records: data.records.unwrap_or_default(),
-            })
+            Ok(FetchedPartition::from(data))
         })
         .await
     }

@@ -8,6 +8,7 @@ mod client;
 mod config;
 mod connection;
 mod error;
+mod fetch_rounds;
 mod groups;
 mod log;
 mod metadata;
@@ -20,6 +21,7 @@ pub use admin::{NewTopic, TopicConfigEntry};
 pub use client::KafkaClient;
 pub use config::ClientConfig;
 pub use error::KafkaError;
+pub use fetch_rounds::{FetchRounds, RoundFetch};
 pub use groups::{CommittedOffset, GroupDescription, GroupListing, GroupMember};
 pub use log::{
     AbortedTransaction, FetchOptions, FetchedPartition, IsolationLevel, OffsetSpec, PendingProduce, ProduceAck,

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub kafka_seconds: HistogramVec,
     /// Failed Kafka requests, by API and kind.
     pub kafka_errors: IntCounterVec,
+    /// Partitions answered by a backup's fetch rounds (one Fetch request answers many).
+    pub fetched_partitions: IntCounterVec,
     /// The run's progress as a terminal shows it.
     pub progress: RunProgress,
     ready: AtomicBool,
@@ -149,6 +151,11 @@ impl Metrics {
                 &["api"],
             ),
             kafka_errors: counter("kafka_backup_kafka_errors_total", "Failed Kafka requests", &["api", "kind"]),
+            fetched_partitions: counter(
+                "kafka_backup_fetched_partitions_total",
+                "Partitions answered by fetch rounds (one Fetch request per broker answers many)",
+                &[],
+            ),
             progress: RunProgress::default(),
             ready: AtomicBool::new(false),
             registry,

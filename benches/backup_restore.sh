@@ -12,6 +12,9 @@
 #   BENCH_DATA=text        text (JSON-like events that compress ~6x) or random (incompressible)
 #   BENCH_PRODUCER_CODECS="lz4 zstd"  producer codecs of the producer-compressed case ("" skips it)
 #   BENCH_MANY=1000        partitions of 1 MiB each in the many-partitions case (0 skips it)
+#   BENCH_CONTINUOUS="100 1000"  partition counts of the continuous case ("" skips it): quiet
+#                          partitions, one probe record at a time to a random one, time from its
+#                          produce to its committed segment (segment_max_interval_ms 1000)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -20,6 +23,7 @@ partition_counts=${BENCH_PARTITIONS:-1 4}
 data=${BENCH_DATA:-text}
 producer_codecs=${BENCH_PRODUCER_CODECS-lz4 zstd}
 many=${BENCH_MANY:-1000}
+continuous=${BENCH_CONTINUOUS-100 1000}
 size=1024
 records=$((mb * 1024 * 1024 / size))
 work=$(mktemp -d)
@@ -204,4 +208,20 @@ if [ "$many" != 0 ]; then
   done
   echo "(vs 4 partitions: time of the case / time of the same records on 4 partitions; issue #13 asks <= 3x;"
   echo " CPU s: ours, user + system; broker CPU s: what the broker used meanwhile, read from /proc)"
+fi
+
+# Continuous backup of many quiet partitions (issue #24): the recovery point (probe produced ->
+# its segment committed), idle CPU, SIGTERM to exit, peak RSS.
+if [ -n "$continuous" ]; then
+  echo
+  echo "== continuous backup of quiet partitions, segment_max_interval_ms 1000, 20 probes each"
+  printf '%-12s %12s %12s %16s %16s %14s\n' partitions "p50 s" "p99 s" "idle CPU %" "SIGTERM->exit s" "peak RSS MiB"
+  for partitions in $continuous; do
+    mkdir -p "$work/continuous-$partitions"
+    read -r p50 p99 idle stop rss < <($python tools/bench_continuous.py target/release/kafka-backup "$bootstrap" \
+      "$partitions" "$work/continuous-$partitions")
+    printf '%-12s %12s %12s %16s %16s %14s\n' "$partitions" "$p50" "$p99" "$idle" "$stop" "$rss"
+  done
+  echo "(p50/p99: from a probe's produce to its partition's next committed segment; idle CPU: our process"
+  echo " over 5 s with nothing to back up, % of one core)"
 fi

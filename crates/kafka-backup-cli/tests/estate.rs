@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use kafka_backup_testkit::{self as testkit, free_port, unique, KafkaCluster, RefRecord};
+use kafka_backup_testkit::{self as testkit, unique, KafkaCluster, RefRecord};
 use tempfile::TempDir;
 
 const PARTITIONS: i32 = 300;
@@ -30,12 +30,8 @@ fn hundreds_of_quiet_partitions_are_fetched_once_per_broker_and_a_record_anywher
     testkit::produce(&bootstrap, &topic, &first, &[]);
 
     let dir = TempDir::new().unwrap();
-    let port = free_port();
     let settings = "  continuous: true\n  segment_max_interval_ms: 1000\n";
-    let config = write_config(dir.path(), &bootstrap, "estate", &topic, settings);
-    let with_metrics = std::fs::read_to_string(&config).unwrap() + &format!("metrics:\n  listen: 127.0.0.1:{port}\n");
-    std::fs::write(&config, with_metrics).unwrap();
-    let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
+    let (child, port) = backup_with_metrics(dir.path(), &bootstrap, "estate", &topic, settings);
     let scrape = || get(port, "/metrics").map(|(_, body)| body).unwrap_or_default();
     let records_read = |metrics: &str| {
         (0..PARTITIONS)

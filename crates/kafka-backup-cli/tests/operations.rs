@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::Stdio;
 
 use common::*;
-use kafka_backup_testkit::{self as testkit, free_port, infra_program, repo_root, unique, KafkaCluster};
+use kafka_backup_testkit::{self as testkit, infra_program, repo_root, unique, KafkaCluster};
 use tempfile::TempDir;
 
 /// The exposition text parsed by `prometheus_client` (tools/parse_metrics.py), which fails on
@@ -44,12 +44,8 @@ fn metrics_health_and_readiness_are_served_during_a_continuous_backup() {
     testkit::create_topic(&source, &topic, 2, &[]);
     testkit::produce_small(&source, &topic, 0, 100);
     let dir = TempDir::new().unwrap();
-    let port = free_port();
     let settings = "  continuous: true\n  segment_max_interval_ms: 500\n  checkpoint_interval_secs: 1\n";
-    let config = write_config(dir.path(), &source, "metered", &topic, settings);
-    let with_metrics = std::fs::read_to_string(&config).unwrap() + &format!("metrics:\n  listen: 127.0.0.1:{port}\n");
-    std::fs::write(&config, with_metrics).unwrap();
-    let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
+    let (child, port) = backup_with_metrics(dir.path(), &source, "metered", &topic, settings);
 
     wait_for("the backup to be ready", HANG, || get(port, "/ready").is_some_and(|(status, _)| status == 200));
     assert_eq!(get(port, "/health"), Some((200, "ok\n".to_string())));

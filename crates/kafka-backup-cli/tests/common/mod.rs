@@ -421,3 +421,13 @@ pub fn metric_value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Optio
         wanted.then(|| value.parse().ok()).flatten()
     })
 }
+
+/// Starts a backup of `topic` into `dir` as backup `id` (`settings` under `backup:`) with its
+/// metrics endpoint on a free port; returns the process (output piped) and the port.
+pub fn backup_with_metrics(dir: &Path, bootstrap: &str, id: &str, topic: &str, settings: &str) -> (Child, u16) {
+    let port = testkit::free_port();
+    let config = write_config(dir, bootstrap, id, topic, settings);
+    let with_metrics = std::fs::read_to_string(&config).unwrap() + &format!("metrics:\n  listen: 127.0.0.1:{port}\n");
+    std::fs::write(&config, with_metrics).unwrap();
+    (spawn(&["backup", "--config", config.to_str().unwrap()], false), port)
+}

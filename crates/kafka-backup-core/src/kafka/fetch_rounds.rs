@@ -28,6 +28,13 @@ pub struct RoundFetch {
     _budget: Option<OwnedSemaphorePermit>,
 }
 
+impl From<FetchedPartition> for RoundFetch {
+    /// Records fetched outside the rounds (they count against no budget of these).
+    fn from(fetched: FetchedPartition) -> Self {
+        Self { fetched, _budget: None }
+    }
+}
+
 /// A partition waiting for the next round.
 struct Wanted {
     topic: String,
@@ -75,7 +82,11 @@ impl FetchRounds {
             .config()
             .retry
             .run("Fetch", || async {
-                let result = self.ask(topic, partition, offset, max_bytes, options).await;
+                let leader = self.client.leader_id(topic, partition).await?;
+                let (answer, answered) = oneshot::channel();
+                let wanted = Wanted { topic: topic.to_string(), partition, offset, max_bytes, options, answer };
+                self.fetcher(leader).send(wanted).map_err(|_| lost(leader, "its fetcher stopped"))?;
+                let result = answered.await.unwrap_or_else(|_| Err(lost(leader, "its fetcher stopped")));
                 if result.as_ref().is_err_and(KafkaError::invalidates_metadata) {
                     self.client.forget_topic(topic);
                 }
@@ -90,21 +101,6 @@ impl FetchRounds {
             bytes => Some(self.budget.clone().acquire_many_owned(bytes).await.expect("the budget is never closed")),
         };
         Ok(RoundFetch { fetched, _budget: permit })
-    }
-
-    async fn ask(
-        &self,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-        max_bytes: i32,
-        options: FetchOptions,
-    ) -> Result<FetchedPartition, KafkaError> {
-        let leader = self.client.leader_id(topic, partition).await?;
-        let (answer, answered) = oneshot::channel();
-        let wanted = Wanted { topic: topic.to_string(), partition, offset, max_bytes, options, answer };
-        self.fetcher(leader).send(wanted).map_err(|_| lost(leader, "its fetcher stopped"))?;
-        answered.await.unwrap_or_else(|_| Err(lost(leader, "its fetcher stopped")))
     }
 
     /// The queue of broker `node`'s fetcher, started on first use.

@@ -1,5 +1,5 @@
-//! The compatibility suite: backup, restore, point-in-time restore and three-phase restore
-//! against Tansu, a Kafka-compatible broker written in Rust, so that a change that breaks a
+//! The compatibility suite: backup (snapshot, and continuous in fetch rounds), restore (with
+//! kills), point-in-time restore and three-phase restore against Tansu, a Kafka-compatible broker written in Rust, so that a change that breaks a
 //! Kafka-compatible broker is caught. Apache Kafka is the primary broker of every other suite.
 //! Tansu's gaps (GUIDE.md section 3) shape the data: records go one per batch, because its high
 //! watermark is the last batch's base offset + 1, and nothing here asserts on the gaps.
@@ -72,4 +72,31 @@ fn a_restore_into_tansu_killed_at_any_moment_finishes_with_every_record_exactly_
     let (original, restored, _) =
         restore_with_kills(&KafkaCluster::source().bootstrap(), &target.bootstrap(), "", None);
     assert_eq!(restored, original, "no duplicate, no loss, same offsets, whole records");
+}
+
+/// A continuous backup fetches in rounds (one Fetch for every partition of a broker): on Tansu too.
+#[test]
+fn a_continuous_backup_in_fetch_rounds_holds_every_record_on_tansu() {
+    let source = Broker::start("tansu-rounds");
+    testkit::create_topic(&source.bootstrap(), "stream", 3, &[]);
+    let mut records = Vec::new();
+    for partition in 0..3 {
+        records.extend(testkit::produce_one_per_batch(&source.bootstrap(), "stream", partition, 20));
+    }
+    let dir = TempDir::new().unwrap();
+    let settings = "  continuous: true\n  segment_max_interval_ms: 500\n";
+    let config = write_config(dir.path(), &source.bootstrap(), "rounds", "stream", settings);
+    let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
+    wait_for("every record backed up", HANG, || backed_up_records_if_any(dir.path(), "rounds", "stream").len() == 60);
+    for partition in 0..3 {
+        testkit::produce_one_per_batch(&source.bootstrap(), "stream", partition, 5);
+    }
+    wait_for("the later records backed up", HANG, || {
+        backed_up_records_if_any(dir.path(), "rounds", "stream").len() == 75
+    });
+    send_signal(&child, "-TERM");
+    assert_success(&wait_with_deadline(child, HANG));
+    let original = testkit::consume(&source.bootstrap(), "stream", &[0, 1, 2]);
+    assert_eq!(original.len(), 75);
+    assert_eq!(backed_up_records(dir.path(), "rounds", "stream"), original, "every record exactly once");
 }

@@ -23,7 +23,8 @@ Every node of the single-node clusters has one listener of each kind a user meet
 Users (PLAIN and both SCRAM mechanisms): admin/admin-secret (super user), alice/alice-secret.
 OAUTHBEARER takes any unsigned JWT (Kafka's unsecured validator); its `sub` is the principal.
 ACLs are enforced (StandardAuthorizer) only where one exists: no ACL on a resource allows everyone.
-The triple cluster has PLAINTEXT listeners only.
+The triple cluster has PLAINTEXT listeners only; node N is in rack "rack-N", and a consumer that names
+its rack (client.rack) fetches from the replica there (RackAwareReplicaSelector, KIP-392).
 
 The JSON line for a cluster: {"name", "cluster_id", "bootstrap" (PLAINTEXT of every node),
 "nodes": [{"id", "pid", "listeners": {NAME: "127.0.0.1:PORT"}, "log"}], "tls_dir"}.
@@ -154,6 +155,10 @@ def server_properties(cluster, node):
         "allow.everyone.if.no.acl.found=true",
         "super.users=User:ANONYMOUS;User:admin",
     ]
+    if count > 1:
+        # A rack per node, and fetches from a replica in the client's rack (KIP-392).
+        lines += [f"broker.rack=rack-{node['id']}",
+                  "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"]
     if "SSL" in listeners:
         lines += [
             "ssl.keystore.type=PEM",

@@ -1,7 +1,8 @@
 //! Continuous backups of many partitions, on the 3-node Apache Kafka cluster: fetches go out as one
-//! request per broker for all its partitions (counted in the run's own request metrics), a record
-//! produced to any of hundreds of quiet partitions reaches a committed segment, and SIGTERM ends
-//! the run with every record backed up (compared with confluent-kafka).
+//! request per broker for all its partitions, in fetch sessions (counted in the run's own request
+//! metrics), a record produced to any of hundreds of quiet partitions reaches a committed segment,
+//! SIGTERM ends the run with every record backed up (compared with confluent-kafka), and with
+//! `client_rack` every record comes from the replica in that rack (KIP-392).
 
 mod common;
 
@@ -47,10 +48,11 @@ fn hundreds_of_quiet_partitions_are_fetched_once_per_broker_and_a_record_anywher
     let counts = || {
         let metrics = scrape();
         let requests = metric_value(&metrics, "kafka_backup_kafka_request_duration_seconds_count", &[("api", "Fetch")]);
-        let answered = metric_value(&metrics, "kafka_backup_fetched_partitions_total", &[]);
-        (requests.expect("Fetch requests are counted"), answered.expect("answered partitions are counted"))
+        let answered = metric_sum(&metrics, "kafka_backup_fetched_partitions_total", &[]);
+        let full = metric_sum(&metrics, "kafka_backup_fetch_requests_total", &[("kind", "full")]);
+        (requests.expect("Fetch requests are counted"), answered, full)
     };
-    let (requests_before, answered_before) = counts();
+    let (requests_before, answered_before, full_before) = counts();
 
     // A record to one quiet partition of many is committed while the rest stay quiet.
     wait_for("the first records to be committed", HANG, || {
@@ -62,14 +64,17 @@ fn hundreds_of_quiet_partitions_are_fetched_once_per_broker_and_a_record_anywher
         backed_up_records_if_any(dir.path(), "estate", &topic).len() == PARTITIONS as usize + 1
     });
 
-    let (requests, answered) = counts();
-    let (requests, answered) = (requests - requests_before, answered - answered_before);
+    let (requests, answered, full) = counts();
+    let (requests, answered, full) = (requests - requests_before, answered - answered_before, full - full_before);
     let brokers = cluster.node_ids().len();
-    eprintln!("quiet window: {requests} Fetch requests answered {answered} partitions");
+    eprintln!("quiet window: {requests} Fetch requests ({full} full) answered {answered} partitions");
     assert!(
         requests > 0.0 && answered >= requests * 20.0,
         "{requests} Fetch requests answered {answered} partitions ({PARTITIONS} partitions on {brokers} brokers)"
     );
+    // In fetch sessions, a quiet round names no partition: all but a new session's first are
+    // incremental.
+    assert!(full <= brokers as f64, "{full} of {requests} Fetch requests were full ({brokers} brokers)");
 
     send_signal(&child, "-TERM");
     let output = wait_with_deadline(child, HANG);
@@ -78,6 +83,53 @@ fn hundreds_of_quiet_partitions_are_fetched_once_per_broker_and_a_record_anywher
     let original = testkit::consume(&bootstrap, &topic, &all);
     assert_eq!(original.len(), PARTITIONS as usize + 1);
     assert_eq!(backed_up_records(dir.path(), "estate", &topic), original, "every record exactly once");
+}
+
+#[test]
+fn with_a_client_rack_every_record_comes_from_the_replica_in_that_rack() {
+    let cluster = KafkaCluster::triple();
+    let bootstrap = cluster.bootstrap();
+    let topic = unique("racks");
+    testkit::create_topic(&bootstrap, &topic, 6, &[]);
+    let leaders =
+        || -> Vec<i32> { testkit::describe_topic(&bootstrap, &topic).iter().map(|(_, leader, _)| *leader).collect() };
+    wait_for("every partition to have a leader", HANG, || leaders().iter().filter(|&&leader| leader > 0).count() == 6);
+    let leaders = leaders();
+    assert!(leaders.iter().any(|&leader| leader != 2), "some partitions are led from another rack: {leaders:?}");
+    let records: Vec<RefRecord> = (0..1200).map(|i| one_record(i % 6, &format!("value-{i}"))).collect();
+    testkit::produce(&bootstrap, &topic, &records, &[("acks", "all")]);
+
+    let dir = TempDir::new().unwrap();
+    let settings = "  continuous: true\n  segment_max_interval_ms: 500\n";
+    let port = testkit::free_port();
+    let config = write_config(dir.path(), &bootstrap, "racks", &topic, settings);
+    let yaml = std::fs::read_to_string(&config).unwrap().replace("source:\n", "source:\n  client_rack: rack-2\n");
+    std::fs::write(&config, yaml + &format!("metrics:\n  listen: 127.0.0.1:{port}\n")).unwrap();
+    let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
+    let held = || backed_up_records_if_any(dir.path(), "racks", &topic).len();
+    wait_for("every record to be backed up", HANG, || held() == records.len());
+    let more: Vec<RefRecord> = (0..600).map(|i| one_record(i % 6, &format!("later-{i}"))).collect();
+    testkit::produce(&bootstrap, &topic, &more, &[("acks", "all")]);
+    wait_for("the later records to be backed up", HANG, || held() == records.len() + more.len());
+
+    let metrics = get(port, "/metrics").map(|(_, body)| body).unwrap_or_default();
+    let bytes_from =
+        |node: i32| metric_sum(&metrics, "kafka_backup_fetched_bytes_total", &[("broker", &node.to_string())]);
+    eprintln!("fetched bytes by broker: 1: {}, 2: {}, 3: {}", bytes_from(1), bytes_from(2), bytes_from(3));
+    assert!(bytes_from(2) > 0.0, "records were fetched from node 2 (rack-2)");
+    assert_eq!((bytes_from(1), bytes_from(3)), (0.0, 0.0), "no record bytes came from the other racks");
+
+    send_signal(&child, "-TERM");
+    assert_success(&wait_with_deadline(child, HANG));
+    let original = testkit::consume(&bootstrap, &topic, &(0..6).collect::<Vec<_>>());
+    assert_eq!(backed_up_records(dir.path(), "racks", &topic), original, "every record exactly once");
+
+    // A snapshot fetches partition by partition, from the same replica.
+    let snapshot = write_config(dir.path(), &bootstrap, "racks-snapshot", &topic, "");
+    let yaml = std::fs::read_to_string(&snapshot).unwrap().replace("source:\n", "source:\n  client_rack: rack-2\n");
+    std::fs::write(&snapshot, yaml).unwrap();
+    assert_success(&backup(&snapshot));
+    assert_eq!(backed_up_records(dir.path(), "racks-snapshot", &topic), original, "the snapshot holds every record");
 }
 
 /// A partition picked from the clock: any one of them must do.

@@ -106,6 +106,38 @@ fn metrics_health_and_readiness_are_served_during_a_continuous_backup() {
     assert_success(&output);
 }
 
+#[test]
+fn the_uncommitted_age_grows_while_records_wait_for_their_segment_and_drops_to_zero_at_the_commit() {
+    let source = KafkaCluster::source().bootstrap();
+    let topic = unique("recovery-point");
+    testkit::create_topic(&source, &topic, 1, &[]);
+    let dir = TempDir::new().unwrap();
+    let settings = "  continuous: true\n  segment_max_interval_ms: 5000\n";
+    let (child, port) = backup_with_metrics(dir.path(), &source, "rpo", &topic, settings);
+    wait_for("the backup to be ready", HANG, || get(port, "/ready").is_some_and(|(status, _)| status == 200));
+    let labels = [("topic", topic.as_str()), ("partition", "0")];
+    let read = |name: &str| {
+        let (_, body) = get(port, "/metrics").expect("metrics answer");
+        metric_value(&body, name, &labels)
+    };
+    testkit::produce_small(&source, &topic, 0, 10);
+    wait_for("the records to be fetched", HANG, || read("kafka_backup_records_total") == Some(10.0));
+    wait_for("an age for the uncommitted records", HANG, || {
+        read("kafka_backup_uncommitted_age_seconds").is_some_and(|age| age > 0.0)
+    });
+    let first = read("kafka_backup_uncommitted_age_seconds").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let later = read("kafka_backup_uncommitted_age_seconds").unwrap();
+    assert_eq!(read("kafka_backup_segments_committed_total"), None, "nothing committed yet (5 s interval)");
+    assert!(later >= first + 0.5 && later < 5.0, "the age grows while the segment is open: {first} then {later}");
+    wait_for("the segment to commit and the age to drop to 0", HANG, || {
+        read("kafka_backup_segments_committed_total") == Some(1.0)
+            && read("kafka_backup_uncommitted_age_seconds") == Some(0.0)
+    });
+    send_signal(&child, "-TERM");
+    assert_success(&wait_with_deadline(child, HANG));
+}
+
 /// `kafka-backup ARGS` on a pseudo-terminal (tools/in_pty.py): everything it drew, and its status.
 fn on_terminal(args: &[&str]) -> (bool, String) {
     let output = std::process::Command::new(infra_program("python"))

@@ -52,6 +52,7 @@ const SUBLAYERS: &[(&str, &[&str])] = &[
         "kafka",
         &[
             "fetch_rounds",
+            "fetch_session",
             "admin",
             "groups",
             "log",

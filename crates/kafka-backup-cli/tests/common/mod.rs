@@ -422,6 +422,19 @@ pub fn metric_value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Optio
     })
 }
 
+/// The sum of every series of metric `name` carrying `labels` (0 when there is none).
+pub fn metric_sum(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            let wanted = metric == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            wanted.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
 /// Starts a backup of `topic` into `dir` as backup `id` (`settings` under `backup:`) with its
 /// metrics endpoint on a free port; returns the process (output piped) and the port.
 pub fn backup_with_metrics(dir: &Path, bootstrap: &str, id: &str, topic: &str, settings: &str) -> (Child, u16) {

@@ -3,7 +3,7 @@
 //! each segment durably, and record offsets lost to retention instead of failing.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
 use tokio::sync::{watch, Semaphore};
@@ -138,6 +138,15 @@ impl PartitionTask {
         let mut prefetched: Option<Prefetch> = None;
         let mut writing: Option<SegmentWrite> = None;
         loop {
+            if writing.as_ref().is_some_and(SegmentWrite::is_finished) {
+                settle(&mut writing, &mut outcome).await?;
+            }
+            let oldest_uncommitted = writing
+                .as_ref()
+                .map(|write| write.oldest_record)
+                .or_else(|| (!segment.builder.is_empty()).then(|| segment.builder.opened_at()));
+            let age = oldest_uncommitted.map_or(0.0, |fetched_at| fetched_at.elapsed().as_secs_f64());
+            metrics().uncommitted_age.with_label_values(&labels).set(age);
             if *self.stop.borrow() {
                 outcome.interrupted = !continuous;
                 break;
@@ -249,6 +258,7 @@ impl PartitionTask {
             self.commit(segment, &mut writing, &mut outcome).await?;
         }
         settle(&mut writing, &mut outcome).await?;
+        metrics().uncommitted_age.with_label_values(&labels).set(0.0);
         Ok(outcome)
     }
 
@@ -269,6 +279,7 @@ impl PartitionTask {
         outcome: &mut PartitionOutcome,
     ) -> Result<OpenSegment, EngineError> {
         let start = segment.builder.start_offset();
+        let oldest_record = segment.builder.opened_at();
         let (last, summary) = segment.builder.finish();
         let mut upload = match segment.upload {
             Some(upload) => upload,
@@ -280,7 +291,7 @@ impl PartitionTask {
         settle(writing, outcome).await?;
         let metadata_key = segment_metadata_key(&self.topic, self.partition, start);
         let labels = Metrics::partition_labels(&self.topic, self.partition);
-        *writing = Some(upload.finish(summary, metadata_key, labels));
+        *writing = Some(SegmentWrite { stored: upload.finish(summary, metadata_key, labels), oldest_record });
         Ok(self.new_segment(summary.next_offset()))
     }
 
@@ -374,13 +385,24 @@ struct OpenSegment {
     upload: Option<SegmentUpload>,
 }
 
-/// A segment being stored and committed in the background; yields its stored size.
-type SegmentWrite = JoinHandle<Result<u64, EngineError>>;
+/// A segment being stored and committed in the background.
+struct SegmentWrite {
+    /// Yields the segment's stored size.
+    stored: JoinHandle<Result<u64, EngineError>>,
+    /// When its first record was fetched.
+    oldest_record: Instant,
+}
+
+impl SegmentWrite {
+    fn is_finished(&self) -> bool {
+        self.stored.is_finished()
+    }
+}
 
 /// Waits for the segment being stored, if any, and counts it.
 async fn settle(writing: &mut Option<SegmentWrite>, outcome: &mut PartitionOutcome) -> Result<(), EngineError> {
     if let Some(write) = writing.take() {
-        let stored_bytes = write.await.expect("segment writes do not panic")?;
+        let stored_bytes = write.stored.await.expect("segment writes do not panic")?;
         outcome.counters.segments += 1;
         outcome.counters.bytes_stored += stored_bytes;
     }

@@ -55,6 +55,15 @@ pub(super) fn client_config(source: &RawEndpoint, role: &str) -> Result<ClientCo
     if let Some(client_id) = &source.client_id {
         config.client_id = client_id.clone();
     }
+    if let Some(rack) = &source.client_rack {
+        if rack.trim().is_empty() {
+            return Err(invalid(
+                &format!("{role}.client_rack"),
+                "give the rack or zone name, as the brokers' broker.rack",
+            ));
+        }
+        config.client_rack = Some(rack.clone());
+    }
     if let Some(secs) = source.connect_timeout_secs {
         config.connect_timeout = Duration::from_secs(in_range(&format!("{role}.connect_timeout_secs"), secs, 1, 600)?);
     }

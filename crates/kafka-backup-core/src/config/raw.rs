@@ -68,6 +68,7 @@ pub(super) struct RawEndpoint {
     pub(super) sasl_oauthbearer_scope: Option<String>,
     pub(super) sasl_aws_region: Option<String>,
     pub(super) client_id: Option<String>,
+    pub(super) client_rack: Option<String>,
     pub(super) connect_timeout_secs: Option<u64>,
     pub(super) request_timeout_secs: Option<u64>,
     pub(super) bootstrap_timeout_secs: Option<u64>,

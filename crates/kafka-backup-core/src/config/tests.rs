@@ -277,3 +277,12 @@ fn storage_and_id_are_checked() {
     let error = error_of(&MINIMAL.replace("[\"k1:9092\"]", "[]"));
     assert!(error.contains("source.bootstrap_servers"), "{error}");
 }
+
+#[test]
+fn the_client_rack_goes_to_the_client_and_an_empty_one_is_refused() {
+    let source = parse(&MINIMAL.replace("  topics:", "  client_rack: eu-west-1a\n  topics:")).unwrap().source;
+    assert_eq!(source.rack(), "eu-west-1a");
+    assert_eq!(parse(MINIMAL).unwrap().source.rack(), "", "no rack unless given");
+    let error = error_of(&MINIMAL.replace("  topics:", "  client_rack: \" \"\n  topics:"));
+    assert!(error.contains("source.client_rack"), "{error}");
+}

@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
 use super::config::ClientConfig;
 use super::connection::BrokerConnection;
@@ -25,9 +26,10 @@ pub(super) enum Route<'a> {
     Any,
     /// The leader of a topic-partition.
     Leader(&'a str, i32),
-    /// The leader of a topic-partition, on connections of their own for fetches: a broker answers
-    /// one request of a connection at a time, and a fetch may wait there for data (long poll), so
-    /// other requests (metadata, group offsets, produce) must not queue behind it.
+    /// The replica that serves fetches of a topic-partition (its leader, or the read replica the
+    /// leader named: [`KafkaClient::fetch_node`]), on connections of their own for fetches: a
+    /// broker answers one request of a connection at a time, and a fetch may wait there for data
+    /// (long poll), so other requests (metadata, group offsets, produce) must not queue behind it.
     Fetch(&'a str, i32),
     /// The leader of a topic-partition, on connections of their own for produces.
     Produce(&'a str, i32),
@@ -53,7 +55,14 @@ pub struct KafkaClient {
     connections: Mutex<HashMap<String, Arc<BrokerConnection>>>,
     metadata: RwLock<Arc<ClusterMetadata>>,
     coordinators: Mutex<HashMap<String, BrokerInfo>>,
+    /// KIP-392: the replica each partition's leader named for fetches from this client's rack, and
+    /// since when.
+    read_replicas: Mutex<HashMap<(String, i32), (i32, Instant)>>,
 }
+
+/// How long a read replica named by a leader is used before the leader is asked again (Kafka's
+/// consumers keep it for `metadata.max.age.ms`, 5 minutes).
+const READ_REPLICA_LIFETIME: Duration = Duration::from_secs(300);
 
 impl KafkaClient {
     /// Validates `config` and reaches the cluster through the first bootstrap server that
@@ -65,6 +74,7 @@ impl KafkaClient {
             connections: Mutex::new(HashMap::new()),
             metadata: RwLock::new(Arc::new(ClusterMetadata::default())),
             coordinators: Mutex::new(HashMap::new()),
+            read_replicas: Mutex::new(HashMap::new()),
         };
         client.bootstrap().await?;
         Ok(client)
@@ -272,6 +282,58 @@ impl KafkaClient {
         partition_metadata.leader.ok_or_else(|| KafkaError::NoLeader { topic: topic.to_string(), partition })
     }
 
+    /// The node that serves fetches of `topic`-`partition`: the read replica its leader named for
+    /// this client's rack (`client_rack`, KIP-392) while that holds, else the leader.
+    pub(super) async fn fetch_node(&self, topic: &str, partition: i32) -> Result<i32, KafkaError> {
+        match self.read_replica(topic, partition) {
+            Some(replica) => Ok(replica),
+            None => self.leader_id(topic, partition).await,
+        }
+    }
+
+    /// The read replica in use for `topic`-`partition`, if any (expired ones are dropped).
+    pub(super) fn read_replica(&self, topic: &str, partition: i32) -> Option<i32> {
+        let mut replicas = self.read_replicas.lock().expect("read replicas lock");
+        let key = (topic.to_string(), partition);
+        match replicas.get(&key) {
+            Some(&(node, since)) if since.elapsed() < READ_REPLICA_LIFETIME => Some(node),
+            Some(_) => {
+                replicas.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Takes in a fetch answer's `preferred_read_replica` for `topic`-`partition`, given by
+    /// `node`: a replica other than the one asked serves the next fetches.
+    pub(super) fn note_read_replica(&self, topic: &str, partition: i32, node: i32, preferred: i32) {
+        if preferred >= 0 && preferred != node {
+            tracing::debug!(
+                topic,
+                partition,
+                leader = node,
+                replica = preferred,
+                "fetching from the read replica the leader named"
+            );
+            let mut replicas = self.read_replicas.lock().expect("read replicas lock");
+            replicas.insert((topic.to_string(), partition), (preferred, Instant::now()));
+        }
+    }
+
+    /// A fetch of `topic`-`partition` failed with `error`: if a read replica served it, the next
+    /// fetch goes to the leader, and an offset out of range there (a follower behind its leader)
+    /// becomes a retry at the leader instead of a gap.
+    pub(super) fn fetch_failed(&self, topic: &str, partition: i32, error: KafkaError) -> KafkaError {
+        let replica = self.read_replicas.lock().expect("read replicas lock").remove(&(topic.to_string(), partition));
+        match replica {
+            Some((node, _)) if error.response_error() == Some(ResponseError::OffsetOutOfRange) => {
+                KafkaError::ReplicaBehind { topic: topic.to_string(), partition, node }
+            }
+            _ => error,
+        }
+    }
+
     /// The connection of broker `node_id` that carries its fetch rounds (see `fetch_rounds`): one
     /// of its own, since a round long-polls.
     pub(super) async fn node_fetch_connection(&self, node_id: i32) -> Result<Arc<BrokerConnection>, KafkaError> {
@@ -302,9 +364,10 @@ impl KafkaClient {
                 let connection = match route {
                     Route::Any => self.any_connection().await,
                     Route::Leader(topic, partition) => self.leader_connection(topic, partition, "").await,
-                    Route::Fetch(topic, partition) => {
-                        self.leader_connection(topic, partition, &lane("fetch", partition)).await
-                    }
+                    Route::Fetch(topic, partition) => match self.fetch_node(topic, partition).await {
+                        Ok(node) => self.node_connection_in(node, &lane("fetch", partition)).await,
+                        Err(error) => Err(error),
+                    },
                     Route::Produce(topic, partition) => self.produce_connection(topic, partition).await,
                     Route::Coordinator(group) => self.coordinator_connection(group).await,
                 };
@@ -314,6 +377,12 @@ impl KafkaClient {
                     Err(error) => Err(error),
                 };
                 timer.observe(&metrics().kafka_seconds, api);
+                let result = match route {
+                    Route::Fetch(topic, partition) => {
+                        result.map_err(|error| self.fetch_failed(topic, partition, error))
+                    }
+                    _ => result,
+                };
                 if let Err(error) = &result {
                     metrics().kafka_errors.with_label_values(&[api, error.kind()]).inc();
                 }

@@ -14,6 +14,9 @@ pub struct ClientConfig {
     pub bootstrap_servers: Vec<String>,
     /// Sent in every request header; shows up in broker logs and quotas.
     pub client_id: String,
+    /// The rack or zone this client runs in (KIP-392): fetches go to a replica there when the
+    /// cluster sets `replica.selector.class`.
+    pub client_rack: Option<String>,
     /// Transport security.
     pub security_protocol: SecurityProtocol,
     /// TLS settings, used with SSL and SASL_SSL.
@@ -38,6 +41,7 @@ impl ClientConfig {
         Self {
             bootstrap_servers,
             client_id: "kafka-backup".to_string(),
+            client_rack: None,
             security_protocol: SecurityProtocol::Plaintext,
             tls: TlsSettings::default(),
             sasl: None,
@@ -49,6 +53,11 @@ impl ClientConfig {
             // above any legitimate frame and far below what would exhaust memory.
             max_response_bytes: 512 * 1024 * 1024,
         }
+    }
+
+    /// The rack sent with fetches, "" for none.
+    pub fn rack(&self) -> &str {
+        self.client_rack.as_deref().unwrap_or_default()
     }
 
     /// Checks the settings before any connection is made.

@@ -119,6 +119,17 @@ pub enum KafkaError {
         /// Partition.
         partition: i32,
     },
+    /// The read replica serving a partition (KIP-392) does not hold the offset yet: the fetch is
+    /// retried at the leader.
+    #[error("read replica node {node} of {topic}-{partition} is behind its leader; fetching from the leader")]
+    ReplicaBehind {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The replica's node id.
+        node: i32,
+    },
     /// A topic or partition does not exist in the cluster.
     #[error("topic {topic}{} does not exist in the cluster", partition.map(|p| format!(" partition {p}")).unwrap_or_default())]
     UnknownTopicOrPartition {
@@ -177,6 +188,7 @@ impl KafkaError {
             Self::Broker { .. } => "broker_error",
             Self::Protocol { .. } => "protocol",
             Self::NoLeader { .. } => "no_leader",
+            Self::ReplicaBehind { .. } => "replica_behind",
             Self::UnknownTopicOrPartition { .. } => "unknown_topic_or_partition",
             Self::NotSupported { .. } => "not_supported",
             Self::Config(_) => "config",
@@ -258,7 +270,11 @@ fn acl_hint(api: &str, error: ResponseError) -> String {
 impl Retriable for KafkaError {
     fn is_retriable(&self) -> bool {
         match self {
-            Self::Connect { .. } | Self::ConnectionLost { .. } | Self::Timeout { .. } | Self::NoLeader { .. } => true,
+            Self::Connect { .. }
+            | Self::ConnectionLost { .. }
+            | Self::Timeout { .. }
+            | Self::NoLeader { .. }
+            | Self::ReplicaBehind { .. } => true,
             Self::Broker { error, .. } => {
                 error.is_retriable()
                     || STALE_COORDINATOR_CODES.contains(error)

@@ -1,10 +1,11 @@
 //! Fetching many partitions with one request per broker, as Kafka's consumers do: a partition that
-//! wants records joins the next round of its leader's fetcher, which sends one Fetch for every
-//! partition waiting, long-polls, and answers each (records, nothing new, or its own error). A
-//! partition whose task is busy has not asked again and is left out of the round, so it never
-//! holds up the others. Each round asks for at most what the byte budget has free, and the bytes
-//! handed out count against it until their holder drops them: memory follows the budget, not the
-//! number of partitions.
+//! wants records joins the next round of the fetcher of the broker that serves it (its leader, or
+//! a read replica in this client's rack), which sends one Fetch for every partition waiting, in a
+//! fetch session (`fetch_session`), long-polls, and answers each (records, nothing new, or its own
+//! error). A partition whose task is busy has not asked again and is left out of the round, so it
+//! never holds up the others. Each round asks for at most what the byte budget has free, and the
+//! bytes handed out count against it until their holder drops them: memory follows the budget, not
+//! the number of partitions.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,13 @@ use std::sync::{Arc, Mutex};
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use kafka_protocol::messages::fetch_request::ForgottenTopic;
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::FetchResponse;
+
 use super::client::KafkaClient;
+use super::connection::BrokerConnection;
+use super::fetch_session::{FetchSession, Marks, PartitionKey, SessionRequest, Want};
 use super::log::{fetch_partition, fetch_request, partition_context, topic_name, FetchOptions, FetchedPartition};
 use super::KafkaError;
 use crate::metrics::{metrics, Timer};
@@ -66,9 +73,10 @@ impl FetchRounds {
     }
 
     /// Fetches `topic`-`partition` from `offset` (at most `max_bytes` of it) in the next round of
-    /// its leader's fetcher, under the client's retry policy: after a lost connection or a leader
-    /// that moved, the leader is looked up again and the partition asks again. OFFSET_OUT_OF_RANGE
-    /// and the other errors a retry cannot mend are the caller's.
+    /// the fetcher of the broker that serves it, under the client's retry policy: after a lost
+    /// connection, a leader that moved or a read replica that fell behind, the broker is looked up
+    /// again and the partition asks again. OFFSET_OUT_OF_RANGE and the other errors a retry cannot
+    /// mend are the caller's.
     pub async fn fetch(
         &self,
         topic: &str,
@@ -82,11 +90,12 @@ impl FetchRounds {
             .config()
             .retry
             .run("Fetch", || async {
-                let leader = self.client.leader_id(topic, partition).await?;
+                let node = self.client.fetch_node(topic, partition).await?;
                 let (answer, answered) = oneshot::channel();
                 let wanted = Wanted { topic: topic.to_string(), partition, offset, max_bytes, options, answer };
-                self.fetcher(leader).send(wanted).map_err(|_| lost(leader, "its fetcher stopped"))?;
-                let result = answered.await.unwrap_or_else(|_| Err(lost(leader, "its fetcher stopped")));
+                self.fetcher(node).send(wanted).map_err(|_| lost(node, "its fetcher stopped"))?;
+                let result = answered.await.unwrap_or_else(|_| Err(lost(node, "its fetcher stopped")));
+                let result = result.map_err(|error| self.client.fetch_failed(topic, partition, error));
                 if result.as_ref().is_err_and(KafkaError::invalidates_metadata) {
                     self.client.forget_topic(topic);
                 }
@@ -115,6 +124,7 @@ impl FetchRounds {
                     node,
                     budget: self.budget.clone(),
                     budget_bytes: self.budget_bytes,
+                    session: FetchSession::default(),
                 };
                 tokio::spawn(fetcher.serve(waiting));
                 queue
@@ -127,17 +137,18 @@ fn lost(node: i32, reason: &str) -> KafkaError {
     KafkaError::ConnectionLost { broker: format!("node {node}"), reason: reason.to_string() }
 }
 
-/// The fetcher of one broker: one Fetch in flight, for every partition waiting.
+/// The fetcher of one broker: one Fetch in flight, for every partition waiting, in one session.
 struct BrokerFetcher {
     client: Arc<KafkaClient>,
     node: i32,
     budget: Arc<Semaphore>,
     budget_bytes: i32,
+    session: FetchSession,
 }
 
 impl BrokerFetcher {
     /// Runs rounds until every sender is gone (the run ended).
-    async fn serve(self, mut waiting: mpsc::UnboundedReceiver<Wanted>) {
+    async fn serve(mut self, mut waiting: mpsc::UnboundedReceiver<Wanted>) {
         let mut next_round: Vec<Wanted> = Vec::new();
         loop {
             if next_round.is_empty() {
@@ -169,71 +180,158 @@ impl BrokerFetcher {
         }
     }
 
-    /// Sends one Fetch for `round` and answers each partition.
-    async fn run_round(&self, round: Vec<Wanted>) {
-        // Ask for what the budget has free (what the partitions hold is counted as they take it).
-        let free = (self.budget.available_permits() as i32).min(self.budget_bytes);
-        let max_bytes = free.max(MIN_ROUND_BYTES);
-        let mut topics: BTreeMap<&str, Vec<_>> = BTreeMap::new();
-        for wanted in &round {
-            let partition = fetch_partition(wanted.partition, wanted.offset, wanted.max_bytes.min(max_bytes));
-            topics.entry(wanted.topic.as_str()).or_default().push(partition);
-        }
-        let topics = topics
-            .into_iter()
-            .map(|(topic, partitions)| FetchTopic::default().with_topic(topic_name(topic)).with_partitions(partitions))
+    /// Sends one Fetch for `round` (again in full if the broker lost the session) and answers
+    /// each partition.
+    async fn run_round(&mut self, round: Vec<Wanted>) {
+        let wants: Vec<Want> = round
+            .iter()
+            .map(|w| Want { key: (w.topic.clone(), w.partition), offset: w.offset, max_bytes: w.max_bytes })
             .collect();
-        let request = fetch_request(&round[0].options, max_bytes, topics);
-        let timer = Timer::start();
-        let answered = match self.client.node_fetch_connection(self.node).await {
-            Ok(connection) => connection.send(&request).await.map(|response| (response, connection)),
-            Err(error) => Err(error),
-        };
-        timer.observe(&metrics().kafka_seconds, "Fetch");
-        let (response, connection) = match answered {
+        let mut answered = self.send(&round[0].options, &wants).await;
+        if let Ok((response, _, _)) = &answered {
+            if FetchSession::is_lost(response.error_code) {
+                tracing::debug!(node = self.node, code = response.error_code, "fetch session lost; starting a new one");
+                self.session.reset();
+                answered = self.send(&round[0].options, &wants).await;
+            }
+        }
+        let (response, request, connection) = match answered {
             Ok(answered) => answered,
             Err(error) => {
+                self.session.reset();
                 metrics().kafka_errors.with_label_values(&["Fetch", error.kind()]).inc();
                 round.into_iter().for_each(|wanted| drop(wanted.answer.send(Err(error.clone()))));
                 return;
             }
         };
-        let mut answers: HashMap<(String, i32), Result<FetchedPartition, KafkaError>> = HashMap::new();
+        if response.error_code != 0 {
+            self.session.reset();
+            let answer = |wanted: &Wanted| {
+                let context = partition_context(&wanted.topic, wanted.partition);
+                KafkaError::broker("Fetch", context, connection.address(), response.error_code, None)
+            };
+            for wanted in round {
+                let error = answer(&wanted);
+                let _ = wanted.answer.send(Err(error));
+            }
+            return;
+        }
+        let node = self.node.to_string();
+        metrics().fetched_partitions.with_label_values(&[&node]).inc_by(round.len() as u64);
+        let session_id = response.session_id;
+        let mut answers: HashMap<PartitionKey, Result<FetchedPartition, KafkaError>> = HashMap::new();
         for topic in response.responses {
             let name = topic.topic.to_string();
             for data in topic.partitions {
-                let index = data.partition_index;
-                let answer = match data.error_code {
-                    0 => Ok(FetchedPartition::from(data)),
-                    code => Err(KafkaError::broker(
-                        "Fetch",
-                        partition_context(&name, index),
-                        connection.address(),
-                        code,
-                        None,
-                    )),
-                };
-                answers.insert((name.clone(), index), answer);
+                let key = (name.clone(), data.partition_index);
+                answers.insert(key, self.partition_answer(&name, data, connection.address()));
             }
         }
-        metrics().fetched_partitions.with_label_values(&[] as &[&str]).inc_by(round.len() as u64);
+        let marks = answers.iter().filter_map(|(key, answer)| Some((key.clone(), marks_of(answer.as_ref().ok()?))));
+        self.session.answered(&request, &wants, session_id, marks.collect::<Vec<_>>());
+        for (key, answer) in &answers {
+            if answer.is_err() {
+                self.session.partition_failed(key);
+            }
+        }
         for wanted in round {
-            let answer = match (response.error_code, answers.remove(&(wanted.topic.clone(), wanted.partition))) {
-                (0, Some(answer)) => answer,
-                (0, None) => Err(KafkaError::no_answer(
+            let key = (wanted.topic.clone(), wanted.partition);
+            let answer = match answers.remove(&key) {
+                Some(answer) => answer,
+                // An incremental answer leaves out the partitions where nothing moved.
+                None if !request.is_full() => Ok(nothing_new(self.session.marks(&key))),
+                None => Err(KafkaError::no_answer(
                     "Fetch",
                     connection.address(),
                     format!("no answer{}", partition_context(&wanted.topic, wanted.partition)),
                 )),
-                (code, _) => Err(KafkaError::broker(
-                    "Fetch",
-                    partition_context(&wanted.topic, wanted.partition),
-                    connection.address(),
-                    code,
-                    None,
-                )),
             };
             let _ = wanted.answer.send(answer);
         }
+    }
+
+    /// Sends the session's request for `wants`; returns the response with the request it answers.
+    async fn send(
+        &self,
+        options: &FetchOptions,
+        wants: &[Want],
+    ) -> Result<(FetchResponse, SessionRequest, Arc<BrokerConnection>), KafkaError> {
+        // Ask for what the budget has free (what the partitions hold is counted as they take it).
+        let free = (self.budget.available_permits() as i32).min(self.budget_bytes);
+        let max_bytes = free.max(MIN_ROUND_BYTES);
+        let request = self.session.request(wants);
+        let mut topics: BTreeMap<&str, Vec<_>> = BTreeMap::new();
+        for want in &request.send {
+            let partition = fetch_partition(want.key.1, want.offset, want.max_bytes.min(max_bytes));
+            topics.entry(want.key.0.as_str()).or_default().push(partition);
+        }
+        let topics = topics
+            .into_iter()
+            .map(|(topic, partitions)| FetchTopic::default().with_topic(topic_name(topic)).with_partitions(partitions))
+            .collect();
+        let mut forgotten: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, partition) in &request.forget {
+            forgotten.entry(topic.as_str()).or_default().push(*partition);
+        }
+        let forgotten = forgotten
+            .into_iter()
+            .map(|(topic, partitions)| {
+                ForgottenTopic::default().with_topic(topic_name(topic)).with_partitions(partitions)
+            })
+            .collect();
+        let fetch = fetch_request(options, max_bytes, topics, self.client.config().rack())
+            .with_session_id(request.session_id)
+            .with_session_epoch(request.epoch)
+            .with_forgotten_topics_data(forgotten);
+        let kind = if request.is_full() { "full" } else { "incremental" };
+        metrics().fetch_requests.with_label_values(&[&self.node.to_string(), kind]).inc();
+        let timer = Timer::start();
+        let answered = match self.client.node_fetch_connection(self.node).await {
+            Ok(connection) => connection.send(&fetch).await.map(|response| (response, request, connection)),
+            Err(error) => Err(error),
+        };
+        timer.observe(&metrics().kafka_seconds, "Fetch");
+        answered
+    }
+
+    /// One partition's answer: its records, or its error; a read replica the leader named for
+    /// this client's rack serves the partition's next fetches.
+    fn partition_answer(
+        &self,
+        topic: &str,
+        data: PartitionData,
+        address: &str,
+    ) -> Result<FetchedPartition, KafkaError> {
+        match data.error_code {
+            0 => {
+                self.client.note_read_replica(topic, data.partition_index, self.node, data.preferred_read_replica.0);
+                let fetched = FetchedPartition::from(data);
+                let node = self.node.to_string();
+                metrics().fetched_bytes.with_label_values(&[&node]).inc_by(fetched.records.len() as u64);
+                Ok(fetched)
+            }
+            code => {
+                Err(KafkaError::broker("Fetch", partition_context(topic, data.partition_index), address, code, None))
+            }
+        }
+    }
+}
+
+fn marks_of(fetched: &FetchedPartition) -> Marks {
+    Marks {
+        high_watermark: fetched.high_watermark,
+        last_stable_offset: fetched.last_stable_offset,
+        log_start_offset: fetched.log_start_offset,
+    }
+}
+
+/// The answer for a partition an incremental response left out: no records, the last marks.
+fn nothing_new(marks: Marks) -> FetchedPartition {
+    FetchedPartition {
+        high_watermark: marks.high_watermark,
+        last_stable_offset: marks.last_stable_offset,
+        log_start_offset: marks.log_start_offset,
+        aborted_transactions: Vec::new(),
+        records: Default::default(),
     }
 }

@@ -17,6 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::client::{KafkaClient, Route};
 use super::connection::{BrokerConnection, PendingResponse};
 use super::KafkaError;
+use crate::metrics::metrics;
 
 /// Which offset ListOffsets should return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,8 +116,14 @@ pub struct ProduceAck {
     pub log_append_time: i64,
 }
 
-/// A Fetch request (no fetch session) for `topics`, at most `max_bytes` in all.
-pub(super) fn fetch_request(options: &FetchOptions, max_bytes: i32, topics: Vec<FetchTopic>) -> FetchRequest {
+/// A Fetch request (no fetch session) for `topics`, at most `max_bytes` in all, from a client in
+/// `rack` (KIP-392: the leader may name a replica in that rack to fetch from; "" for none).
+pub(super) fn fetch_request(
+    options: &FetchOptions,
+    max_bytes: i32,
+    topics: Vec<FetchTopic>,
+    rack: &str,
+) -> FetchRequest {
     FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(options.max_wait.as_millis().min(i32::MAX as u128) as i32)
@@ -126,6 +133,7 @@ pub(super) fn fetch_request(options: &FetchOptions, max_bytes: i32, topics: Vec<
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(topics)
+        .with_rack_id(StrBytes::from_string(rack.to_string()))
 }
 
 /// One partition of a Fetch request: from `offset`, at most `max_bytes` (at least one batch).
@@ -238,10 +246,11 @@ impl KafkaClient {
         options: &FetchOptions,
     ) -> Result<FetchedPartition, KafkaError> {
         self.on("Fetch", Route::Fetch(topic, partition), |connection| async move {
+            let node = self.fetch_node(topic, partition).await?;
             let topics = vec![FetchTopic::default()
                 .with_topic(topic_name(topic))
                 .with_partitions(vec![fetch_partition(partition, offset, options.max_bytes)])];
-            let request = fetch_request(options, options.max_bytes, topics);
+            let request = fetch_request(options, options.max_bytes, topics, self.config().rack());
             let response = connection.send(&request).await?;
             if response.error_code != 0 {
                 return Err(KafkaError::broker(
@@ -259,7 +268,10 @@ impl KafkaClient {
                 |p| p.partition_index,
                 |p| (p.error_code, None),
             )?;
-            Ok(FetchedPartition::from(data))
+            self.note_read_replica(topic, partition, node, data.preferred_read_replica.0);
+            let fetched = FetchedPartition::from(data);
+            metrics().fetched_bytes.with_label_values(&[&node.to_string()]).inc_by(fetched.records.len() as u64);
+            Ok(fetched)
         })
         .await
     }

@@ -9,6 +9,7 @@ mod config;
 mod connection;
 mod error;
 mod fetch_rounds;
+mod fetch_session;
 mod groups;
 mod log;
 mod metadata;

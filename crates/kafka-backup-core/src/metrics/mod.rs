@@ -42,8 +42,18 @@ pub struct Metrics {
     pub kafka_seconds: HistogramVec,
     /// Failed Kafka requests, by API and kind.
     pub kafka_errors: IntCounterVec,
-    /// Partitions answered by a backup's fetch rounds (one Fetch request answers many).
+    /// Partitions answered by a backup's fetch rounds (one Fetch request answers many), by broker
+    /// node id.
     pub fetched_partitions: IntCounterVec,
+    /// Fetch requests of the rounds, by broker node id and kind (`full`, `incremental`: KIP-227).
+    pub fetch_requests: IntCounterVec,
+    /// Record bytes fetched, by the broker node id that served them (a read replica's with
+    /// `client_rack`).
+    pub fetched_bytes: IntCounterVec,
+    /// Seconds since the oldest record fetched but not yet in a committed segment was fetched
+    /// (0 when every fetched record is committed): what a crash now would have to fetch again, and
+    /// what a disaster now could lose. By topic and partition.
+    pub uncommitted_age: GaugeVec,
     /// The run's progress as a terminal shows it.
     pub progress: RunProgress,
     ready: AtomicBool,
@@ -111,21 +121,21 @@ impl Metrics {
             registry.register(Box::new(metric.clone())).expect("registered once");
             metric
         };
-        let last_segment = GaugeVec::new(
-            Opts::new(
-                "kafka_backup_last_segment_commit_timestamp_seconds",
-                "When the partition's last segment was committed (seconds since the epoch)",
-            ),
-            PARTITION,
-        )
-        .expect("a valid metric");
-        registry.register(Box::new(last_segment.clone())).expect("registered once");
+        let float_gauge = |name: &str, help: &str, labels: &[&str]| {
+            let metric = GaugeVec::new(Opts::new(name, help), labels).expect("a valid metric");
+            registry.register(Box::new(metric.clone())).expect("registered once");
+            metric
+        };
         Self {
             records: counter("kafka_backup_records_total", "Records backed up", PARTITION),
             read_bytes: counter("kafka_backup_read_bytes_total", "Record-batch bytes read from Kafka", PARTITION),
             stored_bytes: counter("kafka_backup_stored_bytes_total", "Bytes of committed segments", PARTITION),
             segments: counter("kafka_backup_segments_committed_total", "Segments committed", PARTITION),
-            last_segment,
+            last_segment: float_gauge(
+                "kafka_backup_last_segment_commit_timestamp_seconds",
+                "When the partition's last segment was committed (seconds since the epoch)",
+                PARTITION,
+            ),
             lag: gauge("kafka_backup_lag_records", "Records between the backup and the high watermark", PARTITION),
             restored_records: counter("kafka_backup_restored_records_total", "Records restored", PARTITION),
             restored_bytes: counter("kafka_backup_restored_bytes_total", "Record-batch bytes restored", PARTITION),
@@ -154,7 +164,22 @@ impl Metrics {
             fetched_partitions: counter(
                 "kafka_backup_fetched_partitions_total",
                 "Partitions answered by fetch rounds (one Fetch request per broker answers many)",
-                &[],
+                &["broker"],
+            ),
+            fetch_requests: counter(
+                "kafka_backup_fetch_requests_total",
+                "Fetch requests of the fetch rounds, full or incremental (fetch sessions)",
+                &["broker", "kind"],
+            ),
+            fetched_bytes: counter(
+                "kafka_backup_fetched_bytes_total",
+                "Record bytes fetched, by the broker that served them",
+                &["broker"],
+            ),
+            uncommitted_age: float_gauge(
+                "kafka_backup_uncommitted_age_seconds",
+                "Age of the oldest fetched record not yet in a committed segment (0: all committed)",
+                PARTITION,
             ),
             progress: RunProgress::default(),
             ready: AtomicBool::new(false),

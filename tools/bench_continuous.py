@@ -44,6 +44,16 @@ def main(binary, bootstrap, partitions, work, probes=20):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=120).values():
         future.result()
+    # Thousands of new partitions reach the metadata some seconds after the creation answered.
+    deadline = time.time() + 300
+    while True:
+        described = admin.list_topics(topic, timeout=30).topics.get(topic)
+        led = [p for p in (described.partitions.values() if described else []) if p.leader >= 0]
+        if len(led) == partitions:
+            break
+        if time.time() > deadline:
+            raise SystemExit(f"bench_continuous: {topic} has {len(led)} of {partitions} partitions led after 300 s")
+        time.sleep(1)
     store = os.path.join(work, "store")
     config = os.path.join(work, f"{topic}.yaml")
     with open(config, "w") as out:

@@ -3,10 +3,12 @@
 
 pub mod server;
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::LazyLock;
 use std::time::Instant;
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -57,6 +59,14 @@ pub struct Metrics {
     /// The run's progress as a terminal shows it.
     pub progress: RunProgress,
     ready: AtomicBool,
+    families: Vec<Family>,
+}
+
+/// A metric family as registered: its name, help and type.
+struct Family {
+    name: String,
+    help: String,
+    kind: &'static str,
 }
 
 /// The whole run's progress: the records known at its start and what is done (a snapshot backup:
@@ -105,25 +115,31 @@ pub fn metrics() -> &'static Metrics {
 impl Metrics {
     fn new() -> Self {
         let registry = Registry::new();
+        let declared = RefCell::new(Vec::new());
+        let register = |metric: Box<dyn Collector>, kind: &'static str| {
+            let desc = metric.desc()[0];
+            declared.borrow_mut().push(Family { name: desc.fq_name.clone(), help: desc.help.clone(), kind });
+            registry.register(metric).expect("registered once");
+        };
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric");
-            registry.register(Box::new(metric.clone())).expect("registered once");
+            register(Box::new(metric.clone()), "counter");
             metric
         };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid metric");
-            registry.register(Box::new(metric.clone())).expect("registered once");
+            register(Box::new(metric.clone()), "gauge");
             metric
         };
         let histogram = |name: &str, help: &str, labels: &[&str]| {
             let options = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
             let metric = HistogramVec::new(options, labels).expect("a valid metric");
-            registry.register(Box::new(metric.clone())).expect("registered once");
+            register(Box::new(metric.clone()), "histogram");
             metric
         };
         let float_gauge = |name: &str, help: &str, labels: &[&str]| {
             let metric = GaugeVec::new(Opts::new(name, help), labels).expect("a valid metric");
-            registry.register(Box::new(metric.clone())).expect("registered once");
+            register(Box::new(metric.clone()), "gauge");
             metric
         };
         Self {
@@ -183,15 +199,24 @@ impl Metrics {
             ),
             progress: RunProgress::default(),
             ready: AtomicBool::new(false),
+            families: declared.into_inner(),
             registry,
         }
     }
 
-    /// The exposition text of every metric.
+    /// The exposition text of every metric. A family without a series yet (no error counted, no
+    /// restore run) is still described, so that dashboards and alert rules find every name.
     pub fn encode(&self) -> String {
+        let gathered = self.registry.gather();
         let mut text = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut text).expect("text encoding does not fail");
-        String::from_utf8(text).expect("the text format is UTF-8")
+        TextEncoder::new().encode(&gathered, &mut text).expect("text encoding does not fail");
+        let mut text = String::from_utf8(text).expect("the text format is UTF-8");
+        for family in &self.families {
+            if !gathered.iter().any(|g| g.name() == family.name) {
+                text.push_str(&format!("# HELP {0} {1}\n# TYPE {0} {2}\n", family.name, family.help, family.kind));
+            }
+        }
+        text
     }
 
     /// Marks the run ready (connected, planned, working) or not, for `/ready`.
@@ -212,7 +237,6 @@ impl Metrics {
     /// Per partition (`topic-partition`, sorted): records backed up or restored so far, and the lag
     /// to the high watermark of a partition being backed up.
     pub fn partition_progress(&self) -> Vec<(String, u64, Option<i64>)> {
-        use prometheus::core::Collector;
         let name = |metric: &prometheus::proto::Metric| {
             let label = |key: &str| metric.get_label().iter().find(|l| l.name() == key).map(|l| l.value().to_string());
             format!("{}-{}", label("topic").unwrap_or_default(), label("partition").unwrap_or_default())

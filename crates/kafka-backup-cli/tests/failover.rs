@@ -1,7 +1,8 @@
 //! Backup and restore through broker failures on the 3-node Apache Kafka cluster ("triple":
 //! replication factor 3, min.insync.replicas 2): a partition leader is killed (SIGKILL) while the
 //! run is under way, restarted, and leadership moved back by a preferred-leader election. The run
-//! finishes, and confluent-kafka finds every record exactly once.
+//! finishes, and confluent-kafka finds every record exactly once. The continuous backup's fetch
+//! sessions start over with the restarted broker.
 
 mod common;
 
@@ -90,10 +91,16 @@ fn a_continuous_backup_rides_through_a_leader_kill_restart_and_election() {
 
     let dir = TempDir::new().unwrap();
     let settings = "  continuous: true\n  segment_max_interval_ms: 500\n  checkpoint_interval_secs: 1\n";
-    let config = write_config(dir.path(), &bootstrap, "ha", &topic, settings);
-    let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
+    let (child, port) = backup_with_metrics(dir.path(), &bootstrap, "ha", &topic, settings);
     let held = || backed_up_records_if_any(dir.path(), "ha", &topic).len();
     wait_for("the first records to be backed up", HANG, || held() == 3000);
+    // Fetch sessions (KIP-227): a restarted broker has lost the session, and its fetcher opens a new
+    // one with a full request.
+    let full_requests = || {
+        let metrics = get(port, "/metrics").map(|(_, body)| body).unwrap_or_default();
+        metric_sum(&metrics, "kafka_backup_fetch_requests_total", &[("kind", "full")])
+    };
+    let full_before = full_requests();
 
     let killed = kill_leader(cluster, &topic);
     testkit::produce(&bootstrap, &topic, &numbered(3000, 3000), &[("acks", "all")]);
@@ -101,6 +108,10 @@ fn a_continuous_backup_rides_through_a_leader_kill_restart_and_election() {
     restart_and_move_leaders_back(killed, &topic);
     testkit::produce(&bootstrap, &topic, &numbered(6000, 3000), &[("acks", "all")]);
     wait_for("records produced after the leaders moved back", HANG, || held() == 9000);
+    assert!(
+        full_requests() > full_before,
+        "a new fetch session after the restart ({full_before} full requests before)"
+    );
     send_signal(&child, "-TERM");
     let output = wait_with_deadline(child, HANG);
     assert_success(&output);

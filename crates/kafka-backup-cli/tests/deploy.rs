@@ -122,3 +122,100 @@ fn every_metric_the_dashboard_and_the_alert_rules_name_is_served() {
         );
     }
 }
+
+/// `helm ARGS` (built by scripts/install-test-infra.sh into .test-infra/bin).
+fn helm(args: &[&str]) -> std::process::Output {
+    let helm = repo_root().join(".test-infra/bin/helm");
+    assert!(helm.exists(), "{} is missing: run scripts/install-test-infra.sh", helm.display());
+    Command::new(helm).args(args).output().unwrap()
+}
+
+/// The pod spec of a rendered workload.
+fn pod_spec(object: &serde_yaml_ng::Value) -> &serde_yaml_ng::Value {
+    match object["kind"].as_str().unwrap() {
+        "CronJob" => &object["spec"]["jobTemplate"]["spec"]["template"],
+        _ => &object["spec"]["template"],
+    }
+}
+
+#[test]
+fn the_helm_chart_lints_renders_every_workload_and_its_configs_pass_the_binarys_check() {
+    let chart = repo_root().join("deploy/helm/kafka-backup");
+    let chart = chart.to_str().unwrap();
+    let lint = helm(&["lint", "--strict", chart]);
+    assert_success(&lint);
+
+    let role = "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/kafka-backup";
+    let everything = [
+        "--set",
+        "backup.schedule.enabled=true",
+        "--set",
+        "restore.enabled=true",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.port=9555",
+        "--set",
+        role,
+    ];
+    let mut args = vec!["template", "dr", chart];
+    args.extend_from_slice(&everything);
+    let rendered = helm(&args);
+    assert_success(&rendered);
+    let objects: Vec<serde_yaml_ng::Value> = text(&rendered.stdout)
+        .split("\n---")
+        .map(|document| serde_yaml_ng::from_str(document).unwrap())
+        .filter(|object: &serde_yaml_ng::Value| !object.is_null())
+        .collect();
+    let of_kind = |kind: &str| objects.iter().filter(|o| o["kind"] == kind).collect::<Vec<_>>();
+    for kind in ["Deployment", "CronJob", "Job", "ConfigMap", "Service", "ServiceMonitor", "ServiceAccount"] {
+        assert_eq!(of_kind(kind).len(), 1, "one {kind} rendered");
+    }
+    let account = of_kind("ServiceAccount")[0];
+    assert!(account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].is_string(), "{account:?}");
+
+    // Every config file passes the binary's own check, and says where its metrics are served.
+    let dir = tempfile::TempDir::new().unwrap();
+    let binary = env!("CARGO_BIN_EXE_kafka-backup");
+    let files = of_kind("ConfigMap")[0]["data"].as_mapping().unwrap().clone();
+    assert_eq!(files.len(), 3, "continuous, snapshot and restore configs");
+    for (name, body) in &files {
+        let path = dir.path().join(name.as_str().unwrap());
+        std::fs::write(&path, body.as_str().unwrap()).unwrap();
+        let check =
+            Command::new(binary).args(["config", "check", "--config", path.to_str().unwrap()]).output().unwrap();
+        assert_success(&check);
+        let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(body.as_str().unwrap()).unwrap();
+        assert_eq!(config["metrics"]["listen"], "0.0.0.0:9555", "{name:?}");
+    }
+
+    // Each workload: its command parses and names a config of the ConfigMap; the metrics port is
+    // the config's; the continuous backup's probes ask /health and /ready there; non-root, with a
+    // read-only root file system.
+    for workload in [of_kind("Deployment")[0], of_kind("CronJob")[0], of_kind("Job")[0]] {
+        let pod = pod_spec(workload);
+        let container = &pod["spec"]["containers"][0];
+        let args: Vec<&str> = container["args"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        let help = Command::new(binary).args(&args).arg("--help").output().unwrap();
+        assert_success(&help);
+        let file = args.last().unwrap().strip_prefix("/etc/kafka-backup/").expect("a config of the ConfigMap");
+        assert!(files.contains_key(file), "{file}");
+        assert_eq!(container["ports"][0]["containerPort"], 9555);
+        assert_eq!(container["ports"][0]["name"], "metrics");
+        assert_eq!(pod["metadata"]["annotations"]["prometheus.io/port"], "9555");
+        assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+        assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true);
+        if workload["kind"] == "Deployment" {
+            assert_eq!(args[2], "backup");
+            assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/health");
+            assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/ready");
+            assert_eq!(container["livenessProbe"]["httpGet"]["port"], "metrics");
+            let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(files[file].as_str().unwrap()).unwrap();
+            assert_eq!(config["backup"]["continuous"], true);
+        }
+    }
+
+    // Several workers of one backup are not supported yet: refused, not ignored.
+    let refused = helm(&["template", "dr", chart, "--set", "backup.continuous.replicas=2"]);
+    assert!(!refused.status.success() && text(&refused.stderr).contains("one process per backup_id"));
+}

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use kafka_backup_core::backup::BackupConfig;
+use kafka_backup_core::kafka::{SaslCredentials, SaslMechanism, Secret, SecurityProtocol};
 use kafka_backup_core::offset_reset::GroupStrategy;
 use kafka_backup_core::records::Compression;
 use kafka_backup_core::storage::{CloudProvider, EncryptionKey, ServerSideEncryption, StorageConfig};
@@ -20,6 +21,9 @@ fn environment(name: &str) -> Option<String> {
     match name {
         "KAFKA_BOOTSTRAP" => Some("kafka-1:9092".into()),
         "KAFKA_DR_BOOTSTRAP" => Some("kafka-dr-1:9092".into()),
+        "KAFKA_SASL_PASSWORD" => Some("sasl-secret".into()),
+        "AZURE_STORAGE_ACCOUNT_KEY" => Some("YXp1cmUta2V5".into()),
+        "KAFKA_OIDC_CLIENT_SECRET" => Some("oidc-secret".into()),
         _ => None,
     }
 }
@@ -105,6 +109,42 @@ fn the_s3_example_names_its_bucket_and_encryption() {
     assert_eq!(s3.credentials, Default::default(), "credentials come from the AWS chain");
     let keys = config.location.store.keyring.expect("client-side encryption is on");
     assert_eq!(keys.primary(), &EncryptionKey::from_base64(ENCRYPTION_KEY, Some("2026-11".into()), "the key").unwrap());
+}
+
+#[test]
+fn the_azure_example_logs_in_with_scram_and_keeps_a_retention_policy() {
+    let config = load("backup-azure.yaml");
+    assert_eq!(config.source.security_protocol, SecurityProtocol::SaslSsl);
+    let sasl = config.source.sasl.as_ref().expect("SASL");
+    assert_eq!(sasl.mechanism, SaslMechanism::ScramSha512);
+    let SaslCredentials::Password { username, password } = &sasl.credentials else { panic!("{sasl:?}") };
+    assert_eq!((username.as_str(), password), ("kafka-backup", &Secret::new("sasl-secret".into())));
+    let StorageConfig::Cloud(azure) = &config.location.store.storage else { panic!("not a cloud store") };
+    assert_eq!(
+        (azure.provider, azure.account.as_deref(), azure.bucket.as_str(), azure.prefix.as_str()),
+        (CloudProvider::Azure, Some("companykafkabackups"), "kafka-backups", "prod/westeurope")
+    );
+    assert_eq!(azure.credentials.account_key, Some(Secret::new("YXp1cmUta2V5".into())));
+    assert_eq!(azure.storage_class.as_deref(), Some("Cool"));
+    let retention = config.retention.expect("a retention section");
+    assert_eq!((retention.keep_last, retention.keep_daily, retention.keep_weekly), (Some(7), Some(30), Some(12)));
+    assert_eq!(retention.segment_retention, Some(Duration::from_secs(90 * 86400)));
+}
+
+#[test]
+fn the_gcs_example_fetches_in_its_zone_with_oidc_tokens_and_serves_metrics() {
+    let config = load("backup-gcs.yaml");
+    let sasl = config.source.sasl.as_ref().expect("SASL");
+    assert_eq!(sasl.mechanism, SaslMechanism::OauthBearer);
+    assert!(matches!(sasl.credentials, SaslCredentials::Oidc(_)), "{sasl:?}");
+    assert_eq!(config.source.rack(), "europe-west1-b");
+    let StorageConfig::Cloud(gcs) = &config.location.store.storage else { panic!("not a cloud store") };
+    assert_eq!(
+        (gcs.provider, gcs.bucket.as_str(), gcs.prefix.as_str()),
+        (CloudProvider::Gcs, "company-kafka-backups", "estate")
+    );
+    assert!(config.settings.continuous);
+    assert_eq!(config.metrics, Some("0.0.0.0:9464".parse().unwrap()));
 }
 
 #[test]

@@ -257,8 +257,8 @@ fn acl_hint(api: &str, error: ResponseError) -> String {
         (ResponseError::TopicAuthorizationFailed, "CreateTopics") => "Create on the topic (or the cluster)",
         (ResponseError::TopicAuthorizationFailed, "DescribeConfigs") => "DescribeConfigs on the topic",
         (ResponseError::TopicAuthorizationFailed, _) => "Describe on the topic",
-        (ResponseError::GroupAuthorizationFailed, "OffsetCommit" | "OffsetDelete") => "Read on the group",
-        (ResponseError::GroupAuthorizationFailed, "DeleteGroups") => "Delete on the group",
+        (ResponseError::GroupAuthorizationFailed, "OffsetCommit") => "Read on the group",
+        (ResponseError::GroupAuthorizationFailed, "DeleteGroups" | "OffsetDelete") => "Delete on the group",
         (ResponseError::GroupAuthorizationFailed, _) => "Describe on the group",
         (ResponseError::ClusterAuthorizationFailed, _) => "the cluster-level operation this call needs",
         (ResponseError::TransactionalIdAuthorizationFailed, _) => "Write on the transactional id",
@@ -328,5 +328,15 @@ mod tests {
         for part in ["Fetch", "orders-3", "b1:9092", "NotLeaderOrFollower", "code 6"] {
             assert!(text.contains(part), "{text}");
         }
+    }
+
+    #[test]
+    fn an_authorization_error_names_the_acl_kafka_checks() {
+        let hint = |api, code| KafkaError::broker(api, String::new(), "b1:9092", code, None).to_string();
+        assert!(hint("Fetch", 29).contains("Read on the topic"), "{}", hint("Fetch", 29));
+        assert!(hint("OffsetCommit", 30).contains("Read on the group"));
+        // Kafka authorizes OffsetDelete as Delete on the group (and Read on its topics).
+        assert!(hint("OffsetDelete", 30).contains("Delete on the group"), "{}", hint("OffsetDelete", 30));
+        assert!(hint("DescribeGroups", 30).contains("Describe on the group"));
     }
 }

@@ -58,7 +58,7 @@ pub enum Command {
     Find(FindArgs),
     /// Delete the backups a retention policy does not keep, and old segments of those it keeps.
     Prune(PruneArgs),
-    /// Check a config file without connecting to anything.
+    /// Check a config file without connecting to anything, or migrate one from another tool.
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
@@ -73,6 +73,29 @@ pub enum ConfigCommand {
     /// Validate a backup or restore config: YAML, keys, values, ${VAR}s and the files it names
     /// (certificates, keys, tokens), without connecting; exit 1 with the reason when it is not valid.
     Check(ConfigCheckArgs),
+    /// Rewrite a config of another backup tool as ours (printed, or written to --output), naming
+    /// every key that cannot be carried over and why.
+    Migrate(ConfigMigrateArgs),
+}
+
+/// `config migrate` arguments.
+#[derive(Debug, Args)]
+pub struct ConfigMigrateArgs {
+    /// The tool the config comes from: `oso` (osodevops/kafka-backup).
+    #[arg(long, value_enum)]
+    pub from: MigrateFrom,
+    /// The config file to migrate.
+    pub file: PathBuf,
+    /// Write the migrated config here (refused if the file exists) instead of printing it.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// Tools whose configs `config migrate` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MigrateFrom {
+    /// osodevops/kafka-backup.
+    Oso,
 }
 
 /// `config check` arguments.

@@ -125,7 +125,14 @@ fn config_check_passes_every_example_and_names_what_is_wrong_without_connecting(
     // Every shipped example, with the variables it names set (no broker runs at k:9092).
     let examples = testkit::repo_root().join("config");
     let key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
-    let env = [("KAFKA_BOOTSTRAP", "k:9092"), ("KAFKA_DR_BOOTSTRAP", "k:9092"), ("KAFKA_BACKUP_ENCRYPTION_KEY", key)];
+    let env = [
+        ("KAFKA_BOOTSTRAP", "k:9092"),
+        ("KAFKA_DR_BOOTSTRAP", "k:9092"),
+        ("KAFKA_BACKUP_ENCRYPTION_KEY", key),
+        ("KAFKA_SASL_PASSWORD", "sasl-secret"),
+        ("AZURE_STORAGE_ACCOUNT_KEY", "YXp1cmUta2V5"),
+        ("KAFKA_OIDC_CLIENT_SECRET", "oidc-secret"),
+    ];
     let mut checked = 0;
     for entry in std::fs::read_dir(&examples).unwrap() {
         let path = entry.unwrap().path();

@@ -43,6 +43,7 @@ pub async fn run(command: Command, display: Display) -> anyhow::Result<()> {
         Command::Find(args) => inspect::find(args).await,
         Command::Prune(args) => prune::run(args).await,
         Command::Config(ConfigCommand::Check(args)) => config::check(args),
+        Command::Config(ConfigCommand::Migrate(args)) => config::migrate(args),
         Command::Completions(args) => {
             clap_complete::generate(args.shell, &mut Cli::command(), "kafka-backup", &mut std::io::stdout());
             Ok(())

@@ -6,6 +6,7 @@
 
 mod endpoint;
 mod env;
+mod oso;
 mod raw;
 mod storage_section;
 
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use endpoint::{client_config, selector_or_all, topic_selector};
 use env::read_config;
 pub use env::substitute_env;
+pub use oso::{from_oso, Migration, NotCarried};
 use raw::{RawBackup, RawConfig, RawMetrics, RawRestore, RawRetention};
 use storage_section::store_location;
 

@@ -70,6 +70,39 @@ fn a_restore_reproduces_every_record_exactly_under_a_new_name() {
 }
 
 #[test]
+fn source_partitions_restore_only_the_partitions_named() {
+    let (source, target) = clusters();
+    let topic = unique("partial");
+    testkit::create_topic(&source, &topic, 3, &[]);
+    let records: Vec<RefRecord> = (0..3).flat_map(|p| testkit::records_with_headers(p, 40)).collect();
+    testkit::produce(&source, &topic, &records, &[]);
+    let original = testkit::consume(&source, &topic, &[0, 1, 2]);
+    let dir = TempDir::new().unwrap();
+    back_up(&dir, &source, "partial", &topic, "");
+
+    let copy = unique("partial-copy");
+    let settings = format!("  topic_mapping:\n    {topic}: {copy}\n  source_partitions:\n    {topic}: [0, 2]\n");
+    let config = write_restore_config(dir.path(), "partial", &target, "partial", &settings);
+    let plan = restore(&config, &["--dry-run", "--format", "json"]);
+    assert_success(&plan);
+    let report: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let planned: Vec<i64> = report["restore"]["plan"]["topics"][0]["partitions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{report}"))
+        .iter()
+        .map(|p| p["source"].as_i64().unwrap())
+        .collect();
+    assert_eq!(planned, [0, 2], "the plan names the partitions restored");
+    assert_success(&restore(&config, &[]));
+    let expected: Vec<RefRecord> = original.iter().filter(|r| r.partition != Some(1)).cloned().collect();
+    assert_eq!(
+        testkit::consume(&target, &copy, &[0, 1, 2]),
+        expected,
+        "partitions 0 and 2, record for record; 1 empty"
+    );
+}
+
+#[test]
 fn a_restore_into_an_existing_non_empty_topic_appends_after_what_is_there() {
     let (source, target) = clusters();
     let events = unique("appended");

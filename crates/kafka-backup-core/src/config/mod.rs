@@ -10,6 +10,7 @@ mod oso;
 mod raw;
 mod storage_section;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -370,6 +371,17 @@ fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
             }
         }
     }
+    let mut source_partitions = BTreeMap::new();
+    for (topic, partitions) in raw.source_partitions.unwrap_or_default() {
+        let path = format!("restore.source_partitions.{topic}");
+        if partitions.is_empty() {
+            return Err(invalid(&path, "name at least one partition (leave the topic out to restore all of them)"));
+        }
+        if let Some(negative) = partitions.iter().find(|&&p| p < 0) {
+            return Err(invalid(&path, format!("partitions are never negative ({negative})")));
+        }
+        source_partitions.insert(topic, partitions.into_iter().collect());
+    }
     let produce_compression = raw
         .produce_compression
         .as_deref()
@@ -384,6 +396,7 @@ fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
         window,
         topic_mapping: raw.topic_mapping.unwrap_or_default(),
         partition_mapping,
+        source_partitions,
         create_topics: raw.create_topics.unwrap_or(defaults.create_topics),
         repartition,
         dry_run: raw.dry_run.unwrap_or(defaults.dry_run),

@@ -89,6 +89,7 @@ pub(super) struct RawRestore {
     pub(super) time_window_end: Option<i64>,
     pub(super) topic_mapping: Option<BTreeMap<String, String>>,
     pub(super) partition_mapping: Option<BTreeMap<String, BTreeMap<i32, i32>>>,
+    pub(super) source_partitions: Option<BTreeMap<String, Vec<i32>>>,
     pub(super) create_topics: Option<bool>,
     pub(super) repartition: Option<bool>,
     pub(super) dry_run: Option<bool>,

@@ -210,6 +210,10 @@ fn bad_restore_settings_are_named() {
     assert!(error.contains("source.bootstrap_servers"), "{error}");
     let error = restore_error("backup:\n  compression: zstd\n");
     assert!(error.contains("`backup`: not used in mode restore"), "{error}");
+    let error = restore_error("restore:\n  source_partitions:\n    t: []\n");
+    assert!(error.contains("restore.source_partitions.t") && error.contains("at least one"), "{error}");
+    let error = restore_error("restore:\n  source_partitions:\n    t: [0, -1]\n");
+    assert!(error.contains("restore.source_partitions.t") && error.contains("-1"), "{error}");
     let error = restore_error("restore:\n  produce_compression: brotli\n");
     assert!(error.contains("restore.produce_compression"), "{error}");
 }

@@ -86,7 +86,8 @@ pub fn build_plan(config: &RestoreConfig, manifest: &BackupManifest, target: &Cl
         window_end: settings.window.end,
         ..RestorePlan::default()
     };
-    for name in settings.topic_mapping.keys().chain(settings.partition_mapping.keys()) {
+    let mapped = settings.topic_mapping.keys().chain(settings.partition_mapping.keys());
+    for name in mapped.chain(settings.source_partitions.keys()) {
         if manifest.topic(name).is_none() {
             plan.conflicts
                 .push(format!("restore mapping names topic {name}, which is not in backup {}", manifest.backup_id));
@@ -103,8 +104,13 @@ pub fn build_plan(config: &RestoreConfig, manifest: &BackupManifest, target: &Cl
             plan.conflicts.push(format!("topics {other} and {} would both be restored into {target_name}", topic.name));
         }
         let mapping = settings.partition_mapping.get(&topic.name);
+        let only = settings.source_partitions.get(&topic.name);
+        for missing in only.into_iter().flatten().filter(|p| !topic.partitions.iter().any(|q| q.partition == **p)) {
+            plan.conflicts
+                .push(format!("restore.source_partitions.{}: partition {missing} is not in the backup", topic.name));
+        }
         let mut partitions = Vec::new();
-        for partition in &topic.partitions {
+        for partition in topic.partitions.iter().filter(|p| only.is_none_or(|only| only.contains(&p.partition))) {
             let target_partition =
                 mapping.and_then(|m| m.get(&partition.partition)).copied().unwrap_or(partition.partition);
             let in_window: Vec<_> = partition
@@ -321,5 +327,20 @@ mod tests {
         assert!(plan.conflicts.iter().any(|c| c.contains("has no partition 7")), "{:?}", plan.conflicts);
         let plan = build_plan(&config(|s| s.create_topics = false), &manifest(), &target(&[("orders", 2)]));
         assert!(plan.conflicts.iter().any(|c| c.contains("audit does not exist")), "{:?}", plan.conflicts);
+    }
+
+    #[test]
+    fn source_partitions_restore_only_those_and_name_the_missing_ones() {
+        let only = |partitions: &[i32]| {
+            config(|s| s.source_partitions = [("orders".to_string(), partitions.iter().copied().collect())].into())
+        };
+        let plan = build_plan(&only(&[1]), &manifest(), &target(&[]));
+        let orders = plan.topics.iter().find(|t| t.source == "orders").unwrap();
+        assert_eq!(orders.partitions.iter().map(|p| p.source).collect::<Vec<_>>(), [1]);
+        assert_eq!(orders.create.as_ref().map(|c| c.partitions), Some(2), "the topic is created whole");
+        assert!(plan.topics.iter().any(|t| t.source == "audit" && !t.partitions.is_empty()), "other topics whole");
+        assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
+        let plan = build_plan(&only(&[1, 9]), &manifest(), &target(&[]));
+        assert_eq!(plan.conflicts, ["restore.source_partitions.orders: partition 9 is not in the backup"]);
     }
 }

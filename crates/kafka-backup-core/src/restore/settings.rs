@@ -1,7 +1,7 @@
 //! What a restore run is told: the target cluster, the topics, the store, the time window,
 //! mappings and producing settings (resolved from YAML by `config/`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::backup_location::BackupLocation;
 use crate::kafka::ClientConfig;
@@ -18,6 +18,8 @@ pub struct RestoreSettings {
     pub topic_mapping: BTreeMap<String, String>,
     /// Source topic -> (source partition -> target partition).
     pub partition_mapping: BTreeMap<String, BTreeMap<i32, i32>>,
+    /// Source topic -> the only partitions of it to restore (a topic not named: all of them).
+    pub source_partitions: BTreeMap<String, BTreeSet<i32>>,
     /// Create missing target topics like the backed-up ones.
     pub create_topics: bool,
     /// Allow a target partition count different from the source's (records re-keyed by murmur2).
@@ -44,6 +46,7 @@ impl Default for RestoreSettings {
             window: TimeWindow::default(),
             topic_mapping: BTreeMap::new(),
             partition_mapping: BTreeMap::new(),
+            source_partitions: BTreeMap::new(),
             create_topics: true,
             repartition: false,
             dry_run: false,

@@ -103,6 +103,57 @@ fn source_partitions_restore_only_the_partitions_named() {
 }
 
 #[test]
+fn purge_before_restore_empties_the_target_first_and_never_a_resumed_restore() {
+    let (source, target) = clusters();
+    let topic = unique("purged");
+    testkit::create_topic(&source, &topic, 2, &[]);
+    let mut records = testkit::records_with_headers(0, 40);
+    records.extend(testkit::records_with_headers(1, 30));
+    testkit::produce(&source, &topic, &records, &[]);
+    let original = testkit::consume(&source, &topic, &[0, 1]);
+    let dir = TempDir::new().unwrap();
+    back_up(&dir, &source, "purge", &topic, "");
+
+    // The target topic exists and holds other records: 25 in partition 0, 10 in partition 1.
+    let copy = unique("purged-copy");
+    testkit::create_topic(&target, &copy, 2, &[]);
+    testkit::produce_small(&target, &copy, 0, 25);
+    testkit::produce_small(&target, &copy, 1, 10);
+    let settings = format!("  topic_mapping:\n    {topic}: {copy}\n  purge_before_restore: true\n");
+    let config = write_restore_config(dir.path(), "purge", &target, "purge", &settings);
+    let plan = restore(&config, &["--dry-run", "--format", "json"]);
+    assert_success(&plan);
+    let report: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(report["restore"]["plan"]["topics"][0]["purge"], true, "{report}");
+    assert!(report["restore"]["plan"]["warnings"].to_string().contains("deleted before the restore"), "{report}");
+    assert_eq!(testkit::consume(&target, &copy, &[0, 1]).len(), 35, "a dry run deletes nothing");
+
+    let output = restore(&config, &[]);
+    assert_success(&output);
+    assert!(text(&output.stdout).contains(&format!("purged before the restore: {copy}")), "{}", text(&output.stdout));
+    // Only the restored records are left, after the offsets the deleted ones had.
+    let shifted: Vec<RefRecord> = original
+        .iter()
+        .map(|r| {
+            let before = if r.partition == Some(0) { 25 } else { 10 };
+            RefRecord { offset: r.offset.map(|o| o + before), ..r.clone() }
+        })
+        .collect();
+    assert_eq!(testkit::consume(&target, &copy, &[0, 1]), shifted, "every restored record, nothing else");
+
+    // Run again: the restore resumes (nothing left to write) and purges nothing it wrote.
+    let again = restore(&config, &[]);
+    assert_success(&again);
+    assert!(
+        text(&again.stdout).contains("Restored 0 records")
+            && !text(&again.stdout).contains("purged before the restore:"),
+        "{}",
+        text(&again.stdout)
+    );
+    assert_eq!(testkit::consume(&target, &copy, &[0, 1]), shifted, "the restored records stay");
+}
+
+#[test]
 fn a_restore_into_an_existing_non_empty_topic_appends_after_what_is_there() {
     let (source, target) = clusters();
     let events = unique("appended");

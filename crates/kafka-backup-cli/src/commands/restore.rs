@@ -123,6 +123,9 @@ fn summary(report: &RestoreReport) -> String {
     if !report.created_topics.is_empty() {
         let _ = writeln!(out, "  created topics: {}", report.created_topics.join(", "));
     }
+    if !report.purged_topics.is_empty() {
+        let _ = writeln!(out, "  purged before the restore: {}", report.purged_topics.join(", "));
+    }
     if report.already_restored > 0 {
         let _ = writeln!(out, "  {} records were already restored by an interrupted run", report.already_restored);
     }

@@ -397,6 +397,7 @@ fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
         topic_mapping: raw.topic_mapping.unwrap_or_default(),
         partition_mapping,
         source_partitions,
+        purge_before_restore: raw.purge_before_restore.unwrap_or(defaults.purge_before_restore),
         create_topics: raw.create_topics.unwrap_or(defaults.create_topics),
         repartition,
         dry_run: raw.dry_run.unwrap_or(defaults.dry_run),

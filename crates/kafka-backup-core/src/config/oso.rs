@@ -304,6 +304,7 @@ impl Migrator {
             "consumer_group_strategy",
         ];
         Self::carry(&mut section, &mut restore, &same.map(|key| (key, key)));
+        Self::carry(&mut section, &mut restore, &[("purge_topics", "purge_before_restore")]);
         if restore.get("topic_mapping").and_then(Value::as_mapping).is_some_and(Mapping::is_empty) {
             restore.remove("topic_mapping");
         }
@@ -344,12 +345,6 @@ impl Migrator {
             &mut section,
             &["source_partitions"],
             "restoring some partitions only is not supported yet",
-        );
-        self.drop_all(
-            "restore",
-            &mut section,
-            &["purge_topics"],
-            "emptying target topics before a restore is not supported yet",
         );
         self.drop_all(
             "restore",

@@ -256,6 +256,7 @@ fn acl_hint(api: &str, error: ResponseError) -> String {
         (ResponseError::TopicAuthorizationFailed, "Produce") => "Write on the topic",
         (ResponseError::TopicAuthorizationFailed, "CreateTopics") => "Create on the topic (or the cluster)",
         (ResponseError::TopicAuthorizationFailed, "DescribeConfigs") => "DescribeConfigs on the topic",
+        (ResponseError::TopicAuthorizationFailed, "DeleteRecords") => "Delete on the topic",
         (ResponseError::TopicAuthorizationFailed, _) => "Describe on the topic",
         (ResponseError::GroupAuthorizationFailed, "OffsetCommit") => "Read on the group",
         (ResponseError::GroupAuthorizationFailed, "DeleteGroups" | "OffsetDelete") => "Delete on the group",

@@ -1,16 +1,18 @@
-//! Partition log calls, routed to the partition leader: ListOffsets, Fetch and Produce.
+//! Partition log calls, routed to the partition leader: ListOffsets, Fetch, Produce and
+//! DeleteRecords.
 //! Record sets travel as raw bytes; `records` decodes them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    BrokerId, FetchRequest, ListOffsetsRequest, ProduceRequest, ProduceResponse, TopicName,
+    BrokerId, DeleteRecordsRequest, FetchRequest, ListOffsetsRequest, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -272,6 +274,35 @@ impl KafkaClient {
             let fetched = FetchedPartition::from(data);
             metrics().fetched_bytes.with_label_values(&[&node.to_string()]).inc_by(fetched.records.len() as u64);
             Ok(fetched)
+        })
+        .await
+    }
+
+    /// Deletes every record of `topic`-`partition` below its high watermark (DeleteRecords to the
+    /// end: the log start moves there, the offsets go on from where they were); returns the new
+    /// log start.
+    pub async fn delete_records_to_end(
+        &self,
+        topic: &str,
+        partition: i32,
+        timeout: Duration,
+    ) -> Result<i64, KafkaError> {
+        self.on("DeleteRecords", Route::Leader(topic, partition), |connection| async move {
+            let request = DeleteRecordsRequest::default()
+                .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
+                .with_topics(vec![DeleteRecordsTopic::default().with_name(topic_name(topic)).with_partitions(vec![
+                    // -1: the high watermark.
+                    DeleteRecordsPartition::default().with_partition_index(partition).with_offset(-1),
+                ])]);
+            let response = connection.send(&request).await?;
+            let answer = partition_answer(
+                ("DeleteRecords", connection.address()),
+                (topic, partition),
+                response.topics.iter().flat_map(|t| t.partitions.iter()),
+                |p| p.partition_index,
+                |p| (p.error_code, None),
+            )?;
+            Ok(answer.low_watermark)
         })
         .await
     }

@@ -49,6 +49,7 @@ client_apis! {
     FetchRequest => FetchResponse, Fetch, 4..=12;
     ProduceRequest => ProduceResponse, Produce, 3..=12;
     CreateTopicsRequest => CreateTopicsResponse, CreateTopics, 2..=7;
+    DeleteRecordsRequest => DeleteRecordsResponse, DeleteRecords, 0..=2;
     DescribeConfigsRequest => DescribeConfigsResponse, DescribeConfigs, 1..=4;
     FindCoordinatorRequest => FindCoordinatorResponse, FindCoordinator, 0..=6;
     OffsetFetchRequest => OffsetFetchResponse, OffsetFetch, 1..=9;

@@ -55,6 +55,8 @@ pub struct RestoreReport {
     pub dry_run: bool,
     /// Topics created.
     pub created_topics: Vec<String>,
+    /// Existing topics emptied before the restore (`purge_before_restore`).
+    pub purged_topics: Vec<String>,
     /// Records produced by this run.
     pub records: i64,
     /// Batches produced by this run.
@@ -126,6 +128,7 @@ pub async fn run_restore(
     }
     let created = create_topics(&target.client, &report.plan).await?;
     report.created_topics = created.iter().map(|(topic, _)| topic.clone()).collect();
+    report.purged_topics = purge_targets(target, &report.plan, &metadata).await?;
     // A failed partition stops the others at their next segment, as an operator's stop does.
     let (stop_sender, stop) = stop_on_shutdown(shutdown);
     let mut tasks = spawn_partitions(config, target, &manifest, &report.plan, created, stop).await?;
@@ -147,6 +150,49 @@ pub async fn run_restore(
     }
     report.duration = started.elapsed();
     Ok(report)
+}
+
+/// Empties the existing target topics the plan purges: every partition's records below its high
+/// watermark are deleted (the offsets go on from there). A topic that a restore from this backup
+/// into this cluster already started is left alone, so that a resumed restore never deletes what
+/// it wrote. Returns the topics purged.
+async fn purge_targets(
+    target: &RestoreTarget,
+    plan: &RestorePlan,
+    metadata: &ClusterMetadata,
+) -> Result<Vec<String>, EngineError> {
+    let started = recorded_state_dirs(&target.store).await?;
+    let mut purged = Vec::new();
+    for topic in plan.topics.iter().filter(|t| t.purge) {
+        // A partition this backup's restore already started (or the whole topic, restored by key)
+        // is not purged again: the restore resumes there.
+        let resumed = |partition: i32| {
+            started.iter().any(|dir| {
+                dir.cluster_id == target.cluster_id
+                    && dir.target_topic == topic.target
+                    && dir.target_partition.is_none_or(|p| p == partition)
+            })
+        };
+        let partitions = metadata.topics.get(&topic.target).map(|t| t.partitions.keys().copied().collect::<Vec<_>>());
+        let mut emptied = false;
+        for partition in partitions.unwrap_or_default() {
+            if resumed(partition) {
+                tracing::warn!(topic = %topic.target, partition, "not purged: the restore of this partition already started and resumes");
+                continue;
+            }
+            let start = target
+                .client
+                .delete_records_to_end(&topic.target, partition, NEW_TOPIC_TIMEOUT)
+                .await
+                .map_err(EngineError::kafka(format!("purging {}-{partition}", topic.target)))?;
+            tracing::info!(topic = %topic.target, partition, log_start = start, "purged before the restore");
+            emptied = true;
+        }
+        if emptied {
+            purged.push(topic.target.clone());
+        }
+    }
+    Ok(purged)
 }
 
 /// Creates the target topics the plan creates; returns them with their partition counts. A topic

@@ -40,6 +40,8 @@ pub struct TopicPlan {
     pub create: Option<TopicCreation>,
     /// The target's partition count when records are routed by key (`repartition`).
     pub repartition: Option<i32>,
+    /// True when the existing target topic is emptied first (`purge_before_restore`).
+    pub purge: bool,
     /// Partitions restored.
     pub partitions: Vec<PartitionPlan>,
 }
@@ -138,6 +140,14 @@ pub fn build_plan(config: &RestoreConfig, manifest: &BackupManifest, target: &Cl
         }
         let needed = partitions.iter().map(|p| p.target + 1).max().unwrap_or(0).max(topic.partition_count);
         let mut repartition = None;
+        let purge = settings.purge_before_restore && target.topics.contains_key(&target_name);
+        if purge {
+            plan.warnings.push(format!(
+                "{target_name}: every record it holds is deleted before the restore (purge_before_restore: \
+                 DeleteRecords up to each partition's high watermark), unless a restore of it from this backup \
+                 already started"
+            ));
+        }
         let create = match target.topics.get(&target_name) {
             Some(existing) => {
                 let count = existing.partitions.len() as i32;
@@ -191,6 +201,7 @@ pub fn build_plan(config: &RestoreConfig, manifest: &BackupManifest, target: &Cl
             target: target_name,
             create,
             repartition,
+            purge,
             partitions,
         });
     }

@@ -20,6 +20,9 @@ pub struct RestoreSettings {
     pub partition_mapping: BTreeMap<String, BTreeMap<i32, i32>>,
     /// Source topic -> the only partitions of it to restore (a topic not named: all of them).
     pub source_partitions: BTreeMap<String, BTreeSet<i32>>,
+    /// Delete what existing target topics hold (DeleteRecords up to each high watermark) before
+    /// the restore writes into them; never on a topic this backup's restore already started.
+    pub purge_before_restore: bool,
     /// Create missing target topics like the backed-up ones.
     pub create_topics: bool,
     /// Allow a target partition count different from the source's (records re-keyed by murmur2).
@@ -47,6 +50,7 @@ impl Default for RestoreSettings {
             topic_mapping: BTreeMap::new(),
             partition_mapping: BTreeMap::new(),
             source_partitions: BTreeMap::new(),
+            purge_before_restore: false,
             create_topics: true,
             repartition: false,
             dry_run: false,

@@ -27,6 +27,7 @@ fn hundreds_of_quiet_partitions_are_fetched_once_per_broker_and_a_record_anywher
     let bootstrap = cluster.bootstrap();
     let topic = unique("estate");
     testkit::create_topic(&bootstrap, &topic, PARTITIONS, &[]);
+    wait_until_every_broker_knows(&bootstrap, &topic, PARTITIONS);
     let first: Vec<RefRecord> = (0..PARTITIONS).map(|p| one_record(p, "first")).collect();
     testkit::produce(&bootstrap, &topic, &first, &[]);
 
@@ -91,10 +92,9 @@ fn with_a_client_rack_every_record_comes_from_the_replica_in_that_rack() {
     let bootstrap = cluster.bootstrap();
     let topic = unique("racks");
     testkit::create_topic(&bootstrap, &topic, 6, &[]);
-    let leaders =
-        || -> Vec<i32> { testkit::describe_topic(&bootstrap, &topic).iter().map(|(_, leader, _)| *leader).collect() };
-    wait_for("every partition to have a leader", HANG, || leaders().iter().filter(|&&leader| leader > 0).count() == 6);
-    let leaders = leaders();
+    wait_until_every_broker_knows(&bootstrap, &topic, 6);
+    let first_node = bootstrap.split(',').next().unwrap();
+    let leaders: Vec<i32> = testkit::describe_topic(first_node, &topic).iter().map(|(_, leader, _)| *leader).collect();
     assert!(leaders.iter().any(|&leader| leader != 2), "some partitions are led from another rack: {leaders:?}");
     let records: Vec<RefRecord> = (0..1200).map(|i| one_record(i % 6, &format!("value-{i}"))).collect();
     testkit::produce(&bootstrap, &topic, &records, &[("acks", "all")]);
@@ -130,6 +130,15 @@ fn with_a_client_rack_every_record_comes_from_the_replica_in_that_rack() {
     std::fs::write(&snapshot, yaml).unwrap();
     assert_success(&backup(&snapshot));
     assert_eq!(backed_up_records(dir.path(), "racks-snapshot", &topic), original, "the snapshot holds every record");
+}
+
+/// Waits until each broker of `bootstrap` (asked on its own) names a leader for every one of the
+/// `partitions` of `topic`: a new topic reaches the brokers' metadata one after another.
+fn wait_until_every_broker_knows(bootstrap: &str, topic: &str, partitions: i32) {
+    let led_by = |node: &str| testkit::describe_topic(node, topic).iter().filter(|(_, leader, _)| *leader > 0).count();
+    wait_for("every broker to know the new topic's leaders", HANG, || {
+        bootstrap.split(',').all(|node| led_by(node) == partitions as usize)
+    });
 }
 
 /// A partition picked from the clock: any one of them must do.

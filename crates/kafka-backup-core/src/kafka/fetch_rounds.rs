@@ -7,7 +7,7 @@
 //! bytes handed out count against it until their holder drops them: memory follows the budget, not
 //! the number of partitions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use kafka_protocol::messages::fetch_request::FetchTopic;
@@ -165,11 +165,12 @@ impl BrokerFetcher {
             // A partition asks once per round (a later ask, e.g. after a retry, waits for the next).
             let mut round: Vec<Wanted> = Vec::new();
             let mut later = Vec::new();
+            let mut asking: HashSet<(String, i32)> = HashSet::with_capacity(next_round.len());
             for wanted in next_round.drain(..).filter(|w| !w.answer.is_closed()) {
-                if round.iter().any(|r| (&r.topic, r.partition) == (&wanted.topic, wanted.partition)) {
-                    later.push(wanted);
-                } else {
+                if asking.insert((wanted.topic.clone(), wanted.partition)) {
                     round.push(wanted);
+                } else {
+                    later.push(wanted);
                 }
             }
             next_round = later;

@@ -2,7 +2,7 @@
 //! and from where, so a request names only the partitions whose position changed and an answer only
 //! the partitions that moved. A session the broker lost (restart, eviction) starts again in full.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A partition of the session: topic and partition index.
 pub(super) type PartitionKey = (String, i32);
@@ -85,7 +85,8 @@ impl FetchSession {
             })
             .cloned()
             .collect();
-        let forget = self.held.keys().filter(|key| !wanted.iter().any(|want| &want.key == *key)).cloned().collect();
+        let asked: HashSet<&PartitionKey> = wanted.iter().map(|want| &want.key).collect();
+        let forget = self.held.keys().filter(|key| !asked.contains(key)).cloned().collect();
         SessionRequest { session_id: self.id, epoch: self.epoch, send, forget }
     }
 

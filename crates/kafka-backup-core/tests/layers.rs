@@ -68,7 +68,7 @@ const SUBLAYERS: &[(&str, &[&str])] = &[
     ("kafka/transport", &["tls", "client_certificate", "pem", "sasl", "msk_iam", "oidc", "scram"]),
     ("backup", &["partition", "upload", "transactions", "progress", "settings"]),
     ("restore", &["repartition", "partition", "target", "prepare", "rate", "state", "plan", "readiness", "settings"]),
-    ("config", &["tests", "endpoint", "raw", "storage_section", "env"]),
+    ("config", &["tests", "oso", "endpoint", "raw", "storage_section", "env"]),
     ("offset_reset", &["plan", "execute", "translate", "restored"]),
     ("records", &["tests", "batch", "record", "compression", "varint"]),
     ("segment", &["builder", "reader"]),

@@ -199,6 +199,13 @@ pub struct BackupArgs {
     /// YAML config file (mode: backup).
     #[arg(long, short)]
     pub config: PathBuf,
+    /// Share the (continuous) backup with every process started with this group id: overrides
+    /// backup.group_id.
+    #[arg(long)]
+    pub group_id: Option<String>,
+    /// This worker's static id in the group (e.g. its pod name): overrides backup.group_instance_id.
+    #[arg(long)]
+    pub group_instance_id: Option<String>,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

@@ -24,6 +24,13 @@ fn release_large_buffers_to_the_system() {
     }
 }
 
+/// The static (musl) binary allocates with jemalloc: musl's own malloc, one lock over its heap,
+/// made restores 10-25 % slower than the glibc binary's (docs/performance.md); jemalloc's are level.
+/// Its tuning (`scripts/static-binary.sh`) is compiled in.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     release_large_buffers_to_the_system();

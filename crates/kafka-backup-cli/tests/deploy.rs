@@ -34,7 +34,8 @@ fn systemd_units_verify_and_their_commands_parse() {
                 commands.push(command.to_string());
             }
         }
-        let name = unit.file_name().unwrap().to_string_lossy().into_owned();
+        // A template unit is verified as one of its instances.
+        let name = unit.file_name().unwrap().to_string_lossy().replace("@.", "@1.");
         std::fs::write(dir.path().join(&name), text.replace(INSTALLED, binary)).unwrap();
         names.push(name);
     }
@@ -162,11 +163,7 @@ fn the_helm_chart_lints_renders_every_workload_and_its_configs_pass_the_binarys_
     args.extend_from_slice(&everything);
     let rendered = helm(&args);
     assert_success(&rendered);
-    let objects: Vec<serde_yaml_ng::Value> = text(&rendered.stdout)
-        .split("\n---")
-        .map(|document| serde_yaml_ng::from_str(document).unwrap())
-        .filter(|object: &serde_yaml_ng::Value| !object.is_null())
-        .collect();
+    let objects = rendered_objects(&rendered);
     let of_kind = |kind: &str| objects.iter().filter(|o| o["kind"] == kind).collect::<Vec<_>>();
     for kind in ["Deployment", "CronJob", "Job", "ConfigMap", "Service", "ServiceMonitor", "ServiceAccount"] {
         assert_eq!(of_kind(kind).len(), 1, "one {kind} rendered");
@@ -215,7 +212,42 @@ fn the_helm_chart_lints_renders_every_workload_and_its_configs_pass_the_binarys_
         }
     }
 
-    // Several workers of one backup are not supported yet: refused, not ignored.
+    // Several workers of one backup need a group: refused without one, not ignored.
     let refused = helm(&["template", "dr", chart, "--set", "backup.continuous.replicas=2"]);
-    assert!(!refused.status.success() && text(&refused.stderr).contains("one process per backup_id"));
+    assert!(!refused.status.success() && text(&refused.stderr).contains("needs backup.continuous.groupId"));
+    // With one, the workers' config names the group (and passes the binary's check), the snapshot's does not.
+    let workers = helm(&[
+        "template",
+        "dr",
+        chart,
+        "--set",
+        "backup.continuous.replicas=3",
+        "--set",
+        "backup.continuous.groupId=dr-workers",
+        "--set",
+        "backup.schedule.enabled=true",
+    ]);
+    assert_success(&workers);
+    let objects = rendered_objects(&workers);
+    let deployment = objects.iter().find(|o| o["kind"] == "Deployment").expect("a Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
+    let files = &objects.iter().find(|o| o["kind"] == "ConfigMap").expect("a ConfigMap")["data"];
+    let continuous: serde_yaml_ng::Value = serde_yaml_ng::from_str(files["continuous.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(continuous["backup"]["group_id"], "dr-workers");
+    let snapshot: serde_yaml_ng::Value = serde_yaml_ng::from_str(files["snapshot.yaml"].as_str().unwrap()).unwrap();
+    assert!(snapshot["backup"].get("group_id").is_none(), "a snapshot is one process");
+    let dir = tempfile::TempDir::new().unwrap();
+    let config = dir.path().join("continuous.yaml");
+    std::fs::write(&config, files["continuous.yaml"].as_str().unwrap()).unwrap();
+    assert_success(&run(&["config", "check", "--config", config.to_str().unwrap()]));
+}
+
+/// The objects `helm template` rendered.
+fn rendered_objects(rendered: &std::process::Output) -> Vec<serde_yaml_ng::Value> {
+    text(&rendered.stdout)
+        .split("\n---")
+        .map(|document| serde_yaml_ng::from_str(document).unwrap())
+        .filter(|object: &serde_yaml_ng::Value| !object.is_null())
+        .collect()
 }

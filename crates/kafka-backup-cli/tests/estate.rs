@@ -132,15 +132,6 @@ fn with_a_client_rack_every_record_comes_from_the_replica_in_that_rack() {
     assert_eq!(backed_up_records(dir.path(), "racks-snapshot", &topic), original, "the snapshot holds every record");
 }
 
-/// Waits until each broker of `bootstrap` (asked on its own) names a leader for every one of the
-/// `partitions` of `topic`: a new topic reaches the brokers' metadata one after another.
-fn wait_until_every_broker_knows(bootstrap: &str, topic: &str, partitions: i32) {
-    let led_by = |node: &str| testkit::describe_topic(node, topic).iter().filter(|(_, leader, _)| *leader > 0).count();
-    wait_for("every broker to know the new topic's leaders", HANG, || {
-        bootstrap.split(',').all(|node| led_by(node) == partitions as usize)
-    });
-}
-
 /// A partition picked from the clock: any one of them must do.
 fn fastrand_partition() -> i32 {
     (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % PARTITIONS as u32)

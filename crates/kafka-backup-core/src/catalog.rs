@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::backup::{progress_boards, ProgressBoard};
 use crate::backup_location::BackupLocation;
 use crate::error::EngineError;
 use crate::group_snapshots::{load_snapshots, GroupOffsetsSnapshot};
@@ -74,14 +75,17 @@ pub struct BackupDescription {
     pub snapshots: Vec<GroupOffsetsSnapshot>,
     /// Id of the key it is encrypted with, `None` when it is not encrypted.
     pub encryption_key_id: Option<String>,
+    /// The progress objects of the workers of a group sharing it (`backup.group_id`).
+    pub workers: Vec<ProgressBoard>,
 }
 
-/// The backup at `location`, with its group snapshots and key.
+/// The backup at `location`, with its group snapshots, key and workers.
 pub async fn describe(location: &BackupLocation) -> Result<BackupDescription, EngineError> {
     let (store, manifest) = location.open_existing().await?;
     let snapshots = load_snapshots(&store).await?;
     let encryption_key_id = store.encryption_key_id().await?;
-    Ok(BackupDescription { manifest, snapshots, encryption_key_id })
+    let workers = progress_boards(&store).await?.into_iter().filter(|board| board.worker.is_some()).collect();
+    Ok(BackupDescription { manifest, snapshots, encryption_key_id, workers })
 }
 
 /// What one partition of a backup covers.

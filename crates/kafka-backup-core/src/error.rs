@@ -70,6 +70,14 @@ pub enum EngineError {
         /// Object key.
         key: String,
     },
+    /// A worker of a group sharing a backup cannot take part.
+    #[error("worker group {group}: {detail}")]
+    Workers {
+        /// The group id.
+        group: String,
+        /// What went wrong and what to do.
+        detail: String,
+    },
     /// A store location or its keys cannot be used.
     #[error("{detail}")]
     Location {

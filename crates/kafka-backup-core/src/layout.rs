@@ -4,6 +4,7 @@
 //! ```text
 //! manifest.json                                   consolidated view, rewritten at the start and end of a run
 //! state/progress.json                             per-partition progress, rewritten every checkpoint interval
+//! state/workers/{worker}.json                     the same for each worker of a group sharing the backup
 //! encryption.json                                 the wrapped data key of an encrypted backup
 //! deleting.json                                   a prune is deleting this backup
 //! groups/snapshot-{taken_at_ms}.json              consumer-group offsets (see `group_snapshots`)
@@ -27,6 +28,8 @@ use crate::segment::extension;
 pub const MANIFEST_KEY: &str = "manifest.json";
 /// The progress object of running backups.
 pub const PROGRESS_KEY: &str = "state/progress.json";
+/// Folder of the progress objects of a group's workers.
+pub const WORKERS_DIR: &str = "state/workers";
 /// The wrapped data key of an encrypted backup.
 pub const DATA_KEY_OBJECT: &str = "encryption.json";
 /// The marker of a prune deleting the backup.
@@ -41,6 +44,11 @@ pub const RESTORES_DIR: &str = "restores";
 pub const RESETS_DIR: &str = "offset-resets";
 const STARTED: &str = "started.json";
 const ROLLED_BACK: &str = ".rolled-back.json";
+
+/// The progress object of the worker named `worker` (see `worker_group`).
+pub fn worker_progress_key(worker: &str) -> String {
+    format!("{WORKERS_DIR}/{worker}.json")
+}
 
 /// The folder holding `topic`-`partition`'s segments and commit records.
 pub fn partition_folder(topic: &str, partition: i32) -> String {

@@ -39,3 +39,4 @@ pub mod topics;
 mod uri;
 pub mod validate;
 pub mod verify;
+pub mod worker_group;

@@ -175,6 +175,11 @@ impl BackupManifest {
         self.topics.iter().find(|t| t.name == name)
     }
 
+    /// The backup of `partition` of topic `name`, if it has one.
+    pub fn partition(&self, name: &str, partition: i32) -> Option<&PartitionBackup> {
+        self.topic(name)?.partitions.iter().find(|p| p.partition == partition)
+    }
+
     /// The partition entry, created (with its topic) if missing.
     pub fn partition_mut(&mut self, topic: &str, partition: i32) -> &mut PartitionBackup {
         let index = match self.topics.iter().position(|t| t.name == topic) {

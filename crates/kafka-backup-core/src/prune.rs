@@ -14,11 +14,11 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::backup::ProgressBoard;
+use crate::backup::progress_boards;
 use crate::error::EngineError;
 use crate::group_snapshots::prune_snapshots;
 use crate::layout::{
-    object_start, partition_folder, pruned_key, DATA_KEY_OBJECT, DELETING_KEY, MANIFEST_KEY, PROGRESS_KEY, TOPICS_DIR,
+    object_start, partition_folder, pruned_key, DATA_KEY_OBJECT, DELETING_KEY, MANIFEST_KEY, TOPICS_DIR,
 };
 use crate::manifest::{to_json, BackupManifest, ManifestError};
 use crate::retention::RetentionPolicy;
@@ -161,14 +161,11 @@ async fn inspect(store: &BackupStore, id: &str, now_ms: i64) -> Result<Option<Fo
     if manifest.is_none() && !deleting {
         return Ok(None);
     }
-    let pinned = match store.get(PROGRESS_KEY).await {
-        Ok(bytes) => serde_json::from_slice::<ProgressBoard>(&bytes)
-            .ok()
-            .filter(|board| board.run_in_progress(now_ms))
-            .map(|_| "a backup run is writing it".to_string()),
-        Err(StorageError::NotFound { .. }) => None,
-        Err(error) => return Err(error.into()),
-    };
+    let pinned = progress_boards(store)
+        .await?
+        .iter()
+        .any(|board| board.run_in_progress(now_ms))
+        .then(|| "a backup run is writing it".to_string());
     Ok(Some(Found { id: id.to_string(), manifest, pinned, deleting }))
 }
 

@@ -9,7 +9,9 @@ use crate::cli::{BackupArgs, Format};
 
 /// Runs the command.
 pub async fn run(args: BackupArgs, display: super::Display) -> anyhow::Result<()> {
-    let config = BackupConfig::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
+    let config = BackupConfig::load(&args.config)
+        .and_then(|config| config.with_group(args.group_id, args.group_instance_id))
+        .with_context(|| format!("in {}", args.config.display()))?;
     super::serve_metrics(config.metrics).await?;
     let shutdown = super::signals::stop_requested("stop requested: flushing open segments…");
     let progress = super::progress::start("backup", display);

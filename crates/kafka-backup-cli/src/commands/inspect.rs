@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+use kafka_backup_core::backup::ProgressBoard;
 use kafka_backup_core::backup_location::StoreLocation;
 use kafka_backup_core::catalog::{describe as describe_backup, BackupDescription, BackupSummary};
 use kafka_backup_core::config::store_of_config_file;
@@ -78,13 +79,50 @@ pub async fn list(args: ListArgs) -> anyhow::Result<()> {
 /// `describe --path PATH --backup-id ID`.
 pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     let location = store_location(&args.store)?.backup(&args.backup_id);
-    let BackupDescription { manifest, snapshots, encryption_key_id } = describe_backup(&location).await?;
+    let BackupDescription { manifest, snapshots, encryption_key_id, workers } = describe_backup(&location).await?;
+    // The manifest, with the workers of a shared backup under `workers`.
+    let mut document = serde_json::to_value(&manifest)?;
+    if !workers.is_empty() {
+        document["workers"] = serde_json::to_value(&workers)?;
+    }
     match args.format {
-        ManifestFormat::Json => println!("{}", serde_json::to_string_pretty(&manifest)?),
-        ManifestFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&manifest)?),
-        ManifestFormat::Text => print!("{}", describe_text(&manifest, &snapshots, encryption_key_id.as_deref())),
+        ManifestFormat::Json => println!("{}", serde_json::to_string_pretty(&document)?),
+        ManifestFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&document)?),
+        ManifestFormat::Text => {
+            print!("{}", describe_text(&manifest, &snapshots, encryption_key_id.as_deref()));
+            print!("{}", workers_text(&workers));
+        }
     }
     Ok(())
+}
+
+/// Which worker holds which partitions, in which generation.
+fn workers_text(boards: &[ProgressBoard]) -> String {
+    let mut out = String::new();
+    let now = kafka_backup_core::clock::now_ms();
+    for board in boards {
+        let Some(worker) = &board.worker else { continue };
+        let state = if board.run_in_progress(now) { "running" } else { "stopped" };
+        let held: Vec<String> = worker
+            .partitions
+            .iter()
+            .map(|(topic, partitions)| {
+                let numbers: Vec<String> = partitions.iter().map(i32::to_string).collect();
+                format!("{topic} [{}]", numbers.join(","))
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nWorker {} of group {} ({state}, updated {}): generation {}{}, {}",
+            worker.name,
+            worker.group,
+            time(board.updated_at_ms),
+            worker.generation,
+            if worker.leader { ", leader" } else { "" },
+            if held.is_empty() { "no partitions".to_string() } else { held.join(" ") },
+        );
+    }
+    out
 }
 
 fn describe_text(m: &BackupManifest, snapshots: &[GroupOffsetsSnapshot], key_id: Option<&str>) -> String {

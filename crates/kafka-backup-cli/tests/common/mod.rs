@@ -444,3 +444,12 @@ pub fn backup_with_metrics(dir: &Path, bootstrap: &str, id: &str, topic: &str, s
     std::fs::write(&config, with_metrics).unwrap();
     (spawn(&["backup", "--config", config.to_str().unwrap()], false), port)
 }
+
+/// Waits until each broker of `bootstrap` (asked on its own) names a leader for every one of the
+/// `partitions` of `topic`: a new topic reaches the brokers' metadata one after another.
+pub fn wait_until_every_broker_knows(bootstrap: &str, topic: &str, partitions: i32) {
+    let led_by = |node: &str| testkit::describe_topic(node, topic).iter().filter(|(_, leader, _)| *leader > 0).count();
+    wait_for("every broker to know the new topic's leaders", HANG, || {
+        bootstrap.split(',').all(|node| led_by(node) == partitions as usize)
+    });
+}

@@ -4,11 +4,13 @@
 
 mod partition;
 mod progress;
+mod published;
 mod settings;
 mod transactions;
 mod upload;
+mod workers;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,7 +20,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 pub use partition::PartitionOutcome;
-pub use progress::{PartitionProgress, ProgressBoard};
+pub use progress::{progress_boards, PartitionProgress, ProgressBoard, WorkerState};
 pub use settings::{BackupConfig, BackupSettings};
 pub use transactions::TransactionFilter;
 
@@ -29,12 +31,14 @@ use crate::kafka::{
     ClusterMetadata, FetchRounds, IsolationLevel, KafkaClient, OffsetSpec, TopicConfigEntry, TopicMetadata,
 };
 use crate::layout::{PROGRESS_KEY, RESETS_DIR, RESTORES_DIR, TOPICS_DIR};
-use crate::manifest::{to_json, BackupManifest, OffsetGap};
+use crate::manifest::{to_json, BackupManifest, OffsetGap, PartitionBackup};
 use crate::metrics::metrics;
 use crate::stop_signal::{join_stopping_on_failure, stop_on_shutdown};
 use crate::storage::{BackupStore, StorageError};
 use crate::topics::TopicSelector;
+use crate::worker_group::PartitionsByTopic;
 use partition::{PartitionTask, FETCH_BUFFER_BYTES};
+use published::ProgressGroup;
 
 /// Records, batches and bytes a run (or one partition of it) moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -139,7 +143,16 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
     let (store, encryption_key_id) = open_backup(config).await?;
     let metadata = client.refresh_metadata(None).await.map_err(EngineError::kafka("reading source metadata"))?;
     let topics = selected_topics(config, &metadata)?;
-    let (manifest, mut warnings) = start_manifest(config, &client, &store, &metadata, &topics).await?;
+    let mut manifest = load_manifest(config, &store, &metadata).await?;
+    if let Some(group) = &config.settings.workers {
+        let shared = workers::SharedRun { config, group, client: &client, store: &store, topics: &topics };
+        let mut report = shared.run(manifest, shutdown).await?;
+        report.encryption_key_id = encryption_key_id;
+        report.duration = started.elapsed();
+        return Ok(report);
+    }
+    let mut warnings = capture_metadata(&client, &mut manifest, &topics).await?;
+    manifest.save(&store).await?;
 
     let (stop_sender, stop) = stop_on_shutdown(shutdown);
     let progress = Arc::new(Mutex::new(ProgressBoard {
@@ -148,9 +161,11 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
         checkpoint_interval_ms: config.settings.checkpoint_interval.as_millis() as u64,
         ..ProgressBoard::default()
     }));
-    write_progress(&store, &progress).await?;
+    write_progress(&store, PROGRESS_KEY, &progress).await?;
     let run = PartitionRun { config, client: &client, store: &store, manifest: &manifest, stop, progress: &progress };
-    let (mut tasks, partition_count) = run.spawn(&topics).await?;
+    let every_partition =
+        topics.iter().map(|topic| (topic.name.clone(), topic.partitions.keys().copied().collect())).collect();
+    let (mut tasks, partition_count) = run.spawn(&every_partition).await?;
 
     let snapshotter = Arc::new(GroupSnapshotter {
         client: client.clone(),
@@ -162,11 +177,13 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
     // Taken with the snapshot bounds above, so the committed offsets point into the data backed up.
     let (groups, group_warnings) = snapshotter.snapshot().await?;
     warnings.extend(group_warnings);
+    let published = published_progress(config, &client);
     let checkpoints = tokio::spawn(checkpoint_periodically(
         store.clone(),
-        progress.clone(),
+        (PROGRESS_KEY.to_string(), progress.clone()),
         config.settings.checkpoint_interval,
         config.settings.continuous.then(|| snapshotter.clone()),
+        published.clone(),
     ));
     let mut report = BackupReport {
         backup_id: config.location.backup_id.clone(),
@@ -182,8 +199,11 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
     let first_error =
         join_stopping_on_failure(&mut tasks, &stop_sender, |(name, outcome)| report.add(name, outcome)).await;
     checkpoints.abort();
+    if let Some(published) = &published {
+        published.publish(&progress).await;
+    }
     report.group_snapshots = snapshotter.taken.load(Ordering::Relaxed);
-    finish_run(&store, &progress, manifest).await?;
+    finish_run(&store, (PROGRESS_KEY, &progress), manifest).await?;
     if let Some(error) = first_error {
         return Err(error);
     }
@@ -193,11 +213,16 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
 
 /// Opens the backup's directory for writing: removes what a killed run left (staging files,
 /// unfinished uploads; not under `restores/` or `offset-resets/`, which other runs may be
-/// writing) and sets its encryption up. Returns the store and the id of the encryption key.
+/// writing; not at all when workers share the backup, whose uploads these may be) and sets its
+/// encryption up. Returns the store and the id of the encryption key.
 async fn open_backup(config: &BackupConfig) -> Result<(BackupStore, Option<String>), EngineError> {
     let store = config.location.open_for_writing().await?;
-    let leftovers = store.remove_staging_leftovers("", &[RESTORES_DIR, RESETS_DIR])?
-        + store.abort_unfinished_uploads(TOPICS_DIR).await?;
+    let leftovers = if config.settings.workers.is_some() {
+        0
+    } else {
+        store.remove_staging_leftovers("", &[RESTORES_DIR, RESETS_DIR])?
+            + store.abort_unfinished_uploads(TOPICS_DIR).await?
+    };
     if leftovers > 0 {
         tracing::info!(count = leftovers, "removed staging files and unfinished uploads left by an interrupted run");
     }
@@ -222,17 +247,14 @@ fn selected_topics<'a>(
     Ok(topics)
 }
 
-/// The manifest this run continues (or a new one), checked to be of this source cluster, with the
-/// selected topics' metadata captured and saved; the warnings of the capture.
-async fn start_manifest(
+/// The manifest this run continues (or a new one), checked to be of this source cluster.
+async fn load_manifest(
     config: &BackupConfig,
-    client: &KafkaClient,
     store: &BackupStore,
     metadata: &ClusterMetadata,
-    topics: &[&TopicMetadata],
-) -> Result<(BackupManifest, Vec<String>), EngineError> {
+) -> Result<BackupManifest, EngineError> {
     let backup_id = &config.location.backup_id;
-    let mut manifest = BackupManifest::load(store)
+    let manifest = BackupManifest::load(store)
         .await?
         .unwrap_or_else(|| BackupManifest::new(backup_id, metadata.cluster_id.clone(), now_ms()));
     if let (Some(expected), Some(found)) = (&manifest.source_cluster_id, &metadata.cluster_id) {
@@ -244,14 +266,22 @@ async fn start_manifest(
             });
         }
     }
+    Ok(manifest)
+}
+
+/// Captures the selected topics' metadata into `manifest` (to be saved); returns the warnings.
+async fn capture_metadata(
+    client: &KafkaClient,
+    manifest: &mut BackupManifest,
+    topics: &[&TopicMetadata],
+) -> Result<Vec<String>, EngineError> {
     let mut warnings = Vec::new();
     for topic in topics {
-        warnings.extend(capture_topic_metadata(client, &mut manifest, topic).await?);
+        warnings.extend(capture_topic_metadata(client, manifest, topic).await?);
     }
     manifest.updated_at_ms = now_ms();
     manifest.tool_version = env!("CARGO_PKG_VERSION").to_string();
-    manifest.save(store).await?;
-    Ok((manifest, warnings))
+    Ok(warnings)
 }
 
 /// What every partition task of a run shares.
@@ -267,44 +297,57 @@ struct PartitionRun<'a> {
 type PartitionTasks = JoinSet<Result<(String, PartitionOutcome), EngineError>>;
 
 impl PartitionRun<'_> {
-    /// Starts one task per partition of `topics`, each resuming after its last committed segment
+    /// Starts one task per partition of `work`, each resuming after its last committed segment
     /// (a snapshot ends at the offsets the partitions end at now). Returns them and their count.
-    async fn spawn(&self, topics: &[&TopicMetadata]) -> Result<(PartitionTasks, usize), EngineError> {
+    /// A worker of a group takes a commit refused because another worker committed first as the
+    /// partition lost ([`PartitionOutcome::lost`]), not as a failure.
+    async fn spawn(&self, work: &PartitionsByTopic) -> Result<(PartitionTasks, usize), EngineError> {
         let permits = Arc::new(Semaphore::new(self.config.settings.max_concurrent_partitions));
         let rounds = Arc::new(FetchRounds::new(self.client.clone(), FETCH_BUFFER_BYTES));
+        let shared = self.config.settings.workers.is_some();
         let mut tasks = JoinSet::new();
-        for topic in topics {
-            let partitions: Vec<i32> = topic.partitions.keys().copied().collect();
+        for (topic, partitions) in work {
             let ends = if self.config.settings.continuous {
                 BTreeMap::new()
             } else {
                 self.client
-                    .list_offsets(&topic.name, &partitions, OffsetSpec::Latest, IsolationLevel::ReadCommitted)
+                    .list_offsets(topic, partitions, OffsetSpec::Latest, IsolationLevel::ReadCommitted)
                     .await
-                    .map_err(EngineError::kafka(&format!("reading the snapshot end offsets of {}", topic.name)))?
+                    .map_err(EngineError::kafka(&format!("reading the snapshot end offsets of {topic}")))?
                     .into_iter()
                     .collect()
             };
-            for &partition in &partitions {
-                let resume_from = self
-                    .manifest
-                    .topic(&topic.name)
-                    .and_then(|t| t.partitions.iter().find(|p| p.partition == partition).and_then(|p| p.next_offset()));
+            for &partition in partitions {
+                let backed_up = self.manifest.partition(topic, partition);
                 let task = PartitionTask {
                     client: self.client.clone(),
                     rounds: rounds.clone(),
                     store: self.store.clone(),
                     settings: self.config.settings.clone(),
-                    topic: topic.name.clone(),
+                    topic: topic.clone(),
                     partition,
-                    resume_from,
+                    resume_from: backed_up.and_then(PartitionBackup::next_offset),
+                    shared,
+                    committed_objects: match backed_up {
+                        Some(backed_up) if shared => backed_up.segments.iter().map(|s| s.key.clone()).collect(),
+                        _ => HashSet::new(),
+                    },
                     end: ends.get(&partition).copied(),
                     stop: self.stop.clone(),
                     permits: permits.clone(),
                     progress: self.progress.clone(),
                 };
-                let name = format!("{}-{partition}", topic.name);
-                tasks.spawn(async move { Ok((name, task.run().await?)) });
+                let name = format!("{topic}-{partition}");
+                tasks.spawn(async move {
+                    match task.run().await {
+                        Err(EngineError::Conflict { key }) if shared => {
+                            tracing::warn!(partition = %name, %key, "another worker committed this partition first: \
+                                it is that worker's now; this one drops it and rejoins the group");
+                            Ok((name, PartitionOutcome { lost: true, ..PartitionOutcome::default() }))
+                        }
+                        outcome => Ok((name, outcome?)),
+                    }
+                });
             }
         }
         let count = tasks.len();
@@ -316,7 +359,7 @@ impl PartitionRun<'_> {
 /// record the partitions wrote (even after a failure: what was committed stays listed).
 async fn finish_run(
     store: &BackupStore,
-    progress: &Mutex<ProgressBoard>,
+    (progress_key, progress): (&str, &Mutex<ProgressBoard>),
     mut manifest: BackupManifest,
 ) -> Result<(), EngineError> {
     {
@@ -324,7 +367,7 @@ async fn finish_run(
         board.running = false;
         board.updated_at_ms = now_ms();
     }
-    write_progress(store, progress).await?;
+    write_progress(store, progress_key, progress).await?;
     if let Some(consolidated) = BackupManifest::load(store).await? {
         manifest = consolidated;
     }
@@ -365,9 +408,15 @@ fn configs_to_keep(entries: Vec<TopicConfigEntry>) -> BTreeMap<String, String> {
     entries.into_iter().filter(|c| c.set_on_topic && !c.is_sensitive).filter_map(|c| Some((c.name, c.value?))).collect()
 }
 
-async fn write_progress(store: &BackupStore, progress: &Mutex<ProgressBoard>) -> Result<(), StorageError> {
+async fn write_progress(store: &BackupStore, key: &str, progress: &Mutex<ProgressBoard>) -> Result<(), StorageError> {
     let board = progress.lock().expect("progress lock").clone();
-    store.put(PROGRESS_KEY, to_json(&board)).await
+    store.put(key, to_json(&board)).await
+}
+
+/// The publisher of `source.progress_group`, if it is set.
+fn published_progress(config: &BackupConfig, client: &Arc<KafkaClient>) -> Option<Arc<ProgressGroup>> {
+    let group = config.progress_group.as_deref()?;
+    Some(Arc::new(ProgressGroup::new(client.clone(), group, &config.location.backup_id)))
 }
 
 /// Snapshots consumer-group offsets into the backup and counts them.
@@ -395,16 +444,20 @@ impl GroupSnapshotter {
 /// offset snapshot, so that the backup holds their history.
 async fn checkpoint_periodically(
     store: BackupStore,
-    progress: Arc<Mutex<ProgressBoard>>,
+    (progress_key, progress): (String, Arc<Mutex<ProgressBoard>>),
     every: Duration,
     snapshots: Option<Arc<GroupSnapshotter>>,
+    published: Option<Arc<ProgressGroup>>,
 ) {
     let mut ticker = tokio::time::interval(every);
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        if let Err(error) = write_progress(&store, &progress).await {
+        if let Err(error) = write_progress(&store, &progress_key, &progress).await {
             tracing::warn!(%error, "could not write backup progress; data progress is unaffected");
+        }
+        if let Some(published) = &published {
+            published.publish(&progress).await;
         }
         if let Some(snapshotter) = &snapshots {
             if let Err(error) = snapshotter.snapshot().await {

@@ -2,6 +2,7 @@
 //! them (minus control batches and aborted transactions), roll segments by size and age, commit
 //! each segment durably, and record offsets lost to retention instead of failing.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,10 @@ pub(super) struct PartitionTask {
     pub partition: i32,
     /// Where the previous run stopped, if there was one.
     pub resume_from: Option<i64>,
+    /// Workers of a group share the backup: another may be writing this partition's next segment.
+    pub shared: bool,
+    /// With `shared`: the keys of the partition's committed segment objects.
+    pub committed_objects: HashSet<String>,
     /// Snapshot bound: stop before this offset (`None` in continuous mode).
     pub end: Option<i64>,
     pub stop: watch::Receiver<bool>,
@@ -95,6 +100,8 @@ pub struct PartitionOutcome {
     pub gaps: Vec<OffsetGap>,
     /// True when a stop signal ended the work before the snapshot bound.
     pub interrupted: bool,
+    /// True when another worker of the group committed first: the partition is that worker's now.
+    pub lost: bool,
 }
 
 impl PartitionTask {
@@ -129,6 +136,9 @@ impl PartitionTask {
             None => self.earliest_offset().await?,
         };
         self.remove_uncommitted_segments().await?;
+        if let Some(resumed) = self.resume_from {
+            self.progress.lock().expect("progress lock").committed(&self.topic, self.partition, resumed);
+        }
         if let Some(end) = self.end {
             metrics().progress.expect((end - offset).max(0) as u64);
         }
@@ -139,7 +149,7 @@ impl PartitionTask {
         let mut writing: Option<SegmentWrite> = None;
         loop {
             if writing.as_ref().is_some_and(SegmentWrite::is_finished) {
-                settle(&mut writing, &mut outcome).await?;
+                self.settle(&mut writing, &mut outcome).await?;
             }
             let oldest_uncommitted = writing
                 .as_ref()
@@ -179,7 +189,7 @@ impl PartitionTask {
                         self.commit(segment, &mut writing, &mut outcome).await?;
                     }
                     // The gap record must not be durable before the segment before it.
-                    settle(&mut writing, &mut outcome).await?;
+                    self.settle(&mut writing, &mut outcome).await?;
                     self.record_gap(from, earliest, &mut outcome).await?;
                     offset = earliest;
                     segment = self.new_segment(offset);
@@ -257,9 +267,24 @@ impl PartitionTask {
         if !segment.builder.is_empty() {
             self.commit(segment, &mut writing, &mut outcome).await?;
         }
-        settle(&mut writing, &mut outcome).await?;
+        self.settle(&mut writing, &mut outcome).await?;
         metrics().uncommitted_age.with_label_values(&labels).set(0.0);
         Ok(outcome)
+    }
+
+    /// Waits for the segment being stored, if any, counts it and records the committed offset.
+    async fn settle(
+        &self,
+        writing: &mut Option<SegmentWrite>,
+        outcome: &mut PartitionOutcome,
+    ) -> Result<(), EngineError> {
+        if let Some(write) = writing.take() {
+            let stored_bytes = write.stored.await.expect("segment writes do not panic")?;
+            outcome.counters.segments += 1;
+            outcome.counters.bytes_stored += stored_bytes;
+            self.progress.lock().expect("progress lock").committed(&self.topic, self.partition, write.next_offset);
+        }
+        Ok(())
     }
 
     async fn record_gap(&self, from: i64, to: i64, outcome: &mut PartitionOutcome) -> Result<(), EngineError> {
@@ -288,10 +313,12 @@ impl PartitionTask {
         if let Some(chunk) = last {
             upload.add(chunk).await?;
         }
-        settle(writing, outcome).await?;
+        self.settle(writing, outcome).await?;
         let metadata_key = segment_metadata_key(&self.topic, self.partition, start);
         let labels = Metrics::partition_labels(&self.topic, self.partition);
-        *writing = Some(SegmentWrite { stored: upload.finish(summary, metadata_key, labels), oldest_record });
+        let next_offset = summary.next_offset();
+        *writing =
+            Some(SegmentWrite { stored: upload.finish(summary, metadata_key, labels), oldest_record, next_offset });
         Ok(self.new_segment(summary.next_offset()))
     }
 
@@ -312,11 +339,20 @@ impl PartitionTask {
 
     /// Deletes segment objects a killed run left without a commit record: they start at or after
     /// the resume point (segments commit in offset order, and every run cleans up before writing).
+    /// With workers sharing the backup, one starting at the resume point or later may be the
+    /// upload of a worker that lost the partition and has not noticed yet, whose commit record
+    /// would then name a deleted object: only those below the resume point, which can never be
+    /// committed (a commit record already holds their offset), are deleted.
     async fn remove_uncommitted_segments(&self) -> Result<(), EngineError> {
         let folder = partition_folder(&self.topic, self.partition);
         for object in self.store.list(&folder).await? {
             let Some(start) = segment_object_start(&object.key) else { continue };
-            if self.resume_from.is_none_or(|resume| start >= resume) {
+            let removable = match self.resume_from {
+                None => !self.shared,
+                Some(resume) if self.shared => start < resume && !self.committed_objects.contains(&object.key),
+                Some(resume) => start >= resume,
+            };
+            if removable {
                 tracing::info!(key = %object.key, "removing a segment object an interrupted run left uncommitted");
                 self.store.delete(&object.key).await?;
             }
@@ -391,22 +427,14 @@ struct SegmentWrite {
     stored: JoinHandle<Result<u64, EngineError>>,
     /// When its first record was fetched.
     oldest_record: Instant,
+    /// The offset after it: the partition's committed position once it is stored.
+    next_offset: i64,
 }
 
 impl SegmentWrite {
     fn is_finished(&self) -> bool {
         self.stored.is_finished()
     }
-}
-
-/// Waits for the segment being stored, if any, and counts it.
-async fn settle(writing: &mut Option<SegmentWrite>, outcome: &mut PartitionOutcome) -> Result<(), EngineError> {
-    if let Some(write) = writing.take() {
-        let stored_bytes = write.stored.await.expect("segment writes do not panic")?;
-        outcome.counters.segments += 1;
-        outcome.counters.bytes_stored += stored_bytes;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

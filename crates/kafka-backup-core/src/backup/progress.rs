@@ -1,10 +1,15 @@
 //! Live progress of a backup run: per partition the next offset and the log end seen, written
-//! to `state/progress.json` at the start, every checkpoint interval (O(partitions), independent of
-//! backup size) and at the end; it also tells whether a run is writing the backup (for `prune`).
+//! to `state/progress.json` (a worker of a group: `state/workers/{worker}.json`, with its
+//! generation and partitions) at the start, every checkpoint interval (O(partitions), independent
+//! of backup size) and at the end; it also tells whether a run is writing the backup (for `prune`).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::layout::{PROGRESS_KEY, WORKERS_DIR};
+use crate::storage::{BackupStore, StorageError};
+use crate::worker_group::PartitionsByTopic;
 
 /// One partition's position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,6 +20,9 @@ pub struct PartitionProgress {
     pub high_watermark: i64,
     /// Records between the two (0 when caught up).
     pub lag: i64,
+    /// Next offset after the last committed segment (durable), once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_offset: Option<i64>,
 }
 
 /// Progress of every partition of a run.
@@ -31,17 +39,62 @@ pub struct ProgressBoard {
     pub checkpoint_interval_ms: u64,
     /// Position by `topic` then partition.
     pub partitions: BTreeMap<String, BTreeMap<i32, PartitionProgress>>,
+    /// For a worker of a group sharing the backup: who it is and what it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerState>,
+}
+
+/// A worker's place in its group, as its progress object shows it.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerState {
+    /// The worker's name (its static id, or host and process id).
+    pub name: String,
+    /// The group.
+    pub group: String,
+    /// Its member id in the current generation.
+    pub member_id: String,
+    /// The generation.
+    pub generation: i32,
+    /// Whether it leads the group.
+    pub leader: bool,
+    /// The partitions it holds.
+    pub partitions: PartitionsByTopic,
+}
+
+/// Every progress object of the backup: the single run's and each worker's.
+pub async fn progress_boards(store: &BackupStore) -> Result<Vec<ProgressBoard>, StorageError> {
+    let mut keys = vec![PROGRESS_KEY.to_string()];
+    keys.extend(store.list(WORKERS_DIR).await?.into_iter().map(|object| object.key));
+    let mut boards = Vec::new();
+    for key in keys {
+        match store.get(&key).await {
+            Ok(bytes) => boards.extend(serde_json::from_slice::<ProgressBoard>(&bytes).ok()),
+            Err(StorageError::NotFound { .. }) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(boards)
 }
 
 impl ProgressBoard {
     /// Records a partition's position after a fetch.
     pub fn update(&mut self, topic: &str, partition: i32, next_offset: i64, high_watermark: i64) {
-        let lag = (high_watermark - next_offset).max(0);
-        self.partitions
-            .entry(topic.to_string())
-            .or_default()
-            .insert(partition, PartitionProgress { next_offset, high_watermark, lag });
+        let position = self.position(topic, partition);
+        position.next_offset = next_offset;
+        position.high_watermark = high_watermark;
+        position.lag = (high_watermark - next_offset).max(0);
         self.updated_at_ms = crate::clock::now_ms();
+    }
+
+    /// Records that a partition's segments are committed up to `next_offset` (exclusive).
+    pub fn committed(&mut self, topic: &str, partition: i32, next_offset: i64) {
+        let position = self.position(topic, partition);
+        position.committed_offset = Some(position.committed_offset.unwrap_or(next_offset).max(next_offset));
+    }
+
+    fn position(&mut self, topic: &str, partition: i32) -> &mut PartitionProgress {
+        let empty = PartitionProgress { next_offset: 0, high_watermark: 0, lag: 0, committed_offset: None };
+        self.partitions.entry(topic.to_string()).or_default().entry(partition).or_insert(empty)
     }
 
     /// Whether, at `now_ms`, a run is probably writing the backup: it said so, and its last write is

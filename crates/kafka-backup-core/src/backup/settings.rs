@@ -8,6 +8,7 @@ use crate::kafka::ClientConfig;
 use crate::records::Compression;
 use crate::retention::RetentionPolicy;
 use crate::topics::TopicSelector;
+use crate::worker_group::WorkerGroup;
 
 /// Segment and scheduling settings of a backup.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +27,8 @@ pub struct BackupSettings {
     pub max_concurrent_partitions: usize,
     /// Keep tailing after the snapshot until SIGINT/SIGTERM.
     pub continuous: bool,
+    /// The group of workers sharing this backup; `None`: this process backs up every partition.
+    pub workers: Option<WorkerGroup>,
 }
 
 /// A checked backup configuration, ready to run.
@@ -40,6 +43,9 @@ pub struct BackupConfig {
     pub topics: TopicSelector,
     /// Which consumer groups' committed offsets to snapshot (all by default).
     pub groups: TopicSelector,
+    /// A consumer group the backup commits each partition's durable position to (standalone
+    /// commits), so that the tools that show consumer lag show the backup's; `None`: off.
+    pub progress_group: Option<String>,
     /// Segment and scheduling settings.
     pub settings: BackupSettings,
     /// Address of the metrics endpoint, `None` when it is off.

@@ -20,7 +20,7 @@ use endpoint::{client_config, selector_or_all, topic_selector};
 use env::read_config;
 pub use env::substitute_env;
 pub use oso::{from_oso, Migration, NotCarried};
-use raw::{RawBackup, RawConfig, RawMetrics, RawRestore, RawRetention};
+use raw::{RawBackup, RawConfig, RawEndpoint, RawMetrics, RawRestore, RawRetention};
 use storage_section::store_location;
 
 use crate::backup::{BackupConfig, BackupSettings};
@@ -33,6 +33,7 @@ use crate::retention::RetentionPolicy;
 use crate::storage::StorageConfig;
 use crate::three_phase::{GroupRecovery, RestoreJob};
 use crate::time_window::TimeWindow;
+use crate::worker_group::WorkerGroup;
 
 /// A configuration that cannot be used, with the key path and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -269,6 +270,7 @@ impl BackupConfig {
             source: client_config(source, "source")?,
             topics: topic_selector(source, "source")?,
             groups: selector_or_all(source.groups.as_ref(), "source.groups")?,
+            progress_group: progress_group(source)?,
             settings: backup_settings(raw.backup.unwrap_or_default())?,
             metrics: metrics_listen(raw.metrics)?,
             retention: retention_policy(raw.retention)?,
@@ -315,7 +317,10 @@ impl RestoreJob {
         let location = store_location(raw.storage)?.backup(&raw.backup_id);
         let restore = RestoreConfig {
             location,
-            target: client_config(target, "target")?,
+            target: client_config(target, "target").and_then(|config| match target.progress_group {
+                Some(_) => Err(invalid("target.progress_group", "applies to a backup's source only: remove it")),
+                None => Ok(config),
+            })?,
             topics,
             settings: restore_settings(section)?,
             metrics: metrics_listen(raw.metrics)?,
@@ -478,7 +483,100 @@ fn backup_settings(raw: RawBackup) -> Result<BackupSettings, ConfigError> {
             1024,
         )?,
         continuous: raw.continuous.unwrap_or(false),
+        workers: worker_group(&raw)?,
     })
+}
+
+/// `source.progress_group`: a consumer group the backup commits its durable positions to.
+fn progress_group(source: &RawEndpoint) -> Result<Option<String>, ConfigError> {
+    match source.progress_group.as_deref() {
+        Some(name) if name.trim().is_empty() || name.len() > 249 => {
+            Err(invalid("source.progress_group", format!("{name:?} must be 1-249 characters")))
+        }
+        name => Ok(name.map(str::to_string)),
+    }
+}
+
+/// `backup.group_id` and its companions: workers sharing a continuous backup.
+fn worker_group(raw: &RawBackup) -> Result<Option<WorkerGroup>, ConfigError> {
+    let Some(group_id) = raw.group_id.as_deref() else {
+        if raw.group_instance_id.is_some()
+            || raw.group_session_timeout_ms.is_some()
+            || raw.group_rebalance_timeout_ms.is_some()
+        {
+            return Err(invalid(
+                "backup.group_id",
+                "is missing: group_instance_id and the group timeouts only apply to workers of a group".to_string(),
+            ));
+        }
+        return Ok(None);
+    };
+    let session_timeout =
+        in_range("backup.group_session_timeout_ms", raw.group_session_timeout_ms.unwrap_or(30_000), 1_000, 1_800_000)?;
+    let rebalance_timeout = in_range(
+        "backup.group_rebalance_timeout_ms",
+        raw.group_rebalance_timeout_ms.unwrap_or(60_000),
+        1_000,
+        1_800_000,
+    )?;
+    let group = WorkerGroup {
+        group_id: group_id.to_string(),
+        instance_id: raw.group_instance_id.clone(),
+        session_timeout: Duration::from_millis(session_timeout),
+        rebalance_timeout: Duration::from_millis(rebalance_timeout),
+    };
+    checked_group(group, raw.continuous.unwrap_or(false)).map(Some)
+}
+
+/// `group` if its names are valid and the backup is continuous.
+fn checked_group(group: WorkerGroup, continuous: bool) -> Result<WorkerGroup, ConfigError> {
+    let name_ok = |name: &str| {
+        !name.is_empty() && name.len() <= 249 && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    };
+    if !name_ok(&group.group_id) {
+        let problem = format!("{:?} must be 1-249 characters of A-Z a-z 0-9 . _ -", group.group_id);
+        return Err(invalid("backup.group_id", problem));
+    }
+    if let Some(instance) = group.instance_id.as_deref().filter(|id| !name_ok(id)) {
+        let problem = format!("{instance:?} must be 1-249 characters of A-Z a-z 0-9 . _ -");
+        return Err(invalid("backup.group_instance_id", problem));
+    }
+    if !continuous {
+        return Err(invalid(
+            "backup.group_id",
+            "workers share a continuous backup: set backup.continuous: true (a snapshot ends at the offsets one \
+             process reads at its start: run it as one process)"
+                .to_string(),
+        ));
+    }
+    Ok(group)
+}
+
+impl BackupConfig {
+    /// The config with `--group-id` / `--group-instance-id` from the command line applied over
+    /// `backup.group_id` / `backup.group_instance_id` (the group timeouts stay the config's).
+    pub fn with_group(mut self, group_id: Option<String>, instance_id: Option<String>) -> Result<Self, ConfigError> {
+        if group_id.is_none() && instance_id.is_none() {
+            return Ok(self);
+        }
+        let mut group = self.settings.workers.take().unwrap_or(WorkerGroup {
+            group_id: String::new(),
+            instance_id: None,
+            session_timeout: Duration::from_millis(30_000),
+            rebalance_timeout: Duration::from_millis(60_000),
+        });
+        if let Some(group_id) = group_id {
+            group.group_id = group_id;
+        }
+        if instance_id.is_some() {
+            group.instance_id = instance_id;
+        }
+        if group.group_id.is_empty() {
+            return Err(invalid("backup.group_id", "is missing: --group-instance-id needs --group-id".to_string()));
+        }
+        self.settings.workers = Some(checked_group(group, self.settings.continuous)?);
+        Ok(self)
+    }
 }
 
 #[cfg(test)]

@@ -69,6 +69,7 @@ pub(super) struct RawEndpoint {
     pub(super) sasl_aws_region: Option<String>,
     pub(super) client_id: Option<String>,
     pub(super) client_rack: Option<String>,
+    pub(super) progress_group: Option<String>,
     pub(super) connect_timeout_secs: Option<u64>,
     pub(super) request_timeout_secs: Option<u64>,
     pub(super) bootstrap_timeout_secs: Option<u64>,
@@ -113,4 +114,8 @@ pub(super) struct RawBackup {
     pub(super) checkpoint_interval_secs: Option<u64>,
     pub(super) max_concurrent_partitions: Option<usize>,
     pub(super) continuous: Option<bool>,
+    pub(super) group_id: Option<String>,
+    pub(super) group_instance_id: Option<String>,
+    pub(super) group_session_timeout_ms: Option<u64>,
+    pub(super) group_rebalance_timeout_ms: Option<u64>,
 }

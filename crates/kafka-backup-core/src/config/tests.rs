@@ -290,3 +290,41 @@ fn the_client_rack_goes_to_the_client_and_an_empty_one_is_refused() {
     let error = error_of(&MINIMAL.replace("  topics:", "  client_rack: \" \"\n  topics:"));
     assert!(error.contains("source.client_rack"), "{error}");
 }
+
+#[test]
+fn workers_of_a_group_share_only_a_continuous_backup_and_the_command_line_overrides_the_group() {
+    let shared = parse(&format!(
+        "{MINIMAL}backup:\n  continuous: true\n  group_id: dr-workers\n  group_session_timeout_ms: 10000\n"
+    ))
+    .unwrap();
+    let group = shared.settings.workers.clone().expect("a worker group");
+    assert_eq!((group.group_id.as_str(), group.instance_id.as_deref()), ("dr-workers", None));
+    assert_eq!(group.session_timeout, Duration::from_secs(10));
+    assert_eq!(group.rebalance_timeout, Duration::from_secs(60));
+    assert_eq!(group.heartbeat_interval(), Duration::from_secs(2));
+    let overridden = shared.with_group(Some("other".into()), Some("pod-1".into())).unwrap();
+    let group = overridden.settings.workers.unwrap();
+    assert_eq!((group.group_id.as_str(), group.instance_id.as_deref()), ("other", Some("pod-1")));
+
+    let error = error_of(&format!("{MINIMAL}backup:\n  group_id: dr-workers\n"));
+    assert!(error.contains("backup.group_id") && error.contains("continuous: true"), "{error}");
+    let error = parse(MINIMAL).unwrap().with_group(Some("g".into()), None).unwrap_err().to_string();
+    assert!(error.contains("continuous: true"), "a snapshot is refused from the command line too: {error}");
+    let error = error_of(&format!("{MINIMAL}backup:\n  continuous: true\n  group_instance_id: pod-1\n"));
+    assert!(error.contains("backup.group_id") && error.contains("missing"), "{error}");
+    let error = error_of(&format!("{MINIMAL}backup:\n  continuous: true\n  group_id: \"a b\"\n"));
+    assert!(error.contains("backup.group_id"), "{error}");
+    assert!(parse(MINIMAL).unwrap().settings.workers.is_none(), "one process without a group");
+}
+
+#[test]
+fn the_progress_group_belongs_to_the_source() {
+    let with = parse(&MINIMAL.replace("  topics:", "  progress_group: backup-lag\n  topics:")).unwrap();
+    assert_eq!(with.progress_group.as_deref(), Some("backup-lag"));
+    assert_eq!(parse(MINIMAL).unwrap().progress_group, None);
+    let error = error_of(&MINIMAL.replace("  topics:", "  progress_group: \"\"\n  topics:"));
+    assert!(error.contains("source.progress_group"), "{error}");
+    let text = RESTORE.replace("  bootstrap_servers", "  progress_group: lag\n  bootstrap_servers");
+    let error = RestoreJob::from_yaml(&text, |_| None).unwrap_err().to_string();
+    assert!(error.contains("target.progress_group"), "{error}");
+}

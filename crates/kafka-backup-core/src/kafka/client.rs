@@ -393,9 +393,7 @@ impl KafkaClient {
                         {
                             self.forget_topic(topic)
                         }
-                        Route::Coordinator(group) if error.invalidates_coordinator() => {
-                            self.coordinators.lock().expect("coordinator lock").remove(group);
-                        }
+                        Route::Coordinator(group) if error.invalidates_coordinator() => self.forget_coordinator(group),
                         _ => {}
                     }
                 }
@@ -405,6 +403,16 @@ impl KafkaClient {
     }
 
     async fn coordinator_connection(&self, group: &str) -> Result<Arc<BrokerConnection>, KafkaError> {
+        self.coordinator_connection_in(group, "").await
+    }
+
+    /// A connection to `group`'s coordinator in `lane`: a group member's JoinGroup may wait a whole
+    /// rebalance, and a broker answers a connection's requests one at a time.
+    pub(super) async fn coordinator_connection_in(
+        &self,
+        group: &str,
+        lane: &str,
+    ) -> Result<Arc<BrokerConnection>, KafkaError> {
         let cached = self.coordinators.lock().expect("coordinator lock").get(group).cloned();
         let coordinator = match cached {
             Some(coordinator) => coordinator,
@@ -415,6 +423,11 @@ impl KafkaClient {
                 found
             }
         };
-        self.connection(&coordinator.address()).await
+        self.connection_in(&coordinator.address(), lane).await
+    }
+
+    /// Forgets `group`'s coordinator after an error that says it moved.
+    pub(super) fn forget_coordinator(&self, group: &str) {
+        self.coordinators.lock().expect("coordinator lock").remove(group);
     }
 }

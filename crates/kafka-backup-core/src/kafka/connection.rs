@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
     SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
@@ -132,6 +132,14 @@ impl BrokerConnection {
         self.start(request)?.response().await
     }
 
+    /// [`Self::send`] for a request the broker may hold longer than the request timeout (a
+    /// JoinGroup waits for every member of the group): waits up to `timeout`.
+    pub async fn send_waiting<R: ClientApi>(&self, request: &R, timeout: Duration) -> Result<R::Response, KafkaError> {
+        let mut pending = self.start(request)?;
+        pending.timeout = timeout;
+        pending.response().await
+    }
+
     /// Puts `request` on the wire now (requests leave in the order `start` is called) and returns
     /// the answer to wait for, so that several requests can be in flight in a known order.
     pub fn start<R: ClientApi>(&self, request: &R) -> Result<PendingResponse<R>, KafkaError> {
@@ -146,16 +154,24 @@ impl BrokerConnection {
             .with_request_api_version(version)
             .with_correlation_id(correlation_id)
             .with_client_id(Some(self.client_id.clone()));
-        let mut frame = BytesMut::new();
-        frame.put_i32(0);
+        let header_version = R::header_version(version);
+        let encoding_failed = |reason: String| KafkaError::Protocol {
+            api: R::NAME,
+            broker: self.address.clone(),
+            reason: format!("cannot encode v{version} request: {reason}"),
+        };
+        // Sized up front, from the pool: a produce request carries a megabyte batch, and a frame
+        // grown by doubling would be reallocated and copied a dozen times on its way there.
+        let size = header
+            .compute_size(header_version)
+            .and_then(|header_size| Ok(header_size + request.compute_size(version)?))
+            .map_err(|e| encoding_failed(e.to_string()))?;
+        let mut frame = crate::buffers::take(4 + size);
+        frame.extend_from_slice(&[0; 4]);
         header
-            .encode(&mut frame, R::header_version(version))
+            .encode(&mut frame, header_version)
             .and_then(|()| request.encode(&mut frame, version))
-            .map_err(|e| KafkaError::Protocol {
-                api: R::NAME,
-                broker: self.address.clone(),
-                reason: format!("cannot encode v{version} request: {e}"),
-            })?;
+            .map_err(|e| encoding_failed(e.to_string()))?;
         let length = (frame.len() - 4) as i32;
         frame[..4].copy_from_slice(&length.to_be_bytes());
 
@@ -167,7 +183,7 @@ impl BrokerConnection {
             }
             in_flight.waiters.insert(correlation_id, sender);
         }
-        if self.outgoing.send(frame.freeze()).is_err() {
+        if self.outgoing.send(crate::buffers::shared(frame)).is_err() {
             return Err(self.connection_lost("writer stopped".into()));
         }
         Ok(PendingResponse {

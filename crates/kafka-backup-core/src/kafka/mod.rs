@@ -1,7 +1,7 @@
 //! Kafka client over the `kafka-protocol` crate's request and response messages.
 //! Layers, each using only those below it: `versions` (API version negotiation) ->
 //! `connection` (one broker socket) -> `client` (bootstrap, metadata, routing, retries) ->
-//! typed calls in `log` (partitions), `admin` (topics, producer ids) and `groups`.
+//! typed calls in `log` (partitions), `admin` (topics, producer ids), `groups` and `membership`.
 
 mod admin;
 mod client;
@@ -12,6 +12,7 @@ mod fetch_rounds;
 mod fetch_session;
 mod groups;
 mod log;
+mod membership;
 mod metadata;
 mod transport;
 mod versions;
@@ -27,6 +28,7 @@ pub use groups::{CommittedOffset, GroupDescription, GroupListing, GroupMember};
 pub use log::{
     AbortedTransaction, FetchOptions, FetchedPartition, IsolationLevel, OffsetSpec, PendingProduce, ProduceAck,
 };
+pub use membership::{JoinTerms, Joined, JoinedMember, Membership};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use transport::{
     msk_iam, OidcSettings, OidcTokens, SaslCredentials, SaslMechanism, SaslSettings, SecurityProtocol, TlsSettings,

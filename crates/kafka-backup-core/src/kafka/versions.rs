@@ -59,6 +59,10 @@ client_apis! {
     ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, ConsumerGroupDescribe, 0..=1;
     DeleteGroupsRequest => DeleteGroupsResponse, DeleteGroups, 0..=2;
     OffsetDeleteRequest => OffsetDeleteResponse, OffsetDelete, 0..=0;
+    JoinGroupRequest => JoinGroupResponse, JoinGroup, 5..=9;
+    SyncGroupRequest => SyncGroupResponse, SyncGroup, 3..=5;
+    HeartbeatRequest => HeartbeatResponse, Heartbeat, 3..=4;
+    LeaveGroupRequest => LeaveGroupResponse, LeaveGroup, 3..=5;
     InitProducerIdRequest => InitProducerIdResponse, InitProducerId, 0..=5;
     SaslHandshakeRequest => SaslHandshakeResponse, SaslHandshake, 1..=1;
     SaslAuthenticateRequest => SaslAuthenticateResponse, SaslAuthenticate, 0..=2;

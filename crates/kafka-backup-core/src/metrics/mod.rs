@@ -56,6 +56,19 @@ pub struct Metrics {
     /// (0 when every fetched record is committed): what a crash now would have to fetch again, and
     /// what a disaster now could lose. By topic and partition.
     pub uncommitted_age: GaugeVec,
+    /// The generation of the worker group this process works in, by group.
+    pub worker_generation: IntGaugeVec,
+    /// 1 while this worker leads its group (and takes its group snapshots), by group.
+    pub worker_leader: IntGaugeVec,
+    /// Partitions assigned to this worker, by group.
+    pub worker_partitions: IntGaugeVec,
+    /// 1 for each partition this worker holds in the current generation, by topic and partition.
+    pub worker_assigned: IntGaugeVec,
+    /// Generations this worker joined, by group.
+    pub rebalances: IntCounterVec,
+    /// Partitions this worker lost to another (a commit refused because the other committed
+    /// first), by topic and partition.
+    pub partitions_lost: IntCounterVec,
     /// The run's progress as a terminal shows it.
     pub progress: RunProgress,
     ready: AtomicBool,
@@ -195,6 +208,28 @@ impl Metrics {
             uncommitted_age: float_gauge(
                 "kafka_backup_uncommitted_age_seconds",
                 "Age of the oldest fetched record not yet in a committed segment (0: all committed)",
+                PARTITION,
+            ),
+            worker_generation: gauge(
+                "kafka_backup_worker_generation",
+                "Generation of the worker group this process works in",
+                &["group"],
+            ),
+            worker_leader: gauge("kafka_backup_worker_leader", "1 while this worker leads its group", &["group"]),
+            worker_partitions: gauge(
+                "kafka_backup_worker_partitions",
+                "Partitions assigned to this worker",
+                &["group"],
+            ),
+            worker_assigned: gauge(
+                "kafka_backup_worker_assigned",
+                "1 for each partition this worker holds in the current generation",
+                PARTITION,
+            ),
+            rebalances: counter("kafka_backup_worker_rebalances_total", "Generations this worker joined", &["group"]),
+            partitions_lost: counter(
+                "kafka_backup_worker_partitions_lost_total",
+                "Partitions this worker lost to another worker's commit",
                 PARTITION,
             ),
             progress: RunProgress::default(),

@@ -292,7 +292,8 @@ impl RecordBatch {
     /// epoch -1, this producer's id, epoch and sequence, transactional and control bits cleared,
     /// CRC recomputed. The records section is copied untouched.
     pub fn for_producer(&self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> RecordBatch {
-        let mut bytes = self.bytes.to_vec();
+        let mut bytes = crate::buffers::take(self.bytes.len());
+        bytes.extend_from_slice(&self.bytes);
         bytes[0..8].copy_from_slice(&0i64.to_be_bytes());
         bytes[12..16].copy_from_slice(&(-1i32).to_be_bytes());
         let attributes = self.attributes() & !(TRANSACTIONAL_BIT | CONTROL_BIT);
@@ -302,7 +303,7 @@ impl RecordBatch {
         bytes[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&base_sequence.to_be_bytes());
         let crc = crc32c::crc32c(&bytes[ATTRIBUTES_AT..]);
         bytes[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-        RecordBatch { bytes: Bytes::from(bytes) }
+        RecordBatch { bytes: crate::buffers::shared(bytes) }
     }
 
     /// The batch without its records below `offset`, re-encoded with the same codec, timestamp

@@ -37,6 +37,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if eq (index . 2) "backup" -}}
 {{- $backup := default (dict) (get $config "backup") -}}
 {{- $_ := set $backup "continuous" (index . 3) -}}
+{{- if and (index . 3) $root.Values.backup.continuous.groupId -}}
+{{- $_ := set $backup "group_id" $root.Values.backup.continuous.groupId -}}
+{{- end -}}
 {{- $_ := set $config "backup" $backup -}}
 {{- end -}}
 {{- $_ := set $config "metrics" (dict "listen" (printf "0.0.0.0:%d" (int $root.Values.metrics.port))) -}}

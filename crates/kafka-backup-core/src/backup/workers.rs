@@ -1,0 +1,259 @@
+//! A continuous backup shared by the workers of a group (`backup.group_id`): each generation, the
+//! partitions this worker is assigned are backed up from their committed segments; at the
+//! generation's end they commit what they hold and stop before the worker rejoins.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use super::{
+    capture_metadata, checkpoint_periodically, finish_run, published_progress, write_progress, BackupConfig,
+    BackupReport, GroupSnapshotter, PartitionRun, ProgressBoard, WorkerState,
+};
+use crate::clock::now_ms;
+use crate::error::EngineError;
+use crate::kafka::{IsolationLevel, KafkaClient, OffsetSpec, TopicMetadata};
+use crate::layout::worker_progress_key;
+use crate::manifest::BackupManifest;
+use crate::stop_signal::stop_on_shutdown;
+use crate::storage::BackupStore;
+use crate::topics::TopicPartition;
+use crate::worker_group::{by_topic, weights, Generation, GenerationEnd, Worker, WorkerGroup};
+
+/// What the workers of one process share.
+pub(super) struct SharedRun<'a> {
+    pub config: &'a BackupConfig,
+    pub group: &'a WorkerGroup,
+    pub client: &'a Arc<KafkaClient>,
+    pub store: &'a BackupStore,
+    pub topics: &'a [&'a TopicMetadata],
+}
+
+/// How a generation's wait ended.
+enum Waited {
+    Generation(GenerationEnd),
+    Stopped,
+    Failed(EngineError),
+}
+
+impl SharedRun<'_> {
+    /// Works in the group until `shutdown`: joins, backs up the assigned partitions, and rejoins
+    /// after each rebalance; leaves the group at the end.
+    pub async fn run(
+        &self,
+        manifest: BackupManifest,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<BackupReport, EngineError> {
+        let (_stop_sender, mut stop) = stop_on_shutdown(shutdown);
+        let mut worker = Worker::new(self.client.clone(), self.group.clone());
+        let progress_key = worker_progress_key(worker.name());
+        let progress = Arc::new(Mutex::new(ProgressBoard {
+            updated_at_ms: now_ms(),
+            running: true,
+            checkpoint_interval_ms: self.config.settings.checkpoint_interval.as_millis() as u64,
+            ..ProgressBoard::default()
+        }));
+        let mut report = BackupReport {
+            backup_id: self.config.location.backup_id.clone(),
+            location: self.store.description().to_string(),
+            topics: self.topics.len(),
+            ..BackupReport::default()
+        };
+        let snapshotter = Arc::new(GroupSnapshotter {
+            client: self.client.clone(),
+            store: self.store.clone(),
+            selector: self.config.groups.clone(),
+            topics: self.topics.iter().map(|t| t.name.clone()).collect(),
+            taken: AtomicUsize::new(0),
+        });
+        let mut manifest = manifest;
+        let mut owned: Vec<TopicPartition> = Vec::new();
+        let mut failure = None;
+        tracing::info!(group = %self.group.group_id, worker = %worker.name(), "joining the group of workers");
+        while failure.is_none() && !*stop.borrow() {
+            let joined = tokio::select! {
+                joined = worker.join(&owned, || self.pending_work(&manifest)) => joined,
+                _ = stop.changed() => break,
+            };
+            let generation = match joined {
+                Ok(generation) => generation,
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            };
+            owned = generation.partitions.clone();
+            self.show(&worker, &generation, &progress);
+            if let Err(error) = write_progress(self.store, &progress_key, &progress).await {
+                tracing::warn!(%error, "could not write the worker's progress; data progress is unaffected");
+            }
+            if generation.leader {
+                match self.lead(&mut manifest, &snapshotter).await {
+                    Ok(warnings) => report.warnings.extend(warnings),
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
+                }
+            }
+            let end = self
+                .work(&worker, &manifest, &generation, &progress, &progress_key, &snapshotter, &mut stop, &mut report)
+                .await;
+            match end {
+                Ok(Waited::Generation(end)) => worker.generation_ended(&end),
+                Ok(Waited::Stopped) => break,
+                Ok(Waited::Failed(error)) | Err(error) => failure = Some(error),
+            }
+        }
+        worker.leave().await;
+        report.group_snapshots = snapshotter.taken.load(std::sync::atomic::Ordering::Relaxed);
+        let consolidated = BackupManifest::load(self.store).await?.unwrap_or(manifest);
+        finish_run(self.store, (&progress_key, &progress), consolidated).await?;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(report),
+        }
+    }
+
+    /// Backs up `generation`'s partitions until it ends (or the run stops or fails), then stops
+    /// them: each commits what it holds.
+    #[allow(clippy::too_many_arguments)]
+    async fn work(
+        &self,
+        worker: &Worker,
+        known: &BackupManifest,
+        generation: &Generation,
+        progress: &Arc<Mutex<ProgressBoard>>,
+        progress_key: &str,
+        snapshotter: &Arc<GroupSnapshotter>,
+        stop: &mut watch::Receiver<bool>,
+        report: &mut BackupReport,
+    ) -> Result<Waited, EngineError> {
+        // Resume points read now: the partitions may come from a worker that committed since.
+        let manifest = self.committed(known).await?;
+        let (generation_stopper, generation_stop) = watch::channel(false);
+        let run = PartitionRun {
+            config: self.config,
+            client: self.client,
+            store: self.store,
+            manifest: &manifest,
+            stop: generation_stop,
+            progress,
+        };
+        let (mut tasks, count) = run.spawn(&by_topic(&generation.partitions)).await?;
+        report.partitions = report.partitions.max(count);
+        let published = published_progress(self.config, self.client);
+        let checkpoints = tokio::spawn(checkpoint_periodically(
+            self.store.clone(),
+            (progress_key.to_string(), progress.clone()),
+            self.config.settings.checkpoint_interval,
+            generation.leader.then(|| snapshotter.clone()),
+            published.clone(),
+        ));
+        let mut lost = 0;
+        let heartbeats = worker.until_generation_ends();
+        tokio::pin!(heartbeats);
+        let waited = loop {
+            tokio::select! {
+                end = &mut heartbeats => break Waited::Generation(end),
+                _ = stop.changed() => break Waited::Stopped,
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    match joined.expect("partition tasks do not panic") {
+                        Ok((name, outcome)) => {
+                            lost += usize::from(outcome.lost);
+                            let was_lost = outcome.lost;
+                            report.add(name, outcome);
+                            if was_lost {
+                                // Rejoin: the leader gives the partition to whoever holds it now.
+                                break Waited::Generation(GenerationEnd::Rebalance);
+                            }
+                        }
+                        Err(error) => break Waited::Failed(error),
+                    }
+                }
+            }
+        };
+        let _ = generation_stopper.send(true);
+        let mut waited = waited;
+        while let Some(joined) = tasks.join_next().await {
+            match joined.expect("partition tasks do not panic") {
+                Ok((name, outcome)) => {
+                    lost += usize::from(outcome.lost);
+                    report.add(name, outcome);
+                }
+                Err(error) if !matches!(waited, Waited::Failed(_)) => waited = Waited::Failed(error),
+                Err(error) => tracing::warn!(%error, "a partition failed while the worker was stopping"),
+            }
+        }
+        checkpoints.abort();
+        if let Some(published) = &published {
+            published.publish(progress).await;
+        }
+        if lost > 0 {
+            tracing::warn!(group = %self.group.group_id, lost, generation = generation.id,
+                "partitions lost to another worker's commit; nothing is written twice");
+        }
+        Ok(waited)
+    }
+
+    /// The manifest with every commit made so far (`known` while none is saved yet).
+    async fn committed(&self, known: &BackupManifest) -> Result<BackupManifest, EngineError> {
+        Ok(BackupManifest::load(self.store).await?.unwrap_or_else(|| known.clone()))
+    }
+
+    /// The leader's duties at the start of its generation: the topics' metadata into the manifest
+    /// (saved) and a consumer-group snapshot; returns their warnings.
+    async fn lead(
+        &self,
+        manifest: &mut BackupManifest,
+        snapshotter: &GroupSnapshotter,
+    ) -> Result<Vec<String>, EngineError> {
+        if let Some(consolidated) = BackupManifest::load(self.store).await? {
+            *manifest = consolidated;
+        }
+        let mut warnings = capture_metadata(self.client, manifest, self.topics).await?;
+        manifest.save(self.store).await?;
+        let (_, snapshot_warnings) = snapshotter.snapshot().await?;
+        warnings.extend(snapshot_warnings);
+        Ok(warnings)
+    }
+
+    /// The work the leader divides: each partition of the selected topics and its weight (the
+    /// records between its backed-up offset and its high watermark, plus an even share).
+    async fn pending_work(&self, known: &BackupManifest) -> Result<BTreeMap<TopicPartition, u64>, EngineError> {
+        let manifest = self.committed(known).await?;
+        let mut pending = BTreeMap::new();
+        for topic in self.topics {
+            let partitions: Vec<i32> = topic.partitions.keys().copied().collect();
+            let ends = self
+                .client
+                .list_offsets(&topic.name, &partitions, OffsetSpec::Latest, IsolationLevel::ReadCommitted)
+                .await
+                .map_err(EngineError::kafka(&format!("reading the end offsets of {}", topic.name)))?;
+            for (partition, end) in ends {
+                let next = manifest.partition(&topic.name, partition).and_then(|p| p.next_offset()).unwrap_or(0);
+                pending.insert(TopicPartition::new(&topic.name, partition), (end - next).max(0) as u64);
+            }
+        }
+        Ok(weights(&pending))
+    }
+
+    /// Shows the generation in the worker's progress object, logs and metrics.
+    fn show(&self, worker: &Worker, generation: &Generation, progress: &Mutex<ProgressBoard>) {
+        tracing::info!(group = %self.group.group_id, worker = %worker.name(), generation = generation.id,
+            leader = generation.leader, partitions = generation.partitions.len(), "joined the group");
+        let mut board = progress.lock().expect("progress lock");
+        board.partitions.clear();
+        board.updated_at_ms = now_ms();
+        board.worker = Some(WorkerState {
+            name: worker.name().to_string(),
+            group: self.group.group_id.clone(),
+            member_id: generation.member_id.clone(),
+            generation: generation.id,
+            leader: generation.leader,
+            partitions: by_topic(&generation.partitions),
+        });
+    }
+}

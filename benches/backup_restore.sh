@@ -20,6 +20,10 @@
 #   BENCH_CONTINUOUS="100 1000"  partition counts of the continuous case ("" skips it): quiet
 #                          partitions, one probe record at a time to a random one, time from its
 #                          produce to its committed segment (segment_max_interval_ms 1000)
+#   BENCH_WORKERS="1 2 4"  worker counts of the shared-backup case ("" skips it): 128 MiB produced
+#                          to 24 partitions backed up by that many workers of one group (catch-up
+#                          time, CPU and RSS per worker), then a worker killed (time until its
+#                          partitions are backed up again), one added and one stopped (rebalances)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -29,6 +33,7 @@ data=${BENCH_DATA:-text}
 producer_codecs=${BENCH_PRODUCER_CODECS-lz4 zstd}
 many=${BENCH_MANY:-1000}
 continuous=${BENCH_CONTINUOUS-100 1000}
+worker_counts=${BENCH_WORKERS-1 2 4}
 static_rounds=${BENCH_STATIC:-2}
 size=1024
 records=$((mb * 1024 * 1024 / size))
@@ -261,4 +266,24 @@ if [ -n "$continuous" ]; then
   done
   echo "(p50/p99: from a probe's produce to its partition's next committed segment; idle CPU: our process"
   echo " over 5 s with nothing to back up, % of one core)"
+fi
+
+# Workers sharing one continuous backup (issue #25). This machine's cores are shared by every
+# worker and the broker, so the case reports per-worker cost and hand-over times, not a speed-up.
+if [ -n "$worker_counts" ]; then
+  echo
+  echo "== workers of one group: 128 MiB backlog on 24 partitions, group_session_timeout_ms 6000"
+  printf '%-8s %12s %22s %22s %18s %10s %10s
+' workers "catch-up s" "CPU s per worker" "peak RSS MiB each" "death->backed up s" "join s" "leave s"
+  for count in $worker_counts; do
+    mkdir -p "$work/workers-$count"
+    read -r _ catch_up cpu rss death join leave < <($python tools/bench_workers.py target/release/kafka-backup \
+      "$bootstrap" "$count" "$work/workers-$count")
+    printf '%-8s %12s %22s %22s %18s %10s %10s
+' "$count" "$catch_up" "$cpu" "$rss" "$death" "$join" "$leave"
+  done
+  echo "(catch-up: the group settled, then the backlog produced -> every record in a committed segment, the produce"
+  echo " included (librdkafka fills 128 MiB in 1-4 s here); death->backed up: a worker"
+  echo " SIGKILLed -> a record produced to each of its partitions committed by another; join/leave: a worker"
+  echo " started or SIGTERMed -> the group holds every partition in a new generation)"
 fi

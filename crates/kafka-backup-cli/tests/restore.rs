@@ -103,6 +103,45 @@ fn source_partitions_restore_only_the_partitions_named() {
 }
 
 #[test]
+fn an_existing_log_append_time_topic_is_switched_to_create_time_for_the_restore_and_back() {
+    let (source, target) = clusters();
+    let topic = unique("stamped");
+    testkit::create_topic(&source, &topic, 1, &[]);
+    testkit::produce(&source, &topic, &testkit::records_with_headers(0, 30), &[]);
+    let original = testkit::consume(&source, &topic, &[0]);
+    let dir = TempDir::new().unwrap();
+    back_up(&dir, &source, "stamped", &topic, "");
+    let copy = unique("stamped-copy");
+    testkit::create_topic(&target, &copy, 1, &[("message.timestamp.type", "LogAppendTime")]);
+
+    // Without the setting the plan says the timestamps would be lost.
+    let mapping = format!("  topic_mapping:\n    {topic}: {copy}\n");
+    let config = write_restore_config(dir.path(), "stamped", &target, "stamped", &mapping);
+    let plan = restore(&config, &["--dry-run", "--format", "json"]);
+    assert_success(&plan);
+    let report: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(report["restore"]["plan"]["topics"][0]["switch_to_create_time"], false, "{report}");
+    assert!(report["restore"]["plan"]["warnings"].to_string().contains("original timestamps are lost"), "{report}");
+
+    // With it, the topic is CreateTime while the restore writes and LogAppendTime again after it.
+    let settings = format!("{mapping}  switch_to_create_time: true\n");
+    let config = write_restore_config(dir.path(), "stamped", &target, "stamped", &settings);
+    let plan = restore(&config, &["--dry-run", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(report["restore"]["plan"]["topics"][0]["switch_to_create_time"], true, "{report}");
+    assert_eq!(
+        testkit::topic_configs(&target, &copy)["message.timestamp.type"],
+        "LogAppendTime",
+        "a dry run alters nothing"
+    );
+    assert_success(&restore(&config, &[]));
+    assert_eq!(testkit::consume(&target, &copy, &[0]), original, "every record with its own timestamp and type");
+    assert_eq!(testkit::topic_configs(&target, &copy)["message.timestamp.type"], "LogAppendTime");
+    let markers = count_store_files(dir.path(), |path| path.ends_with("timestamp-type-switched.json"));
+    assert_eq!(markers, 0, "the switch record is removed once the topic is switched back");
+}
+
+#[test]
 fn purge_before_restore_empties_the_target_first_and_never_a_resumed_restore() {
     let (source, target) = clusters();
     let topic = unique("purged");

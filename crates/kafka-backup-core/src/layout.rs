@@ -15,6 +15,7 @@
 //! restores/{cluster}/{topic}/partition={p}/started.json           a restore began (see `restore`)
 //! restores/{cluster}/{topic}/partition={p}/p{src}-segment-{start}.json  a restored segment, offset map
 //! restores/{cluster}/{topic}/repartitioned/...     the same for a topic restored by key
+//! restores/{cluster}/{topic}/timestamp-type-switched.json  the topic is CreateTime for a restore
 //! offset-resets/{cluster}/{reset_id}.json          group offsets before a reset (see `offset_reset`)
 //! offset-resets/{cluster}/{reset_id}.rolled-back.json  the reset was rolled back
 //! ```
@@ -148,6 +149,12 @@ pub fn restore_state_dir(cluster_id: &str, target_topic: &str, target_partition:
         Some(partition) => format!("{RESTORES_DIR}/{cluster_id}/{target_topic}/partition={partition}"),
         None => format!("{RESTORES_DIR}/{cluster_id}/{target_topic}/repartitioned"),
     }
+}
+
+/// The record that a restore into `target_topic` of cluster `cluster_id` switched the topic's
+/// timestamp type to CreateTime, to switch back when a restore of it completes.
+pub fn timestamp_switch_key(cluster_id: &str, target_topic: &str) -> String {
+    format!("{RESTORES_DIR}/{cluster_id}/{target_topic}/timestamp-type-switched.json")
 }
 
 /// The record of a restore's start in its state directory `dir`.

@@ -164,7 +164,7 @@ pub fn validate(dir: &Path, backup_id: &str, deep: bool) -> Output {
 }
 
 /// Files under `dir`'s store whose path satisfies `wanted`.
-fn count_store_files(dir: &Path, wanted: impl Fn(&Path) -> bool) -> usize {
+pub fn count_store_files(dir: &Path, wanted: impl Fn(&Path) -> bool) -> usize {
     let mut count = 0;
     let mut stack = vec![dir.join("store")];
     while let Some(folder) = stack.pop() {

@@ -403,6 +403,7 @@ fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
         partition_mapping,
         source_partitions,
         purge_before_restore: raw.purge_before_restore.unwrap_or(defaults.purge_before_restore),
+        switch_to_create_time: raw.switch_to_create_time.unwrap_or(defaults.switch_to_create_time),
         create_topics: raw.create_topics.unwrap_or(defaults.create_topics),
         repartition,
         dry_run: raw.dry_run.unwrap_or(defaults.dry_run),

@@ -1,15 +1,16 @@
-//! Cluster administration calls: CreateTopics, DescribeConfigs (topic configs), and
-//! InitProducerId (an id for idempotent producing).
+//! Cluster administration calls: CreateTopics, DescribeConfigs and IncrementalAlterConfigs (topic
+//! configs), and InitProducerId (an id for idempotent producing).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, DescribeConfigsRequest, InitProducerIdRequest, ListOffsetsRequest, ProducerId,
-    TopicName,
+    BrokerId, CreateTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
+    ListOffsetsRequest, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -21,6 +22,8 @@ pub(crate) const TOPIC_POLL: Duration = Duration::from_millis(100);
 
 /// DescribeConfigs resource type of a topic.
 const RESOURCE_TOPIC: i8 = 2;
+/// IncrementalAlterConfigs operation that sets a value.
+const CONFIG_SET: i8 = 0;
 /// `config_source` of a value set on the topic itself (`kafka-configs --alter --entity-type topics`
 /// or CreateTopics configs); every other source is a broker-wide default of that cluster.
 const SOURCE_DYNAMIC_TOPIC_CONFIG: i8 = 1;
@@ -172,7 +175,35 @@ impl KafkaClient {
 
     /// The configs of `topic`, each marked set on the topic or not.
     pub async fn describe_topic_configs(&self, topic: &str) -> Result<Vec<TopicConfigEntry>, KafkaError> {
-        self.on("DescribeConfigs", Route::Any, |connection| async move {
+        self.describe_topic_configs_via(topic, Route::Any).await
+    }
+
+    /// The value of config `name` of `topic` as each broker leading one of its partitions reports
+    /// it: a config change reaches the brokers one after another.
+    pub async fn topic_config_on_every_leader(
+        &self,
+        topic: &str,
+        name: &str,
+    ) -> Result<Vec<Option<String>>, KafkaError> {
+        let metadata = self.refresh_metadata(Some(&[topic.to_string()])).await?;
+        let mut one_per_leader: BTreeMap<i32, i32> = BTreeMap::new();
+        for (&partition, details) in metadata.topics.get(topic).map(|t| &t.partitions).into_iter().flatten() {
+            one_per_leader.entry(details.leader.unwrap_or(-1)).or_insert(partition);
+        }
+        let mut values = Vec::new();
+        for partition in one_per_leader.into_values() {
+            let configs = self.describe_topic_configs_via(topic, Route::Leader(topic, partition)).await?;
+            values.push(configs.into_iter().find(|c| c.name == name).and_then(|c| c.value));
+        }
+        Ok(values)
+    }
+
+    async fn describe_topic_configs_via(
+        &self,
+        topic: &str,
+        route: Route<'_>,
+    ) -> Result<Vec<TopicConfigEntry>, KafkaError> {
+        self.on("DescribeConfigs", route, |connection| async move {
             let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
                 .with_resource_type(RESOURCE_TOPIC)
                 .with_resource_name(StrBytes::from_string(topic.to_string()))
@@ -200,6 +231,38 @@ impl KafkaClient {
                     is_sensitive: c.is_sensitive,
                 })
                 .collect())
+        })
+        .await
+    }
+
+    /// Sets config `name` of `topic` to `value` (IncrementalAlterConfigs SET), leaving its other
+    /// configs as they are.
+    pub async fn set_topic_config(&self, topic: &str, name: &str, value: &str) -> Result<(), KafkaError> {
+        self.on("IncrementalAlterConfigs", Route::Any, |connection| async move {
+            let request =
+                IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+                    .with_resource_type(RESOURCE_TOPIC)
+                    .with_resource_name(StrBytes::from_string(topic.to_string()))
+                    .with_configs(vec![AlterableConfig::default()
+                        .with_name(StrBytes::from_string(name.to_string()))
+                        .with_config_operation(CONFIG_SET)
+                        .with_value(Some(StrBytes::from_string(value.to_string())))])]);
+            let response = connection.send(&request).await?;
+            match response.responses.into_iter().next() {
+                Some(answer) if answer.error_code != 0 => Err(KafkaError::broker(
+                    "IncrementalAlterConfigs",
+                    format!(" setting {name}={value} on topic {topic}"),
+                    connection.address(),
+                    answer.error_code,
+                    answer.error_message.map(|m| m.to_string()),
+                )),
+                Some(_) => Ok(()),
+                None => Err(KafkaError::no_answer(
+                    "IncrementalAlterConfigs",
+                    connection.address(),
+                    format!("no result for topic {topic}"),
+                )),
+            }
         })
         .await
     }

@@ -257,9 +257,13 @@ fn acl_hint(api: &str, error: ResponseError) -> String {
         (ResponseError::TopicAuthorizationFailed, "CreateTopics") => "Create on the topic (or the cluster)",
         (ResponseError::TopicAuthorizationFailed, "DescribeConfigs") => "DescribeConfigs on the topic",
         (ResponseError::TopicAuthorizationFailed, "DeleteRecords") => "Delete on the topic",
+        (ResponseError::TopicAuthorizationFailed, "IncrementalAlterConfigs") => "AlterConfigs on the topic",
         (ResponseError::TopicAuthorizationFailed, _) => "Describe on the topic",
         (ResponseError::GroupAuthorizationFailed, "OffsetCommit") => "Read on the group",
         (ResponseError::GroupAuthorizationFailed, "DeleteGroups" | "OffsetDelete") => "Delete on the group",
+        (ResponseError::GroupAuthorizationFailed, "JoinGroup" | "SyncGroup" | "Heartbeat" | "LeaveGroup") => {
+            "Read on the group"
+        }
         (ResponseError::GroupAuthorizationFailed, _) => "Describe on the group",
         (ResponseError::ClusterAuthorizationFailed, _) => "the cluster-level operation this call needs",
         (ResponseError::TransactionalIdAuthorizationFailed, _) => "Write on the transactional id",

@@ -51,6 +51,7 @@ client_apis! {
     CreateTopicsRequest => CreateTopicsResponse, CreateTopics, 2..=7;
     DeleteRecordsRequest => DeleteRecordsResponse, DeleteRecords, 0..=2;
     DescribeConfigsRequest => DescribeConfigsResponse, DescribeConfigs, 1..=4;
+    IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse, IncrementalAlterConfigs, 0..=1;
     FindCoordinatorRequest => FindCoordinatorResponse, FindCoordinator, 0..=6;
     OffsetFetchRequest => OffsetFetchResponse, OffsetFetch, 1..=9;
     OffsetCommitRequest => OffsetCommitResponse, OffsetCommit, 2..=9;

@@ -14,6 +14,7 @@ mod repartition;
 mod settings;
 mod state;
 mod target;
+mod timestamps;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,7 +117,8 @@ pub async fn run_restore(
     let started = Instant::now();
     let manifest = config.location.manifest(&target.store).await?;
     let metadata = target.client.refresh_metadata(None).await.map_err(EngineError::kafka("reading target metadata"))?;
-    let plan = build_plan(config, &manifest, &metadata);
+    let mut plan = build_plan(config, &manifest, &metadata);
+    timestamps::check_timestamp_types(target, &metadata, &mut plan, config.settings.switch_to_create_time).await?;
     let mut report = RestoreReport { plan, dry_run: config.settings.dry_run, ..RestoreReport::default() };
     if report.dry_run {
         // A dry run shows the plan with its conflicts; the caller decides how to fail.
@@ -129,6 +131,7 @@ pub async fn run_restore(
     let created = create_topics(&target.client, &report.plan).await?;
     report.created_topics = created.iter().map(|(topic, _)| topic.clone()).collect();
     report.purged_topics = purge_targets(target, &report.plan, &metadata).await?;
+    timestamps::switch_to_create_time(target, &report.plan).await?;
     // A failed partition stops the others at their next segment, as an operator's stop does.
     let (stop_sender, stop) = stop_on_shutdown(shutdown);
     let mut tasks = spawn_partitions(config, target, &manifest, &report.plan, created, stop).await?;
@@ -147,6 +150,13 @@ pub async fn run_restore(
     .await;
     if let Some(error) = failed {
         return Err(error);
+    }
+    if report.interrupted {
+        if report.plan.topics.iter().any(|t| t.switch_to_create_time) {
+            tracing::warn!("topics switched to CreateTime stay so until a run of this restore completes");
+        }
+    } else {
+        timestamps::switch_back(target, &report.plan).await?;
     }
     report.duration = started.elapsed();
     Ok(report)

@@ -42,6 +42,9 @@ pub struct TopicPlan {
     pub repartition: Option<i32>,
     /// True when the existing target topic is emptied first (`purge_before_restore`).
     pub purge: bool,
+    /// True when the existing LogAppendTime target topic is switched to CreateTime for the restore
+    /// and back after it (`switch_to_create_time`).
+    pub switch_to_create_time: bool,
     /// Partitions restored.
     pub partitions: Vec<PartitionPlan>,
 }
@@ -202,6 +205,7 @@ pub fn build_plan(config: &RestoreConfig, manifest: &BackupManifest, target: &Cl
             create,
             repartition,
             purge,
+            switch_to_create_time: false,
             partitions,
         });
     }

@@ -23,6 +23,9 @@ pub struct RestoreSettings {
     /// Delete what existing target topics hold (DeleteRecords up to each high watermark) before
     /// the restore writes into them; never on a topic this backup's restore already started.
     pub purge_before_restore: bool,
+    /// Switch an existing target topic with `message.timestamp.type=LogAppendTime` to CreateTime
+    /// for the restore and back after it, so that restored records keep their timestamps.
+    pub switch_to_create_time: bool,
     /// Create missing target topics like the backed-up ones.
     pub create_topics: bool,
     /// Allow a target partition count different from the source's (records re-keyed by murmur2).
@@ -51,6 +54,7 @@ impl Default for RestoreSettings {
             partition_mapping: BTreeMap::new(),
             source_partitions: BTreeMap::new(),
             purge_before_restore: false,
+            switch_to_create_time: false,
             create_topics: true,
             repartition: false,
             dry_run: false,

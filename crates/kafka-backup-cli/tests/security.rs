@@ -533,3 +533,32 @@ fn a_selected_group_the_principal_may_not_describe_is_a_warning_not_a_failed_bac
     assert!(!summary.contains(&format!("group {visible} were not")), "{summary}");
     assert_eq!(backed_up_records(dir.path(), "groups", &topic).len(), 5);
 }
+
+#[test]
+fn a_progress_group_the_principal_may_not_commit_to_is_a_warning_not_a_failed_backup() {
+    let source = KafkaCluster::source();
+    let bootstrap = source.bootstrap();
+    let topic = unique("lag-denied");
+    testkit::create_topic(&bootstrap, &topic, 1, &[]);
+    testkit::produce_small(&bootstrap, &topic, 0, 5);
+    let (denied, allowed) = (unique("lag-denied"), unique("lag-allowed"));
+    testkit::add_acl(&bootstrap, "group", &denied, "User:alice", "READ", "DENY");
+    let dir = TempDir::new().unwrap();
+    let settings = sasl_settings("SASL_PLAINTEXT", "SCRAM-SHA-256", "alice", "alice-secret");
+    let run_as_alice = |id: &str, group: &str| {
+        let config = write_config(dir.path(), &source.listener("SASL_PLAINTEXT"), id, &topic, "");
+        with_connection_settings(&config, "  topics:", &format!("{settings}  progress_group: {group}\n"));
+        wait_with_deadline(spawn(&["backup", "--config", config.to_str().unwrap()], false), HANG)
+    };
+    let output = run_as_alice("lag-denied", &denied);
+    assert_success(&output);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("source.progress_group") && stderr.contains("Read on the group"), "{stderr}");
+    assert_eq!(backed_up_records(dir.path(), "lag-denied", &topic).len(), 5, "the backup itself is complete");
+    // (-1001: librdkafka's "no committed offset")
+    assert_eq!(testkit::committed(&bootstrap, &denied, &topic, &[0]), [(0, -1001)].into(), "nothing was committed");
+
+    // A group she may use shows the backup's position, read with confluent-kafka.
+    assert_success(&run_as_alice("lag-allowed", &allowed));
+    assert_eq!(testkit::committed(&bootstrap, &allowed, &topic, &[0]), [(0, 5)].into());
+}

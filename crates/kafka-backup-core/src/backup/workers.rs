@@ -31,6 +31,14 @@ pub(super) struct SharedRun<'a> {
     pub topics: &'a [&'a TopicMetadata],
 }
 
+/// What a worker records across generations: its progress object (and where it is written) and
+/// the group snapshots it takes while it leads.
+struct WorkerRecords {
+    key: String,
+    board: Arc<Mutex<ProgressBoard>>,
+    snapshotter: Arc<GroupSnapshotter>,
+}
+
 /// How a generation's wait ended.
 enum Waited {
     Generation(GenerationEnd),
@@ -48,26 +56,28 @@ impl SharedRun<'_> {
     ) -> Result<BackupReport, EngineError> {
         let (_stop_sender, mut stop) = stop_on_shutdown(shutdown);
         let mut worker = Worker::new(self.client.clone(), self.group.clone());
-        let progress_key = worker_progress_key(worker.name());
-        let progress = Arc::new(Mutex::new(ProgressBoard {
-            updated_at_ms: now_ms(),
-            running: true,
-            checkpoint_interval_ms: self.config.settings.checkpoint_interval.as_millis() as u64,
-            ..ProgressBoard::default()
-        }));
+        let records = WorkerRecords {
+            key: worker_progress_key(worker.name()),
+            board: Arc::new(Mutex::new(ProgressBoard {
+                updated_at_ms: now_ms(),
+                running: true,
+                checkpoint_interval_ms: self.config.settings.checkpoint_interval.as_millis() as u64,
+                ..ProgressBoard::default()
+            })),
+            snapshotter: Arc::new(GroupSnapshotter {
+                client: self.client.clone(),
+                store: self.store.clone(),
+                selector: self.config.groups.clone(),
+                topics: self.topics.iter().map(|t| t.name.clone()).collect(),
+                taken: AtomicUsize::new(0),
+            }),
+        };
         let mut report = BackupReport {
             backup_id: self.config.location.backup_id.clone(),
             location: self.store.description().to_string(),
             topics: self.topics.len(),
             ..BackupReport::default()
         };
-        let snapshotter = Arc::new(GroupSnapshotter {
-            client: self.client.clone(),
-            store: self.store.clone(),
-            selector: self.config.groups.clone(),
-            topics: self.topics.iter().map(|t| t.name.clone()).collect(),
-            taken: AtomicUsize::new(0),
-        });
         let mut manifest = manifest;
         let mut owned: Vec<TopicPartition> = Vec::new();
         let mut failure = None;
@@ -85,12 +95,12 @@ impl SharedRun<'_> {
                 }
             };
             owned = generation.partitions.clone();
-            self.show(&worker, &generation, &progress);
-            if let Err(error) = write_progress(self.store, &progress_key, &progress).await {
+            self.show(&worker, &generation, &records.board);
+            if let Err(error) = write_progress(self.store, &records.key, &records.board).await {
                 tracing::warn!(%error, "could not write the worker's progress; data progress is unaffected");
             }
             if generation.leader {
-                match self.lead(&mut manifest, &snapshotter).await {
+                match self.lead(&mut manifest, &records.snapshotter).await {
                     Ok(warnings) => report.warnings.extend(warnings),
                     Err(error) => {
                         failure = Some(error);
@@ -98,9 +108,7 @@ impl SharedRun<'_> {
                     }
                 }
             }
-            let end = self
-                .work(&worker, &manifest, &generation, &progress, &progress_key, &snapshotter, &mut stop, &mut report)
-                .await;
+            let end = self.work(&worker, &manifest, &generation, &records, &mut stop, &mut report).await;
             match end {
                 Ok(Waited::Generation(end)) => worker.generation_ended(&end),
                 Ok(Waited::Stopped) => break,
@@ -108,9 +116,9 @@ impl SharedRun<'_> {
             }
         }
         worker.leave().await;
-        report.group_snapshots = snapshotter.taken.load(std::sync::atomic::Ordering::Relaxed);
+        report.group_snapshots = records.snapshotter.taken.load(std::sync::atomic::Ordering::Relaxed);
         let consolidated = BackupManifest::load(self.store).await?.unwrap_or(manifest);
-        finish_run(self.store, (&progress_key, &progress), consolidated).await?;
+        finish_run(self.store, (&records.key, &records.board), consolidated).await?;
         match failure {
             Some(error) => Err(error),
             None => Ok(report),
@@ -119,15 +127,12 @@ impl SharedRun<'_> {
 
     /// Backs up `generation`'s partitions until it ends (or the run stops or fails), then stops
     /// them: each commits what it holds.
-    #[allow(clippy::too_many_arguments)]
     async fn work(
         &self,
         worker: &Worker,
         known: &BackupManifest,
         generation: &Generation,
-        progress: &Arc<Mutex<ProgressBoard>>,
-        progress_key: &str,
-        snapshotter: &Arc<GroupSnapshotter>,
+        records: &WorkerRecords,
         stop: &mut watch::Receiver<bool>,
         report: &mut BackupReport,
     ) -> Result<Waited, EngineError> {
@@ -140,16 +145,16 @@ impl SharedRun<'_> {
             store: self.store,
             manifest: &manifest,
             stop: generation_stop,
-            progress,
+            progress: &records.board,
         };
         let (mut tasks, count) = run.spawn(&by_topic(&generation.partitions)).await?;
         report.partitions = report.partitions.max(count);
         let published = published_progress(self.config, self.client);
         let checkpoints = tokio::spawn(checkpoint_periodically(
             self.store.clone(),
-            (progress_key.to_string(), progress.clone()),
+            (records.key.clone(), records.board.clone()),
             self.config.settings.checkpoint_interval,
-            generation.leader.then(|| snapshotter.clone()),
+            generation.leader.then(|| records.snapshotter.clone()),
             published.clone(),
         ));
         let mut lost = 0;
@@ -188,8 +193,11 @@ impl SharedRun<'_> {
             }
         }
         checkpoints.abort();
-        if let Some(published) = &published {
-            published.publish(progress).await;
+        // A worker removed from the group publishes nothing more: its positions may be behind
+        // those the partitions' new owners publish.
+        let removed = matches!(waited, Waited::Generation(GenerationEnd::Removed(_)));
+        if let Some(published) = published.as_ref().filter(|_| !removed) {
+            published.publish(&records.board).await;
         }
         if lost > 0 {
             tracing::warn!(group = %self.group.group_id, lost, generation = generation.id,

@@ -7,10 +7,12 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
+use super::published::ProgressGroup;
 use super::{
     capture_metadata, checkpoint_periodically, finish_run, published_progress, write_progress, BackupConfig,
-    BackupReport, GroupSnapshotter, PartitionRun, ProgressBoard, WorkerState,
+    BackupReport, GroupSnapshotter, PartitionRun, PartitionTasks, ProgressBoard, WorkerState,
 };
 use crate::clock::now_ms;
 use crate::error::EngineError;
@@ -38,6 +40,9 @@ struct WorkerRecords {
     board: Arc<Mutex<ProgressBoard>>,
     snapshotter: Arc<GroupSnapshotter>,
 }
+
+/// A generation's stop signal, partition tasks, checkpoint task and progress-group publisher.
+type GenerationTasks = (watch::Sender<bool>, PartitionTasks, JoinHandle<()>, Option<Arc<ProgressGroup>>);
 
 /// How a generation's wait ended.
 enum Waited {
@@ -78,7 +83,6 @@ impl SharedRun<'_> {
             topics: self.topics.len(),
             ..BackupReport::default()
         };
-        let mut manifest = manifest;
         let mut owned: Vec<TopicPartition> = Vec::new();
         let mut failure = None;
         tracing::info!(group = %self.group.group_id, worker = %worker.name(), "joining the group of workers");
@@ -99,15 +103,6 @@ impl SharedRun<'_> {
             if let Err(error) = write_progress(self.store, &records.key, &records.board).await {
                 tracing::warn!(%error, "could not write the worker's progress; data progress is unaffected");
             }
-            if generation.leader {
-                match self.lead(&mut manifest, &records.snapshotter).await {
-                    Ok(warnings) => report.warnings.extend(warnings),
-                    Err(error) => {
-                        failure = Some(error);
-                        break;
-                    }
-                }
-            }
             let end = self.work(&worker, &manifest, &generation, &records, &mut stop, &mut report).await;
             match end {
                 Ok(Waited::Generation(end)) => worker.generation_ended(&end),
@@ -126,7 +121,9 @@ impl SharedRun<'_> {
     }
 
     /// Backs up `generation`'s partitions until it ends (or the run stops or fails), then stops
-    /// them: each commits what it holds.
+    /// them: each commits what it holds. Heartbeats go on from the start, also while the
+    /// generation is set up: at thousands of partitions, reading the resume points and the
+    /// leader's duties can outlast a session timeout.
     async fn work(
         &self,
         worker: &Worker,
@@ -136,30 +133,15 @@ impl SharedRun<'_> {
         stop: &mut watch::Receiver<bool>,
         report: &mut BackupReport,
     ) -> Result<Waited, EngineError> {
-        // Resume points read now: the partitions may come from a worker that committed since.
-        let manifest = self.committed(known).await?;
-        let (generation_stopper, generation_stop) = watch::channel(false);
-        let run = PartitionRun {
-            config: self.config,
-            client: self.client,
-            store: self.store,
-            manifest: &manifest,
-            stop: generation_stop,
-            progress: &records.board,
-        };
-        let (mut tasks, count) = run.spawn(&by_topic(&generation.partitions)).await?;
-        report.partitions = report.partitions.max(count);
-        let published = published_progress(self.config, self.client);
-        let checkpoints = tokio::spawn(checkpoint_periodically(
-            self.store.clone(),
-            (records.key.clone(), records.board.clone()),
-            self.config.settings.checkpoint_interval,
-            generation.leader.then(|| records.snapshotter.clone()),
-            published.clone(),
-        ));
-        let mut lost = 0;
         let heartbeats = worker.until_generation_ends();
         tokio::pin!(heartbeats);
+        let set_up = tokio::select! {
+            end = &mut heartbeats => return Ok(Waited::Generation(end)),
+            _ = stop.changed() => return Ok(Waited::Stopped),
+            set_up = self.set_up(known, generation, records, report) => set_up?,
+        };
+        let (generation_stopper, mut tasks, checkpoints, published) = set_up;
+        let mut lost = 0;
         let waited = loop {
             tokio::select! {
                 end = &mut heartbeats => break Waited::Generation(end),
@@ -206,26 +188,64 @@ impl SharedRun<'_> {
         Ok(waited)
     }
 
+    /// Starts the generation: the leader's duties, then a task per assigned partition resuming
+    /// from the commit records read now (the partitions may come from a worker that committed
+    /// since), and the checkpoints. Returns the generation's stop, the tasks, the checkpoint task
+    /// and the progress-group publisher.
+    async fn set_up(
+        &self,
+        known: &BackupManifest,
+        generation: &Generation,
+        records: &WorkerRecords,
+        report: &mut BackupReport,
+    ) -> Result<GenerationTasks, EngineError> {
+        let manifest = if generation.leader {
+            let (manifest, warnings) = self.lead(known, &records.snapshotter).await?;
+            report.warnings.extend(warnings);
+            manifest
+        } else {
+            self.committed(known).await?
+        };
+        let (generation_stopper, generation_stop) = watch::channel(false);
+        let run = PartitionRun {
+            config: self.config,
+            client: self.client,
+            store: self.store,
+            manifest: &manifest,
+            stop: generation_stop,
+            progress: &records.board,
+        };
+        let (tasks, count) = run.spawn(&by_topic(&generation.partitions)).await?;
+        report.partitions = report.partitions.max(count);
+        let published = published_progress(self.config, self.client);
+        let checkpoints = tokio::spawn(checkpoint_periodically(
+            self.store.clone(),
+            (records.key.clone(), records.board.clone()),
+            self.config.settings.checkpoint_interval,
+            generation.leader.then(|| records.snapshotter.clone()),
+            published.clone(),
+        ));
+        Ok((generation_stopper, tasks, checkpoints, published))
+    }
+
     /// The manifest with every commit made so far (`known` while none is saved yet).
     async fn committed(&self, known: &BackupManifest) -> Result<BackupManifest, EngineError> {
         Ok(BackupManifest::load(self.store).await?.unwrap_or_else(|| known.clone()))
     }
 
     /// The leader's duties at the start of its generation: the topics' metadata into the manifest
-    /// (saved) and a consumer-group snapshot; returns their warnings.
+    /// (saved) and a consumer-group snapshot; returns the manifest and their warnings.
     async fn lead(
         &self,
-        manifest: &mut BackupManifest,
+        known: &BackupManifest,
         snapshotter: &GroupSnapshotter,
-    ) -> Result<Vec<String>, EngineError> {
-        if let Some(consolidated) = BackupManifest::load(self.store).await? {
-            *manifest = consolidated;
-        }
-        let mut warnings = capture_metadata(self.client, manifest, self.topics).await?;
+    ) -> Result<(BackupManifest, Vec<String>), EngineError> {
+        let mut manifest = self.committed(known).await?;
+        let mut warnings = capture_metadata(self.client, &mut manifest, self.topics).await?;
         manifest.save(self.store).await?;
         let (_, snapshot_warnings) = snapshotter.snapshot().await?;
         warnings.extend(snapshot_warnings);
-        Ok(warnings)
+        Ok((manifest, warnings))
     }
 
     /// The work the leader divides: each partition of the selected topics and its weight (the

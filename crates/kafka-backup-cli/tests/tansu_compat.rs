@@ -1,5 +1,5 @@
-//! The compatibility suite: backup (snapshot, and continuous in fetch rounds), restore (with
-//! kills), point-in-time restore and three-phase restore against Tansu, a Kafka-compatible broker written in Rust, so that a change that breaks a
+//! The compatibility suite: backup (snapshot, continuous in fetch rounds, and shared by two workers
+//! of a group), restore (with kills), point-in-time restore and three-phase restore against Tansu, a Kafka-compatible broker written in Rust, so that a change that breaks a
 //! Kafka-compatible broker is caught. Apache Kafka is the primary broker of every other suite.
 //! Tansu's gaps (GUIDE.md section 3) shape the data: records go one per batch, because its high
 //! watermark is the last batch's base offset + 1, and nothing here asserts on the gaps.
@@ -99,4 +99,41 @@ fn a_continuous_backup_in_fetch_rounds_holds_every_record_on_tansu() {
     let original = testkit::consume(&source.bootstrap(), "stream", &[0, 1, 2]);
     assert_eq!(original.len(), 75);
     assert_eq!(backed_up_records(dir.path(), "rounds", "stream"), original, "every record exactly once");
+}
+
+#[test]
+fn two_workers_share_a_continuous_backup_on_tansu() {
+    let source = Broker::start("tansu-workers");
+    testkit::create_topic(&source.bootstrap(), "shared", 4, &[]);
+    for partition in 0..4 {
+        testkit::produce_one_per_batch(&source.bootstrap(), "shared", partition, 10);
+    }
+    let dir = TempDir::new().unwrap();
+    let settings = "  continuous: true\n  segment_max_interval_ms: 500\n  group_id: tansu-workers\n  \
+                    group_session_timeout_ms: 10000\n";
+    let config = write_config(dir.path(), &source.bootstrap(), "workers", "shared", settings);
+    let workers: Vec<_> = (0..2).map(|_| spawn(&["backup", "--config", config.to_str().unwrap()], false)).collect();
+    // The workers' progress objects (written once they joined): partitions held in the latest generation.
+    let held = || {
+        let folder = dir.path().join("store/workers/state/workers");
+        let boards: Vec<serde_json::Value> = std::fs::read_dir(folder)
+            .map(|entries| {
+                entries.filter_map(|e| serde_json::from_slice(&std::fs::read(e.ok()?.path()).ok()?).ok()).collect()
+            })
+            .unwrap_or_default();
+        let latest = boards.iter().filter_map(|b| b["worker"]["generation"].as_i64()).max();
+        let current = boards.iter().filter(|b| b["worker"]["generation"].as_i64() == latest);
+        current.map(|b| b["worker"]["partitions"]["shared"].as_array().map_or(0, Vec::len)).collect::<Vec<_>>()
+    };
+    wait_for("both workers to hold partitions", HANG, || {
+        let held = held();
+        held.len() == 2 && held.iter().all(|&n| n > 0) && held.iter().sum::<usize>() == 4
+    });
+    wait_for("every record backed up", HANG, || backed_up_records_if_any(dir.path(), "workers", "shared").len() == 40);
+    for worker in workers {
+        send_signal(&worker, "-TERM");
+        assert_success(&wait_with_deadline(worker, HANG));
+    }
+    let original = testkit::consume(&source.bootstrap(), "shared", &[0, 1, 2, 3]);
+    assert_eq!(backed_up_records(dir.path(), "workers", "shared"), original, "every record exactly once");
 }

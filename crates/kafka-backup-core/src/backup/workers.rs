@@ -105,7 +105,13 @@ impl SharedRun<'_> {
             }
             let end = self.work(&worker, &manifest, &generation, &records, &mut stop, &mut report).await;
             match end {
-                Ok(Waited::Generation(end)) => worker.generation_ended(&end),
+                Ok(Waited::Generation(end)) => {
+                    // Removed, it holds nothing: its old partitions have owners it must not claim back.
+                    if matches!(end, GenerationEnd::Removed(_)) {
+                        owned.clear();
+                    }
+                    worker.generation_ended(&end);
+                }
                 Ok(Waited::Stopped) => break,
                 Ok(Waited::Failed(error)) | Err(error) => failure = Some(error),
             }

@@ -223,6 +223,13 @@ pub struct RestoreArgs {
     /// Output format of the plan and the report.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Share the restore with every process started with this group id: overrides
+    /// restore.group_id.
+    #[arg(long)]
+    pub group_id: Option<String>,
+    /// This worker's static id in the group (e.g. its pod name): overrides restore.group_instance_id.
+    #[arg(long)]
+    pub group_instance_id: Option<String>,
 }
 
 /// Where the backups are: `--path` (a URL or a directory, credentials from the cloud's standard

@@ -241,6 +241,31 @@ fn the_helm_chart_lints_renders_every_workload_and_its_configs_pass_the_binarys_
     let config = dir.path().join("continuous.yaml");
     std::fs::write(&config, files["continuous.yaml"].as_str().unwrap()).unwrap();
     assert_success(&run(&["config", "check", "--config", config.to_str().unwrap()]));
+
+    // A restore shared by several pods: a Job running them in parallel, its config naming the group.
+    let refused = helm(&["template", "dr", chart, "--set", "restore.enabled=true", "--set", "restore.workers=3"]);
+    assert!(!refused.status.success() && text(&refused.stderr).contains("needs restore.groupId"));
+    let shared = helm(&[
+        "template",
+        "dr",
+        chart,
+        "--set",
+        "restore.enabled=true",
+        "--set",
+        "restore.workers=3",
+        "--set",
+        "restore.groupId=dr-restore",
+    ]);
+    assert_success(&shared);
+    let objects = rendered_objects(&shared);
+    let job = objects.iter().find(|o| o["kind"] == "Job").expect("a Job");
+    assert_eq!((job["spec"]["parallelism"].as_i64(), job["spec"]["completions"].as_i64()), (Some(3), Some(3)));
+    let files = &objects.iter().find(|o| o["kind"] == "ConfigMap").expect("a ConfigMap")["data"];
+    let restore: serde_yaml_ng::Value = serde_yaml_ng::from_str(files["restore.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(restore["restore"]["group_id"], "dr-restore");
+    let config = dir.path().join("restore.yaml");
+    std::fs::write(&config, files["restore.yaml"].as_str().unwrap()).unwrap();
+    assert_success(&run(&["config", "check", "--config", config.to_str().unwrap()]));
 }
 
 /// The objects `helm template` rendered.

@@ -4,11 +4,13 @@
 //! source record for record (confluent-kafka), `validate --deep` passes and no segment overlaps
 //! another. With static membership a restarted worker gets its partitions back without a rebalance;
 //! `source.progress_group` shows the backup's position as a consumer group's committed offsets.
+//! Three workers share a restore through a kill and a pause past the session timeout: the target
+//! equals the source record for record (confluent-kafka), the moved partitions' earlier writers fenced.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,34 +21,47 @@ use tempfile::TempDir;
 
 const SESSION_TIMEOUT_MS: u64 = 6_000;
 
-/// One worker process: its name, metrics port and log file.
+/// One worker process: its name, metrics port, log and output files.
 struct Worker {
     name: String,
     port: u16,
     log: PathBuf,
+    out: PathBuf,
     child: Option<Child>,
 }
 
 impl Worker {
-    /// Starts a worker of group `group` with the backup config `config`; static with `instance`.
+    /// Starts a backup worker of group `group` with the config `config`; static with `instance`.
     fn start(dir: &Path, config: &Path, group: &str, name: &str, instance: bool) -> Self {
+        Self::launch("backup", dir, config, group, name, instance)
+    }
+
+    /// Starts `command` (backup or restore) as a worker of group `group` with the config `config`.
+    fn launch(command: &str, dir: &Path, config: &Path, group: &str, name: &str, instance: bool) -> Self {
         let port = testkit::free_port();
         let own = dir.join(format!("{name}.yaml"));
         let yaml = std::fs::read_to_string(config).unwrap() + &format!("metrics:\n  listen: 127.0.0.1:{port}\n");
         std::fs::write(&own, yaml).unwrap();
-        let log = dir.join(format!("{name}.log"));
-        let mut args = vec!["backup", "--config", own.to_str().unwrap(), "--group-id", group];
+        let (log, out) = (dir.join(format!("{name}.log")), dir.join(format!("{name}.out")));
+        let mut args = vec![command, "--config", own.to_str().unwrap(), "--group-id", group];
         if instance {
             args.extend(["--group-instance-id", name]);
         }
         let child = binary()
             .args(&args)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start kafka-backup");
-        Self { name: name.into(), port, log, child: Some(child) }
+        Self { name: name.into(), port, log, out, child: Some(child) }
+    }
+
+    /// Waits for the worker to end on its own and checks that it succeeded; returns its output.
+    fn finished(&mut self) -> String {
+        let output = wait_with_deadline(self.child.take().expect("running"), HANG);
+        assert!(output.status.success(), "worker {} failed: {}", self.name, self.log_text());
+        std::fs::read_to_string(&self.out).unwrap_or_default()
     }
 
     fn metrics(&self) -> String {
@@ -301,4 +316,77 @@ fn worker_board(dir: &Path, backup_id: &str, worker: &str) -> Option<serde_json:
     let path = dir.join(format!("store/{backup_id}/state/workers/{worker}.json"));
     let board: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     Some(board["worker"].clone())
+}
+
+#[test]
+fn workers_share_a_restore_through_a_kill_and_a_pause_past_the_session_timeout() {
+    const PARTITIONS: i32 = 24;
+    let (bootstrap, topic) = new_topic("restored-by-workers", PARTITIONS);
+    let an_hour_ago = now_ms() - 3_600_000;
+    let records: Vec<RefRecord> = (0..PARTITIONS * 200)
+        .map(|i| RefRecord {
+            partition: Some(i % PARTITIONS),
+            key: Some(format!("key-{i}").into_bytes()),
+            value: Some(format!("value-{i:06}").into_bytes().repeat(8)),
+            headers: vec![("h".into(), Some(i.to_string().into_bytes())), ("h".into(), None)],
+            timestamp: Some(an_hour_ago + i64::from(i)),
+            ..RefRecord::default()
+        })
+        .collect();
+    testkit::produce(&bootstrap, &topic, &records, &[("linger.ms", "5"), ("batch.num.messages", "20")]);
+    let all: Vec<i32> = (0..PARTITIONS).collect();
+    let original = testkit::consume(&bootstrap, &topic, &all);
+    assert_eq!(original.len(), records.len());
+    // A consumer group part-way through the topic, whose offsets the finishing worker translates.
+    let reader = unique("reader");
+    let positions: Vec<(&str, i32, i64)> = all.iter().map(|&p| (topic.as_str(), p, 120)).collect();
+    testkit::commit(&bootstrap, &reader, &positions);
+    let dir = TempDir::new().unwrap();
+    // Small segments: a worker stops a partition at the end of a segment when the group rebalances.
+    let config = write_config(dir.path(), &bootstrap, "to-share", &topic, "  segment_max_bytes: 4096\n");
+    assert_success(&backup(&config));
+
+    let target = unique("shared-restore");
+    let settings = format!(
+        "  topic_mapping:\n    {topic}: {target}\n  consumer_group_strategy: exact\n  \
+         rate_limit_records_per_sec: 150\n  group_id: unused\n  \
+         group_session_timeout_ms: {SESSION_TIMEOUT_MS}\n  group_rebalance_timeout_ms: 30000\n"
+    );
+    let config = write_restore_config(dir.path(), "shared-restore", &bootstrap, "to-share", &settings);
+    let group = unique("restore-workers");
+    let mut a = Worker::launch("restore", dir.path(), &config, &group, "restorer-a", false);
+    let mut b = Worker::launch("restore", dir.path(), &config, &group, "restorer-b", false);
+    let mut c = Worker::launch("restore", dir.path(), &config, &group, "restorer-c", false);
+    wait_until_shared("three workers to share the target partitions", &[&a, &b, &c], PARTITIONS as usize);
+    let restored = |worker: &Worker| metric_sum(&worker.metrics(), "kafka_backup_restored_records_total", &[]);
+    wait_for("the first worker to restore records", HANG, || restored(&a) > 0.0);
+
+    // Killed mid-restore: its partitions go to the others, which fence its producers first.
+    a.kill();
+    // Paused past its session timeout: removed from the group; continued, its writes are refused
+    // (fenced) or its state records come second, and it loses those partitions cleanly.
+    b.signal("-STOP");
+    std::thread::sleep(Duration::from_millis(SESSION_TIMEOUT_MS + 2_000));
+    b.signal("-CONT");
+    let outputs = [b.finished(), c.finished()];
+
+    let copied = testkit::consume(&bootstrap, &target, &all);
+    assert_eq!(without_offsets(&copied), without_offsets(&original), "every record once, in order, in its partition");
+    let finishers = outputs.iter().filter(|out| out.contains("found the restore complete and finished it")).count();
+    assert_eq!(finishers, 1, "one worker finishes the restore: {outputs:?}");
+    let logs = b.log_text() + &c.log_text();
+    assert!(logs.contains("fencing the partition's earlier writers"), "the killed worker's partitions were fenced");
+    // The offset maps hold where every batch landed (a fence's marker takes an offset): the group's
+    // translated offsets point at the records it had reached, and `verify` finds no difference.
+    let committed = testkit::committed(&bootstrap, &reader, &target, &all);
+    for &partition in &all {
+        let in_partition = |records: &[RefRecord]| -> Vec<RefRecord> {
+            records.iter().filter(|r| r.partition == Some(partition)).cloned().collect()
+        };
+        let (source, copy) = (in_partition(&original), in_partition(&copied));
+        let reached = source.iter().position(|r| r.offset == Some(120)).expect("offset 120 in the source");
+        assert_eq!(committed[&partition], copy[reached].offset.unwrap(), "partition {partition}'s group offset");
+    }
+    let verified = run(&["verify", "--config", config.to_str().unwrap()]);
+    assert_success(&verified);
 }

@@ -130,6 +130,14 @@ pub enum EngineError {
         /// What differs and what to do.
         detail: String,
     },
+    /// A worker of a group lost a partition to another worker, which took it over and fenced it.
+    #[error("{partition}: taken over by another worker of the group ({detail})")]
+    PartitionLost {
+        /// The partition.
+        partition: TopicPartition,
+        /// How the loss showed.
+        detail: String,
+    },
     /// A restore's recorded state cannot be used for this run.
     #[error("restore state {dir}: {detail}")]
     RestoreState {

@@ -52,6 +52,11 @@ impl<'a> LogReader<'a> {
         Ok(reader.end())
     }
 
+    /// The offset the next records are read from (the log start when reading began before it).
+    pub fn position(&self) -> i64 {
+        self.next
+    }
+
     /// Where the partition ended when reading began: its reported end, or the end of the last
     /// batch read when that batch goes on past it.
     pub fn end(&self) -> i64 {

@@ -72,7 +72,13 @@ pub async fn run_three_phase_restore(
     let target = RestoreTarget::open(config).await?;
     let restore = run_restore(config, &target, shutdown).await?;
     let mut report = ThreePhaseReport { restore, strategy, plan: None, reset: None };
-    if report.restore.dry_run || report.restore.interrupted || strategy == GroupStrategy::Skip {
+    // Of the workers sharing a restore, the one that found it complete translates the offsets.
+    let another_worker_finished = report.restore.worker.as_ref().is_some_and(|w| !w.finished_the_restore);
+    if report.restore.dry_run
+        || report.restore.interrupted
+        || strategy == GroupStrategy::Skip
+        || another_worker_finished
+    {
         return Ok(report);
     }
     let groups = job.groups.groups_or_all();

@@ -57,6 +57,7 @@ const SUBLAYERS: &[(&str, &[&str])] = &[
             "admin",
             "groups",
             "membership",
+            "transactions",
             "log",
             "client",
             "metadata",
@@ -73,6 +74,7 @@ const SUBLAYERS: &[(&str, &[&str])] = &[
     (
         "restore",
         &[
+            "workers",
             "repartition",
             "partition",
             "target",

@@ -14,7 +14,12 @@ use crate::cli::{Format, PlanFormat, RestoreArgs};
 
 /// Runs the command, with `default_strategy` for group offsets unless the config names one.
 pub async fn run(args: RestoreArgs, default_strategy: GroupStrategy, display: super::Display) -> anyhow::Result<()> {
-    let mut job = RestoreJob::load(&args.config).with_context(|| format!("in {}", args.config.display()))?;
+    let mut job = RestoreJob::load(&args.config)
+        .and_then(|mut job| {
+            job.restore = job.restore.with_group(args.group_id, args.group_instance_id)?;
+            Ok(job)
+        })
+        .with_context(|| format!("in {}", args.config.display()))?;
     job.restore.settings.dry_run |= args.dry_run;
     super::serve_metrics(job.restore.metrics).await?;
     let shutdown = super::signals::stop_requested("stop requested: finishing the batch in flight…");
@@ -125,6 +130,21 @@ fn summary(report: &RestoreReport) -> String {
     }
     if !report.purged_topics.is_empty() {
         let _ = writeln!(out, "  purged before the restore: {}", report.purged_topics.join(", "));
+    }
+    if let Some(worker) = &report.worker {
+        let _ = writeln!(
+            out,
+            "  worker {} of group {}: {} generations, {} partitions lost to other workers; {}",
+            worker.worker,
+            worker.group,
+            worker.generations,
+            worker.partitions_lost,
+            if worker.finished_the_restore {
+                "it found the restore complete and finished it"
+            } else {
+                "another worker finishes the restore"
+            }
+        );
     }
     if report.already_restored > 0 {
         let _ = writeln!(out, "  {} records were already restored by an interrupted run", report.already_restored);

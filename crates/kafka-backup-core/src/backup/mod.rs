@@ -35,8 +35,8 @@ use crate::manifest::{to_json, BackupManifest, OffsetGap, PartitionBackup};
 use crate::metrics::metrics;
 use crate::stop_signal::{join_stopping_on_failure, stop_on_shutdown};
 use crate::storage::{BackupStore, StorageError};
-use crate::topics::TopicSelector;
-use crate::worker_group::PartitionsByTopic;
+use crate::topics::{TopicPartition, TopicSelector};
+use crate::worker_group::{count_lost, PartitionsByTopic};
 use partition::{PartitionTask, FETCH_BUFFER_BYTES};
 use published::ProgressGroup;
 
@@ -337,10 +337,12 @@ impl PartitionRun<'_> {
                     permits: permits.clone(),
                     progress: self.progress.clone(),
                 };
-                let name = format!("{topic}-{partition}");
+                let held = TopicPartition::new(topic, partition);
+                let name = held.to_string();
                 tasks.spawn(async move {
                     match task.run().await {
                         Err(EngineError::Conflict { key }) if shared => {
+                            count_lost(&held);
                             tracing::warn!(partition = %name, %key, "another worker committed this partition first: \
                                 it is that worker's now; this one drops it and rejoins the group");
                             Ok((name, PartitionOutcome { lost: true, ..PartitionOutcome::default() }))

@@ -256,7 +256,7 @@ impl SharedRun<'_> {
 
     /// The work the leader divides: each partition of the selected topics and its weight (the
     /// records between its backed-up offset and its high watermark, plus an even share).
-    async fn pending_work(&self, known: &BackupManifest) -> Result<BTreeMap<TopicPartition, u64>, EngineError> {
+    async fn pending_work(&self, known: &BackupManifest) -> Result<Option<BTreeMap<TopicPartition, u64>>, EngineError> {
         let manifest = self.committed(known).await?;
         let mut pending = BTreeMap::new();
         for topic in self.topics {
@@ -271,7 +271,8 @@ impl SharedRun<'_> {
                 pending.insert(TopicPartition::new(&topic.name, partition), (end - next).max(0) as u64);
             }
         }
-        Ok(weights(&pending))
+        // A continuous backup is never finished.
+        Ok(Some(weights(&pending)))
     }
 
     /// Shows the generation in the worker's progress object, logs and metrics.

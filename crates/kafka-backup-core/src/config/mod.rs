@@ -396,8 +396,19 @@ fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
         Some(0) => Err(invalid(key, "must be positive (remove the key for no limit)")),
         other => Ok(other),
     };
+    let workers = restore_group(
+        worker_group(GroupKeys {
+            section: "restore",
+            group_id: raw.group_id.as_deref(),
+            instance_id: raw.group_instance_id.as_deref(),
+            session_timeout_ms: raw.group_session_timeout_ms,
+            rebalance_timeout_ms: raw.group_rebalance_timeout_ms,
+        })?,
+        repartition,
+    )?;
     let defaults = RestoreSettings::default();
     Ok(RestoreSettings {
+        workers,
         window,
         topic_mapping: raw.topic_mapping.unwrap_or_default(),
         partition_mapping,
@@ -484,7 +495,16 @@ fn backup_settings(raw: RawBackup) -> Result<BackupSettings, ConfigError> {
             1024,
         )?,
         continuous: raw.continuous.unwrap_or(false),
-        workers: worker_group(&raw)?,
+        workers: backup_group(
+            worker_group(GroupKeys {
+                section: "backup",
+                group_id: raw.group_id.as_deref(),
+                instance_id: raw.group_instance_id.as_deref(),
+                session_timeout_ms: raw.group_session_timeout_ms,
+                rebalance_timeout_ms: raw.group_rebalance_timeout_ms,
+            })?,
+            raw.continuous.unwrap_or(false),
+        )?,
     })
 }
 
@@ -498,51 +518,58 @@ fn progress_group(source: &RawEndpoint) -> Result<Option<String>, ConfigError> {
     }
 }
 
-/// `backup.group_id` and its companions: workers sharing a continuous backup.
-fn worker_group(raw: &RawBackup) -> Result<Option<WorkerGroup>, ConfigError> {
-    let Some(group_id) = raw.group_id.as_deref() else {
-        if raw.group_instance_id.is_some()
-            || raw.group_session_timeout_ms.is_some()
-            || raw.group_rebalance_timeout_ms.is_some()
-        {
+/// The `group_*` keys of the `backup` or `restore` section.
+struct GroupKeys<'a> {
+    section: &'static str,
+    group_id: Option<&'a str>,
+    instance_id: Option<&'a str>,
+    session_timeout_ms: Option<u64>,
+    rebalance_timeout_ms: Option<u64>,
+}
+
+/// `{section}.group_id` and its companions: workers sharing a backup or a restore.
+fn worker_group(keys: GroupKeys) -> Result<Option<WorkerGroup>, ConfigError> {
+    let section = keys.section;
+    let Some(group_id) = keys.group_id else {
+        if keys.instance_id.is_some() || keys.session_timeout_ms.is_some() || keys.rebalance_timeout_ms.is_some() {
             return Err(invalid(
-                "backup.group_id",
+                &format!("{section}.group_id"),
                 "is missing: group_instance_id and the group timeouts only apply to workers of a group".to_string(),
             ));
         }
         return Ok(None);
     };
-    let session_timeout =
-        in_range("backup.group_session_timeout_ms", raw.group_session_timeout_ms.unwrap_or(30_000), 1_000, 1_800_000)?;
-    let rebalance_timeout = in_range(
-        "backup.group_rebalance_timeout_ms",
-        raw.group_rebalance_timeout_ms.unwrap_or(60_000),
-        1_000,
-        1_800_000,
-    )?;
+    let timeout = |key: &str, value: Option<u64>, default: u64| {
+        in_range(&format!("{section}.{key}"), value.unwrap_or(default), 1_000, 1_800_000).map(Duration::from_millis)
+    };
     let group = WorkerGroup {
         group_id: group_id.to_string(),
-        instance_id: raw.group_instance_id.clone(),
-        session_timeout: Duration::from_millis(session_timeout),
-        rebalance_timeout: Duration::from_millis(rebalance_timeout),
+        instance_id: keys.instance_id.map(str::to_string),
+        session_timeout: timeout("group_session_timeout_ms", keys.session_timeout_ms, 30_000)?,
+        rebalance_timeout: timeout("group_rebalance_timeout_ms", keys.rebalance_timeout_ms, 60_000)?,
     };
-    checked_group(group, raw.continuous.unwrap_or(false)).map(Some)
+    checked_group(section, group).map(Some)
 }
 
-/// `group` if its names are valid and the backup is continuous.
-fn checked_group(group: WorkerGroup, continuous: bool) -> Result<WorkerGroup, ConfigError> {
+/// `group` if its names are valid.
+fn checked_group(section: &str, group: WorkerGroup) -> Result<WorkerGroup, ConfigError> {
     let name_ok = |name: &str| {
         !name.is_empty() && name.len() <= 249 && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
     };
     if !name_ok(&group.group_id) {
         let problem = format!("{:?} must be 1-249 characters of A-Z a-z 0-9 . _ -", group.group_id);
-        return Err(invalid("backup.group_id", problem));
+        return Err(invalid(&format!("{section}.group_id"), problem));
     }
     if let Some(instance) = group.instance_id.as_deref().filter(|id| !name_ok(id)) {
         let problem = format!("{instance:?} must be 1-249 characters of A-Z a-z 0-9 . _ -");
-        return Err(invalid("backup.group_instance_id", problem));
+        return Err(invalid(&format!("{section}.group_instance_id"), problem));
     }
-    if !continuous {
+    Ok(group)
+}
+
+/// Workers share a continuous backup only.
+fn backup_group(group: Option<WorkerGroup>, continuous: bool) -> Result<Option<WorkerGroup>, ConfigError> {
+    if group.is_some() && !continuous {
         return Err(invalid(
             "backup.group_id",
             "workers share a continuous backup: set backup.continuous: true (a snapshot ends at the offsets one \
@@ -553,29 +580,67 @@ fn checked_group(group: WorkerGroup, continuous: bool) -> Result<WorkerGroup, Co
     Ok(group)
 }
 
+/// Workers cannot share a restore that routes records by key.
+fn restore_group(group: Option<WorkerGroup>, repartition: bool) -> Result<Option<WorkerGroup>, ConfigError> {
+    if group.is_some() && repartition {
+        return Err(invalid(
+            "restore.group_id",
+            "cannot be combined with restore.repartition: records routed by key are restored in source order by one \
+             process, which is what lets an interrupted run resume exactly; run that restore without a group"
+                .to_string(),
+        ));
+    }
+    Ok(group)
+}
+
+/// `existing` with `--group-id` / `--group-instance-id` from the command line applied over the
+/// config's `{section}.group_id` / `{section}.group_instance_id` (the group timeouts stay the config's).
+fn overridden_group(
+    section: &'static str,
+    existing: Option<WorkerGroup>,
+    group_id: Option<String>,
+    instance_id: Option<String>,
+) -> Result<Option<WorkerGroup>, ConfigError> {
+    if group_id.is_none() && instance_id.is_none() {
+        return Ok(existing);
+    }
+    let mut group = existing.unwrap_or(WorkerGroup {
+        group_id: String::new(),
+        instance_id: None,
+        session_timeout: Duration::from_millis(30_000),
+        rebalance_timeout: Duration::from_millis(60_000),
+    });
+    if let Some(group_id) = group_id {
+        group.group_id = group_id;
+    }
+    if instance_id.is_some() {
+        group.instance_id = instance_id;
+    }
+    if group.group_id.is_empty() {
+        return Err(invalid(
+            &format!("{section}.group_id"),
+            "is missing: --group-instance-id needs --group-id".to_string(),
+        ));
+    }
+    checked_group(section, group).map(Some)
+}
+
 impl BackupConfig {
     /// The config with `--group-id` / `--group-instance-id` from the command line applied over
     /// `backup.group_id` / `backup.group_instance_id` (the group timeouts stay the config's).
     pub fn with_group(mut self, group_id: Option<String>, instance_id: Option<String>) -> Result<Self, ConfigError> {
-        if group_id.is_none() && instance_id.is_none() {
-            return Ok(self);
-        }
-        let mut group = self.settings.workers.take().unwrap_or(WorkerGroup {
-            group_id: String::new(),
-            instance_id: None,
-            session_timeout: Duration::from_millis(30_000),
-            rebalance_timeout: Duration::from_millis(60_000),
-        });
-        if let Some(group_id) = group_id {
-            group.group_id = group_id;
-        }
-        if instance_id.is_some() {
-            group.instance_id = instance_id;
-        }
-        if group.group_id.is_empty() {
-            return Err(invalid("backup.group_id", "is missing: --group-instance-id needs --group-id".to_string()));
-        }
-        self.settings.workers = Some(checked_group(group, self.settings.continuous)?);
+        let group = overridden_group("backup", self.settings.workers.take(), group_id, instance_id)?;
+        self.settings.workers = backup_group(group, self.settings.continuous)?;
+        Ok(self)
+    }
+}
+
+impl RestoreConfig {
+    /// The config with `--group-id` / `--group-instance-id` from the command line applied over
+    /// `restore.group_id` / `restore.group_instance_id` (the group timeouts stay the config's).
+    pub fn with_group(mut self, group_id: Option<String>, instance_id: Option<String>) -> Result<Self, ConfigError> {
+        let group = overridden_group("restore", self.settings.workers.take(), group_id, instance_id)?;
+        self.settings.workers = restore_group(group, self.settings.repartition)?;
         Ok(self)
     }
 }

@@ -103,6 +103,10 @@ pub(super) struct RawRestore {
     pub(super) include_original_offset_header: Option<bool>,
     pub(super) consumer_group_strategy: Option<String>,
     pub(super) consumer_groups: Option<RawTopics>,
+    pub(super) group_id: Option<String>,
+    pub(super) group_instance_id: Option<String>,
+    pub(super) group_session_timeout_ms: Option<u64>,
+    pub(super) group_rebalance_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -191,6 +191,27 @@ fn a_minimal_restore_selects_every_topic_with_defaults() {
 }
 
 #[test]
+fn workers_share_a_restore_unless_it_routes_by_key_and_the_command_line_overrides_the_group() {
+    let yaml = format!("{RESTORE}restore:\n  group_id: dr-restore\n  group_rebalance_timeout_ms: 120000\n");
+    let shared = RestoreJob::from_yaml(&yaml, |_| None).unwrap().restore;
+    let group = shared.settings.workers.clone().expect("a worker group");
+    assert_eq!((group.group_id.as_str(), group.session_timeout), ("dr-restore", Duration::from_secs(30)));
+    assert_eq!(group.rebalance_timeout, Duration::from_secs(120));
+    let group = shared.with_group(None, Some("restore-0".into())).unwrap().settings.workers.unwrap();
+    assert_eq!((group.group_id.as_str(), group.instance_id.as_deref()), ("dr-restore", Some("restore-0")));
+
+    let error = restore_error("restore:\n  repartition: true\n  group_id: dr-restore\n");
+    assert!(error.contains("restore.group_id") && error.contains("repartition"), "{error}");
+    let by_key = RestoreJob::from_yaml(&format!("{RESTORE}restore:\n  repartition: true\n"), |_| None).unwrap();
+    let error = by_key.restore.with_group(Some("g".into()), None).unwrap_err().to_string();
+    assert!(error.contains("restore.group_id") && error.contains("repartition"), "{error}");
+    let error = restore_error("restore:\n  group_session_timeout_ms: 6000\n");
+    assert!(error.contains("restore.group_id") && error.contains("missing"), "{error}");
+    let error = restore_error("restore:\n  group_id: \"a/b\"\n");
+    assert!(error.contains("restore.group_id"), "{error}");
+}
+
+#[test]
 fn bad_restore_settings_are_named() {
     let error = restore_error("restore:\n  time_window_start: 5\n  time_window_end: 4\n");
     assert!(error.contains("restore.time_window_start"), "{error}");

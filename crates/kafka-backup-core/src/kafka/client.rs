@@ -35,6 +35,45 @@ pub(super) enum Route<'a> {
     Produce(&'a str, i32),
     /// The coordinator of a consumer group.
     Coordinator(&'a str),
+    /// The transaction coordinator of a transactional id.
+    TransactionCoordinator(&'a str),
+}
+
+/// What a coordinator coordinates: a group, or a transactional id (FindCoordinator's key types).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Coordinated<'a> {
+    Group(&'a str),
+    Transaction(&'a str),
+}
+
+impl Coordinated<'_> {
+    /// FindCoordinator's key type.
+    pub(super) fn key_type(self) -> i8 {
+        match self {
+            Self::Group(_) => 0,
+            Self::Transaction(_) => 1,
+        }
+    }
+
+    /// The group or transactional id.
+    pub(super) fn key(&self) -> &str {
+        match self {
+            Self::Group(key) | Self::Transaction(key) => key,
+        }
+    }
+
+    /// What error messages name: ` for group G` or ` for transactional id T`.
+    pub(super) fn context(&self) -> String {
+        match self {
+            Self::Group(group) => format!(" for group {group}"),
+            Self::Transaction(id) => format!(" for transactional id {id}"),
+        }
+    }
+
+    /// The coordinator cache's key (a group and a transactional id may share a name).
+    fn cache_key(&self) -> String {
+        format!("{}:{}", self.key_type(), self.key())
+    }
 }
 
 /// Connections per broker for fetches, and as many for produces: a broker answers the requests
@@ -369,7 +408,10 @@ impl KafkaClient {
                         Err(error) => Err(error),
                     },
                     Route::Produce(topic, partition) => self.produce_connection(topic, partition).await,
-                    Route::Coordinator(group) => self.coordinator_connection(group).await,
+                    Route::Coordinator(group) => self.coordinator_connection(Coordinated::Group(group)).await,
+                    Route::TransactionCoordinator(id) => {
+                        self.coordinator_connection(Coordinated::Transaction(id)).await
+                    }
                 };
                 let timer = Timer::start();
                 let result = match connection {
@@ -393,7 +435,12 @@ impl KafkaClient {
                         {
                             self.forget_topic(topic)
                         }
-                        Route::Coordinator(group) if error.invalidates_coordinator() => self.forget_coordinator(group),
+                        Route::Coordinator(group) if error.invalidates_coordinator() => {
+                            self.forget_coordinator(Coordinated::Group(group))
+                        }
+                        Route::TransactionCoordinator(id) if error.invalidates_coordinator() => {
+                            self.forget_coordinator(Coordinated::Transaction(id))
+                        }
                         _ => {}
                     }
                 }
@@ -402,32 +449,32 @@ impl KafkaClient {
             .await
     }
 
-    async fn coordinator_connection(&self, group: &str) -> Result<Arc<BrokerConnection>, KafkaError> {
-        self.coordinator_connection_in(group, "").await
+    async fn coordinator_connection(&self, coordinated: Coordinated<'_>) -> Result<Arc<BrokerConnection>, KafkaError> {
+        self.coordinator_connection_in(coordinated, "").await
     }
 
-    /// A connection to `group`'s coordinator in `lane`: a group member's JoinGroup may wait a whole
-    /// rebalance, and a broker answers a connection's requests one at a time.
+    /// A connection to the coordinator of `coordinated` in `lane`: a group member's JoinGroup may
+    /// wait a whole rebalance, and a broker answers a connection's requests one at a time.
     pub(super) async fn coordinator_connection_in(
         &self,
-        group: &str,
+        coordinated: Coordinated<'_>,
         lane: &str,
     ) -> Result<Arc<BrokerConnection>, KafkaError> {
-        let cached = self.coordinators.lock().expect("coordinator lock").get(group).cloned();
+        let cached = self.coordinators.lock().expect("coordinator lock").get(&coordinated.cache_key()).cloned();
         let coordinator = match cached {
             Some(coordinator) => coordinator,
             None => {
                 // Boxed: the lookup itself goes through `on`, which may call back here.
-                let found = Box::pin(self.lookup_coordinator(group)).await?;
-                self.coordinators.lock().expect("coordinator lock").insert(group.to_string(), found.clone());
+                let found = Box::pin(self.lookup_coordinator(coordinated)).await?;
+                self.coordinators.lock().expect("coordinator lock").insert(coordinated.cache_key(), found.clone());
                 found
             }
         };
         self.connection_in(&coordinator.address(), lane).await
     }
 
-    /// Forgets `group`'s coordinator after an error that says it moved.
-    pub(super) fn forget_coordinator(&self, group: &str) {
-        self.coordinators.lock().expect("coordinator lock").remove(group);
+    /// Forgets the coordinator of `coordinated` after an error that says it moved.
+    pub(super) fn forget_coordinator(&self, coordinated: Coordinated<'_>) {
+        self.coordinators.lock().expect("coordinator lock").remove(&coordinated.cache_key());
     }
 }

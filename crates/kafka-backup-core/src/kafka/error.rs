@@ -284,6 +284,8 @@ impl Retriable for KafkaError {
                 error.is_retriable()
                     || STALE_COORDINATOR_CODES.contains(error)
                     || *error == ResponseError::CoordinatorLoadInProgress
+                    // A transactional id's previous transaction is still being completed.
+                    || *error == ResponseError::ConcurrentTransactions
             }
             _ => false,
         }

@@ -12,12 +12,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::client::{KafkaClient, Route};
+use super::client::{Coordinated, KafkaClient, Route};
 use super::metadata::BrokerInfo;
 use super::KafkaError;
 
-/// FindCoordinator key type of a consumer group.
-const KEY_TYPE_GROUP: i8 = 0;
 /// First FindCoordinator version that batches keys.
 const FIND_COORDINATOR_BATCHED: i16 = 4;
 /// First OffsetFetch version that batches groups.
@@ -105,11 +103,12 @@ fn group_id(group: &str) -> GroupId {
 }
 
 impl KafkaClient {
-    /// Finds the coordinator broker of `group`.
-    pub(super) async fn lookup_coordinator(&self, group: &str) -> Result<BrokerInfo, KafkaError> {
+    /// Finds the coordinator broker of a group or transactional id.
+    pub(super) async fn lookup_coordinator(&self, coordinated: Coordinated<'_>) -> Result<BrokerInfo, KafkaError> {
+        let group = coordinated.key();
         self.on("FindCoordinator", Route::Any, |connection| async move {
             let version = connection.version_for::<FindCoordinatorRequest>()?;
-            let request = FindCoordinatorRequest::default().with_key_type(KEY_TYPE_GROUP);
+            let request = FindCoordinatorRequest::default().with_key_type(coordinated.key_type());
             let request = if version >= FIND_COORDINATOR_BATCHED {
                 request.with_coordinator_keys(vec![StrBytes::from_string(group.to_string())])
             } else {
@@ -125,7 +124,7 @@ impl KafkaClient {
             if error_code != 0 {
                 return Err(KafkaError::broker(
                     "FindCoordinator",
-                    group_context(group),
+                    coordinated.context(),
                     connection.address(),
                     error_code,
                     None,

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{GroupId, HeartbeatRequest, JoinGroupRequest, Leav
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::client::KafkaClient;
+use super::client::{Coordinated, KafkaClient};
 use super::connection::BrokerConnection;
 use super::KafkaError;
 
@@ -96,13 +96,13 @@ impl Membership {
 
 impl KafkaClient {
     async fn membership_connection(&self, member: &Membership) -> Result<std::sync::Arc<BrokerConnection>, KafkaError> {
-        self.coordinator_connection_in(&member.group, LANE).await
+        self.coordinator_connection_in(Coordinated::Group(&member.group), LANE).await
     }
 
     /// Forgets the coordinator after `error` when it says the coordinator moved, and returns it.
     fn membership_error(&self, member: &Membership, error: KafkaError) -> KafkaError {
         if error.invalidates_coordinator() {
-            self.forget_coordinator(&member.group);
+            self.forget_coordinator(Coordinated::Group(&member.group));
         }
         error
     }

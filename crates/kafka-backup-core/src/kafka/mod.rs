@@ -1,7 +1,8 @@
 //! Kafka client over the `kafka-protocol` crate's request and response messages.
 //! Layers, each using only those below it: `versions` (API version negotiation) ->
 //! `connection` (one broker socket) -> `client` (bootstrap, metadata, routing, retries) ->
-//! typed calls in `log` (partitions), `admin` (topics, producer ids), `groups` and `membership`.
+//! typed calls in `log` (partitions), `admin` (topics, producer ids), `groups`, `membership`
+//! and `transactions` (writer fences).
 
 mod admin;
 mod client;
@@ -14,6 +15,7 @@ mod groups;
 mod log;
 mod membership;
 mod metadata;
+mod transactions;
 mod transport;
 mod versions;
 

@@ -65,6 +65,8 @@ client_apis! {
     HeartbeatRequest => HeartbeatResponse, Heartbeat, 3..=4;
     LeaveGroupRequest => LeaveGroupResponse, LeaveGroup, 3..=5;
     InitProducerIdRequest => InitProducerIdResponse, InitProducerId, 0..=5;
+    AddPartitionsToTxnRequest => AddPartitionsToTxnResponse, AddPartitionsToTxn, 0..=3;
+    EndTxnRequest => EndTxnResponse, EndTxn, 0..=4;
     SaslHandshakeRequest => SaslHandshakeResponse, SaslHandshake, 1..=1;
     SaslAuthenticateRequest => SaslAuthenticateResponse, SaslAuthenticate, 0..=2;
 }

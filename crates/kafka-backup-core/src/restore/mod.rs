@@ -15,6 +15,7 @@ mod settings;
 mod state;
 mod target;
 mod timestamps;
+mod workers;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +38,7 @@ use crate::metrics::metrics;
 use crate::segment::CHUNK_BYTES;
 use crate::stop_signal::{join_stopping_on_failure, stop_on_shutdown};
 use crate::storage::BackupStore;
+use crate::topics::TopicPartition;
 use partition::{PartitionRestore, RestoreOutcome};
 use rate::RateLimiter;
 use readiness::NewPartitions;
@@ -68,9 +70,39 @@ pub struct RestoreReport {
     pub already_restored: i64,
     /// True when a stop signal ended the restore early.
     pub interrupted: bool,
+    /// For a worker of a group (`restore.group_id`): its part in the restore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerReport>,
     /// Wall time.
     #[serde(rename = "duration_seconds", serialize_with = "crate::seconds::serialize")]
     pub duration: Duration,
+}
+
+impl RestoreReport {
+    /// Counts what a partition task wrote and found already restored.
+    fn add(&mut self, outcome: RestoreOutcome) {
+        metrics().restore_partitions.with_label_values(&["done"]).inc();
+        self.records += outcome.written.records;
+        self.batches += outcome.written.batches;
+        self.bytes += outcome.written.bytes;
+        self.already_restored += outcome.already_restored;
+    }
+}
+
+/// What one worker of a group did in a shared restore.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WorkerReport {
+    /// The group.
+    pub group: String,
+    /// The worker's name.
+    pub worker: String,
+    /// Generations it took part in.
+    pub generations: u32,
+    /// Partitions it lost to another worker that took them over (fenced).
+    pub partitions_lost: u64,
+    /// True for the worker that found the restore complete as the group's leader: it switched
+    /// topics back to LogAppendTime and, with a consumer-group strategy, translates the offsets.
+    pub finished_the_restore: bool,
 }
 
 /// The name restore state is kept under for a target cluster: its id, or `unknown-cluster` for a
@@ -128,24 +160,28 @@ pub async fn run_restore(
     if !report.plan.conflicts.is_empty() {
         return Err(EngineError::Conflicts { conflicts: report.plan.conflicts });
     }
+    if let Some(group) = &config.settings.workers {
+        let shared = workers::SharedRestore { config, group, target, manifest: &manifest };
+        let mut report = shared.run(report, shutdown).await?;
+        report.duration = started.elapsed();
+        return Ok(report);
+    }
     let created = create_topics(&target.client, &report.plan).await?;
     report.created_topics = created.iter().map(|(topic, _)| topic.clone()).collect();
     report.purged_topics = purge_targets(target, &report.plan, &metadata).await?;
     timestamps::switch_to_create_time(target, &report.plan).await?;
     // A failed partition stops the others at their next segment, as an operator's stop does.
     let (stop_sender, stop) = stop_on_shutdown(shutdown);
-    let mut tasks = spawn_partitions(config, target, &manifest, &report.plan, created, stop).await?;
+    let producer = target.client.init_producer_id().await.map_err(EngineError::kafka("getting a producer id"))?;
+    let writers = Writers::Run(producer);
+    let mut tasks = spawn_partitions(config, target, &manifest, &report.plan, created, writers, stop).await?;
     metrics().restore_partitions.with_label_values(&["planned"]).set(tasks.len() as i64);
     metrics().progress.expect(report.plan.records().max(0) as u64);
     metrics().restore_partitions.with_label_values(&["done"]).set(0);
     metrics().set_ready(true);
     let failed = join_stopping_on_failure(&mut tasks, &stop_sender, |outcome| {
-        metrics().restore_partitions.with_label_values(&["done"]).inc();
-        report.records += outcome.written.records;
-        report.batches += outcome.written.batches;
-        report.bytes += outcome.written.bytes;
-        report.already_restored += outcome.already_restored;
         report.interrupted |= outcome.interrupted;
+        report.add(outcome);
     })
     .await;
     if let Some(error) = failed {
@@ -246,21 +282,28 @@ async fn create_topics(client: &KafkaClient, plan: &RestorePlan) -> Result<Vec<(
 
 type RestoreTasks = JoinSet<Result<RestoreOutcome, EngineError>>;
 
-/// Starts one task per planned target partition (one per topic restored by key), each waiting
-/// for its partition's log to come up in a topic just `created`, then for a restore slot.
+/// Who writes the target partitions: the run's one idempotent producer, or, for a worker of a
+/// group, a producer per target partition that fences the partition's earlier writers (see `workers`).
+enum Writers {
+    Run((i64, i16)),
+    Group(Arc<workers::PartitionWriters>),
+}
+
+/// Starts one task per planned target partition (one per topic restored by key; for a worker,
+/// only its own), each waiting for its partition's log to come up in a topic just `created`, then
+/// for a restore slot.
 async fn spawn_partitions(
     config: &RestoreConfig,
     target: &RestoreTarget,
     manifest: &BackupManifest,
     plan: &RestorePlan,
     created: Vec<(String, i32)>,
+    writers: Writers,
     stop: watch::Receiver<bool>,
 ) -> Result<RestoreTasks, EngineError> {
     let (store, client, cluster_id) = (&target.store, &target.client, &target.cluster_id);
     // Each partition starts once its leader has created its log, not after the last one.
     let new_partitions = Arc::new(NewPartitions::watch(client.clone(), created, NEW_TOPIC_TIMEOUT));
-    let (producer_id, producer_epoch) =
-        client.init_producer_id().await.map_err(EngineError::kafka("getting a producer id"))?;
     // Two slots per partition, one for a partition whose whole backup is smaller than a chunk: such
     // a partition holds less than a chunk in memory, and its time goes to round trips (offsets,
     // acknowledgements, durable commits), so twice as many of them run at once.
@@ -270,11 +313,15 @@ async fn spawn_partitions(
         config.settings.rate_limit_records_per_sec,
     ));
     let mut tasks = JoinSet::new();
+    let run_producer = match &writers {
+        Writers::Run(producer) => *producer,
+        Writers::Group(_) => (-1, -1),
+    };
     let target_partition = |topic: &str, partition: i32| TargetPartition {
         client: client.clone(),
         topic: topic.to_string(),
         partition,
-        producer: (producer_id, producer_epoch),
+        producer: run_producer,
         limiter: limiter.clone(),
         sequence: 0,
     };
@@ -289,6 +336,15 @@ async fn spawn_partitions(
                 .unwrap_or_default()
         };
         if let Some(count) = topic.repartition {
+            if matches!(writers, Writers::Group(_)) {
+                return Err(EngineError::Conflicts {
+                    conflicts: vec![format!(
+                        "{} is restored by key into {count} partitions, which one process does in source order: \
+                         run it without restore.group_id",
+                        topic.target
+                    )],
+                });
+            }
             let task = RepartitionRestore {
                 store: store.clone(),
                 settings: config.settings.clone(),
@@ -307,10 +363,16 @@ async fn spawn_partitions(
             continue;
         }
         for partition in &topic.partitions {
+            let name = TopicPartition::new(&topic.target, partition.target);
+            let group_writers = match &writers {
+                Writers::Group(group) if !group.assigned(&name) => continue,
+                Writers::Group(group) => Some(group.clone()),
+                Writers::Run(_) => None,
+            };
             let segments = segments_of(partition.source);
             let small = segments.iter().map(|s| s.uncompressed_bytes).sum::<u64>() < CHUNK_BYTES as u64;
             let slots = if small { 1 } else { 2 };
-            let task = PartitionRestore {
+            let mut task = PartitionRestore {
                 store: store.clone(),
                 settings: config.settings.clone(),
                 source_topic: topic.source.clone(),
@@ -321,12 +383,20 @@ async fn spawn_partitions(
                 stop: stop.clone(),
             };
             let (permits, new_partitions) = (permits.clone(), new_partitions.clone());
-            let (topic_name, target_partition) = (topic.target.clone(), partition.target);
             tasks.spawn(async move {
                 // Waiting holds no slot: the partitions whose logs are up restore meanwhile.
-                new_partitions.wait(&topic_name, Some(target_partition)).await?;
+                new_partitions.wait(&name.topic, Some(name.partition)).await?;
                 let _permit = permits.acquire_many_owned(slots).await;
-                task.run().await
+                match group_writers {
+                    Some(group) => {
+                        let outcome = async {
+                            task.target.producer = group.producer(&name, &task.state_dir).await?;
+                            task.run().await
+                        };
+                        group.settle(&name, outcome.await)
+                    }
+                    None => task.run().await,
+                }
             });
         }
     }

@@ -22,6 +22,8 @@ pub(super) struct RestoreOutcome {
     pub written: Written,
     pub already_restored: i64,
     pub interrupted: bool,
+    /// A worker's partition taken over by another worker.
+    pub lost: Option<TopicPartition>,
 }
 
 /// Everything one partition's restore needs.
@@ -67,10 +69,9 @@ impl PartitionRestore {
                 let prepared = prepare_batches(&batches, &self.settings, &source)?;
                 let mut matched = 0;
                 if check_tail {
-                    let found = self.target.match_tail(next, &prepared, chunks.has_more()).await?;
-                    let records: i64 = found.iter().map(|b| b.count).sum();
-                    outcome.already_restored += records;
-                    next += records;
+                    let (found, continue_at) = self.target.match_tail(next, &prepared, chunks.has_more()).await?;
+                    outcome.already_restored += found.iter().map(|b| b.count).sum::<i64>();
+                    next = continue_at;
                     matched = found.len();
                     // A chunk found whole on the target: the interrupted run may have written the next too.
                     check_tail = matched == prepared.len();

@@ -82,10 +82,10 @@ impl RepartitionRestore {
                     let position = next.entry(partition).or_insert(0);
                     let mut landed = Vec::new();
                     if check_tail {
-                        landed = target.match_tail(*position, &batches, false).await?;
-                        let found: i64 = landed.iter().map(|b| b.count).sum();
-                        outcome.already_restored += found;
-                        *position += found;
+                        let continue_at;
+                        (landed, continue_at) = target.match_tail(*position, &batches, false).await?;
+                        outcome.already_restored += landed.iter().map(|b| b.count).sum::<i64>();
+                        *position = continue_at;
                     }
                     landed.extend(target.produce(&batches[landed.len()..], position, &mut outcome.written).await?);
                     record.batches.insert(partition, landed);

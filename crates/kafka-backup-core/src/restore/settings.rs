@@ -8,6 +8,7 @@ use crate::kafka::ClientConfig;
 use crate::records::Compression;
 use crate::time_window::TimeWindow;
 use crate::topics::TopicSelector;
+use crate::worker_group::WorkerGroup;
 
 /// Restore settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +43,8 @@ pub struct RestoreSettings {
     pub produce_compression: Option<Compression>,
     /// Add an `x-original-offset` header (the source offset) to every restored record.
     pub include_original_offset_header: bool,
+    /// The group of workers sharing this restore; `None`: this process restores every partition.
+    pub workers: Option<WorkerGroup>,
 }
 
 impl Default for RestoreSettings {
@@ -63,6 +66,7 @@ impl Default for RestoreSettings {
             rate_limit_records_per_sec: None,
             produce_compression: None,
             include_original_offset_header: false,
+            workers: None,
         }
     }
 }

@@ -84,8 +84,15 @@ impl TargetPartition {
         EngineError::TargetChanged { partition: self.name(), detail }
     }
 
-    fn kafka(&self, action: &str) -> impl FnOnce(KafkaError) -> EngineError {
-        EngineError::kafka(format!("{action} {}", self.name()))
+    /// A failed produce; refused for an old producer epoch, the partition was taken over by
+    /// another worker that fenced this one (see `kafka::transactions`).
+    fn produce_failed(&self, error: KafkaError) -> EngineError {
+        match error.response_error() {
+            Some(ResponseError::InvalidProducerEpoch | ResponseError::ProducerFenced) => {
+                EngineError::PartitionLost { partition: self.name(), detail: error.to_string() }
+            }
+            _ => EngineError::kafka(format!("producing to {}", self.name()))(error),
+        }
     }
 
     /// The partition's end offset now, in whole batches (a Kafka-compatible broker may report an
@@ -112,7 +119,7 @@ impl TargetPartition {
             let ack = self.client.start_produce(&self.topic, self.partition, bytes.clone(), PRODUCE_TIMEOUT).await;
             if let Err(error) = &ack {
                 if !error.is_retriable() {
-                    return Err(self.kafka("producing to")(error.clone()));
+                    return Err(self.produce_failed(error.clone()));
                 }
             }
             in_flight.push_back(InFlight { bytes, ack, expected: *next, batch });
@@ -165,7 +172,7 @@ impl TargetPartition {
             let wait = retry.backoff(attempts - 1);
             if !error.is_retriable() || started.elapsed() + wait > retry.deadline {
                 let error = if error.is_retriable() { error.gave_up(attempts, started.elapsed()) } else { error };
-                return Err(self.kafka("producing to")(error));
+                return Err(self.produce_failed(error));
             }
             tracing::warn!(partition = %self.name(), %error, attempt = attempts, "producing failed; sending the batches in flight again");
             tokio::time::sleep(wait).await;
@@ -184,7 +191,7 @@ impl TargetPartition {
                 };
                 if let Err(error) = &sent.ack {
                     if !error.is_retriable() {
-                        return Err(self.kafka("producing to")(error.clone()));
+                        return Err(self.produce_failed(error.clone()));
                     }
                     blocked.get_or_insert_with(|| error.clone());
                 }
@@ -204,20 +211,22 @@ impl TargetPartition {
     /// After an interruption: the records the partition holds from `next` on must be the first
     /// of `batches`, record for record; with `more_follows`, they may also go on past `batches`
     /// (the interrupted run wrote later chunks of the segment too). Returns where the matched
-    /// batches are.
+    /// batches are and where this restore continues: after the last matched record, or, when the
+    /// partition holds nothing more, at its end (past the control records of a writer fence).
     pub async fn match_tail(
         &self,
         next: i64,
         batches: &[PreparedBatch],
         more_follows: bool,
-    ) -> Result<Vec<MappedBatch>, EngineError> {
+    ) -> Result<(Vec<MappedBatch>, i64), EngineError> {
         let wanted: i64 = batches.iter().map(|b| b.records).sum();
         // One record more than the batches hold tells "another producer wrote" from "all there".
-        let mut found = self.read_from(next, wanted as usize + 1).await?;
+        let tail = self.read_from(next, wanted as usize + 1).await?;
+        let mut found = tail.records;
         if more_follows {
             found.truncate(wanted as usize);
         }
-        let (mut matched, mut landed, mut offset) = (0usize, Vec::new(), next);
+        let (mut matched, mut landed, mut continue_at) = (0usize, Vec::new(), next);
         while matched < found.len() {
             let Some(batch) = batches.get(landed.len()) else {
                 return Err(self.changed(format!(
@@ -226,6 +235,7 @@ impl TargetPartition {
                     found.len()
                 )));
             };
+            let offset = found[matched].offset;
             let expected = batch.batch.records().map_err(|source| EngineError::Records {
                 partition: self.name(),
                 offset,
@@ -235,36 +245,57 @@ impl TargetPartition {
             let same = |a: &Record, b: &Record| {
                 (&a.key, &a.value, &a.headers, a.timestamp) == (&b.key, &b.value, &b.headers, b.timestamp)
             };
-            if present.len() != expected.len() || !present.iter().zip(&expected).all(|(a, b)| same(a, b)) {
+            // A batch lands whole, on consecutive offsets (control records only ever fall between batches).
+            let consecutive = present.iter().enumerate().all(|(i, r)| r.offset == offset + i as i64);
+            if present.len() != expected.len()
+                || !consecutive
+                || !present.iter().zip(&expected).all(|(a, b)| same(a, b))
+            {
                 return Err(self.changed(format!(
                     "the records at offsets {offset}.. differ from the backup; another producer wrote to it"
                 )));
             }
             landed.push(mapped(&batch.source, offset));
             matched += expected.len();
-            offset += batch.records;
+            continue_at = offset + batch.records;
         }
-        Ok(landed)
+        if tail.to_end && matched == found.len() {
+            continue_at = continue_at.max(tail.end);
+        }
+        Ok((landed, continue_at))
     }
 
     /// The records of the partition from `offset` on: up to `limit` of them (a few more when a
     /// batch goes past it), or all to its end.
-    async fn read_from(&self, offset: i64, limit: usize) -> Result<Vec<Record>, EngineError> {
+    async fn read_from(&self, offset: i64, limit: usize) -> Result<Tail, EngineError> {
         let mut reader = LogReader::open(&self.client, &self.topic, self.partition, Some(offset)).await?;
-        let mut records = Vec::new();
-        while records.len() < limit {
-            let Some(more) = reader.next_records().await? else { break };
-            records.extend(more);
-        }
-        match records.first() {
-            Some(first) if first.offset != offset => Err(self.changed(format!(
+        if reader.position() > offset {
+            return Err(self.changed(format!(
                 "its records from offset {offset} on were deleted (the log starts at {}); delete the restore \
                  state of this partition to restore it again",
-                first.offset
-            ))),
-            _ => Ok(records),
+                reader.position()
+            )));
         }
+        let mut records = Vec::new();
+        let mut to_end = false;
+        while records.len() < limit {
+            let Some(more) = reader.next_records().await? else {
+                to_end = true;
+                break;
+            };
+            records.extend(more);
+        }
+        Ok(Tail { records, to_end, end: reader.end() })
     }
+}
+
+/// What a partition holds after an offset.
+struct Tail {
+    records: Vec<Record>,
+    /// True when `records` go to the partition's end.
+    to_end: bool,
+    /// The partition's end when it was read.
+    end: i64,
 }
 
 #[cfg(test)]

@@ -18,6 +18,10 @@ pub struct WorkerClaim {
     pub worker: String,
     /// The partitions it held in the previous generation.
     pub owned: PartitionsByTopic,
+    /// The generation whose work it finished, when it rejoins for that reason (a follower's
+    /// changed claim is what makes the coordinator start a new generation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_generation: Option<i32>,
 }
 
 /// What the leader gives a member.
@@ -25,6 +29,12 @@ pub struct WorkerClaim {
 pub struct WorkerAssignment {
     /// The partitions the member works on in this generation.
     pub partitions: PartitionsByTopic,
+    /// Those of `partitions` that no member claimed (their last worker may still be writing).
+    #[serde(default)]
+    pub unclaimed: PartitionsByTopic,
+    /// No work is left: the members stop.
+    #[serde(default)]
+    pub finished: bool,
 }
 
 /// `partitions` grouped by topic.
@@ -122,7 +132,7 @@ mod tests {
                 } else {
                     [("t".to_string(), partitions.to_vec())].into()
                 };
-                (member.to_string(), WorkerClaim { worker: member.to_string(), owned })
+                (member.to_string(), WorkerClaim { worker: member.to_string(), owned, finished_generation: None })
             })
             .collect()
     }

@@ -4,7 +4,7 @@
 
 mod assignment;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,6 +71,11 @@ pub struct Generation {
     pub leader: bool,
     /// The partitions this worker works on.
     pub partitions: Vec<TopicPartition>,
+    /// Those of `partitions` no member held in the previous generation: their last worker left
+    /// the group or was removed from it, and may still be writing.
+    pub unclaimed: Vec<TopicPartition>,
+    /// True when the leader found no work left (a restore that is complete): every worker stops.
+    pub finished: bool,
 }
 
 /// Why a generation ended.
@@ -89,6 +94,8 @@ pub struct Worker {
     group: WorkerGroup,
     member: Membership,
     name: String,
+    /// The generation whose work this worker finished, told at its next join.
+    finished_generation: Option<i32>,
 }
 
 impl Worker {
@@ -96,7 +103,7 @@ impl Worker {
     pub fn new(client: Arc<KafkaClient>, group: WorkerGroup) -> Self {
         let member = Membership::new(&group.group_id, group.instance_id.as_deref());
         let name = group.worker_name();
-        Self { client, group, member, name }
+        Self { client, group, member, name, finished_generation: None }
     }
 
     /// The worker's name.
@@ -105,7 +112,11 @@ impl Worker {
     }
 
     fn terms(&self, owned: &[TopicPartition]) -> Result<JoinTerms, EngineError> {
-        let claim = WorkerClaim { worker: self.name.clone(), owned: by_topic(owned) };
+        let claim = WorkerClaim {
+            worker: self.name.clone(),
+            owned: by_topic(owned),
+            finished_generation: self.finished_generation,
+        };
         Ok(JoinTerms {
             protocol_type: PROTOCOL_TYPE.into(),
             protocol_name: PROTOCOL_NAME.into(),
@@ -120,12 +131,13 @@ impl Worker {
     }
 
     /// Joins the next generation, telling the leader what this worker held (`owned`); as the leader,
-    /// divides the work `weigh` returns (each partition and its weight). Retries while the
-    /// coordinator moves or loads, or the group rebalances again, within the rebalance timeout.
+    /// divides the work `weigh` returns (each partition and its weight; `None` when the work is
+    /// finished), heartbeating meanwhile. Retries while the coordinator moves or loads, or the group
+    /// rebalances again, within the rebalance timeout.
     pub async fn join<W, F>(&mut self, owned: &[TopicPartition], weigh: W) -> Result<Generation, EngineError>
     where
         W: Fn() -> F,
-        F: Future<Output = Result<BTreeMap<TopicPartition, u64>, EngineError>>,
+        F: Future<Output = Result<Option<BTreeMap<TopicPartition, u64>>, EngineError>>,
     {
         metrics().set_ready(false);
         let terms = self.terms(owned)?;
@@ -174,7 +186,7 @@ impl Worker {
     async fn join_once<W, F>(&mut self, terms: &JoinTerms, weigh: &W) -> Result<Generation, JoinFailure>
     where
         W: Fn() -> F,
-        F: Future<Output = Result<BTreeMap<TopicPartition, u64>, EngineError>>,
+        F: Future<Output = Result<Option<BTreeMap<TopicPartition, u64>>, EngineError>>,
     {
         let joined = self.client.join_group(&mut self.member, terms).await?;
         let leader = joined.leader == self.member.member_id;
@@ -189,7 +201,10 @@ impl Worker {
                 })?;
                 claims.insert(member.member_id.clone(), claim);
             }
-            let work = weigh().await?;
+            let work = self.heartbeating(weigh()).await?;
+            let finished = work.is_none();
+            let work = work.unwrap_or_default();
+            let claimed: BTreeSet<TopicPartition> = claims.values().flat_map(|c| flatten(&c.owned)).collect();
             let divided = assign(&claims, &work);
             for (member, partitions) in &divided {
                 let worker = claims.get(member).map_or("?", |c| c.worker.as_str());
@@ -199,7 +214,12 @@ impl Worker {
             divided
                 .into_iter()
                 .map(|(member, partitions)| {
-                    let assignment = WorkerAssignment { partitions: by_topic(&partitions) };
+                    let unclaimed = partitions.iter().filter(|tp| !claimed.contains(*tp));
+                    let assignment = WorkerAssignment {
+                        partitions: by_topic(&partitions),
+                        unclaimed: by_topic(unclaimed),
+                        finished,
+                    };
                     let body = serde_json::to_vec(&assignment).expect("an assignment serializes");
                     (member, Bytes::from(body))
                 })
@@ -219,7 +239,28 @@ impl Worker {
             member_id: self.member.member_id.clone(),
             leader,
             partitions: flatten(&assignment.partitions),
+            unclaimed: flatten(&assignment.unclaimed),
+            finished: assignment.finished,
         })
+    }
+
+    /// Runs `work` (the leader's weighing and preparation) while heartbeating, as it may outlast a
+    /// session timeout; a failed heartbeat shows again at SyncGroup, which ends the join.
+    async fn heartbeating<F: Future>(&self, work: F) -> F::Output {
+        let mut ticker = tokio::time::interval(self.group.heartbeat_interval());
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = ticker.tick() => {
+                    if let Err(error) = self.client.heartbeat(&self.member).await {
+                        tracing::debug!(group = %self.group.group_id, %error, "heartbeat while assigning");
+                    }
+                }
+            }
+        }
     }
 
     /// Heartbeats every heartbeat interval until the generation ends, and says why.
@@ -246,6 +287,12 @@ impl Worker {
         }
     }
 
+    /// Says, at the next join, that this worker finished `generation`'s work: the coordinator then
+    /// starts a new generation, whose leader gives out what is left (or ends the work).
+    pub fn finished(&mut self, generation: &Generation) {
+        self.finished_generation = Some(generation.id);
+    }
+
     /// After `end`, forgets the member id if the coordinator removed this worker.
     pub fn generation_ended(&mut self, end: &GenerationEnd) {
         if let GenerationEnd::Removed(error) = end {
@@ -266,6 +313,12 @@ impl Worker {
             tracing::warn!(group = %self.group.group_id, %error, "could not leave the group; its partitions move after the session timeout");
         }
     }
+}
+
+/// Counts `partition` as lost to another worker (`kafka_backup_worker_partitions_lost_total`).
+pub fn count_lost(partition: &TopicPartition) {
+    let number = partition.partition.to_string();
+    metrics().partitions_lost.with_label_values(&[partition.topic.as_str(), &number]).inc();
 }
 
 /// Why one join attempt failed.

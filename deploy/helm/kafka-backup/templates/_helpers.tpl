@@ -42,6 +42,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 {{- $_ := set $config "backup" $backup -}}
 {{- end -}}
+{{- if and (eq (index . 2) "restore") $root.Values.restore.groupId -}}
+{{- $restore := default (dict) (get $config "restore") -}}
+{{- $_ := set $restore "group_id" $root.Values.restore.groupId -}}
+{{- $_ := set $config "restore" $restore -}}
+{{- end -}}
 {{- $_ := set $config "metrics" (dict "listen" (printf "0.0.0.0:%d" (int $root.Values.metrics.port))) -}}
 {{- toYaml $config -}}
 {{- end -}}

@@ -23,7 +23,9 @@
 #   BENCH_WORKERS="1 2 4"  worker counts of the shared-backup case ("" skips it): 128 MiB produced
 #                          to 24 partitions backed up by that many workers of one group (catch-up
 #                          time, CPU and RSS per worker), then a worker killed (time until its
-#                          partitions are backed up again), one added and one stopped (rebalances)
+#                          partitions are backed up again), one added and one stopped (rebalances);
+#                          then that backup restored by as many workers (restore.group_id), with and
+#                          without one killed
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -275,15 +277,26 @@ if [ -n "$worker_counts" ]; then
   echo "== workers of one group: 128 MiB backlog on 24 partitions, group_session_timeout_ms 6000"
   printf '%-8s %12s %22s %22s %18s %10s %10s
 ' workers "catch-up s" "CPU s per worker" "peak RSS MiB each" "death->backed up s" "join s" "leave s"
+  restores=""
   for count in $worker_counts; do
     mkdir -p "$work/workers-$count"
-    read -r _ catch_up cpu rss death join leave < <($python tools/bench_workers.py target/release/kafka-backup \
-      "$bootstrap" "$count" "$work/workers-$count")
+    { read -r _ catch_up cpu rss death join leave; read -r restore_line; } < <($python tools/bench_workers.py \
+      target/release/kafka-backup "$bootstrap" "$count" "$work/workers-$count")
     printf '%-8s %12s %22s %22s %18s %10s %10s
 ' "$count" "$catch_up" "$cpu" "$rss" "$death" "$join" "$leave"
+    restores+="$restore_line"$'\n'
   done
   echo "(catch-up: the group settled, then the backlog produced -> every record in a committed segment, the produce"
   echo " included (librdkafka fills 128 MiB in 1-4 s here); death->backed up: a worker"
   echo " SIGKILLed -> a record produced to each of its partitions committed by another; join/leave: a worker"
   echo " started or SIGTERMed -> the group holds every partition in a new generation)"
+  echo
+  echo "== The same backup restored by that many workers of one group (restore.group_id) into a new topic"
+  printf '%-8s %12s %22s %22s %18s\n' workers "restore s" "CPU s per worker" "peak RSS MiB each" "with a kill s"
+  while read -r count restored cpu rss with_a_kill; do
+    [ -n "$count" ] && printf '%-8s %12s %22s %22s %18s\n' "$count" "$restored" "$cpu" "$rss" "$with_a_kill"
+  done <<< "$restores"
+  echo "(restore: the workers started -> every one exited 0 (the group's leader found every segment committed);"
+  echo " with a kill: the same with one worker SIGKILLed 0.5 s in, its partitions fenced and taken over after the"
+  echo " 6 s session timeout)"
 fi

@@ -13,6 +13,11 @@
       SIGTERMs one and times until the others hold all of them (a leave). Prints one line:
       "workers catch_up_s cpu_s_per_worker peak_rss_mib_per_worker death_to_backed_up_s join_s leave_s"
       (CPU and RSS as comma-separated lists; "-" for what one worker cannot measure).
+      Then the backup is restored into a new topic by WORKERS workers of one group
+      (restore.group_id) and timed until every worker has exited, with each one's CPU seconds and
+      peak RSS; with two workers or more, again into another topic with one worker SIGKILLed half a
+      second in. Prints a second line:
+      "workers restore_s cpu_s_per_worker peak_rss_mib_per_worker restore_with_a_kill_s".
 """
 import glob
 import json
@@ -138,6 +143,51 @@ class Run:
             worker.wait(timeout=120)
 
 
+def restore(run, workers, kill_after=None):
+    """Restores the backup into a new topic with `workers` workers of one group (one SIGKILLed
+    `kill_after` seconds in); returns the wall time until all ended, and the CPU seconds (wait4)
+    and peak RSS (VmHWM, sampled while it runs) of each that was not killed."""
+    target = f"{run.topic}-restored-{int(time.time() * 1000)}"
+    config = os.path.join(run.work, f"{target}.yaml")
+    with open(config, "w") as out:
+        out.write(
+            f"mode: restore\nbackup_id: {run.topic}\ntarget:\n  bootstrap_servers: [\"{run.bootstrap}\"]\n"
+            f"storage:\n  backend: filesystem\n  path: {run.store}\n"
+            f"restore:\n  topic_mapping:\n    {run.topic}: {target}\n  group_id: {target}\n"
+            f"  group_session_timeout_ms: {SESSION_TIMEOUT_MS}\n")
+    started = time.monotonic()
+    procs = [subprocess.Popen([run.binary, "--quiet", "restore", "--config", config],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(workers)]
+    killed = procs[0].pid if kill_after is not None else None
+    peak = {proc.pid: 0 for proc in procs}
+    ended = {}
+    kill_sent = False
+    while len(ended) < len(procs):
+        if killed and not kill_sent and time.monotonic() - started >= kill_after:
+            os.kill(killed, signal.SIGKILL)
+            kill_sent = True
+        for proc in procs:
+            if proc.pid in ended:
+                continue
+            peak[proc.pid] = max(peak[proc.pid], peak_rss_mib(proc.pid))
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = status
+                ended[pid] = (status, usage.ru_utime + usage.ru_stime)
+        time.sleep(0.02)
+    elapsed = time.monotonic() - started
+    cpu, rss = [], []
+    for proc in procs:
+        status, seconds = ended[proc.pid]
+        if proc.pid == killed:
+            continue
+        if status != 0:
+            sys.exit(f"bench_workers: a restore worker failed (status {status})")
+        cpu.append(seconds)
+        rss.append(peak[proc.pid])
+    return elapsed, cpu, rss
+
+
 def main(binary, bootstrap, workers, work, partitions="24", backlog_mib="128"):
     workers, partitions, backlog_mib = int(workers), int(partitions), int(backlog_mib)
     run = Run(binary, bootstrap, work, partitions)
@@ -184,6 +234,10 @@ def main(binary, bootstrap, workers, work, partitions="24", backlog_mib="128"):
     run.stop_all()
     print(f"{workers} {catch_up:.2f} {','.join(f'{c:.2f}' for c in cpu)} {','.join(f'{r:.0f}' for r in rss)} "
           f"{death} {join} {leave}")
+    restored, cpu, rss = restore(run, workers)
+    with_a_kill = f"{restore(run, workers, kill_after=0.5)[0]:.2f}" if workers >= 2 else "-"
+    print(f"{workers} {restored:.2f} {','.join(f'{c:.2f}' for c in cpu)} {','.join(f'{r:.0f}' for r in rss)} "
+          f"{with_a_kill}")
 
 
 if __name__ == "__main__":

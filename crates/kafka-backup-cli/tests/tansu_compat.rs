@@ -1,6 +1,8 @@
-//! The compatibility suite: backup (snapshot, continuous in fetch rounds, and shared by two workers
-//! of a group), restore (with kills), point-in-time restore and three-phase restore against Tansu, a Kafka-compatible broker written in Rust, so that a change that breaks a
-//! Kafka-compatible broker is caught. Apache Kafka is the primary broker of every other suite.
+//! The compatibility suite against Tansu, a Kafka-compatible broker written in Rust, so that a
+//! change that breaks a Kafka-compatible broker is caught: backup (snapshot, continuous in fetch
+//! rounds, and shared by two workers of a group), restore (with kills, and shared by two workers:
+//! Tansu serves the group calls and the transactional producer ids), point-in-time restore and
+//! three-phase restore. Apache Kafka is the primary broker of every other suite.
 //! Tansu's gaps (GUIDE.md section 3) shape the data: records go one per batch, because its high
 //! watermark is the last batch's base offset + 1, and nothing here asserts on the gaps.
 
@@ -136,4 +138,25 @@ fn two_workers_share_a_continuous_backup_on_tansu() {
     }
     let original = testkit::consume(&source.bootstrap(), "shared", &[0, 1, 2, 3]);
     assert_eq!(backed_up_records(dir.path(), "workers", "shared"), original, "every record exactly once");
+}
+
+#[test]
+fn two_workers_share_a_restore_on_tansu() {
+    let broker = Broker::start("tansu-restore-workers");
+    testkit::create_topic(&broker.bootstrap(), "orders", 4, &[]);
+    for partition in 0..4 {
+        testkit::produce_one_per_batch(&broker.bootstrap(), "orders", partition, 10);
+    }
+    let original = testkit::consume(&broker.bootstrap(), "orders", &[0, 1, 2, 3]);
+    let dir = TempDir::new().unwrap();
+    assert_success(&backup(&write_config(dir.path(), &broker.bootstrap(), "shared-restore", "orders", "")));
+    let settings = "  topic_mapping:\n    orders: orders-copy\n  group_id: tansu-restorers\n  \
+                    group_session_timeout_ms: 10000\n";
+    let config = write_restore_config(dir.path(), "shared", &broker.bootstrap(), "shared-restore", settings);
+    let workers: Vec<_> = (0..2).map(|_| spawn(&["restore", "--config", config.to_str().unwrap()], true)).collect();
+    for worker in workers {
+        assert_success(&wait_with_deadline(worker, HANG));
+    }
+    let copied = testkit::consume(&broker.bootstrap(), "orders-copy", &[0, 1, 2, 3]);
+    assert_eq!(without_offsets(&copied), without_offsets(&original), "every record exactly once");
 }

@@ -21,6 +21,8 @@ Commands (JSON in, JSON out; bytes are hex strings, null stays null). Every requ
   acl           {"bootstrap", "resource": "topic"|"group", "name", "principal", "operation",
                 "permission": "ALLOW"|"DENY"} adds a literal ACL (operation: READ, WRITE, DESCRIBE, ...)
                 for the principal, from any host
+  describe-acls {"bootstrap"} -> {"acls": [{"resource_type", "resource_name", "pattern_type", "principal",
+                "host", "operation", "permission"}]}: every binding of the cluster (names as kafka-acls.sh)
   elect-preferred-leaders {"bootstrap", "topic", "partitions": [int]} -> {"elected": bool}: moves
                 each partition's leadership back to its preferred replica; false while a preferred
                 replica is not available yet (still catching up after a restart)
@@ -251,6 +253,18 @@ def acl(req):
     return {}
 
 
+def describe_acls(req):
+    from confluent_kafka.admin import AclBindingFilter, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+    admin = AdminClient(config_of(req))
+    any_filter = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                  AclOperation.ANY, AclPermissionType.ANY)
+    bindings = admin.describe_acls(any_filter).result(30)
+    return {"acls": sorted([{"resource_type": b.restype.name, "resource_name": b.name,
+                             "pattern_type": b.resource_pattern_type.name, "principal": b.principal,
+                             "host": b.host, "operation": b.operation.name, "permission": b.permission_type.name}
+                            for b in bindings], key=lambda b: json.dumps(b, sort_keys=True))}
+
+
 def unsecured_jwt(req):
     import base64
     encode = lambda claims: base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
@@ -288,7 +302,7 @@ def committed(req):
 
 COMMANDS = {"create-topic": create_topic, "produce": produce, "produce-transactions": produce_transactions,
             "consume": consume, "first-as-groups": first_as_groups, "delete-records": delete_records,
-            "topic-configs": topic_configs, "describe-topic": describe_topic, "list-topics": list_topics, "unsecured-jwt": unsecured_jwt, "acl": acl,
+            "topic-configs": topic_configs, "describe-topic": describe_topic, "list-topics": list_topics, "unsecured-jwt": unsecured_jwt, "acl": acl, "describe-acls": describe_acls,
             "elect-preferred-leaders": elect_preferred_leaders,
             "commit": commit, "committed": committed}
 INTERACTIVE = {"hold-group": hold_group}

@@ -12,7 +12,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use kafka_backup_testkit::{self as testkit, unique, KafkaCluster};
+use kafka_backup_testkit::{self as testkit, unique, KafkaCluster, RefRecord};
 use tempfile::TempDir;
 
 /// `settings` (YAML lines under `source:`/`target:`) added to a config written by the helpers.
@@ -561,4 +561,55 @@ fn a_progress_group_the_principal_may_not_commit_to_is_a_warning_not_a_failed_ba
     // A group she may use shows the backup's position, read with confluent-kafka.
     assert_success(&run_as_alice("lag-allowed", &allowed));
     assert_eq!(testkit::committed(&bootstrap, &allowed, &topic, &[0]), [(0, 5)].into());
+}
+
+#[test]
+fn acls_of_the_backed_up_topics_and_groups_are_restored_under_the_renamed_topic() {
+    let (source, target) = (KafkaCluster::source(), KafkaCluster::target());
+    let (topic, other, group) = (unique("guarded"), unique("unguarded"), unique("guarded-readers"));
+    testkit::create_topic(&source.bootstrap(), &topic, 1, &[]);
+    testkit::create_topic(&source.bootstrap(), &other, 1, &[]);
+    let records = vec![RefRecord { partition: Some(0), value: Some(b"v".to_vec()), ..RefRecord::default() }];
+    testkit::produce(&source.bootstrap(), &topic, &records, &[]);
+    testkit::commit(&source.bootstrap(), &group, &[(&topic, 0, 1)]);
+    let principal = format!("User:{}", unique("reader"));
+    testkit::add_acl(&source.bootstrap(), "topic", &topic, &principal, "READ", "ALLOW");
+    testkit::add_acl(&source.bootstrap(), "topic", &topic, &principal, "DESCRIBE", "ALLOW");
+    testkit::add_acl(&source.bootstrap(), "group", &group, &principal, "READ", "ALLOW");
+    // A binding on a topic the backup does not hold is not kept.
+    testkit::add_acl(&source.bootstrap(), "topic", &other, &principal, "WRITE", "DENY");
+
+    let dir = TempDir::new().unwrap();
+    assert_success(&backup(&write_config(dir.path(), &source.bootstrap(), "guarded", &topic, "")));
+    let restored = unique("guarded-copy");
+    let settings = format!("  topic_mapping:\n    {topic}: {restored}\n  metadata: [acls]\n");
+    let config = write_restore_config(dir.path(), "guarded", &target.bootstrap(), "guarded", &settings);
+    let binding = |kind: &str, name: &str, operation: &str| {
+        [kind, name, "LITERAL", &principal, "*", operation, "ALLOW"].map(str::to_string)
+    };
+    let of_principal = |bootstrap: &str| -> Vec<[String; 7]> {
+        testkit::acls(bootstrap).into_iter().filter(|b| b[3] == principal).collect()
+    };
+    // The dry run lists every binding it would create, under the target's topic name.
+    let dry = restore(&config, &["--dry-run"]);
+    assert_success(&dry);
+    let plan = text(&dry.stdout);
+    assert!(plan.contains(&format!("ACL ALLOW {principal} READ on TOPIC {restored} (LITERAL)")), "{plan}");
+    assert!(plan.contains(&format!("ACL ALLOW {principal} READ on GROUP {group} (LITERAL)")), "{plan}");
+    assert!(!plan.contains(&other), "a topic the backup does not hold: {plan}");
+    assert!(of_principal(&target.bootstrap()).is_empty(), "a dry run creates nothing");
+
+    assert_success(&restore(&config, &[]));
+    let mut expected = vec![
+        binding("GROUP", &group, "READ"),
+        binding("TOPIC", &restored, "DESCRIBE"),
+        binding("TOPIC", &restored, "READ"),
+    ];
+    expected.sort();
+    let mut found = of_principal(&target.bootstrap());
+    found.sort();
+    assert_eq!(found, expected, "the broker's own answer (confluent-kafka's admin client)");
+    // Run again, the bindings exist already: nothing changes, nothing fails.
+    assert_success(&restore(&config, &[]));
+    assert_eq!(of_principal(&target.bootstrap()).len(), 3);
 }

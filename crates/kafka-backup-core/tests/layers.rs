@@ -20,6 +20,7 @@ const LAYERS: &[&str] = &[
     "cluster_info",
     "log_reader",
     "group_snapshots",
+    "acl_snapshots",
     "worker_group",
     "backup_location",
     "error",
@@ -55,6 +56,7 @@ const SUBLAYERS: &[(&str, &[&str])] = &[
             "fetch_rounds",
             "fetch_session",
             "admin",
+            "acls",
             "groups",
             "membership",
             "transactions",
@@ -75,6 +77,7 @@ const SUBLAYERS: &[(&str, &[&str])] = &[
         "restore",
         &[
             "workers",
+            "acls",
             "repartition",
             "partition",
             "target",

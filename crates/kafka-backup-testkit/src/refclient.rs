@@ -160,6 +160,20 @@ pub fn add_acl(bootstrap: &str, resource: &str, name: &str, principal: &str, ope
     );
 }
 
+/// Every ACL binding of the cluster, as confluent-kafka's admin client reads them: (resource
+/// type, resource name, pattern type, principal, host, operation, permission), names as
+/// `kafka-acls.sh` prints them.
+pub fn acls(bootstrap: &str) -> Vec<[String; 7]> {
+    let answer = refclient("describe-acls", serde_json::json!({"bootstrap": bootstrap}));
+    let fields = ["resource_type", "resource_name", "pattern_type", "principal", "host", "operation", "permission"];
+    answer["acls"]
+        .as_array()
+        .expect("acls")
+        .iter()
+        .map(|binding| fields.map(|field| binding[field].as_str().expect("a string field").to_string()))
+        .collect()
+}
+
 /// The names of the topics of the cluster.
 pub fn topics(bootstrap: &str) -> Vec<String> {
     let answer = refclient("list-topics", serde_json::json!({"bootstrap": bootstrap}));

@@ -107,6 +107,9 @@ fn render_plan(plan: &RestorePlan) -> String {
             );
         }
     }
+    for binding in &plan.acls {
+        let _ = writeln!(out, "  ACL {binding}");
+    }
     for warning in &plan.warnings {
         let _ = writeln!(out, "  WARNING {warning}");
     }
@@ -127,6 +130,9 @@ fn summary(report: &RestoreReport) -> String {
     );
     if !report.created_topics.is_empty() {
         let _ = writeln!(out, "  created topics: {}", report.created_topics.join(", "));
+    }
+    if !report.plan.acls.is_empty() {
+        let _ = writeln!(out, "  ACL bindings created (or already there): {}", report.plan.acls.len());
     }
     if !report.purged_topics.is_empty() {
         let _ = writeln!(out, "  purged before the restore: {}", report.purged_topics.join(", "));

@@ -10,6 +10,7 @@ mod transactions;
 mod upload;
 mod workers;
 
+use crate::acl_snapshots::{read_acls, save_acl_snapshot, AclScope, AclSnapshot};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,7 +29,7 @@ use crate::clock::now_ms;
 use crate::error::EngineError;
 use crate::group_snapshots::{save_snapshot, take_snapshot};
 use crate::kafka::{
-    ClusterMetadata, FetchRounds, IsolationLevel, KafkaClient, OffsetSpec, TopicConfigEntry, TopicMetadata,
+    AclBinding, ClusterMetadata, FetchRounds, IsolationLevel, KafkaClient, OffsetSpec, TopicConfigEntry, TopicMetadata,
 };
 use crate::layout::{PROGRESS_KEY, RESETS_DIR, RESTORES_DIR, TOPICS_DIR};
 use crate::manifest::{to_json, BackupManifest, OffsetGap, PartitionBackup};
@@ -167,13 +168,7 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
         topics.iter().map(|topic| (topic.name.clone(), topic.partitions.keys().copied().collect())).collect();
     let (mut tasks, partition_count) = run.spawn(&every_partition).await?;
 
-    let snapshotter = Arc::new(GroupSnapshotter {
-        client: client.clone(),
-        store: store.clone(),
-        selector: config.groups.clone(),
-        topics: topics.iter().map(|t| t.name.clone()).collect(),
-        taken: AtomicUsize::new(0),
-    });
+    let snapshotter = Arc::new(GroupSnapshotter::new(config, &client, &store, &topics));
     // Taken with the snapshot bounds above, so the committed offsets point into the data backed up.
     let (groups, group_warnings) = snapshotter.snapshot().await?;
     warnings.extend(group_warnings);
@@ -428,16 +423,44 @@ struct GroupSnapshotter {
     selector: TopicSelector,
     topics: BTreeSet<String>,
     taken: AtomicUsize,
+    /// Every ACL binding, not only those of the backed-up topics and groups.
+    cluster_acls: bool,
+    /// The ACL bindings of the last ACL snapshot this run stored.
+    acls: Mutex<Option<Vec<AclBinding>>>,
 }
 
 impl GroupSnapshotter {
-    /// Takes and stores one snapshot; returns how many groups it holds and any warnings.
+    fn new(config: &BackupConfig, client: &Arc<KafkaClient>, store: &BackupStore, topics: &[&TopicMetadata]) -> Self {
+        Self {
+            client: client.clone(),
+            store: store.clone(),
+            selector: config.groups.clone(),
+            topics: topics.iter().map(|t| t.name.clone()).collect(),
+            taken: AtomicUsize::new(0),
+            cluster_acls: config.settings.cluster_acls,
+            acls: Mutex::new(None),
+        }
+    }
+
+    /// Takes and stores one snapshot of the group offsets, and one of the ACLs when they changed
+    /// since the last this run stored; returns how many groups it holds and any warnings.
     async fn snapshot(&self) -> Result<(usize, Vec<String>), EngineError> {
-        let (snapshot, warnings) = take_snapshot(&self.client, &self.selector, &self.topics, now_ms())
+        let (snapshot, mut warnings) = take_snapshot(&self.client, &self.selector, &self.topics, now_ms())
             .await
             .map_err(EngineError::kafka("reading consumer-group offsets"))?;
         save_snapshot(&self.store, &snapshot).await?;
         self.taken.fetch_add(1, Ordering::Relaxed);
+        let scope = AclScope { topics: &self.topics, groups: &self.selector, cluster_wide: self.cluster_acls };
+        let (acls, acl_warnings) = read_acls(&self.client, &scope).await.map_err(EngineError::kafka("reading ACLs"))?;
+        warnings.extend(acl_warnings);
+        if let Some(bindings) = acls {
+            let changed = self.acls.lock().expect("acls lock").as_ref() != Some(&bindings);
+            if changed {
+                let acl_snapshot = AclSnapshot { taken_at_ms: snapshot.taken_at_ms, bindings };
+                save_acl_snapshot(&self.store, &acl_snapshot).await?;
+                *self.acls.lock().expect("acls lock") = Some(acl_snapshot.bindings);
+            }
+        }
         Ok((snapshot.groups.len(), warnings))
     }
 }

@@ -29,6 +29,8 @@ pub struct BackupSettings {
     pub continuous: bool,
     /// The group of workers sharing this backup; `None`: this process backs up every partition.
     pub workers: Option<WorkerGroup>,
+    /// Keep every ACL binding of the cluster, not only those of the backed-up topics and groups.
+    pub cluster_acls: bool,
 }
 
 /// A checked backup configuration, ready to run.

@@ -3,7 +3,6 @@
 //! generation's end they commit what they hold and stop before the worker rejoins.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -69,13 +68,7 @@ impl SharedRun<'_> {
                 checkpoint_interval_ms: self.config.settings.checkpoint_interval.as_millis() as u64,
                 ..ProgressBoard::default()
             })),
-            snapshotter: Arc::new(GroupSnapshotter {
-                client: self.client.clone(),
-                store: self.store.clone(),
-                selector: self.config.groups.clone(),
-                topics: self.topics.iter().map(|t| t.name.clone()).collect(),
-                taken: AtomicUsize::new(0),
-            }),
+            snapshotter: Arc::new(GroupSnapshotter::new(self.config, self.client, self.store, self.topics)),
         };
         let mut report = BackupReport {
             backup_id: self.config.location.backup_id.clone(),

@@ -212,6 +212,22 @@ fn workers_share_a_restore_unless_it_routes_by_key_and_the_command_line_override
 }
 
 #[test]
+fn restore_metadata_takes_acls_and_refuses_what_is_not_implemented() {
+    let yaml = format!("{RESTORE}restore:\n  metadata: [acls]\n");
+    assert!(RestoreJob::from_yaml(&yaml, |_| None).unwrap().restore.settings.restore_acls);
+    assert!(!RestoreJob::from_yaml(RESTORE, |_| None).unwrap().restore.settings.restore_acls, "off by default");
+    let error = restore_error("restore:\n  metadata: [acls, quotas]\n");
+    assert!(
+        error.contains("restore.metadata") && error.contains("quotas") && error.contains("not implemented"),
+        "{error}"
+    );
+    let error = restore_error("restore:\n  metadata: [acl]\n");
+    assert!(error.contains("restore.metadata") && error.contains("\"acl\""), "{error}");
+    let backup = parse(&format!("{MINIMAL}backup:\n  cluster_acls: true\n")).unwrap();
+    assert!(backup.settings.cluster_acls && !parse(MINIMAL).unwrap().settings.cluster_acls);
+}
+
+#[test]
 fn bad_restore_settings_are_named() {
     let error = restore_error("restore:\n  time_window_start: 5\n  time_window_end: 4\n");
     assert!(error.contains("restore.time_window_start"), "{error}");

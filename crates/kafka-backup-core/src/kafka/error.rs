@@ -265,6 +265,8 @@ fn acl_hint(api: &str, error: ResponseError) -> String {
             "Read on the group"
         }
         (ResponseError::GroupAuthorizationFailed, _) => "Describe on the group",
+        (ResponseError::ClusterAuthorizationFailed, "DescribeAcls") => "Describe on the cluster",
+        (ResponseError::ClusterAuthorizationFailed, "CreateAcls") => "Alter on the cluster",
         (ResponseError::ClusterAuthorizationFailed, _) => "the cluster-level operation this call needs",
         (ResponseError::TransactionalIdAuthorizationFailed, _) => "Write on the transactional id",
         _ => return String::new(),

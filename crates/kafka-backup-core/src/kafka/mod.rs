@@ -1,9 +1,10 @@
 //! Kafka client over the `kafka-protocol` crate's request and response messages.
 //! Layers, each using only those below it: `versions` (API version negotiation) ->
 //! `connection` (one broker socket) -> `client` (bootstrap, metadata, routing, retries) ->
-//! typed calls in `log` (partitions), `admin` (topics, producer ids), `groups`, `membership`
-//! and `transactions` (writer fences).
+//! typed calls in `log` (partitions), `admin` (topics, producer ids), `acls`, `groups`,
+//! `membership` and `transactions` (writer fences).
 
+mod acls;
 mod admin;
 mod client;
 mod config;
@@ -20,6 +21,7 @@ mod transport;
 mod versions;
 
 pub use crate::secret::Secret;
+pub use acls::AclBinding;
 pub(crate) use admin::TOPIC_POLL;
 pub use admin::{NewTopic, TopicConfigEntry};
 pub use client::KafkaClient;

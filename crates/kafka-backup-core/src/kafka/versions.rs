@@ -51,6 +51,8 @@ client_apis! {
     CreateTopicsRequest => CreateTopicsResponse, CreateTopics, 2..=7;
     DeleteRecordsRequest => DeleteRecordsResponse, DeleteRecords, 0..=2;
     DescribeConfigsRequest => DescribeConfigsResponse, DescribeConfigs, 1..=4;
+    DescribeAclsRequest => DescribeAclsResponse, DescribeAcls, 1..=3;
+    CreateAclsRequest => CreateAclsResponse, CreateAcls, 1..=3;
     IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse, IncrementalAlterConfigs, 0..=1;
     FindCoordinatorRequest => FindCoordinatorResponse, FindCoordinator, 0..=6;
     OffsetFetchRequest => OffsetFetchResponse, OffsetFetch, 1..=9;

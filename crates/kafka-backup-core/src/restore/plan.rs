@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::RestoreConfig;
-use crate::kafka::ClusterMetadata;
+use crate::kafka::{AclBinding, ClusterMetadata};
 use crate::manifest::BackupManifest;
 
 /// The topic config that makes the broker stamp records with its own time at append.
@@ -27,6 +27,8 @@ pub struct RestorePlan {
     pub conflicts: Vec<String>,
     /// Things to know that do not block it.
     pub warnings: Vec<String>,
+    /// ACL bindings created on the target (`restore.metadata: [acls]`), topic names mapped.
+    pub acls: Vec<AclBinding>,
 }
 
 /// One topic's restore.

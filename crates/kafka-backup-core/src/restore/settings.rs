@@ -45,6 +45,8 @@ pub struct RestoreSettings {
     pub include_original_offset_header: bool,
     /// The group of workers sharing this restore; `None`: this process restores every partition.
     pub workers: Option<WorkerGroup>,
+    /// Recreate the ACL bindings the backup captured (`restore.metadata: [acls]`).
+    pub restore_acls: bool,
 }
 
 impl Default for RestoreSettings {
@@ -67,6 +69,7 @@ impl Default for RestoreSettings {
             produce_compression: None,
             include_original_offset_header: false,
             workers: None,
+            restore_acls: false,
         }
     }
 }

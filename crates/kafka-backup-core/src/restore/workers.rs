@@ -10,8 +10,8 @@ use tokio::sync::watch;
 use super::partition::RestoreOutcome;
 use super::state::load_started;
 use super::{
-    build_plan, create_topics, purge_targets, spawn_partitions, timestamps, RestoreConfig, RestorePlan, RestoreReport,
-    RestoreTarget, WorkerReport, Writers,
+    acls, build_plan, create_topics, purge_targets, spawn_partitions, timestamps, RestoreConfig, RestorePlan,
+    RestoreReport, RestoreTarget, WorkerReport, Writers,
 };
 use crate::error::EngineError;
 use crate::kafka::{ClusterMetadata, KafkaClient};
@@ -332,9 +332,12 @@ impl SharedRestore<'_> {
         Ok(left)
     }
 
-    /// The finishing leader's duties: the topics switched to CreateTime go back to LogAppendTime.
+    /// The finishing leader's duties: the topics switched to CreateTime go back to LogAppendTime,
+    /// and the backup's ACLs are created when the restore recreates them.
     async fn finish(&self) -> Result<(), EngineError> {
-        let (plan, _) = self.plan().await?;
-        timestamps::switch_back(self.target, &plan).await
+        let (mut plan, _) = self.plan().await?;
+        timestamps::switch_back(self.target, &plan).await?;
+        acls::plan_acls(self.target, self.config, self.manifest, &mut plan).await?;
+        acls::create_acls(self.target, &plan).await
     }
 }

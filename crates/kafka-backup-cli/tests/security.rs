@@ -564,7 +564,7 @@ fn a_progress_group_the_principal_may_not_commit_to_is_a_warning_not_a_failed_ba
 }
 
 #[test]
-fn acls_of_the_backed_up_topics_and_groups_are_restored_under_the_renamed_topic() {
+fn acls_quotas_and_users_of_the_source_are_restored_acls_under_the_renamed_topic() {
     let (source, target) = (KafkaCluster::source(), KafkaCluster::target());
     let (topic, other, group) = (unique("guarded"), unique("unguarded"), unique("guarded-readers"));
     testkit::create_topic(&source.bootstrap(), &topic, 1, &[]);
@@ -578,11 +578,18 @@ fn acls_of_the_backed_up_topics_and_groups_are_restored_under_the_renamed_topic(
     testkit::add_acl(&source.bootstrap(), "group", &group, &principal, "READ", "ALLOW");
     // A binding on a topic the backup does not hold is not kept.
     testkit::add_acl(&source.bootstrap(), "topic", &other, &principal, "WRITE", "DENY");
+    // A client quota, set and read back with Kafka's own kafka-configs.
+    let user = principal.trim_start_matches("User:").to_string();
+    let quota_args = ["--alter", "--add-config", "producer_byte_rate=1048576,consumer_byte_rate=2097152"];
+    testkit::kafka_configs(
+        &source.bootstrap(),
+        &[&quota_args[..], &["--entity-type", "users", "--entity-name", &user]].concat(),
+    );
 
     let dir = TempDir::new().unwrap();
     assert_success(&backup(&write_config(dir.path(), &source.bootstrap(), "guarded", &topic, "")));
     let restored = unique("guarded-copy");
-    let settings = format!("  topic_mapping:\n    {topic}: {restored}\n  metadata: [acls]\n");
+    let settings = format!("  topic_mapping:\n    {topic}: {restored}\n  metadata: [acls, quotas, users]\n");
     let config = write_restore_config(dir.path(), "guarded", &target.bootstrap(), "guarded", &settings);
     let binding = |kind: &str, name: &str, operation: &str| {
         [kind, name, "LITERAL", &principal, "*", operation, "ALLOW"].map(str::to_string)
@@ -597,7 +604,18 @@ fn acls_of_the_backed_up_topics_and_groups_are_restored_under_the_renamed_topic(
     assert!(plan.contains(&format!("ACL ALLOW {principal} READ on TOPIC {restored} (LITERAL)")), "{plan}");
     assert!(plan.contains(&format!("ACL ALLOW {principal} READ on GROUP {group} (LITERAL)")), "{plan}");
     assert!(!plan.contains(&other), "a topic the backup does not hold: {plan}");
+    assert!(
+        plan.contains(&format!("QUOTA user={user}: consumer_byte_rate=2097152,producer_byte_rate=1048576")),
+        "{plan}"
+    );
+    // The source's SCRAM users are listed, to be created with their passwords (never returned).
+    assert!(plan.contains("SCRAM user alice (SCRAM-SHA-512, 4096 iterations) is not created"), "{plan}");
+    assert!(!plan.contains("alice-secret"), "{plan}");
     assert!(of_principal(&target.bootstrap()).is_empty(), "a dry run creates nothing");
+    let quotas_of = |bootstrap: &str| {
+        testkit::kafka_configs(bootstrap, &["--describe", "--entity-type", "users", "--entity-name", &user])
+    };
+    assert!(!quotas_of(&target.bootstrap()).contains("producer_byte_rate"), "a dry run sets no quota");
 
     assert_success(&restore(&config, &[]));
     let mut expected = vec![
@@ -609,6 +627,11 @@ fn acls_of_the_backed_up_topics_and_groups_are_restored_under_the_renamed_topic(
     let mut found = of_principal(&target.bootstrap());
     found.sort();
     assert_eq!(found, expected, "the broker's own answer (confluent-kafka's admin client)");
+    let quotas = quotas_of(&target.bootstrap());
+    assert!(
+        quotas.contains("producer_byte_rate=1048576.0") && quotas.contains("consumer_byte_rate=2097152.0"),
+        "{quotas}"
+    );
     // Run again, the bindings exist already: nothing changes, nothing fails.
     assert_success(&restore(&config, &[]));
     assert_eq!(of_principal(&target.bootstrap()).len(), 3);

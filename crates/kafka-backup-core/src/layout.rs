@@ -41,8 +41,8 @@ pub const TOPICS_DIR: &str = "topics";
 pub const SNAPSHOTS_DIR: &str = "groups";
 /// Folder of the restore state directories.
 pub const RESTORES_DIR: &str = "restores";
-/// Folder of the ACL snapshots.
-pub const ACLS_DIR: &str = "acls";
+/// Folder of the access snapshots (ACLs, quotas, SCRAM users).
+pub const ACCESS_DIR: &str = "access";
 /// Folder of the offset-reset records.
 pub const RESETS_DIR: &str = "offset-resets";
 const STARTED: &str = "started.json";
@@ -139,9 +139,9 @@ pub fn parse_partition_record(key: &str) -> Option<(&str, i32, PartitionRecord)>
     Some((topic, partition, record))
 }
 
-/// Key of the ACL snapshot taken at `taken_at_ms`.
-pub fn acl_snapshot_key(taken_at_ms: i64) -> String {
-    format!("{ACLS_DIR}/snapshot-{taken_at_ms:020}.json")
+/// Key of the access snapshot taken at `taken_at_ms`.
+pub fn access_snapshot_key(taken_at_ms: i64) -> String {
+    format!("{ACCESS_DIR}/snapshot-{taken_at_ms:020}.json")
 }
 
 /// Key of the consumer-group snapshot taken at `taken_at_ms`.

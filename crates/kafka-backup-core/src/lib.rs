@@ -3,7 +3,7 @@
 //! binary is a thin CLI over this crate.
 #![warn(missing_docs)]
 
-pub mod acl_snapshots;
+pub mod access_snapshots;
 pub mod backup;
 pub mod backup_location;
 mod buffers;

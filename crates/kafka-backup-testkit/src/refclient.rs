@@ -174,6 +174,24 @@ pub fn acls(bootstrap: &str) -> Vec<[String; 7]> {
         .collect()
 }
 
+/// Runs Kafka's own `kafka-configs.sh` (`kafka.admin.ConfigCommand`, from the broker's jars the
+/// test infrastructure installs) against `bootstrap` with `args`; returns its standard output.
+pub fn kafka_configs(bootstrap: &str, args: &[&str]) -> String {
+    let root = crate::repo_root();
+    let output = std::process::Command::new("java")
+        .args([
+            "-Xmx256m",
+            &format!("-Dlog4j2.configurationFile={}", root.join("scripts/kafka/log4j2.properties").display()),
+        ])
+        .args(["-cp", &format!("{}/*", root.join(".test-infra/kafka/libs").display()), "kafka.admin.ConfigCommand"])
+        .args(["--bootstrap-server", bootstrap])
+        .args(args)
+        .output()
+        .expect("java runs kafka-configs");
+    assert!(output.status.success(), "kafka-configs {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// The names of the topics of the cluster.
 pub fn topics(bootstrap: &str) -> Vec<String> {
     let answer = refclient("list-topics", serde_json::json!({"bootstrap": bootstrap}));

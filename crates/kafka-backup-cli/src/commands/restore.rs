@@ -110,6 +110,9 @@ fn render_plan(plan: &RestorePlan) -> String {
     for binding in &plan.acls {
         let _ = writeln!(out, "  ACL {binding}");
     }
+    for quota in &plan.quotas {
+        let _ = writeln!(out, "  QUOTA {quota}");
+    }
     for warning in &plan.warnings {
         let _ = writeln!(out, "  WARNING {warning}");
     }
@@ -133,6 +136,9 @@ fn summary(report: &RestoreReport) -> String {
     }
     if !report.plan.acls.is_empty() {
         let _ = writeln!(out, "  ACL bindings created (or already there): {}", report.plan.acls.len());
+    }
+    if !report.plan.quotas.is_empty() {
+        let _ = writeln!(out, "  client quotas set: {}", report.plan.quotas.len());
     }
     if !report.purged_topics.is_empty() {
         let _ = writeln!(out, "  purged before the restore: {}", report.purged_topics.join(", "));

@@ -10,7 +10,7 @@ mod transactions;
 mod upload;
 mod workers;
 
-use crate::acl_snapshots::{read_acls, save_acl_snapshot, AclScope, AclSnapshot};
+use crate::access_snapshots::{read_access, save_access_snapshot, AccessSnapshot, AclScope};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +29,7 @@ use crate::clock::now_ms;
 use crate::error::EngineError;
 use crate::group_snapshots::{save_snapshot, take_snapshot};
 use crate::kafka::{
-    AclBinding, ClusterMetadata, FetchRounds, IsolationLevel, KafkaClient, OffsetSpec, TopicConfigEntry, TopicMetadata,
+    ClusterMetadata, FetchRounds, IsolationLevel, KafkaClient, OffsetSpec, TopicConfigEntry, TopicMetadata,
 };
 use crate::layout::{PROGRESS_KEY, RESETS_DIR, RESTORES_DIR, TOPICS_DIR};
 use crate::manifest::{to_json, BackupManifest, OffsetGap, PartitionBackup};
@@ -425,8 +425,8 @@ struct GroupSnapshotter {
     taken: AtomicUsize,
     /// Every ACL binding, not only those of the backed-up topics and groups.
     cluster_acls: bool,
-    /// The ACL bindings of the last ACL snapshot this run stored.
-    acls: Mutex<Option<Vec<AclBinding>>>,
+    /// The last access snapshot this run stored.
+    access: Mutex<Option<AccessSnapshot>>,
 }
 
 impl GroupSnapshotter {
@@ -438,12 +438,13 @@ impl GroupSnapshotter {
             topics: topics.iter().map(|t| t.name.clone()).collect(),
             taken: AtomicUsize::new(0),
             cluster_acls: config.settings.cluster_acls,
-            acls: Mutex::new(None),
+            access: Mutex::new(None),
         }
     }
 
-    /// Takes and stores one snapshot of the group offsets, and one of the ACLs when they changed
-    /// since the last this run stored; returns how many groups it holds and any warnings.
+    /// Takes and stores one snapshot of the group offsets, and one of the access metadata (ACLs,
+    /// quotas, SCRAM users) when it changed since the last this run stored; returns how many
+    /// groups it holds and any warnings.
     async fn snapshot(&self) -> Result<(usize, Vec<String>), EngineError> {
         let (snapshot, mut warnings) = take_snapshot(&self.client, &self.selector, &self.topics, now_ms())
             .await
@@ -451,15 +452,12 @@ impl GroupSnapshotter {
         save_snapshot(&self.store, &snapshot).await?;
         self.taken.fetch_add(1, Ordering::Relaxed);
         let scope = AclScope { topics: &self.topics, groups: &self.selector, cluster_wide: self.cluster_acls };
-        let (acls, acl_warnings) = read_acls(&self.client, &scope).await.map_err(EngineError::kafka("reading ACLs"))?;
-        warnings.extend(acl_warnings);
-        if let Some(bindings) = acls {
-            let changed = self.acls.lock().expect("acls lock").as_ref() != Some(&bindings);
-            if changed {
-                let acl_snapshot = AclSnapshot { taken_at_ms: snapshot.taken_at_ms, bindings };
-                save_acl_snapshot(&self.store, &acl_snapshot).await?;
-                *self.acls.lock().expect("acls lock") = Some(acl_snapshot.bindings);
-            }
+        let (access, access_warnings) = read_access(&self.client, &scope, snapshot.taken_at_ms).await;
+        warnings.extend(access_warnings);
+        let changed = self.access.lock().expect("access lock").as_ref().is_none_or(|last| !last.same_as(&access));
+        if changed {
+            save_access_snapshot(&self.store, &access).await?;
+            *self.access.lock().expect("access lock") = Some(access);
         }
         Ok((snapshot.groups.len(), warnings))
     }

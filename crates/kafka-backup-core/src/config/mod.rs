@@ -28,7 +28,7 @@ use crate::backup_location::StoreLocation;
 use crate::kafka::ClientConfig;
 use crate::offset_reset::{GroupSelection, GroupStrategy};
 use crate::records::Compression;
-use crate::restore::{RestoreConfig, RestoreSettings};
+use crate::restore::{RestoreConfig, RestoreSettings, RestoredAccess};
 use crate::retention::RetentionPolicy;
 use crate::storage::StorageConfig;
 use crate::three_phase::{GroupRecovery, RestoreJob};
@@ -409,7 +409,7 @@ fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
     let defaults = RestoreSettings::default();
     Ok(RestoreSettings {
         workers,
-        restore_acls: restored_metadata(raw.metadata.unwrap_or_default())?,
+        metadata: restored_metadata(raw.metadata.unwrap_or_default())?,
         window,
         topic_mapping: raw.topic_mapping.unwrap_or_default(),
         partition_mapping,
@@ -520,23 +520,30 @@ fn progress_group(source: &RawEndpoint) -> Result<Option<String>, ConfigError> {
     }
 }
 
-/// `restore.metadata`: the cluster metadata a restore recreates besides the records; true when it
-/// names `acls`, the one kind implemented (the others are refused, never ignored).
-fn restored_metadata(kinds: Vec<String>) -> Result<bool, ConfigError> {
-    let mut acls = false;
+/// `restore.metadata`: the access metadata a restore recreates besides the records (the kinds not
+/// implemented are refused, never ignored).
+fn restored_metadata(kinds: Vec<String>) -> Result<RestoredAccess, ConfigError> {
+    let mut restored = RestoredAccess::default();
     for kind in kinds {
         match kind.as_str() {
-            "acls" => acls = true,
-            "quotas" | "users" | "share_groups" | "schemas" => {
+            "acls" => restored.acls = true,
+            "quotas" => restored.quotas = true,
+            "users" => restored.users = true,
+            "share_groups" | "schemas" => {
                 return Err(invalid(
                     "restore.metadata",
-                    format!("{kind} cannot be restored yet: not implemented (acls is); remove it"),
+                    format!("{kind} cannot be restored yet: not implemented (acls, quotas and users are); remove it"),
                 ))
             }
-            other => return Err(invalid("restore.metadata", format!("{other:?} is not a kind of metadata; use acls"))),
+            other => {
+                return Err(invalid(
+                    "restore.metadata",
+                    format!("{other:?} is not a kind of metadata: acls, quotas, users"),
+                ))
+            }
         }
     }
-    Ok(acls)
+    Ok(restored)
 }
 
 /// The `group_*` keys of the `backup` or `restore` section.

@@ -212,15 +212,14 @@ fn workers_share_a_restore_unless_it_routes_by_key_and_the_command_line_override
 }
 
 #[test]
-fn restore_metadata_takes_acls_and_refuses_what_is_not_implemented() {
-    let yaml = format!("{RESTORE}restore:\n  metadata: [acls]\n");
-    assert!(RestoreJob::from_yaml(&yaml, |_| None).unwrap().restore.settings.restore_acls);
-    assert!(!RestoreJob::from_yaml(RESTORE, |_| None).unwrap().restore.settings.restore_acls, "off by default");
-    let error = restore_error("restore:\n  metadata: [acls, quotas]\n");
-    assert!(
-        error.contains("restore.metadata") && error.contains("quotas") && error.contains("not implemented"),
-        "{error}"
-    );
+fn restore_metadata_takes_acls_quotas_and_users_and_refuses_what_is_not_implemented() {
+    let yaml = format!("{RESTORE}restore:\n  metadata: [acls, quotas]\n");
+    let metadata = RestoreJob::from_yaml(&yaml, |_| None).unwrap().restore.settings.metadata;
+    assert!(metadata.acls && metadata.quotas && !metadata.users);
+    let none = RestoreJob::from_yaml(RESTORE, |_| None).unwrap().restore.settings.metadata;
+    assert_eq!(none, RestoredAccess::default(), "nothing by default");
+    let error = restore_error("restore:\n  metadata: [acls, share_groups]\n");
+    assert!(error.contains("restore.metadata") && error.contains("share_groups") && error.contains("not implemented"));
     let error = restore_error("restore:\n  metadata: [acl]\n");
     assert!(error.contains("restore.metadata") && error.contains("\"acl\""), "{error}");
     let backup = parse(&format!("{MINIMAL}backup:\n  cluster_acls: true\n")).unwrap();

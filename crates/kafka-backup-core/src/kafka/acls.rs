@@ -97,15 +97,8 @@ impl KafkaClient {
             if response.error_code == ResponseError::SecurityDisabled.code() {
                 return Ok(None);
             }
-            if response.error_code != 0 {
-                return Err(KafkaError::broker(
-                    "DescribeAcls",
-                    String::new(),
-                    connection.address(),
-                    response.error_code,
-                    response.error_message.map(|m| m.to_string()),
-                ));
-            }
+            let message = response.error_message.map(|m| m.to_string());
+            KafkaError::check("DescribeAcls", String::new(), connection.address(), response.error_code, message)?;
             let mut bindings = Vec::new();
             for resource in response.resources {
                 for acl in resource.acls {
@@ -147,15 +140,9 @@ impl KafkaClient {
                 let request = CreateAclsRequest::default().with_creations(creations.clone());
                 let response = connection.send(&request).await?;
                 for (result, binding) in response.results.iter().zip(chunk) {
-                    if result.error_code != 0 {
-                        return Err(KafkaError::broker(
-                            "CreateAcls",
-                            format!(" creating the ACL {binding}"),
-                            connection.address(),
-                            result.error_code,
-                            result.error_message.as_ref().map(|m| m.to_string()),
-                        ));
-                    }
+                    let message = result.error_message.as_ref().map(|m| m.to_string());
+                    let context = format!(" creating the ACL {binding}");
+                    KafkaError::check("CreateAcls", context, connection.address(), result.error_code, message)?;
                 }
                 Ok(())
             })

@@ -208,6 +208,20 @@ impl KafkaError {
         }
     }
 
+    /// `Ok` for error code 0, else the broker's error (see [`KafkaError::broker`]).
+    pub fn check(
+        api: &'static str,
+        context: String,
+        broker: &str,
+        code: i16,
+        message: Option<String>,
+    ) -> Result<(), Self> {
+        match code {
+            0 => Ok(()),
+            code => Err(Self::broker(api, context, broker, code, message)),
+        }
+    }
+
     /// A response that lacks the part answering our request.
     pub fn no_answer(api: &'static str, broker: &str, missing: String) -> Self {
         Self::Protocol { api, broker: broker.to_string(), reason: format!("the response has {missing}") }
@@ -267,6 +281,9 @@ fn acl_hint(api: &str, error: ResponseError) -> String {
         (ResponseError::GroupAuthorizationFailed, _) => "Describe on the group",
         (ResponseError::ClusterAuthorizationFailed, "DescribeAcls") => "Describe on the cluster",
         (ResponseError::ClusterAuthorizationFailed, "CreateAcls") => "Alter on the cluster",
+        (ResponseError::ClusterAuthorizationFailed, "DescribeClientQuotas") => "DescribeConfigs on the cluster",
+        (ResponseError::ClusterAuthorizationFailed, "AlterClientQuotas") => "AlterConfigs on the cluster",
+        (ResponseError::ClusterAuthorizationFailed, "DescribeUserScramCredentials") => "Describe on the cluster",
         (ResponseError::ClusterAuthorizationFailed, _) => "the cluster-level operation this call needs",
         (ResponseError::TransactionalIdAuthorizationFailed, _) => "Write on the transactional id",
         _ => return String::new(),

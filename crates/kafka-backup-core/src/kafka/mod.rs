@@ -1,8 +1,8 @@
 //! Kafka client over the `kafka-protocol` crate's request and response messages.
 //! Layers, each using only those below it: `versions` (API version negotiation) ->
 //! `connection` (one broker socket) -> `client` (bootstrap, metadata, routing, retries) ->
-//! typed calls in `log` (partitions), `admin` (topics, producer ids), `acls`, `groups`,
-//! `membership` and `transactions` (writer fences).
+//! typed calls in `log` (partitions), `admin` (topics, producer ids), `acls`, `quotas`, `users`
+//! (SCRAM), `groups`, `membership` and `transactions` (writer fences).
 
 mod acls;
 mod admin;
@@ -16,8 +16,10 @@ mod groups;
 mod log;
 mod membership;
 mod metadata;
+mod quotas;
 mod transactions;
 mod transport;
+mod users;
 mod versions;
 
 pub use crate::secret::Secret;
@@ -34,7 +36,9 @@ pub use log::{
 };
 pub use membership::{JoinTerms, Joined, JoinedMember, Membership};
 pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use quotas::ClientQuota;
 pub use transport::{
     msk_iam, OidcSettings, OidcTokens, SaslCredentials, SaslMechanism, SaslSettings, SecurityProtocol, TlsSettings,
     NO_HOSTNAME_VERIFICATION,
 };
+pub use users::ScramUser;

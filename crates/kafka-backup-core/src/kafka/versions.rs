@@ -53,6 +53,9 @@ client_apis! {
     DescribeConfigsRequest => DescribeConfigsResponse, DescribeConfigs, 1..=4;
     DescribeAclsRequest => DescribeAclsResponse, DescribeAcls, 1..=3;
     CreateAclsRequest => CreateAclsResponse, CreateAcls, 1..=3;
+    DescribeClientQuotasRequest => DescribeClientQuotasResponse, DescribeClientQuotas, 0..=1;
+    AlterClientQuotasRequest => AlterClientQuotasResponse, AlterClientQuotas, 0..=1;
+    DescribeUserScramCredentialsRequest => DescribeUserScramCredentialsResponse, DescribeUserScramCredentials, 0..=0;
     IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse, IncrementalAlterConfigs, 0..=1;
     FindCoordinatorRequest => FindCoordinatorResponse, FindCoordinator, 0..=6;
     OffsetFetchRequest => OffsetFetchResponse, OffsetFetch, 1..=9;

@@ -5,7 +5,7 @@
 //! `restores/{target cluster id}/{target topic}/partition={p}/`, or `.../repartitioned/` for a
 //! topic whose records are routed by key into another partition count.
 
-mod acls;
+mod access;
 mod partition;
 mod plan;
 mod prepare;
@@ -26,6 +26,7 @@ use serde::Serialize;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+pub use access::RestoredAccess;
 pub use plan::{build_plan, PartitionPlan, RestorePlan, TopicCreation, TopicPlan};
 pub use prepare::{prepare, PreparedBatch, SourceOffsets, ORIGINAL_OFFSET_HEADER};
 pub use settings::{RestoreConfig, RestoreSettings};
@@ -152,7 +153,7 @@ pub async fn run_restore(
     let metadata = target.client.refresh_metadata(None).await.map_err(EngineError::kafka("reading target metadata"))?;
     let mut plan = build_plan(config, &manifest, &metadata);
     timestamps::check_timestamp_types(target, &metadata, &mut plan, config.settings.switch_to_create_time).await?;
-    acls::plan_acls(target, config, &manifest, &mut plan).await?;
+    access::plan_access(target, config, &manifest, &mut plan).await?;
     let mut report = RestoreReport { plan, dry_run: config.settings.dry_run, ..RestoreReport::default() };
     if report.dry_run {
         // A dry run shows the plan with its conflicts; the caller decides how to fail.
@@ -172,7 +173,7 @@ pub async fn run_restore(
     report.created_topics = created.iter().map(|(topic, _)| topic.clone()).collect();
     report.purged_topics = purge_targets(target, &report.plan, &metadata).await?;
     timestamps::switch_to_create_time(target, &report.plan).await?;
-    acls::create_acls(target, &report.plan).await?;
+    access::restore_access(target, &report.plan).await?;
     // A failed partition stops the others at their next segment, as an operator's stop does.
     let (stop_sender, stop) = stop_on_shutdown(shutdown);
     let producer = target.client.init_producer_id().await.map_err(EngineError::kafka("getting a producer id"))?;

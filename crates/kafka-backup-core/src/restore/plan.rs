@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::RestoreConfig;
-use crate::kafka::{AclBinding, ClusterMetadata};
+use crate::kafka::{AclBinding, ClientQuota, ClusterMetadata, ScramUser};
 use crate::manifest::BackupManifest;
 
 /// The topic config that makes the broker stamp records with its own time at append.
 const TIMESTAMP_TYPE_CONFIG: &str = "message.timestamp.type";
 /// Everything a restore will do.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RestorePlan {
     /// Backup restored.
     pub backup_id: String,
@@ -29,6 +29,10 @@ pub struct RestorePlan {
     pub warnings: Vec<String>,
     /// ACL bindings created on the target (`restore.metadata: [acls]`), topic names mapped.
     pub acls: Vec<AclBinding>,
+    /// Client quotas set on the target (`restore.metadata: [quotas]`).
+    pub quotas: Vec<ClientQuota>,
+    /// SCRAM users of the source, to create by hand (`restore.metadata: [users]`).
+    pub scram_users: Vec<ScramUser>,
 }
 
 /// One topic's restore.

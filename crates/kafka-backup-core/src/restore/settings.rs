@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::RestoredAccess;
 use crate::backup_location::BackupLocation;
 use crate::kafka::ClientConfig;
 use crate::records::Compression;
@@ -45,8 +46,8 @@ pub struct RestoreSettings {
     pub include_original_offset_header: bool,
     /// The group of workers sharing this restore; `None`: this process restores every partition.
     pub workers: Option<WorkerGroup>,
-    /// Recreate the ACL bindings the backup captured (`restore.metadata: [acls]`).
-    pub restore_acls: bool,
+    /// The access metadata the backup captured that the restore recreates (`restore.metadata`).
+    pub metadata: RestoredAccess,
 }
 
 impl Default for RestoreSettings {
@@ -69,7 +70,7 @@ impl Default for RestoreSettings {
             produce_compression: None,
             include_original_offset_header: false,
             workers: None,
-            restore_acls: false,
+            metadata: RestoredAccess::default(),
         }
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::partition::RestoreOutcome;
 use super::state::load_started;
 use super::{
-    acls, build_plan, create_topics, purge_targets, spawn_partitions, timestamps, RestoreConfig, RestorePlan,
+    access, build_plan, create_topics, purge_targets, spawn_partitions, timestamps, RestoreConfig, RestorePlan,
     RestoreReport, RestoreTarget, WorkerReport, Writers,
 };
 use crate::error::EngineError;
@@ -333,11 +333,11 @@ impl SharedRestore<'_> {
     }
 
     /// The finishing leader's duties: the topics switched to CreateTime go back to LogAppendTime,
-    /// and the backup's ACLs are created when the restore recreates them.
+    /// and the backup's ACLs and quotas are restored when the restore recreates them.
     async fn finish(&self) -> Result<(), EngineError> {
         let (mut plan, _) = self.plan().await?;
         timestamps::switch_back(self.target, &plan).await?;
-        acls::plan_acls(self.target, self.config, self.manifest, &mut plan).await?;
-        acls::create_acls(self.target, &plan).await
+        access::plan_access(self.target, self.config, self.manifest, &mut plan).await?;
+        access::restore_access(self.target, &plan).await
     }
 }

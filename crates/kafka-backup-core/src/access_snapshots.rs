@@ -1,28 +1,45 @@
-//! ACL snapshots kept with a backup: the bindings on the backed-up topics and the selected groups
-//! (every binding with `backup.cluster_acls`), in `acls/snapshot-{taken_at_ms}.json`, a new one
-//! whenever they change; and the bindings a restore recreates from one, following topic renames.
+//! Access snapshots kept with a backup, in `access/snapshot-{taken_at_ms}.json`, a new one whenever
+//! they change: the ACL bindings on the backed-up topics and selected groups (every binding with
+//! `backup.cluster_acls`), the client quotas and the SCRAM users; and the bindings a restore
+//! recreates from one, following topic renames.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::kafka::{AclBinding, KafkaClient, KafkaError};
-use crate::layout::{acl_snapshot_key, object_start, ACLS_DIR};
+use crate::kafka::{AclBinding, ClientQuota, KafkaClient, KafkaError, ScramUser};
+use crate::layout::{access_snapshot_key, object_start, ACCESS_DIR};
 use crate::manifest::{to_json, ManifestError};
 use crate::storage::{BackupStore, StorageError};
 use crate::topics::TopicSelector;
 
-/// The ACL bindings kept at one moment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Who may do what at one moment; a part the cluster would not give is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AclSnapshot {
+pub struct AccessSnapshot {
     /// When they were read (epoch ms).
     pub taken_at_ms: i64,
-    /// The bindings, sorted.
-    pub bindings: Vec<AclBinding>,
+    /// The ACL bindings kept, sorted (`None` without an authorizer, or when refused).
+    pub acls: Option<Vec<AclBinding>>,
+    /// Every client quota.
+    pub quotas: Option<Vec<ClientQuota>>,
+    /// Every SCRAM user: names, mechanisms and iterations (the broker never returns secrets).
+    pub scram_users: Option<Vec<ScramUser>>,
 }
 
-/// What an ACL snapshot keeps: the backed-up topics and the selected groups, or everything.
+impl AccessSnapshot {
+    /// Whether it holds anything (a cluster that gave nothing has no snapshot).
+    fn is_empty(&self) -> bool {
+        self.acls.is_none() && self.quotas.is_none() && self.scram_users.is_none()
+    }
+
+    /// Whether it holds the same as `other`, whenever each was taken.
+    pub fn same_as(&self, other: &AccessSnapshot) -> bool {
+        (&self.acls, &self.quotas, &self.scram_users) == (&other.acls, &other.quotas, &other.scram_users)
+    }
+}
+
+/// Which ACL bindings an access snapshot keeps: the backed-up topics and the selected groups, or everything.
 pub struct AclScope<'a> {
     /// The backed-up topics.
     pub topics: &'a BTreeSet<String>,
@@ -51,35 +68,49 @@ impl AclScope<'_> {
     }
 }
 
-/// Reads the cluster's ACL bindings that `scope` keeps. `None` for a cluster without an
-/// authorizer; a principal that may not describe them gets a warning naming the permission.
-pub async fn read_acls(
-    client: &KafkaClient,
-    scope: &AclScope<'_>,
-) -> Result<(Option<Vec<AclBinding>>, Vec<String>), KafkaError> {
-    match client.describe_acls().await {
-        Ok(Some(bindings)) => Ok((Some(bindings.into_iter().filter(|b| scope.keeps(b)).collect()), Vec::new())),
-        Ok(None) => Ok((None, Vec::new())),
-        Err(error) if error.is_refusal() => Ok((None, vec![format!("ACLs were not captured: {error}")])),
-        Err(error) => Err(error),
+/// Reads the cluster's access metadata at `now_ms`: the ACL bindings `scope` keeps (none without an
+/// authorizer), the client quotas and the SCRAM users. A part the cluster would not give (the
+/// principal may not describe it, or the broker lacks the API) is left out with a warning naming
+/// why; the backup goes on.
+pub async fn read_access(client: &KafkaClient, scope: &AclScope<'_>, now_ms: i64) -> (AccessSnapshot, Vec<String>) {
+    let mut warnings = Vec::new();
+    let acls = optional("ACLs", client.describe_acls().await, &mut warnings).flatten();
+    let acls = acls.map(|bindings| bindings.into_iter().filter(|b| scope.keeps(b)).collect());
+    let quotas = optional("client quotas", client.describe_client_quotas().await, &mut warnings);
+    let scram_users = optional("SCRAM users", client.describe_scram_users().await, &mut warnings);
+    (AccessSnapshot { taken_at_ms: now_ms, acls, quotas, scram_users }, warnings)
+}
+
+/// `result`'s value; `None` with a warning when the cluster would not give it (a refusal names the
+/// permission; a broker that lacks or garbles the API says so): this part never fails a backup.
+fn optional<T>(what: &str, result: Result<T, KafkaError>, warnings: &mut Vec<String>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(error) => {
+            warnings.push(format!("{what} were not captured: {error}"));
+            None
+        }
     }
 }
 
-/// Stores `snapshot` (create-only).
-pub async fn save_acl_snapshot(store: &BackupStore, snapshot: &AclSnapshot) -> Result<(), StorageError> {
-    match store.put_new(&acl_snapshot_key(snapshot.taken_at_ms), to_json(snapshot)).await {
+/// Stores `snapshot` (create-only) unless it is empty.
+pub async fn save_access_snapshot(store: &BackupStore, snapshot: &AccessSnapshot) -> Result<(), StorageError> {
+    if snapshot.is_empty() {
+        return Ok(());
+    }
+    match store.put_new(&access_snapshot_key(snapshot.taken_at_ms), to_json(snapshot)).await {
         Err(StorageError::AlreadyExists { .. }) => Ok(()),
         other => other,
     }
 }
 
-/// The latest ACL snapshot taken at or before `at_ms` (any when `None`), if the backup holds one.
-pub async fn latest_acl_snapshot(
+/// The latest access snapshot taken at or before `at_ms` (any when `None`), if the backup holds one.
+pub async fn latest_access_snapshot(
     store: &BackupStore,
     at_ms: Option<i64>,
-) -> Result<Option<AclSnapshot>, ManifestError> {
+) -> Result<Option<AccessSnapshot>, ManifestError> {
     let latest = store
-        .list(ACLS_DIR)
+        .list(ACCESS_DIR)
         .await?
         .into_iter()
         .filter_map(|object| match object_start(&object.key) {
@@ -96,12 +127,12 @@ pub async fn latest_acl_snapshot(
 /// `renames` says (literal names; a prefixed binding keeps its prefix), those of topics not
 /// restored left out, every other binding as it was.
 pub fn bindings_to_restore(
-    snapshot: &AclSnapshot,
+    bindings: &[AclBinding],
     restored_topics: &BTreeMap<String, String>,
     backed_up_topics: &BTreeSet<String>,
 ) -> Vec<AclBinding> {
     let mut restored = BTreeSet::new();
-    for binding in &snapshot.bindings {
+    for binding in bindings {
         let literal_topic = binding.resource_type == "TOPIC" && binding.pattern_type == "LITERAL";
         if literal_topic && binding.resource_name != "*" {
             match restored_topics.get(&binding.resource_name) {
@@ -163,19 +194,16 @@ mod tests {
 
     #[test]
     fn a_restore_renames_literal_topic_bindings_and_leaves_out_topics_it_does_not_restore() {
-        let snapshot = AclSnapshot {
-            taken_at_ms: 1,
-            bindings: vec![
-                binding("TOPIC", "orders", "LITERAL", "READ"),
-                binding("TOPIC", "payments", "LITERAL", "READ"),
-                binding("TOPIC", "audit", "LITERAL", "READ"),
-                binding("TOPIC", "orders", "PREFIXED", "WRITE"),
-                binding("GROUP", "billing", "LITERAL", "READ"),
-            ],
-        };
+        let bindings = [
+            binding("TOPIC", "orders", "LITERAL", "READ"),
+            binding("TOPIC", "payments", "LITERAL", "READ"),
+            binding("TOPIC", "audit", "LITERAL", "READ"),
+            binding("TOPIC", "orders", "PREFIXED", "WRITE"),
+            binding("GROUP", "billing", "LITERAL", "READ"),
+        ];
         let restored = BTreeMap::from([("orders".to_string(), "dr-orders".to_string())]);
         let backed_up = BTreeSet::from(["orders".to_string(), "payments".to_string()]);
-        let created = bindings_to_restore(&snapshot, &restored, &backed_up);
+        let created = bindings_to_restore(&bindings, &restored, &backed_up);
         let names: Vec<(&str, &str)> =
             created.iter().map(|b| (b.resource_type.as_str(), b.resource_name.as_str())).collect();
         assert_eq!(names, [("GROUP", "billing"), ("TOPIC", "audit"), ("TOPIC", "dr-orders"), ("TOPIC", "orders")]);

@@ -1,0 +1,102 @@
+//! Restoring the access metadata a backup captured (`restore.metadata`), from its latest access
+//! snapshot at or before the window's end: ACL bindings, topic bindings following the restore's
+//! renames (CreateAcls leaves an existing binding as it is); client quotas (AlterClientQuotas sets
+//! each value); SCRAM users listed to be created by hand (the broker never gave their secrets).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{RestoreConfig, RestorePlan, RestoreTarget};
+use crate::access_snapshots::{bindings_to_restore, latest_access_snapshot};
+use crate::error::EngineError;
+use crate::manifest::BackupManifest;
+
+/// Which access metadata a restore recreates (`restore.metadata`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestoredAccess {
+    /// ACL bindings.
+    pub acls: bool,
+    /// Client quotas.
+    pub quotas: bool,
+    /// SCRAM users (listed in the plan, created by hand with their passwords).
+    pub users: bool,
+}
+
+impl RestoredAccess {
+    fn any(self) -> bool {
+        self.acls || self.quotas || self.users
+    }
+}
+
+/// Puts into `plan` what the restore recreates, or a warning when the backup holds nothing of it.
+pub(super) async fn plan_access(
+    target: &RestoreTarget,
+    config: &RestoreConfig,
+    manifest: &BackupManifest,
+    plan: &mut RestorePlan,
+) -> Result<(), EngineError> {
+    let wanted = config.settings.metadata;
+    if !wanted.any() {
+        return Ok(());
+    }
+    let snapshot = latest_access_snapshot(&target.store, config.settings.window.end).await?.unwrap_or_default();
+    let missing = |what: &str| {
+        format!(
+            "restore.metadata names {what}, but backup {} holds none (up to the window's end): its source would not \
+             give them to the backup's principal, or has none (see the backup's warnings)",
+            manifest.backup_id
+        )
+    };
+    if wanted.acls {
+        match &snapshot.acls {
+            Some(bindings) => {
+                let renames: BTreeMap<String, String> =
+                    plan.topics.iter().map(|t| (t.source.clone(), t.target.clone())).collect();
+                let backed_up: BTreeSet<String> = manifest.topics.iter().map(|t| t.name.clone()).collect();
+                plan.acls = bindings_to_restore(bindings, &renames, &backed_up);
+            }
+            None => plan.warnings.push(missing("acls")),
+        }
+    }
+    if wanted.quotas {
+        match &snapshot.quotas {
+            Some(quotas) => plan.quotas = quotas.clone(),
+            None => plan.warnings.push(missing("quotas")),
+        }
+    }
+    if wanted.users {
+        match &snapshot.scram_users {
+            Some(users) => {
+                for user in users {
+                    for (mechanism, iterations) in &user.credentials {
+                        plan.warnings.push(format!(
+                            "SCRAM user {} ({mechanism}, {iterations} iterations) is not created: the broker never \
+                             returns secrets; create it with its password: kafka-configs.sh --alter --add-config \
+                             '{mechanism}=[iterations={iterations},password=...]' --entity-type users --entity-name {}",
+                            user.name, user.name
+                        ));
+                    }
+                }
+                plan.scram_users = users.clone();
+            }
+            None => plan.warnings.push(missing("users")),
+        }
+    }
+    Ok(())
+}
+
+/// Creates the plan's ACL bindings and sets its client quotas on the target.
+pub(super) async fn restore_access(target: &RestoreTarget, plan: &RestorePlan) -> Result<(), EngineError> {
+    if !plan.acls.is_empty() {
+        target.client.create_acls(&plan.acls).await.map_err(EngineError::kafka("creating ACLs on the target"))?;
+        tracing::info!(count = plan.acls.len(), "ACL bindings created on the target");
+    }
+    if !plan.quotas.is_empty() {
+        target
+            .client
+            .alter_client_quotas(&plan.quotas)
+            .await
+            .map_err(EngineError::kafka("setting client quotas on the target"))?;
+        tracing::info!(count = plan.quotas.len(), "client quotas set on the target");
+    }
+    Ok(())
+}

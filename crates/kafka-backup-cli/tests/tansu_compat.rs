@@ -23,7 +23,12 @@ fn backup_and_restore_round_trip_every_record_on_tansu() {
     assert_eq!(original.len(), records.len());
 
     let dir = TempDir::new().unwrap();
-    assert_success(&backup(&write_config(dir.path(), &source.bootstrap(), "compat", "orders", "")));
+    let backed_up = backup(&write_config(dir.path(), &source.bootstrap(), "compat", "orders", ""));
+    assert_success(&backed_up);
+    // Tansu lacks (or garbles) the APIs that read ACLs, quotas and SCRAM users: each is a warning
+    // naming what was not captured, never a failed backup.
+    let report = text(&backed_up.stdout);
+    assert!(report.contains("SCRAM users were not captured"), "{report}");
     assert_eq!(backed_up_records(dir.path(), "compat", "orders"), original);
     assert_success(&validate(dir.path(), "compat", true));
     let described = describe_json(dir.path(), "compat");

@@ -588,6 +588,11 @@ fn acls_quotas_and_users_of_the_source_are_restored_acls_under_the_renamed_topic
 
     let dir = TempDir::new().unwrap();
     assert_success(&backup(&write_config(dir.path(), &source.bootstrap(), "guarded", &topic, "")));
+    // `describe` shows what the backup holds of them.
+    let described = describe_json(dir.path(), "guarded");
+    let kept = described["access"]["acls"].as_array().expect("the ACL bindings kept");
+    let ours = kept.iter().filter(|b| b["principal"] == principal.as_str()).count();
+    assert_eq!(ours, 3, "the topic's two and the group's, not the other topic's: {}", described["access"]);
     let restored = unique("guarded-copy");
     let settings = format!("  topic_mapping:\n    {topic}: {restored}\n  metadata: [acls, quotas, users]\n");
     let config = write_restore_config(dir.path(), "guarded", &target.bootstrap(), "guarded", &settings);

@@ -1,5 +1,5 @@
 //! Access snapshots kept with a backup, in `access/snapshot-{taken_at_ms}.json`, a new one whenever
-//! they change: the ACL bindings on the backed-up topics and selected groups (every binding with
+//! they change: the ACL bindings on the backed-up topics and their groups (every binding with
 //! `backup.cluster_acls`), the client quotas and the SCRAM users; and the bindings a restore
 //! recreates from one, following topic renames.
 
@@ -11,7 +11,6 @@ use crate::kafka::{AclBinding, ClientQuota, KafkaClient, KafkaError, ScramUser};
 use crate::layout::{access_snapshot_key, object_start, ACCESS_DIR};
 use crate::manifest::{to_json, ManifestError};
 use crate::storage::{BackupStore, StorageError};
-use crate::topics::TopicSelector;
 
 /// Who may do what at one moment; a part the cluster would not give is `None`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -39,12 +38,13 @@ impl AccessSnapshot {
     }
 }
 
-/// Which ACL bindings an access snapshot keeps: the backed-up topics and the selected groups, or everything.
+/// Which ACL bindings an access snapshot keeps: those of the backed-up topics and of the groups
+/// whose offsets the backup keeps, or everything.
 pub struct AclScope<'a> {
     /// The backed-up topics.
     pub topics: &'a BTreeSet<String>,
-    /// The groups whose offsets the backup snapshots.
-    pub groups: &'a TopicSelector,
+    /// The groups in the backup's group-offset snapshot (selected, with offsets on its topics).
+    pub groups: &'a BTreeSet<String>,
     /// Every binding of the cluster (`backup.cluster_acls`).
     pub cluster_wide: bool,
 }
@@ -62,7 +62,7 @@ impl AclScope<'_> {
             "TOPIC" if prefixed => self.topics.iter().any(|topic| topic.starts_with(name)),
             "TOPIC" => name == "*" || self.topics.contains(name),
             "GROUP" if prefixed => false,
-            "GROUP" => name == "*" || self.groups.matches(name, false),
+            "GROUP" => name == "*" || self.groups.contains(name),
             _ => false,
         }
     }
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn a_backup_keeps_the_bindings_of_its_topics_and_groups() {
         let topics = BTreeSet::from(["orders".to_string(), "payments-eu".to_string()]);
-        let groups = TopicSelector::new(&["billing*".to_string()], &[]).unwrap();
+        let groups = BTreeSet::from(["billing-1".to_string()]);
         let scope = AclScope { topics: &topics, groups: &groups, cluster_wide: false };
         let kept = [
             binding("TOPIC", "orders", "LITERAL", "READ"),

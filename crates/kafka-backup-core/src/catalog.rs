@@ -1,10 +1,11 @@
 //! The catalog of a storage path: the backups it holds (`list`), one backup with its group
-//! snapshots and key (`describe`), and which backups hold a topic at a point in time (`find`),
+//! snapshots, key and access snapshot (`describe`), and which backups hold a topic at a point in time (`find`),
 //! with the offsets and timestamps each partition covers and its gaps, so an operator picks a
 //! restore source.
 
 use serde::Serialize;
 
+use crate::access_snapshots::{latest_access_snapshot, AccessSnapshot};
 use crate::backup::{progress_boards, ProgressBoard};
 use crate::backup_location::BackupLocation;
 use crate::error::EngineError;
@@ -77,15 +78,18 @@ pub struct BackupDescription {
     pub encryption_key_id: Option<String>,
     /// The progress objects of the workers of a group sharing it (`backup.group_id`).
     pub workers: Vec<ProgressBoard>,
+    /// Its latest access snapshot (ACLs, quotas, SCRAM users), if it holds one.
+    pub access: Option<AccessSnapshot>,
 }
 
-/// The backup at `location`, with its group snapshots, key and workers.
+/// The backup at `location`, with its group snapshots, key, workers and latest access snapshot.
 pub async fn describe(location: &BackupLocation) -> Result<BackupDescription, EngineError> {
     let (store, manifest) = location.open_existing().await?;
     let snapshots = load_snapshots(&store).await?;
     let encryption_key_id = store.encryption_key_id().await?;
     let workers = progress_boards(&store).await?.into_iter().filter(|board| board.worker.is_some()).collect();
-    Ok(BackupDescription { manifest, snapshots, encryption_key_id, workers })
+    let access = latest_access_snapshot(&store, None).await?;
+    Ok(BackupDescription { manifest, snapshots, encryption_key_id, workers, access })
 }
 
 /// What one partition of a backup covers.

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
+use kafka_backup_core::access_snapshots::AccessSnapshot;
 use kafka_backup_core::backup::ProgressBoard;
 use kafka_backup_core::backup_location::StoreLocation;
 use kafka_backup_core::catalog::{describe as describe_backup, BackupDescription, BackupSummary};
@@ -79,21 +80,40 @@ pub async fn list(args: ListArgs) -> anyhow::Result<()> {
 /// `describe --path PATH --backup-id ID`.
 pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     let location = store_location(&args.store)?.backup(&args.backup_id);
-    let BackupDescription { manifest, snapshots, encryption_key_id, workers } = describe_backup(&location).await?;
-    // The manifest, with the workers of a shared backup under `workers`.
+    let BackupDescription { manifest, snapshots, encryption_key_id, workers, access } =
+        describe_backup(&location).await?;
+    // The manifest, with the workers of a shared backup under `workers` and the latest access
+    // snapshot under `access`.
     let mut document = serde_json::to_value(&manifest)?;
     if !workers.is_empty() {
         document["workers"] = serde_json::to_value(&workers)?;
+    }
+    if let Some(access) = &access {
+        document["access"] = serde_json::to_value(access)?;
     }
     match args.format {
         ManifestFormat::Json => println!("{}", serde_json::to_string_pretty(&document)?),
         ManifestFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&document)?),
         ManifestFormat::Text => {
             print!("{}", describe_text(&manifest, &snapshots, encryption_key_id.as_deref()));
+            print!("{}", access_text(access.as_ref()));
             print!("{}", workers_text(&workers));
         }
     }
     Ok(())
+}
+
+/// What the latest access snapshot holds ("not captured" for a part the cluster would not give).
+fn access_text(access: Option<&AccessSnapshot>) -> String {
+    let Some(access) = access else { return "  access (ACLs, quotas, SCRAM users): no snapshot\n".to_string() };
+    let count = |found: Option<usize>| found.map_or_else(|| "not captured".to_string(), |n| n.to_string());
+    format!(
+        "  access, the latest snapshot at {}: ACL bindings {}, client quotas {}, SCRAM users {}\n",
+        time(access.taken_at_ms),
+        count(access.acls.as_ref().map(Vec::len)),
+        count(access.quotas.as_ref().map(Vec::len)),
+        count(access.scram_users.as_ref().map(Vec::len)),
+    )
 }
 
 /// Which worker holds which partitions, in which generation.

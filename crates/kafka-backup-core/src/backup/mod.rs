@@ -451,7 +451,8 @@ impl GroupSnapshotter {
             .map_err(EngineError::kafka("reading consumer-group offsets"))?;
         save_snapshot(&self.store, &snapshot).await?;
         self.taken.fetch_add(1, Ordering::Relaxed);
-        let scope = AclScope { topics: &self.topics, groups: &self.selector, cluster_wide: self.cluster_acls };
+        let groups = snapshot.groups.keys().cloned().collect();
+        let scope = AclScope { topics: &self.topics, groups: &groups, cluster_wide: self.cluster_acls };
         let (access, access_warnings) = read_access(&self.client, &scope, snapshot.taken_at_ms).await;
         warnings.extend(access_warnings);
         let changed = self.access.lock().expect("access lock").as_ref().is_none_or(|last| !last.same_as(&access));

@@ -389,4 +389,11 @@ fn workers_share_a_restore_through_a_kill_and_a_pause_past_the_session_timeout()
     }
     let verified = run(&["verify", "--config", config.to_str().unwrap()]);
     assert_success(&verified);
+    // `describe` lists the restore workers: every one that joined, the two that ended marked so.
+    let described = describe_json(dir.path(), "to-share");
+    let boards = described["restore_workers"].as_array().expect("describe lists the restore workers");
+    assert!(boards.len() >= 3, "each worker wrote its state: {}", described["restore_workers"]);
+    assert!(boards.iter().all(|b| b["worker"]["group"] == group.as_str()));
+    let ended = boards.iter().filter(|b| b["running"] == false).count();
+    assert_eq!(ended, 2, "the killed worker's object stays as it left it: {}", described["restore_workers"]);
 }

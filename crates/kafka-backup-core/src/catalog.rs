@@ -11,6 +11,7 @@ use crate::backup_location::BackupLocation;
 use crate::error::EngineError;
 use crate::group_snapshots::{load_snapshots, GroupOffsetsSnapshot};
 use crate::manifest::{list_backups, BackupManifest, ListedBackup, ManifestError, OffsetGap};
+use crate::restore::{restore_worker_boards, RestoreWorkerBoard};
 use crate::storage::BackupStore;
 
 /// One backup of a storage path, as `list` shows it.
@@ -80,16 +81,20 @@ pub struct BackupDescription {
     pub workers: Vec<ProgressBoard>,
     /// Its latest access snapshot (ACLs, quotas, SCRAM users), if it holds one.
     pub access: Option<AccessSnapshot>,
+    /// The state objects of the workers of groups sharing a restore of it (`restore.group_id`).
+    pub restore_workers: Vec<RestoreWorkerBoard>,
 }
 
-/// The backup at `location`, with its group snapshots, key, workers and latest access snapshot.
+/// The backup at `location`, with its group snapshots, key, workers (of backups and restores) and
+/// latest access snapshot.
 pub async fn describe(location: &BackupLocation) -> Result<BackupDescription, EngineError> {
     let (store, manifest) = location.open_existing().await?;
     let snapshots = load_snapshots(&store).await?;
     let encryption_key_id = store.encryption_key_id().await?;
     let workers = progress_boards(&store).await?.into_iter().filter(|board| board.worker.is_some()).collect();
     let access = latest_access_snapshot(&store, None).await?;
-    Ok(BackupDescription { manifest, snapshots, encryption_key_id, workers, access })
+    let restore_workers = restore_worker_boards(&store).await?;
+    Ok(BackupDescription { manifest, snapshots, encryption_key_id, workers, access, restore_workers })
 }
 
 /// What one partition of a backup covers.

@@ -31,6 +31,8 @@ pub const MANIFEST_KEY: &str = "manifest.json";
 pub const PROGRESS_KEY: &str = "state/progress.json";
 /// Folder of the progress objects of a group's workers.
 pub const WORKERS_DIR: &str = "state/workers";
+/// Folder of the state objects of the workers sharing a restore of the backup.
+pub const RESTORE_WORKERS_DIR: &str = "state/restore-workers";
 /// The wrapped data key of an encrypted backup.
 pub const DATA_KEY_OBJECT: &str = "encryption.json";
 /// The marker of a prune deleting the backup.
@@ -47,6 +49,12 @@ pub const ACCESS_DIR: &str = "access";
 pub const RESETS_DIR: &str = "offset-resets";
 const STARTED: &str = "started.json";
 const ROLLED_BACK: &str = ".rolled-back.json";
+
+/// The state object of the worker named `worker` restoring into `target_cluster_id` (see
+/// `restore::workers`).
+pub fn restore_worker_key(target_cluster_id: &str, worker: &str) -> String {
+    format!("{RESTORE_WORKERS_DIR}/{target_cluster_id}/{worker}.json")
+}
 
 /// The progress object of the worker named `worker` (see `worker_group`).
 pub fn worker_progress_key(worker: &str) -> String {
@@ -288,6 +296,16 @@ mod tests {
         assert_eq!(RestoreStateDir::of_started_key("restores/c/t/partition=x/started.json"), None);
         assert_eq!(RestoreStateDir::of_started_key("restores/c/t/other/started.json"), None);
         assert_eq!(RestoreStateDir::of_started_key("restores/c/t/partition=1/notstarted.json"), None);
+    }
+
+    #[test]
+    fn worker_objects_of_backups_and_restores_live_in_folders_of_their_own() {
+        let (backup, restore) = (worker_progress_key("pod-1"), restore_worker_key("cluster-A", "pod-1"));
+        assert!(
+            backup.starts_with(&format!("{WORKERS_DIR}/")) && restore.starts_with(&format!("{RESTORE_WORKERS_DIR}/"))
+        );
+        assert!(!restore.starts_with(&format!("{WORKERS_DIR}/")) && !restore.starts_with(RESTORES_DIR));
+        assert_eq!(object_start(&access_snapshot_key(5)), Some(("snapshot", 5)));
     }
 
     #[test]

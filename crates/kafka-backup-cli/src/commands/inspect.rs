@@ -13,6 +13,7 @@ use kafka_backup_core::catalog::{describe as describe_backup, BackupDescription,
 use kafka_backup_core::config::store_of_config_file;
 use kafka_backup_core::group_snapshots::GroupOffsetsSnapshot;
 use kafka_backup_core::manifest::BackupManifest;
+use kafka_backup_core::restore::RestoreWorkerBoard;
 use kafka_backup_core::storage::{BackupStore, ENCRYPTION_ALGORITHM};
 use kafka_backup_core::validate::{validate_backup, Depth};
 
@@ -80,13 +81,16 @@ pub async fn list(args: ListArgs) -> anyhow::Result<()> {
 /// `describe --path PATH --backup-id ID`.
 pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     let location = store_location(&args.store)?.backup(&args.backup_id);
-    let BackupDescription { manifest, snapshots, encryption_key_id, workers, access } =
+    let BackupDescription { manifest, snapshots, encryption_key_id, workers, access, restore_workers } =
         describe_backup(&location).await?;
-    // The manifest, with the workers of a shared backup under `workers` and the latest access
-    // snapshot under `access`.
+    // The manifest, with the workers of a shared backup under `workers`, those of shared restores
+    // under `restore_workers` and the latest access snapshot under `access`.
     let mut document = serde_json::to_value(&manifest)?;
     if !workers.is_empty() {
         document["workers"] = serde_json::to_value(&workers)?;
+    }
+    if !restore_workers.is_empty() {
+        document["restore_workers"] = serde_json::to_value(&restore_workers)?;
     }
     if let Some(access) = &access {
         document["access"] = serde_json::to_value(access)?;
@@ -98,6 +102,7 @@ pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
             print!("{}", describe_text(&manifest, &snapshots, encryption_key_id.as_deref()));
             print!("{}", access_text(access.as_ref()));
             print!("{}", workers_text(&workers));
+            print!("{}", restore_workers_text(&restore_workers));
         }
     }
     Ok(())
@@ -116,6 +121,43 @@ fn access_text(access: Option<&AccessSnapshot>) -> String {
     )
 }
 
+/// Which worker of a shared restore holds (or last held) which target partitions.
+fn restore_workers_text(boards: &[RestoreWorkerBoard]) -> String {
+    let mut out = String::new();
+    for board in boards {
+        let worker = &board.worker;
+        let _ = writeln!(
+            out,
+            "\nRestore worker {} of group {} into cluster {} ({}, updated {}): generation {}{}, {}",
+            worker.name,
+            worker.group,
+            board.target_cluster_id,
+            if board.running { "running" } else { "ended" },
+            time(board.updated_at_ms),
+            worker.generation,
+            if worker.leader { ", leader" } else { "" },
+            held_text(&worker.partitions),
+        );
+    }
+    out
+}
+
+/// `topic [0,1] other [3]`, or "no partitions".
+fn held_text(partitions: &kafka_backup_core::worker_group::PartitionsByTopic) -> String {
+    let held: Vec<String> = partitions
+        .iter()
+        .map(|(topic, partitions)| {
+            let numbers: Vec<String> = partitions.iter().map(i32::to_string).collect();
+            format!("{topic} [{}]", numbers.join(","))
+        })
+        .collect();
+    if held.is_empty() {
+        "no partitions".to_string()
+    } else {
+        held.join(" ")
+    }
+}
+
 /// Which worker holds which partitions, in which generation.
 fn workers_text(boards: &[ProgressBoard]) -> String {
     let mut out = String::new();
@@ -123,14 +165,6 @@ fn workers_text(boards: &[ProgressBoard]) -> String {
     for board in boards {
         let Some(worker) = &board.worker else { continue };
         let state = if board.run_in_progress(now) { "running" } else { "stopped" };
-        let held: Vec<String> = worker
-            .partitions
-            .iter()
-            .map(|(topic, partitions)| {
-                let numbers: Vec<String> = partitions.iter().map(i32::to_string).collect();
-                format!("{topic} [{}]", numbers.join(","))
-            })
-            .collect();
         let _ = writeln!(
             out,
             "\nWorker {} of group {} ({state}, updated {}): generation {}{}, {}",
@@ -139,7 +173,7 @@ fn workers_text(boards: &[ProgressBoard]) -> String {
             time(board.updated_at_ms),
             worker.generation,
             if worker.leader { ", leader" } else { "" },
-            if held.is_empty() { "no partitions".to_string() } else { held.join(" ") },
+            held_text(&worker.partitions),
         );
     }
     out

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layout::{PROGRESS_KEY, WORKERS_DIR};
 use crate::storage::{BackupStore, StorageError};
-use crate::worker_group::PartitionsByTopic;
+pub use crate::worker_group::WorkerState;
 
 /// One partition's position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,23 +42,6 @@ pub struct ProgressBoard {
     /// For a worker of a group sharing the backup: who it is and what it holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<WorkerState>,
-}
-
-/// A worker's place in its group, as its progress object shows it.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkerState {
-    /// The worker's name (its static id, or host and process id).
-    pub name: String,
-    /// The group.
-    pub group: String,
-    /// Its member id in the current generation.
-    pub member_id: String,
-    /// The generation.
-    pub generation: i32,
-    /// Whether it leads the group.
-    pub leader: bool,
-    /// The partitions it holds.
-    pub partitions: PartitionsByTopic,
 }
 
 /// Every progress object of the backup: the single run's and each worker's.

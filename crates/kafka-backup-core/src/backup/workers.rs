@@ -275,13 +275,6 @@ impl SharedRun<'_> {
         let mut board = progress.lock().expect("progress lock");
         board.partitions.clear();
         board.updated_at_ms = now_ms();
-        board.worker = Some(WorkerState {
-            name: worker.name().to_string(),
-            group: self.group.group_id.clone(),
-            member_id: generation.member_id.clone(),
-            generation: generation.id,
-            leader: generation.leader,
-            partitions: by_topic(&generation.partitions),
-        });
+        board.worker = Some(WorkerState::of(worker, generation));
     }
 }

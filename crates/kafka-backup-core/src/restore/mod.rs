@@ -31,6 +31,7 @@ pub use plan::{build_plan, PartitionPlan, RestorePlan, TopicCreation, TopicPlan}
 pub use prepare::{prepare, PreparedBatch, SourceOffsets, ORIGINAL_OFFSET_HEADER};
 pub use settings::{RestoreConfig, RestoreSettings};
 pub use state::{load_offset_map, load_started, recorded_state_dirs, RestoreCommit, RestoreIdentity, RestoreStarted};
+pub use workers::{restore_worker_boards, RestoreWorkerBoard};
 
 use crate::error::EngineError;
 use crate::kafka::{ClientConfig, ClusterMetadata, KafkaClient, NewTopic};

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::partition::RestoreOutcome;
@@ -13,14 +14,16 @@ use super::{
     access, build_plan, create_topics, purge_targets, spawn_partitions, timestamps, RestoreConfig, RestorePlan,
     RestoreReport, RestoreTarget, WorkerReport, Writers,
 };
+use crate::clock::now_ms;
 use crate::error::EngineError;
 use crate::kafka::{ClusterMetadata, KafkaClient};
-use crate::layout::{restore_commit_key, restore_state_dir, RESTORES_DIR};
+use crate::layout::{restore_commit_key, restore_state_dir, restore_worker_key, RESTORES_DIR, RESTORE_WORKERS_DIR};
+use crate::manifest::to_json;
 use crate::manifest::BackupManifest;
 use crate::stop_signal::stop_on_shutdown;
 use crate::storage::{BackupStore, StorageError};
 use crate::topics::TopicPartition;
-use crate::worker_group::{count_lost, weights, Generation, GenerationEnd, Worker, WorkerGroup};
+use crate::worker_group::{count_lost, weights, Generation, GenerationEnd, Worker, WorkerGroup, WorkerState};
 
 /// The producers of a worker's target partitions in one generation.
 pub(super) struct PartitionWriters {
@@ -74,6 +77,34 @@ impl PartitionWriters {
     }
 }
 
+/// A restore worker's state object (`state/restore-workers/{cluster}/{worker}.json`), written at
+/// each generation it joins and when it ends, which `describe` lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreWorkerBoard {
+    /// The cluster restored into.
+    pub target_cluster_id: String,
+    /// When it was written (epoch ms).
+    pub updated_at_ms: i64,
+    /// False once the worker ended (the restore complete, stopped, or failed); a killed worker's
+    /// stays true, at the time it was last written.
+    pub running: bool,
+    /// Its group, generation and target partitions.
+    pub worker: WorkerState,
+}
+
+/// Every restore worker's state object the backup in `store` holds.
+pub async fn restore_worker_boards(store: &BackupStore) -> Result<Vec<RestoreWorkerBoard>, EngineError> {
+    let mut boards = Vec::new();
+    for object in store.list(RESTORE_WORKERS_DIR).await? {
+        let body = store.get(&object.key).await?;
+        match serde_json::from_slice(&body) {
+            Ok(board) => boards.push(board),
+            Err(error) => tracing::warn!(key = %object.key, %error, "a restore worker's state object is unreadable"),
+        }
+    }
+    Ok(boards)
+}
+
 /// What the leaders of this process's generations created and purged.
 #[derive(Default)]
 struct Prepared {
@@ -119,6 +150,8 @@ impl SharedRestore<'_> {
         let prepared = Mutex::new(Prepared::default());
         let mut owned: Vec<TopicPartition> = Vec::new();
         let mut failure = None;
+        let mut state =
+            WorkerState { name: worker.name().to_string(), group: self.group.group_id.clone(), ..Default::default() };
         tracing::info!(group = %self.group.group_id, worker = %worker.name(), "joining the group of restore workers");
         loop {
             if *stop.borrow() {
@@ -147,6 +180,8 @@ impl SharedRestore<'_> {
             }
             tracing::info!(group = %self.group.group_id, worker = %worker.name(), generation = generation.id,
                 leader = generation.leader, partitions = generation.partitions.len(), "joined the group");
+            state = WorkerState::of(&worker, &generation);
+            self.show(&state, true).await;
             owned = generation.partitions.clone();
             match self.work(&worker, &generation, &mut stop, &mut report).await {
                 Waited::Generation(end) => {
@@ -172,6 +207,7 @@ impl SharedRestore<'_> {
             }
         }
         worker.leave().await;
+        self.show(&state, false).await;
         let prepared = prepared.into_inner().expect("prepared lock");
         report.created_topics = prepared.created.into_iter().collect();
         report.purged_topics = prepared.purged.into_iter().collect();
@@ -266,6 +302,20 @@ impl SharedRestore<'_> {
         match waited {
             Waited::Done | Waited::Generation(GenerationEnd::Rebalance) if !lost.is_empty() => Waited::Lost(lost),
             other => other,
+        }
+    }
+
+    /// Writes the worker's state object; a failure is a warning (the restore is unaffected).
+    async fn show(&self, state: &WorkerState, running: bool) {
+        let board = RestoreWorkerBoard {
+            target_cluster_id: self.target.cluster_id.clone(),
+            updated_at_ms: now_ms(),
+            running,
+            worker: state.clone(),
+        };
+        let key = restore_worker_key(&self.target.cluster_id, &state.name);
+        if let Err(error) = self.target.store.put(&key, to_json(&board)).await {
+            tracing::warn!(%key, %error, "could not write the restore worker's state object; the restore is unaffected");
         }
     }
 

@@ -60,6 +60,37 @@ impl WorkerGroup {
     }
 }
 
+/// A worker's place in its group, as its state object shows it (`describe` lists them).
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkerState {
+    /// The worker's name (its static id, or host and process id).
+    pub name: String,
+    /// The group.
+    pub group: String,
+    /// Its member id in the current generation.
+    pub member_id: String,
+    /// The generation.
+    pub generation: i32,
+    /// Whether it leads the group.
+    pub leader: bool,
+    /// The partitions it holds.
+    pub partitions: PartitionsByTopic,
+}
+
+impl WorkerState {
+    /// The state of `worker` in `generation`.
+    pub fn of(worker: &Worker, generation: &Generation) -> Self {
+        Self {
+            name: worker.name.clone(),
+            group: worker.group.group_id.clone(),
+            member_id: generation.member_id.clone(),
+            generation: generation.id,
+            leader: generation.leader,
+            partitions: by_topic(&generation.partitions),
+        }
+    }
+}
+
 /// One generation of the group, as this worker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Generation {

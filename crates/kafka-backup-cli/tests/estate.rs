@@ -94,7 +94,12 @@ fn with_a_client_rack_every_record_comes_from_the_replica_in_that_rack() {
     testkit::create_topic(&bootstrap, &topic, 6, &[]);
     wait_until_every_broker_knows(&bootstrap, &topic, 6);
     let first_node = bootstrap.split(',').next().unwrap();
-    let leaders: Vec<i32> = testkit::describe_topic(first_node, &topic).iter().map(|(_, leader, _)| *leader).collect();
+    // A node may answer with the topic before its partitions (metadata still propagating).
+    let mut leaders: Vec<i32> = Vec::new();
+    wait_for("the first node to describe every partition", HANG, || {
+        leaders = testkit::describe_topic(first_node, &topic).iter().map(|(_, leader, _)| *leader).collect();
+        leaders.len() == 6
+    });
     assert!(leaders.iter().any(|&leader| leader != 2), "some partitions are led from another rack: {leaders:?}");
     let records: Vec<RefRecord> = (0..1200).map(|i| one_record(i % 6, &format!("value-{i}"))).collect();
     testkit::produce(&bootstrap, &topic, &records, &[("acks", "all")]);

@@ -1,7 +1,8 @@
 //! Consumer-group offset recovery as a user runs it: groups commit on the Apache Kafka "source"
 //! cluster, the backup snapshots them, and after `three-phase-restore` (or `restore` +
 //! `offset-reset`) a confluent-kafka consumer in each group on the "target" cluster reads first
-//! exactly the record the group would have read next on the source.
+//! exactly the record the group would have read next on the source. Share groups' start offsets
+//! (KIP-932) likewise, read with Kafka's Java admin client.
 
 mod common;
 
@@ -37,6 +38,18 @@ fn three_phase_restore(config: &std::path::Path) -> String {
     text(&output.stdout)
 }
 
+/// A new one-partition topic: order-0..=4 at offsets 0..=4, a committed transaction's record at 5
+/// and its marker at 6 (an offset with no record, not restored), order-7..=9 at 7..=9.
+fn orders_with_a_marker_at_6(bootstrap: &str) -> String {
+    let orders = unique("orders");
+    testkit::create_topic(bootstrap, &orders, 1, &[]);
+    let base = now_ms() - 600_000;
+    produce_numbered(bootstrap, &orders, 0..5, |n| base + n as i64);
+    testkit::produce_transactions(bootstrap, &orders, 0, &[(1, true)]);
+    produce_numbered(bootstrap, &orders, 7..10, |n| base + n as i64);
+    orders
+}
+
 fn clusters() -> (String, String) {
     (KafkaCluster::source().bootstrap(), KafkaCluster::target().bootstrap())
 }
@@ -48,13 +61,7 @@ fn target_id() -> &'static str {
 #[test]
 fn after_a_three_phase_restore_every_group_reads_first_the_record_it_would_have_read_next() {
     let (s, t) = clusters();
-    let orders = unique("orders");
-    testkit::create_topic(&s, &orders, 1, &[]);
-    let base = now_ms() - 600_000;
-    produce_numbered(&s, &orders, 0..5, |n| base + n as i64);
-    // A committed transaction: its record at offset 5, its marker at 6, an offset with no record.
-    testkit::produce_transactions(&s, &orders, 0, &[(1, true)]);
-    produce_numbered(&s, &orders, 7..10, |n| base + n as i64);
+    let orders = orders_with_a_marker_at_6(&s);
     let names: Vec<String> = ["at-zero", "in-middle", "on-marker-gap", "at-end"].map(unique).into();
     let (at_zero, in_middle, on_gap, at_end) = (&names[0], &names[1], &names[2], &names[3]);
     for (group, offset) in [(at_zero, 0), (in_middle, 3), (on_gap, 6), (at_end, 10)] {
@@ -402,4 +409,42 @@ fn three_phase_restore_with_skip_or_manual_commits_nothing_and_a_dry_run_writes_
             "{strategy} commits nothing: {report}"
         );
     }
+}
+
+#[test]
+fn share_group_start_offsets_are_restored_exactly_under_the_renamed_topic_and_rolled_back() {
+    let (s, t) = clusters();
+    let orders = orders_with_a_marker_at_6(&s);
+    let (queue, billing) = (unique("queue"), unique("billing"));
+    // The share group's next record to deliver is order-7; a consumer group sits beside it.
+    testkit::alter_share_group_offset(&s, &queue, &orders, 0, 7);
+    testkit::commit(&s, &billing, &[(&orders, 0, 3)]);
+    let dir = TempDir::new().unwrap();
+    assert_success(&backup(&write_config(dir.path(), &s, "daily", &orders, "")));
+    let described = run(&["describe", "--path", &store_path(dir.path()), "--backup-id", "daily"]);
+    let kept = format!("share-group start offsets in the latest snapshot: 1 groups ({queue})");
+    assert!(text(&described.stdout).contains(&kept), "{}", text(&described.stdout));
+
+    let renamed = unique("orders-dr");
+    let settings = format!("  topic_mapping:\n    {orders}: {renamed}\n  metadata: [share_groups]\n");
+    let config = write_restore_config(dir.path(), "dr", &t, "daily", &settings);
+    let dry = restore(&config, &["--dry-run"]);
+    assert_success(&dry);
+    let plan = text(&dry.stdout);
+    assert!(plan.contains(&format!("SHARE-GROUP {queue} {renamed}-0: start offset 7 on the source")), "{plan}");
+    assert!(testkit::share_group_offsets(&t, &queue).is_empty(), "a dry run sets nothing");
+
+    // `restore` leaves consumer groups alone (strategy skip) and sets the share group, exactly:
+    // the marker at 6 was not restored, so order-7 is at 6 on the target.
+    let restored = restore(&config, &[]);
+    assert_success(&restored);
+    let report = text(&restored.stdout);
+    assert!(report.contains("Committed 1 offsets of 1 groups"), "{report}");
+    assert_eq!(testkit::share_group_offsets(&t, &queue), vec![(renamed.clone(), 0, 6)], "{report}");
+    assert_eq!(testkit::consume(&t, &renamed, &[0])[6].value.as_deref(), Some(&b"order-7"[..]));
+    assert!(testkit::committed(&t, &billing, &renamed, &[0])[&0] < 0, "no consumer-group offset: {report}");
+
+    // The share group did not exist on the target: rolling back deletes it.
+    assert_success(&rollback(&dir));
+    assert!(testkit::share_group_offsets(&t, &queue).is_empty(), "the share group is gone");
 }

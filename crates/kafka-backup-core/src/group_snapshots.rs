@@ -1,6 +1,7 @@
-//! Consumer-group offset snapshots kept with a backup: the committed offsets of the selected
-//! groups on the backed-up topics, as of one moment, in `groups/snapshot-{taken_at_ms}.json`
-//! (create-only, one small object each, so continuous mode keeps a history at O(1) per snapshot).
+//! Group offset snapshots kept with a backup: the committed offsets of the selected consumer groups
+//! (classic and KIP-848) and the start offsets of the selected share groups (KIP-932) on the
+//! backed-up topics, as of one moment, in `groups/snapshot-{taken_at_ms}.json` (create-only, one
+//! small object each, so continuous mode keeps a history at O(1) per snapshot).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,10 +35,45 @@ pub struct GroupOffsetsSnapshot {
     pub taken_at_ms: i64,
     /// Offsets by group, for backed-up topics only.
     pub groups: BTreeMap<String, Vec<GroupOffset>>,
+    /// Share groups' start offsets (the first record not yet acknowledged for good) by group, for
+    /// backed-up topics only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub share_groups: BTreeMap<String, Vec<GroupOffset>>,
 }
 
-/// Reads the committed offsets of every group `selector` picks, keeping those on `topics`.
-/// Groups without such offsets are left out. A cluster that refuses to list or describe groups
+impl GroupOffsetsSnapshot {
+    /// The offsets of groups of `kind`.
+    pub fn of_kind(&self, kind: GroupKind) -> &BTreeMap<String, Vec<GroupOffset>> {
+        match kind {
+            GroupKind::Consumer => &self.groups,
+            GroupKind::Share => &self.share_groups,
+        }
+    }
+}
+
+/// Consumer groups commit the next offset they read; share groups keep a start offset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupKind {
+    /// A consumer group, classic or KIP-848 (OffsetFetch / OffsetCommit).
+    #[default]
+    Consumer,
+    /// A share group (DescribeShareGroupOffsets / AlterShareGroupOffsets).
+    Share,
+}
+
+impl GroupKind {
+    /// How the kind is named in plans and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Consumer => "consumer group",
+            Self::Share => "share group",
+        }
+    }
+}
+
+/// Reads the committed offsets of every consumer group and the start offsets of every share group
+/// `selector` picks, keeping those on `topics`. Groups without such offsets are left out. A cluster that refuses to list or describe groups
 /// (authorization, or a broker without those APIs) gives a warning instead of failing the backup.
 pub async fn take_snapshot(
     client: &KafkaClient,
@@ -45,7 +81,8 @@ pub async fn take_snapshot(
     topics: &BTreeSet<String>,
     now_ms: i64,
 ) -> Result<(GroupOffsetsSnapshot, Vec<String>), KafkaError> {
-    let mut snapshot = GroupOffsetsSnapshot { taken_at_ms: now_ms, groups: BTreeMap::new() };
+    let mut snapshot =
+        GroupOffsetsSnapshot { taken_at_ms: now_ms, groups: BTreeMap::new(), share_groups: BTreeMap::new() };
     let mut warnings = Vec::new();
     let listed = match client.list_groups().await {
         Ok(listed) => listed,
@@ -66,7 +103,13 @@ pub async fn take_snapshot(
         }
     }
     for group in listed.into_iter().filter(|g| selector.matches(&g.group_id, false)) {
-        let offsets = match client.committed_offsets(&group.group_id).await {
+        let share = group.is_share_group();
+        let offsets = if share {
+            client.share_group_offsets(&group.group_id).await
+        } else {
+            client.committed_offsets(&group.group_id).await
+        };
+        let offsets = match offsets {
             Ok(offsets) => offsets,
             Err(error) if error.is_refusal() => {
                 warnings.push(format!("offsets of group {} were not captured: {error}", group.group_id));
@@ -81,10 +124,16 @@ pub async fn take_snapshot(
             .collect();
         if !kept.is_empty() {
             kept.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-            snapshot.groups.insert(group.group_id, kept);
+            let kind = if share { &mut snapshot.share_groups } else { &mut snapshot.groups };
+            kind.insert(group.group_id, kept);
         }
     }
     Ok((snapshot, warnings))
+}
+
+/// The latest snapshot taken at or before `window_end` (the latest of all without a window end).
+pub fn snapshot_for(snapshots: &[GroupOffsetsSnapshot], window_end: Option<i64>) -> Option<&GroupOffsetsSnapshot> {
+    snapshots.iter().rev().find(|s| window_end.is_none_or(|end| s.taken_at_ms <= end))
 }
 
 /// Stores a snapshot in the backup directory `store`.
@@ -139,7 +188,8 @@ mod tests {
 
     fn snapshot(at: i64, offset: i64) -> GroupOffsetsSnapshot {
         let offsets = vec![GroupOffset { topic: "t".into(), partition: 0, offset, metadata: None }];
-        GroupOffsetsSnapshot { taken_at_ms: at, groups: BTreeMap::from([("billing".to_string(), offsets)]) }
+        let groups = BTreeMap::from([("billing".to_string(), offsets)]);
+        GroupOffsetsSnapshot { taken_at_ms: at, groups, share_groups: BTreeMap::new() }
     }
 
     #[tokio::test]
@@ -152,5 +202,22 @@ mod tests {
         let history = load_snapshots(&store).await.unwrap();
         assert_eq!(history.iter().map(|s| s.taken_at_ms).collect::<Vec<_>>(), vec![1_000, 2_000, 3_000]);
         assert_eq!(history[1], snapshot(2_000, 20));
+    }
+
+    #[test]
+    fn a_time_window_picks_the_latest_snapshot_at_or_before_its_end() {
+        let snapshots: Vec<GroupOffsetsSnapshot> = [1_000, 2_000, 3_000]
+            .into_iter()
+            .map(|taken_at_ms| GroupOffsetsSnapshot {
+                taken_at_ms,
+                groups: BTreeMap::new(),
+                share_groups: BTreeMap::new(),
+            })
+            .collect();
+        let pick = |end| snapshot_for(&snapshots, end).map(|s| s.taken_at_ms);
+        assert_eq!(pick(None), Some(3_000));
+        assert_eq!(pick(Some(2_000)), Some(2_000), "inclusive");
+        assert_eq!(pick(Some(2_999)), Some(2_000));
+        assert_eq!(pick(Some(999)), None);
     }
 }

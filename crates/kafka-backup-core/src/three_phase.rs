@@ -1,5 +1,6 @@
-//! Three-phase restore: the data with its offset map, then the consumer-group offset plan, then its
-//! execution on the target, reported together. `kafka-backup restore` runs it with strategy skip.
+//! Three-phase restore: the data with its offset map, then the group offset plan, then its
+//! execution on the target, reported together. `kafka-backup restore` runs it with strategy skip
+//! (share groups, when `restore.metadata` names them, are still translated, exactly).
 //! Owns what a restore config file resolves to: the data restore and the group recovery after it.
 
 use tokio::sync::watch;
@@ -47,14 +48,16 @@ pub struct ThreePhaseReport {
     pub restore: RestoreReport,
     /// Strategy used for the offsets.
     pub strategy: GroupStrategy,
-    /// Phase 3 plan; `None` for skip, a dry run or an interrupted restore.
+    /// Phase 3 plan; `None` for skip (without share groups), a dry run or an interrupted restore.
     pub plan: Option<ResetPlan>,
     /// Offsets committed; `None` when nothing was committed (manual, or nothing to translate).
     pub reset: Option<ResetRecord>,
 }
 
 /// Restores the data, then translates and commits the offsets of the selected groups with
-/// `restore.consumer_group_strategy`, or `default_strategy` when the config has none.
+/// `restore.consumer_group_strategy`, or `default_strategy` when the config has none; with
+/// `restore.metadata: [share_groups]`, share groups' start offsets too (exact when the strategy
+/// is skip).
 pub async fn run_three_phase_restore(
     job: &RestoreJob,
     default_strategy: GroupStrategy,
@@ -74,14 +77,18 @@ pub async fn run_three_phase_restore(
     let mut report = ThreePhaseReport { restore, strategy, plan: None, reset: None };
     // Of the workers sharing a restore, the one that found it complete translates the offsets.
     let another_worker_finished = report.restore.worker.as_ref().is_some_and(|w| !w.finished_the_restore);
+    let share_groups = config.settings.metadata.share_groups;
     if report.restore.dry_run
         || report.restore.interrupted
-        || strategy == GroupStrategy::Skip
+        || (strategy == GroupStrategy::Skip && !share_groups)
         || another_worker_finished
     {
         return Ok(report);
     }
-    let groups = job.groups.groups_or_all();
+    let (strategy, groups) = match strategy {
+        GroupStrategy::Skip => (GroupStrategy::Exact, GroupSelection::share_groups()),
+        chosen => (chosen, job.groups.groups_or_all().with_share_groups(share_groups)),
+    };
     let (store, client) = (&target.store, target.client.as_ref());
     let plan = build_reset_plan(store, &config.location.backup_id, &target.cluster_id, Some(client), strategy, &groups)
         .await?;

@@ -59,6 +59,7 @@ const SUBLAYERS: &[(&str, &[&str])] = &[
             "acls",
             "quotas",
             "users",
+            "share_groups",
             "groups",
             "membership",
             "transactions",

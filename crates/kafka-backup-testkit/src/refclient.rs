@@ -174,22 +174,59 @@ pub fn acls(bootstrap: &str) -> Vec<[String; 7]> {
         .collect()
 }
 
-/// Runs Kafka's own `kafka-configs.sh` (`kafka.admin.ConfigCommand`, from the broker's jars the
-/// test infrastructure installs) against `bootstrap` with `args`; returns its standard output.
-pub fn kafka_configs(bootstrap: &str, args: &[&str]) -> String {
+/// Runs `program` (a main class or a single-file Java source) on the broker's jars the test
+/// infrastructure installs, with `args`; returns its standard output.
+fn run_java(program: &str, args: &[&str]) -> String {
     let root = crate::repo_root();
     let output = std::process::Command::new("java")
         .args([
             "-Xmx256m",
             &format!("-Dlog4j2.configurationFile={}", root.join("scripts/kafka/log4j2.properties").display()),
         ])
-        .args(["-cp", &format!("{}/*", root.join(".test-infra/kafka/libs").display()), "kafka.admin.ConfigCommand"])
-        .args(["--bootstrap-server", bootstrap])
+        .args(["-cp", &format!("{}/*", root.join(".test-infra/kafka/libs").display()), program])
         .args(args)
+        .current_dir(&root)
         .output()
-        .expect("java runs kafka-configs");
-    assert!(output.status.success(), "kafka-configs {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).into_owned()
+        .unwrap_or_else(|e| panic!("java runs {program}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{program} {args:?} failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+/// Runs Kafka's own `kafka-configs.sh` (`kafka.admin.ConfigCommand`) against `bootstrap` with
+/// `args`; returns its standard output.
+pub fn kafka_configs(bootstrap: &str, args: &[&str]) -> String {
+    run_java("kafka.admin.ConfigCommand", &[&["--bootstrap-server", bootstrap], args].concat())
+}
+
+/// `tools/ShareGroups.java COMMAND bootstrap args...` (Kafka's Java admin client): its JSON answer.
+fn share_groups_tool(command: &str, bootstrap: &str, args: &[&str]) -> serde_json::Value {
+    let stdout = run_java("tools/ShareGroups.java", &[&[command, bootstrap], args].concat());
+    let answer = stdout.lines().rev().find(|line| line.starts_with('{')).expect("a JSON answer");
+    serde_json::from_str(answer).unwrap_or_else(|e| panic!("ShareGroups.java said {answer:?}: {e}"))
+}
+
+/// The start offsets of share group `group`, as Kafka's Java admin client reads them:
+/// `(topic, partition, start offset)`, sorted.
+pub fn share_group_offsets(bootstrap: &str, group: &str) -> Vec<(String, i32, i64)> {
+    let answer = share_groups_tool("offsets", bootstrap, &[group]);
+    let mut offsets: Vec<(String, i32, i64)> = answer["offsets"]
+        .as_array()
+        .expect("offsets")
+        .iter()
+        .map(|o| {
+            let topic = o["topic"].as_str().expect("topic").to_string();
+            (topic, o["partition"].as_i64().unwrap() as i32, o["start_offset"].as_i64().unwrap())
+        })
+        .collect();
+    offsets.sort();
+    offsets
+}
+
+/// Sets the start offset of share group `group` (created when missing) on `topic`-`partition`,
+/// through Kafka's Java admin client.
+pub fn alter_share_group_offset(bootstrap: &str, group: &str, topic: &str, partition: i32, offset: i64) {
+    share_groups_tool("alter", bootstrap, &[group, topic, &partition.to_string(), &offset.to_string()]);
 }
 
 /// The names of the topics of the cluster.

@@ -205,6 +205,14 @@ fn describe_text(m: &BackupManifest, snapshots: &[GroupOffsetsSnapshot], key_id:
                 latest.groups.len(),
                 latest.groups.keys().cloned().collect::<Vec<_>>().join(", ")
             );
+            if !latest.share_groups.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  share-group start offsets in the latest snapshot: {} groups ({})",
+                    latest.share_groups.len(),
+                    latest.share_groups.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
         }
     }
     for topic in &m.topics {

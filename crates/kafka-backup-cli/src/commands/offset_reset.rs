@@ -4,7 +4,8 @@
 use std::fmt::Write;
 
 use anyhow::{bail, Context};
-use kafka_backup_core::offset_reset::{execute_plan, rollback, ResetPlan, ResetRecord};
+use kafka_backup_core::group_snapshots::GroupKind;
+use kafka_backup_core::offset_reset::{execute_plan, rollback, PlannedOffset, ResetPlan, ResetRecord};
 use kafka_backup_core::reset_job::{ResetJob, ResetRequest};
 use kafka_backup_core::three_phase::RestoreJob;
 
@@ -136,6 +137,14 @@ fn dash<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
+/// A group as the text plan names it: share groups are marked.
+fn group_label(o: &PlannedOffset) -> String {
+    match o.kind {
+        GroupKind::Consumer => o.group.clone(),
+        GroupKind::Share => format!("{} (share)", o.group),
+    }
+}
+
 fn render_text(plan: &ResetPlan) -> String {
     let mut out = title(plan) + "\n";
     let mut rows = vec![["GROUP", "SOURCE", "OFFSET", "TARGET", "OFFSET", "NOTE"].map(str::to_string)];
@@ -146,7 +155,7 @@ fn render_text(plan: &ResetPlan) -> String {
             _ => "-".to_string(),
         };
         rows.push([
-            o.group.clone(),
+            group_label(o),
             format!("{}-{}", o.source_topic, o.source_partition),
             o.source_offset.to_string(),
             target,
@@ -179,9 +188,13 @@ fn csv_field(value: &str) -> String {
 
 fn render_csv(plan: &ResetPlan) -> String {
     let mut out = "group,source_topic,source_partition,source_offset,snapshot_taken_at_ms,target_topic,\
-                   target_partition,target_offset,method,note\n"
+                   target_partition,target_offset,method,note,kind\n"
         .to_string();
     for o in &plan.offsets {
+        let kind = match o.kind {
+            GroupKind::Consumer => "consumer",
+            GroupKind::Share => "share",
+        };
         let fields = [
             o.group.clone(),
             o.source_topic.clone(),
@@ -193,6 +206,7 @@ fn render_csv(plan: &ResetPlan) -> String {
             o.target_offset.map(|p| p.to_string()).unwrap_or_default(),
             o.method.to_string(),
             o.note.clone().unwrap_or_default(),
+            kind.to_string(),
         ];
         let _ = writeln!(out, "{}", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
     }
@@ -211,6 +225,14 @@ fn render_shell(plan: &ResetPlan) -> String {
     );
     for o in &plan.offsets {
         match (&o.target_topic, o.target_partition, o.target_offset) {
+            (Some(topic), Some(partition), Some(offset)) if o.kind == GroupKind::Share => {
+                let _ = writeln!(
+                    out,
+                    "# share group {}: start offset {offset} on {topic}:{partition} (kafka-share-groups.sh has no \
+                     --to-offset: use kafka-backup offset-reset execute, or Admin#alterShareGroupOffsets)",
+                    o.group
+                );
+            }
             (Some(topic), Some(partition), Some(offset)) => {
                 let _ = writeln!(
                     out,
@@ -237,11 +259,11 @@ fn render_shell(plan: &ResetPlan) -> String {
 mod tests {
     use super::*;
     use kafka_backup_core::offset_reset::GroupStrategy;
-    use kafka_backup_core::offset_reset::PlannedOffset;
 
     fn plan() -> ResetPlan {
         let planned = |group: &str, partition, target: Option<i64>, note: Option<&str>| PlannedOffset {
             group: group.to_string(),
+            kind: GroupKind::Consumer,
             source_topic: "orders".to_string(),
             source_partition: partition,
             source_offset: 42,
@@ -269,8 +291,11 @@ mod tests {
         let csv = render_csv(&plan());
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3);
-        assert_eq!(lines[1], "billing's,orders,0,42,1000,orders-dr,0,40,exact,");
-        assert_eq!(lines[2], "billing's,orders,1,42,1000,,,,exact,\"orders-1 was not restored, into \"\"dr\"\"\"");
+        assert_eq!(lines[1], "billing's,orders,0,42,1000,orders-dr,0,40,exact,,consumer");
+        assert_eq!(
+            lines[2],
+            "billing's,orders,1,42,1000,,,,exact,\"orders-1 was not restored, into \"\"dr\"\"\",consumer"
+        );
     }
 
     #[test]
@@ -280,5 +305,17 @@ mod tests {
             shell.contains("--group 'billing'\\''s' --topic 'orders-dr:0' --reset-offsets --to-offset 40 --execute")
         );
         assert!(shell.contains("# not translated: group billing's orders-1 (source offset 42): orders-1 was not"));
+    }
+
+    #[test]
+    fn share_groups_are_marked_in_text_and_csv_and_commented_in_shell() {
+        let mut plan = plan();
+        plan.offsets.truncate(1);
+        plan.offsets[0].kind = GroupKind::Share;
+        assert!(render_text(&plan).contains("billing's (share)"));
+        assert!(render_csv(&plan).lines().nth(1).unwrap().ends_with(",exact,,share"));
+        let shell = render_shell(&plan);
+        assert!(shell.contains("# share group billing's: start offset 40 on orders-dr:0"), "{shell}");
+        assert!(!shell.contains("kafka-consumer-groups.sh --bootstrap-server"), "{shell}");
     }
 }

@@ -113,6 +113,13 @@ fn render_plan(plan: &RestorePlan) -> String {
     for quota in &plan.quotas {
         let _ = writeln!(out, "  QUOTA {quota}");
     }
+    for position in &plan.share_groups {
+        let _ = writeln!(
+            out,
+            "  SHARE-GROUP {} {}-{}: start offset {} on the source, translated after the data",
+            position.group, position.target_topic, position.partition, position.source_offset
+        );
+    }
     for warning in &plan.warnings {
         let _ = writeln!(out, "  WARNING {warning}");
     }

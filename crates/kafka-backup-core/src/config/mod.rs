@@ -529,16 +529,18 @@ fn restored_metadata(kinds: Vec<String>) -> Result<RestoredAccess, ConfigError> 
             "acls" => restored.acls = true,
             "quotas" => restored.quotas = true,
             "users" => restored.users = true,
-            "share_groups" | "schemas" => {
+            "share_groups" => restored.share_groups = true,
+            "schemas" => {
                 return Err(invalid(
                     "restore.metadata",
-                    format!("{kind} cannot be restored yet: not implemented (acls, quotas and users are); remove it"),
+                    "schemas cannot be restored yet: not implemented (acls, quotas, users and share_groups are); \
+                     back up the registry's _schemas topic instead (see docs/configuration.md)",
                 ))
             }
             other => {
                 return Err(invalid(
                     "restore.metadata",
-                    format!("{other:?} is not a kind of metadata: acls, quotas, users"),
+                    format!("{other:?} is not a kind of metadata: acls, quotas, users, share_groups"),
                 ))
             }
         }

@@ -212,14 +212,16 @@ fn workers_share_a_restore_unless_it_routes_by_key_and_the_command_line_override
 }
 
 #[test]
-fn restore_metadata_takes_acls_quotas_and_users_and_refuses_what_is_not_implemented() {
+fn restore_metadata_takes_acls_quotas_users_and_share_groups_and_refuses_schemas() {
     let yaml = format!("{RESTORE}restore:\n  metadata: [acls, quotas]\n");
     let metadata = RestoreJob::from_yaml(&yaml, |_| None).unwrap().restore.settings.metadata;
-    assert!(metadata.acls && metadata.quotas && !metadata.users);
+    assert!(metadata.acls && metadata.quotas && !metadata.users && !metadata.share_groups);
+    let yaml = format!("{RESTORE}restore:\n  metadata: [share_groups]\n");
+    assert!(RestoreJob::from_yaml(&yaml, |_| None).unwrap().restore.settings.metadata.share_groups);
     let none = RestoreJob::from_yaml(RESTORE, |_| None).unwrap().restore.settings.metadata;
     assert_eq!(none, RestoredAccess::default(), "nothing by default");
-    let error = restore_error("restore:\n  metadata: [acls, share_groups]\n");
-    assert!(error.contains("restore.metadata") && error.contains("share_groups") && error.contains("not implemented"));
+    let error = restore_error("restore:\n  metadata: [acls, schemas]\n");
+    assert!(error.contains("restore.metadata") && error.contains("schemas") && error.contains("not implemented"));
     let error = restore_error("restore:\n  metadata: [acl]\n");
     assert!(error.contains("restore.metadata") && error.contains("\"acl\""), "{error}");
     let backup = parse(&format!("{MINIMAL}backup:\n  cluster_acls: true\n")).unwrap();

@@ -41,6 +41,17 @@ pub struct GroupListing {
     pub group_id: String,
     /// `consumer` for consumer groups, empty for groups used only to store offsets.
     pub protocol_type: String,
+    /// `classic`, `consumer` (KIP-848), `share` (KIP-932), `streams`; empty before ListGroups v5.
+    pub group_type: String,
+    /// `Empty`, `Stable`, ...; empty before ListGroups v4.
+    pub state: String,
+}
+
+impl GroupListing {
+    /// Whether the group is a share group (whose positions are not committed offsets).
+    pub fn is_share_group(&self) -> bool {
+        self.group_type == "share"
+    }
 }
 
 /// A group's state and members.
@@ -258,6 +269,8 @@ impl KafkaClient {
                         .map(|g| GroupListing {
                             group_id: g.group_id.0.to_string(),
                             protocol_type: g.protocol_type.to_string(),
+                            group_type: g.group_type.to_string(),
+                            state: g.group_state.to_string(),
                         })
                         .collect::<Vec<_>>())
                 })

@@ -17,6 +17,7 @@ mod log;
 mod membership;
 mod metadata;
 mod quotas;
+mod share_groups;
 mod transactions;
 mod transport;
 mod users;

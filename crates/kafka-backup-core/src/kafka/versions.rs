@@ -64,6 +64,9 @@ client_apis! {
     DescribeGroupsRequest => DescribeGroupsResponse, DescribeGroups, 0..=5;
     ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse, ConsumerGroupDescribe, 0..=1;
     DeleteGroupsRequest => DeleteGroupsResponse, DeleteGroups, 0..=2;
+    DescribeShareGroupOffsetsRequest => DescribeShareGroupOffsetsResponse, DescribeShareGroupOffsets, 0..=0;
+    AlterShareGroupOffsetsRequest => AlterShareGroupOffsetsResponse, AlterShareGroupOffsets, 0..=0;
+    DeleteShareGroupOffsetsRequest => DeleteShareGroupOffsetsResponse, DeleteShareGroupOffsets, 0..=0;
     OffsetDeleteRequest => OffsetDeleteResponse, OffsetDelete, 0..=0;
     JoinGroupRequest => JoinGroupResponse, JoinGroup, 5..=9;
     SyncGroupRequest => SyncGroupResponse, SyncGroup, 3..=5;

@@ -1,5 +1,6 @@
 //! Applying a plan on the target and undoing it: groups with active members are refused, and each
-//! group's current offsets are saved (`layout::reset_key`) before any commit.
+//! group's current offsets are saved (`layout::reset_key`) before any commit. Consumer groups get
+//! committed offsets, share groups start offsets (AlterShareGroupOffsets).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{GroupStrategy, ResetPlan};
 use crate::clock::now_ms;
 use crate::error::EngineError;
-use crate::group_snapshots::GroupOffset;
+use crate::group_snapshots::{GroupKind, GroupOffset};
 use crate::kafka::{CommittedOffset, KafkaClient, KafkaError};
 use crate::layout::{parse_reset_key, reset_key, resets_dir, rolled_back_key};
 use crate::manifest::to_json;
@@ -36,6 +37,9 @@ pub struct ResetRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupReset {
+    /// Whether it is a consumer group or a share group.
+    #[serde(default)]
+    pub kind: GroupKind,
     /// Whether the group had any committed offset on the target before the reset.
     pub had_offsets: bool,
     /// Its offsets on the reset partitions before (a partition missing here had none).
@@ -77,9 +81,17 @@ fn committed(offsets: &[GroupOffset]) -> Vec<CommittedOffset> {
 }
 
 /// Refuses when any of `groups` has members on the target (or is rebalancing).
-async fn ensure_inactive<'a>(client: &KafkaClient, groups: impl Iterator<Item = &'a str>) -> Result<(), EngineError> {
+async fn ensure_inactive<'a>(
+    client: &KafkaClient,
+    groups: impl Iterator<Item = (GroupKind, &'a str)>,
+) -> Result<(), EngineError> {
     let mut active = Vec::new();
-    for group in groups {
+    let mut share_groups = Vec::new();
+    for (kind, group) in groups {
+        if kind == GroupKind::Share {
+            share_groups.push(group);
+            continue;
+        }
         let described = client
             .describe_group(group)
             .await
@@ -88,6 +100,12 @@ async fn ensure_inactive<'a>(client: &KafkaClient, groups: impl Iterator<Item = 
             active.push(format!("{group} ({}, {} members)", described.state, described.members.len()));
         }
     }
+    if !share_groups.is_empty() {
+        // DescribeGroups does not see share groups; ListGroups gives their state.
+        let listed = client.list_groups().await.map_err(EngineError::kafka("listing the target's groups"))?;
+        let busy = listed.iter().filter(|g| g.is_share_group() && share_groups.contains(&g.group_id.as_str()));
+        active.extend(busy.filter(|g| g.state != "Empty").map(|g| format!("share group {} ({})", g.group_id, g.state)));
+    }
     if active.is_empty() {
         Ok(())
     } else {
@@ -95,16 +113,50 @@ async fn ensure_inactive<'a>(client: &KafkaClient, groups: impl Iterator<Item = 
     }
 }
 
+/// The offsets `group` has on the target: committed offsets, or a share group's start offsets.
+pub(super) async fn target_offsets(
+    client: &KafkaClient,
+    kind: GroupKind,
+    group: &str,
+) -> Result<Vec<CommittedOffset>, EngineError> {
+    let read = match kind {
+        GroupKind::Consumer => client.committed_offsets(group).await,
+        GroupKind::Share => match client.share_group_offsets(group).await {
+            Err(error) if error.response_error() == Some(kafka_protocol::ResponseError::GroupIdNotFound) => Ok(vec![]),
+            other => other,
+        },
+    };
+    read.map_err(EngineError::kafka(format!("reading the target's offsets of {} {group}", kind.label())))
+}
+
 /// A commit refused because members joined meanwhile is reported like an active group.
 fn commit_failed(group: &str) -> impl FnOnce(KafkaError) -> EngineError + '_ {
     move |error| match error.response_error() {
         Some(
-            ResponseError::UnknownMemberId | ResponseError::RebalanceInProgress | ResponseError::IllegalGeneration,
+            ResponseError::UnknownMemberId
+            | ResponseError::RebalanceInProgress
+            | ResponseError::IllegalGeneration
+            | ResponseError::NonEmptyGroup,
         ) => {
             EngineError::GroupsActive { groups: vec![format!("{group} (the coordinator refused the commit: {error})")] }
         }
         _ => EngineError::kafka(format!("committing the offsets of group {group} on the target"))(error),
     }
+}
+
+/// Sets `offsets` as the committed offsets (consumer group) or start offsets (share group) of `group`.
+async fn set_offsets(
+    client: &KafkaClient,
+    kind: GroupKind,
+    group: &str,
+    offsets: &[GroupOffset],
+) -> Result<(), EngineError> {
+    let offsets = committed(offsets);
+    match kind {
+        GroupKind::Consumer => client.commit_offsets(group, &offsets).await,
+        GroupKind::Share => client.alter_share_group_offsets(group, &offsets).await,
+    }
+    .map_err(commit_failed(group))
 }
 
 /// Commits the translated offsets of `plan` on the target, after checking that no group has
@@ -127,7 +179,8 @@ pub async fn execute_plan(
     }
     let outcome = |name: &str, count: usize| metrics().offset_resets.with_label_values(&[name]).inc_by(count as u64);
     let planned: usize = by_group.values().map(|offsets| offsets.len()).sum();
-    ensure_inactive(client, by_group.keys().copied()).await.inspect_err(|_| outcome("refused", planned))?;
+    let kinds = by_group.iter().map(|(&group, offsets)| (offsets[0].kind, group));
+    ensure_inactive(client, kinds).await.inspect_err(|_| outcome("refused", planned))?;
     let mut record = ResetRecord {
         reset_id: format!("reset-{:020}", now_ms()),
         backup_id: plan.backup_id.clone(),
@@ -136,10 +189,8 @@ pub async fn execute_plan(
         groups: BTreeMap::new(),
     };
     for (&group, planned) in &by_group {
-        let current = client
-            .committed_offsets(group)
-            .await
-            .map_err(EngineError::kafka(format!("reading the target's offsets of group {group}")))?;
+        let kind = planned[0].kind;
+        let current = target_offsets(client, kind, group).await?;
         let applied: Vec<GroupOffset> = planned
             .iter()
             .filter_map(|p| {
@@ -161,7 +212,8 @@ pub async fn execute_plan(
                 metadata: c.metadata.clone(),
             })
             .collect();
-        record.groups.insert(group.to_string(), GroupReset { had_offsets: !current.is_empty(), previous, applied });
+        let reset = GroupReset { kind, had_offsets: !current.is_empty(), previous, applied };
+        record.groups.insert(group.to_string(), reset);
     }
     let key = reset_key(&plan.target_cluster_id, &record.reset_id);
     store.put_new(&key, to_json(&record)).await.map_err(|error| match error {
@@ -169,7 +221,7 @@ pub async fn execute_plan(
         other => other.into(),
     })?;
     for (group, reset) in &record.groups {
-        client.commit_offsets(group, &committed(&reset.applied)).await.map_err(commit_failed(group))?;
+        set_offsets(client, reset.kind, group, &reset.applied).await?;
         outcome("committed", reset.applied.len());
     }
     outcome("untranslated", planned - record.groups.values().map(|reset| reset.applied.len()).sum::<usize>());
@@ -209,7 +261,7 @@ pub async fn rollback(
     let key = reset_key(cluster_id, chosen);
     let record: ResetRecord = serde_json::from_slice(&store.get(&key).await?)
         .map_err(|e| refused(format!("{key} is unreadable ({e}); roll back by hand from its contents")))?;
-    ensure_inactive(client, record.groups.keys().map(String::as_str)).await?;
+    ensure_inactive(client, record.groups.iter().map(|(group, reset)| (reset.kind, group.as_str()))).await?;
     let mut report = RollbackReport { reset_id: chosen.to_string(), restored: Vec::new(), deleted: Vec::new() };
     for (group, reset) in &record.groups {
         if !reset.had_offsets {
@@ -222,7 +274,7 @@ pub async fn rollback(
             continue;
         }
         if !reset.previous.is_empty() {
-            client.commit_offsets(group, &committed(&reset.previous)).await.map_err(commit_failed(group))?;
+            set_offsets(client, reset.kind, group, &reset.previous).await?;
         }
         let mut unset: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for applied in &reset.applied {
@@ -231,6 +283,24 @@ pub async fn rollback(
             }
         }
         for (topic, partitions) in unset {
+            if reset.kind == GroupKind::Share {
+                // A share group's positions are deleted by whole topic: the partitions that keep
+                // theirs are set again.
+                let kept: Vec<GroupOffset> = target_offsets(client, reset.kind, group)
+                    .await?
+                    .into_iter()
+                    .filter(|o| o.topic == topic && !partitions.contains(&o.partition))
+                    .map(|o| GroupOffset { topic: o.topic, partition: o.partition, offset: o.offset, metadata: None })
+                    .collect();
+                client
+                    .delete_share_group_offsets(group, topic)
+                    .await
+                    .map_err(EngineError::kafka(format!("deleting share group {group}'s offsets on {topic}")))?;
+                if !kept.is_empty() {
+                    set_offsets(client, reset.kind, group, &kept).await?;
+                }
+                continue;
+            }
             client.delete_offsets(group, topic, &partitions).await.map_err(|error| match error {
                 KafkaError::UnsupportedApi { .. } => refused(format!(
                     "the target cannot delete committed offsets (no OffsetDelete API): group {group} had no offset \

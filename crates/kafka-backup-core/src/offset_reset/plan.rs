@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::execute::target_offsets;
 use super::restored::{restored_partitions, RestoredPartition};
 use super::translate::{committed_record_timestamp, offset_for_timestamp, read_back_offset_map};
 use super::GroupStrategy;
 use crate::backup_location::load_manifest;
 use crate::error::EngineError;
-use crate::group_snapshots::{load_snapshots, GroupOffset, GroupOffsetsSnapshot};
+use crate::group_snapshots::{load_snapshots, snapshot_for, GroupKind, GroupOffset, GroupOffsetsSnapshot};
 use crate::kafka::{CommittedOffset, KafkaClient};
 use crate::manifest::BackupManifest;
 use crate::offset_map::OffsetMap;
@@ -18,29 +19,57 @@ use crate::restore::load_offset_map;
 use crate::storage::BackupStore;
 use crate::topics::TopicSelector;
 
-/// Which groups a plan covers.
+/// Which groups a plan covers: consumer groups picked by name, and share groups when asked for.
 #[derive(Debug, Clone)]
 pub struct GroupSelection {
     selector: TopicSelector,
     named: Vec<String>,
+    kinds: Vec<GroupKind>,
 }
 
 impl GroupSelection {
-    /// Every group of the snapshots.
+    /// Every consumer group of the snapshots.
     pub fn all() -> Self {
-        Self { selector: TopicSelector::new(&["*".to_string()], &[]).expect("valid pattern"), named: Vec::new() }
+        Self::patterns(TopicSelector::new(&["*".to_string()], &[]).expect("valid pattern"))
     }
 
-    /// The groups named (globs and `~regex` allowed, as for topics); named groups that have no
-    /// offsets to plan are reported.
+    /// The consumer groups named (globs and `~regex` allowed, as for topics); named groups that
+    /// have no offsets to plan are reported.
     pub fn named(names: &[String]) -> Result<Self, String> {
         let named = names.iter().filter(|n| !n.starts_with('~') && !n.contains(['*', '?'])).cloned().collect();
-        Ok(Self { selector: TopicSelector::new(names, &[])?, named })
+        Ok(Self { selector: TopicSelector::new(names, &[])?, named, kinds: vec![GroupKind::Consumer] })
     }
 
-    /// A selection given as include/exclude patterns.
+    /// The consumer groups given as include/exclude patterns.
     pub fn patterns(selector: TopicSelector) -> Self {
-        Self { selector, named: Vec::new() }
+        Self { selector, named: Vec::new(), kinds: vec![GroupKind::Consumer] }
+    }
+
+    /// Every share group of the snapshots, and no consumer group.
+    pub fn share_groups() -> Self {
+        Self { kinds: vec![GroupKind::Share], ..Self::all() }
+    }
+
+    /// The same selection, plus every share group when `include` holds.
+    pub fn with_share_groups(mut self, include: bool) -> Self {
+        if include && !self.kinds.contains(&GroupKind::Share) {
+            self.kinds.push(GroupKind::Share);
+        }
+        self
+    }
+
+    /// Each group of `kind` in `snapshot` this selection covers, with its offsets.
+    fn of<'s>(
+        &'s self,
+        snapshot: &'s GroupOffsetsSnapshot,
+    ) -> impl Iterator<Item = (GroupKind, &'s String, &'s Vec<GroupOffset>)> + 's {
+        self.kinds.iter().flat_map(move |&kind| {
+            let selected = snapshot
+                .of_kind(kind)
+                .iter()
+                .filter(move |(group, _)| kind == GroupKind::Share || self.includes(group));
+            selected.map(move |(group, offsets)| (kind, group, offsets))
+        })
     }
 
     /// Whether `group` is selected.
@@ -53,8 +82,11 @@ impl GroupSelection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlannedOffset {
-    /// Consumer group.
+    /// Group.
     pub group: String,
+    /// Whether it is a consumer group or a share group.
+    #[serde(default)]
+    pub kind: GroupKind,
     /// Topic in the backup (source cluster).
     pub source_topic: String,
     /// Partition in the backup.
@@ -104,11 +136,6 @@ impl ResetPlan {
     pub fn untranslated(&self) -> impl Iterator<Item = &PlannedOffset> {
         self.offsets.iter().filter(|o| o.target_offset.is_none())
     }
-}
-
-/// The latest snapshot taken at or before `window_end` (the latest of all without a window end).
-fn snapshot_for(snapshots: &[GroupOffsetsSnapshot], window_end: Option<i64>) -> Option<&GroupOffsetsSnapshot> {
-    snapshots.iter().rev().find(|s| window_end.is_none_or(|end| s.taken_at_ms <= end))
 }
 
 fn refused(detail: String) -> EngineError {
@@ -190,12 +217,10 @@ pub async fn build_reset_plan(
             }
             continue;
         };
-        let wanted: Vec<(&String, &GroupOffset)> = snapshot
-            .groups
-            .iter()
-            .filter(|(group, _)| groups.includes(group))
-            .flat_map(|(group, offsets)| {
-                offsets.iter().filter(|o| route.restores(&o.topic, o.partition)).map(move |o| (group, o))
+        let wanted: Vec<(GroupKind, &String, &GroupOffset)> = groups
+            .of(snapshot)
+            .flat_map(|(kind, group, offsets)| {
+                offsets.iter().filter(|o| route.restores(&o.topic, o.partition)).map(move |o| (kind, group, o))
             })
             .collect();
         if !wanted.is_empty() {
@@ -203,10 +228,11 @@ pub async fn build_reset_plan(
         }
     }
     if let Some(latest) = snapshots.last() {
-        for (group, offsets) in latest.groups.iter().filter(|(group, _)| groups.includes(group)) {
+        for (kind, group, offsets) in groups.of(latest) {
             for committed in offsets.iter().filter(|o| !restored.iter().any(|r| r.restores(&o.topic, o.partition))) {
                 plan.offsets.push(PlannedOffset {
                     group: group.clone(),
+                    kind,
                     source_topic: committed.topic.clone(),
                     source_partition: committed.partition,
                     source_offset: committed.offset,
@@ -245,7 +271,7 @@ pub async fn build_reset_plan(
 struct Planner<'a> {
     inputs: PlanInputs<'a>,
     manifest: Option<BackupManifest>,
-    target_commits: BTreeMap<String, Vec<CommittedOffset>>,
+    target_commits: BTreeMap<(GroupKind, String), Vec<CommittedOffset>>,
 }
 
 impl Planner<'_> {
@@ -253,12 +279,12 @@ impl Planner<'_> {
         &mut self,
         route: &RestoredPartition,
         taken_at_ms: i64,
-        wanted: &[(&String, &GroupOffset)],
+        wanted: &[(GroupKind, &String, &GroupOffset)],
         out: &mut Vec<PlannedOffset>,
     ) -> Result<(), EngineError> {
         let strategy = self.inputs.strategy;
         let translator = self.translator(route).await?;
-        for &(group, committed) in wanted {
+        for &(kind, group, committed) in wanted {
             let (mut target_offset, mut note) = match &translator {
                 Translator::Map(map) => (Some(map.translate(committed.offset)), None),
                 Translator::Unavailable(reason) => (None, Some(reason.clone())),
@@ -268,13 +294,14 @@ impl Planner<'_> {
                 }
             };
             if let (GroupStrategy::ClusterScan, Some(partition)) = (strategy, route.target_partition) {
-                if let Some(existing) = self.target_commit(group, &route.target_topic, partition).await? {
+                if let Some(existing) = self.target_commit(kind, group, &route.target_topic, partition).await? {
                     target_offset = Some(existing);
                     note = Some(format!("kept: the group already committed {existing} here on the target"));
                 }
             }
             out.push(PlannedOffset {
                 group: group.clone(),
+                kind,
                 source_topic: committed.topic.clone(),
                 source_partition: committed.partition,
                 source_offset: committed.offset,
@@ -349,16 +376,20 @@ impl Planner<'_> {
         Ok((offset, note))
     }
 
-    async fn target_commit(&mut self, group: &str, topic: &str, partition: i32) -> Result<Option<i64>, EngineError> {
-        if !self.target_commits.contains_key(group) {
+    async fn target_commit(
+        &mut self,
+        kind: GroupKind,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, EngineError> {
+        let key = (kind, group.to_string());
+        if !self.target_commits.contains_key(&key) {
             let client = self.inputs.target.expect("checked: cluster-scan has a target");
-            let offsets = client
-                .committed_offsets(group)
-                .await
-                .map_err(EngineError::kafka(format!("reading the target's offsets of group {group}")))?;
-            self.target_commits.insert(group.to_string(), offsets);
+            let offsets = target_offsets(client, kind, group).await?;
+            self.target_commits.insert(key.clone(), offsets);
         }
-        Ok(self.target_commits[group].iter().find(|o| o.topic == topic && o.partition == partition).map(|o| o.offset))
+        Ok(self.target_commits[&key].iter().find(|o| o.topic == topic && o.partition == partition).map(|o| o.offset))
     }
 }
 
@@ -367,23 +398,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_time_window_picks_the_latest_snapshot_at_or_before_its_end() {
-        let snapshots: Vec<GroupOffsetsSnapshot> = [1_000, 2_000, 3_000]
-            .into_iter()
-            .map(|taken_at_ms| GroupOffsetsSnapshot { taken_at_ms, groups: BTreeMap::new() })
-            .collect();
-        let pick = |end| snapshot_for(&snapshots, end).map(|s| s.taken_at_ms);
-        assert_eq!(pick(None), Some(3_000));
-        assert_eq!(pick(Some(2_000)), Some(2_000), "inclusive");
-        assert_eq!(pick(Some(2_999)), Some(2_000));
-        assert_eq!(pick(Some(999)), None);
-    }
-
-    #[test]
     fn named_groups_are_literal_names_and_patterns_select() {
         let selection = GroupSelection::named(&["billing".to_string(), "audit-*".to_string()]).unwrap();
         assert_eq!(selection.named, vec!["billing".to_string()]);
         assert!(selection.includes("billing") && selection.includes("audit-eu") && !selection.includes("other"));
         assert!(GroupSelection::all().includes("anything"));
+    }
+
+    #[test]
+    fn share_groups_are_planned_only_when_asked_for() {
+        let offsets = |offset| vec![GroupOffset { topic: "t".into(), partition: 0, offset, metadata: None }];
+        let snapshot = GroupOffsetsSnapshot {
+            taken_at_ms: 1,
+            groups: BTreeMap::from([("billing".to_string(), offsets(5))]),
+            share_groups: BTreeMap::from([("queue".to_string(), offsets(7))]),
+        };
+        let names = |selection: &GroupSelection| -> Vec<(GroupKind, String)> {
+            selection.of(&snapshot).map(|(kind, group, _)| (kind, group.clone())).collect()
+        };
+        let consumer = (GroupKind::Consumer, "billing".to_string());
+        let share = (GroupKind::Share, "queue".to_string());
+        assert_eq!(names(&GroupSelection::all()), vec![consumer.clone()]);
+        assert_eq!(names(&GroupSelection::all().with_share_groups(true)), vec![consumer, share.clone()]);
+        assert_eq!(names(&GroupSelection::share_groups()), vec![share]);
+        assert!(names(&GroupSelection::named(&["other".to_string()]).unwrap()).is_empty());
     }
 }

@@ -1,13 +1,16 @@
 //! Restoring the access metadata a backup captured (`restore.metadata`), from its latest access
 //! snapshot at or before the window's end: ACL bindings, topic bindings following the restore's
 //! renames (CreateAcls leaves an existing binding as it is); client quotas (AlterClientQuotas sets
-//! each value); SCRAM users listed to be created by hand (the broker never gave their secrets).
+//! each value); SCRAM users listed to be created by hand (the broker never gave their secrets);
+//! share-group positions listed here, translated after the data (`three_phase.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::plan::SharePosition;
 use super::{RestoreConfig, RestorePlan, RestoreTarget};
 use crate::access_snapshots::{bindings_to_restore, latest_access_snapshot};
 use crate::error::EngineError;
+use crate::group_snapshots::{load_snapshots, snapshot_for};
 use crate::manifest::BackupManifest;
 
 /// Which access metadata a restore recreates (`restore.metadata`).
@@ -19,11 +22,14 @@ pub struct RestoredAccess {
     pub quotas: bool,
     /// SCRAM users (listed in the plan, created by hand with their passwords).
     pub users: bool,
+    /// Share groups' start offsets, translated after the data like consumer groups' offsets (see
+    /// `three_phase.rs`).
+    pub share_groups: bool,
 }
 
 impl RestoredAccess {
     fn any(self) -> bool {
-        self.acls || self.quotas || self.users
+        self.acls || self.quotas || self.users || self.share_groups
     }
 }
 
@@ -79,6 +85,63 @@ pub(super) async fn plan_access(
                 plan.scram_users = users.clone();
             }
             None => plan.warnings.push(missing("users")),
+        }
+    }
+    if wanted.share_groups {
+        plan_share_groups(target, config, plan).await?;
+    }
+    Ok(())
+}
+
+/// Lists the share-group positions on the restored partitions (from the latest group snapshot at
+/// or before the window's end); a share group with members on the target is a conflict, since
+/// its offsets can only be set while it is empty.
+async fn plan_share_groups(
+    target: &RestoreTarget,
+    config: &RestoreConfig,
+    plan: &mut RestorePlan,
+) -> Result<(), EngineError> {
+    let snapshots = load_snapshots(&target.store).await?;
+    let Some(snapshot) = snapshot_for(&snapshots, config.settings.window.end) else {
+        plan.warnings.push(
+            "restore.metadata names share_groups, but the backup holds no group snapshot up to the window's end"
+                .to_string(),
+        );
+        return Ok(());
+    };
+    for (group, offsets) in &snapshot.share_groups {
+        for offset in offsets {
+            let restored = plan.topics.iter().find(|t| {
+                t.source == offset.topic
+                    && t.repartition.is_none()
+                    && t.partitions.iter().any(|p| p.source == offset.partition)
+            });
+            if let Some(topic) = restored {
+                plan.share_groups.push(SharePosition {
+                    group: group.clone(),
+                    target_topic: topic.target.clone(),
+                    partition: offset.partition,
+                    source_offset: offset.offset,
+                });
+            }
+        }
+    }
+    if plan.share_groups.is_empty() {
+        plan.warnings.push(format!(
+            "restore.metadata names share_groups, but the group snapshot of {} holds no share-group position on the \
+             restored partitions",
+            snapshot.taken_at_ms
+        ));
+        return Ok(());
+    }
+    let listed = target.client.list_groups().await.map_err(EngineError::kafka("listing the target's groups"))?;
+    for group in listed.iter().filter(|g| g.is_share_group() && g.state != "Empty") {
+        if plan.share_groups.iter().any(|p| p.group == group.group_id) {
+            plan.conflicts.push(format!(
+                "share group {} is {} on the target: its start offsets can only be set while it has no member; stop \
+                 its consumers",
+                group.group_id, group.state
+            ));
         }
     }
     Ok(())

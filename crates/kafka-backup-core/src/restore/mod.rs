@@ -27,7 +27,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 pub use access::RestoredAccess;
-pub use plan::{build_plan, PartitionPlan, RestorePlan, TopicCreation, TopicPlan};
+pub use plan::{build_plan, PartitionPlan, RestorePlan, SharePosition, TopicCreation, TopicPlan};
 pub use prepare::{prepare, PreparedBatch, SourceOffsets, ORIGINAL_OFFSET_HEADER};
 pub use settings::{RestoreConfig, RestoreSettings};
 pub use state::{load_offset_map, load_started, recorded_state_dirs, RestoreCommit, RestoreIdentity, RestoreStarted};

@@ -33,6 +33,22 @@ pub struct RestorePlan {
     pub quotas: Vec<ClientQuota>,
     /// SCRAM users of the source, to create by hand (`restore.metadata: [users]`).
     pub scram_users: Vec<ScramUser>,
+    /// Share-group start offsets of the source on restored partitions, translated after the data
+    /// (`restore.metadata: [share_groups]`).
+    pub share_groups: Vec<SharePosition>,
+}
+
+/// Where a share group stood on a restored partition of the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharePosition {
+    /// Share group.
+    pub group: String,
+    /// Topic on the target.
+    pub target_topic: String,
+    /// Partition in the backup (the same on the target).
+    pub partition: i32,
+    /// Start offset on the source.
+    pub source_offset: i64,
 }
 
 /// One topic's restore.

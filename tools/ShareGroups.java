@@ -1,0 +1,66 @@
+// Share groups (KIP-932) through Apache Kafka's own Java admin client, for the tests: the reference
+// client (confluent-kafka 2.16) has no share-group calls. Run as a single-file program on the broker's jars:
+//   java -cp '.test-infra/kafka/libs/*' tools/ShareGroups.java offsets BOOTSTRAP GROUP
+//     prints {"offsets": [{"topic", "partition", "start_offset"}, ...]}, Admin#listShareGroupOffsets
+//   java ... tools/ShareGroups.java alter BOOTSTRAP GROUP TOPIC PARTITION OFFSET
+//     sets the start offset of the (empty) GROUP, Admin#alterShareGroupOffsets; prints {}
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.ExecutionException;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.ListShareGroupOffsetsSpec;
+import org.apache.kafka.clients.admin.SharePartitionOffsetInfo;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.GroupIdNotFoundException;
+
+public class ShareGroups {
+    public static void main(String[] args) throws Exception {
+        switch (args[0]) {
+            case "offsets" -> offsets(args[1], args[2]);
+            case "alter" -> alter(args[1], args[2], args[3], Integer.parseInt(args[4]), Long.parseLong(args[5]));
+            default -> throw new IllegalArgumentException("unknown command " + args[0]);
+        }
+    }
+
+    static Admin admin(String bootstrap) {
+        Properties props = new Properties();
+        props.put("bootstrap.servers", bootstrap);
+        return Admin.create(props);
+    }
+
+    static void alter(String bootstrap, String group, String topic, int partition, long offset) throws Exception {
+        try (Admin admin = admin(bootstrap)) {
+            admin.alterShareGroupOffsets(group, Map.of(new TopicPartition(topic, partition), offset)).all().get();
+        }
+        System.out.println("{}");
+    }
+
+    static void offsets(String bootstrap, String group) throws Exception {
+        try (Admin admin = admin(bootstrap)) {
+            Map<TopicPartition, SharePartitionOffsetInfo> offsets;
+            try {
+                offsets = admin
+                    .listShareGroupOffsets(Map.of(group, new ListShareGroupOffsetsSpec()))
+                    .partitionsToOffsetInfo(group)
+                    .get();
+            } catch (ExecutionException e) {
+                if (!(e.getCause() instanceof GroupIdNotFoundException)) {
+                    throw e;
+                }
+                offsets = Map.of(); // no such group: no offsets
+            }
+            List<String> rows = new ArrayList<>();
+            offsets.forEach((partition, info) -> {
+                if (info != null) {
+                    rows.add(String.format("{\"topic\": \"%s\", \"partition\": %d, \"start_offset\": %d}",
+                        partition.topic(), partition.partition(), info.startOffset()));
+                }
+            });
+            System.out.println("{\"offsets\": [" + String.join(", ", rows) + "]}");
+        }
+    }
+}

@@ -448,3 +448,39 @@ fn share_group_start_offsets_are_restored_exactly_under_the_renamed_topic_and_ro
     assert_success(&rollback(&dir));
     assert!(testkit::share_group_offsets(&t, &queue).is_empty(), "the share group is gone");
 }
+
+#[test]
+fn group_snapshots_keep_each_groups_protocol_assignor_and_members_subscriptions() {
+    let s = clusters().0;
+    let orders = unique("orders");
+    testkit::create_topic(&s, &orders, 1, &[]);
+    testkit::produce_small(&s, &orders, 0, 3);
+    let (classic, kip848) = (unique("classic"), unique("kip848"));
+    testkit::commit(&s, &classic, &[(&orders, 0, 1)]);
+    testkit::commit(&s, &kip848, &[(&orders, 0, 2)]);
+    let _classic_member = GroupMember::join(&s, &orders, &classic);
+    let _kip848_member = GroupMember::join_with_protocol(&s, &orders, &kip848, "consumer");
+    let dir = TempDir::new().unwrap();
+    assert_success(&backup(&write_config(dir.path(), &s, "daily", &orders, "")));
+
+    let described = describe_json(dir.path(), "daily");
+    let snapshot = &described["group_snapshot"];
+    assert_eq!(snapshot["groups"][&kip848][0]["offset"], 2, "{snapshot}");
+    // confluent-kafka's classic consumer picks the range assignor; the broker's default for
+    // KIP-848 groups is uniform. Each member subscribed to the topic by name.
+    for (group, protocol, assignor) in [(&classic, "classic", "range"), (&kip848, "consumer", "uniform")] {
+        let shape = &snapshot["descriptions"][group];
+        assert_eq!(
+            (shape["protocol"].as_str(), shape["assignor"].as_str()),
+            (Some(protocol), Some(assignor)),
+            "{shape}"
+        );
+        assert_eq!(shape["state"], "Stable", "{shape}");
+        let members = shape["members"].as_array().expect("members");
+        assert_eq!(members.len(), 1, "{shape}");
+        assert_eq!(members[0]["subscribed_topics"], serde_json::json!([orders]), "{shape}");
+    }
+    let text_view = run(&["describe", "--path", &store_path(dir.path()), "--backup-id", "daily"]);
+    let shown = text(&text_view.stdout);
+    assert!(shown.contains(&format!("{kip848} (consumer protocol, uniform, 1 members)")), "{shown}");
+}

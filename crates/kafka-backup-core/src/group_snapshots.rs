@@ -1,13 +1,12 @@
-//! Group offset snapshots kept with a backup: the committed offsets of the selected consumer groups
-//! (classic and KIP-848) and the start offsets of the selected share groups (KIP-932) on the
-//! backed-up topics, as of one moment, in `groups/snapshot-{taken_at_ms}.json` (create-only, one
-//! small object each, so continuous mode keeps a history at O(1) per snapshot).
+//! Group snapshots kept with a backup, `groups/snapshot-{taken_at_ms}.json` (create-only, O(1) each):
+//! the selected groups' positions on the backed-up topics (consumer groups' committed offsets with
+//! their protocol, assignor and members; share groups' start offsets) as of one moment.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::kafka::{KafkaClient, KafkaError};
+use crate::kafka::{GroupDescription, KafkaClient, KafkaError};
 use crate::layout::{object_start, snapshot_key, SNAPSHOTS_DIR};
 use crate::manifest::{to_json, ManifestError};
 use crate::storage::{BackupStore, StorageError};
@@ -39,6 +38,10 @@ pub struct GroupOffsetsSnapshot {
     /// backed-up topics only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub share_groups: BTreeMap<String, Vec<GroupOffset>>,
+    /// The consumer groups' protocol (classic or KIP-848), assignor and members with their
+    /// subscriptions, by group: what to start again on the target (members cannot be restored).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub descriptions: BTreeMap<String, GroupDescription>,
 }
 
 impl GroupOffsetsSnapshot {
@@ -81,8 +84,12 @@ pub async fn take_snapshot(
     topics: &BTreeSet<String>,
     now_ms: i64,
 ) -> Result<(GroupOffsetsSnapshot, Vec<String>), KafkaError> {
-    let mut snapshot =
-        GroupOffsetsSnapshot { taken_at_ms: now_ms, groups: BTreeMap::new(), share_groups: BTreeMap::new() };
+    let mut snapshot = GroupOffsetsSnapshot {
+        taken_at_ms: now_ms,
+        groups: BTreeMap::new(),
+        share_groups: BTreeMap::new(),
+        descriptions: BTreeMap::new(),
+    };
     let mut warnings = Vec::new();
     let listed = match client.list_groups().await {
         Ok(listed) => listed,
@@ -122,11 +129,23 @@ pub async fn take_snapshot(
             .filter(|o| topics.contains(&o.topic))
             .map(|o| GroupOffset { topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata })
             .collect();
-        if !kept.is_empty() {
-            kept.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-            let kind = if share { &mut snapshot.share_groups } else { &mut snapshot.groups };
-            kind.insert(group.group_id, kept);
+        if kept.is_empty() {
+            continue;
         }
+        kept.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        if share {
+            snapshot.share_groups.insert(group.group_id, kept);
+            continue;
+        }
+        match client.describe_group(&group.group_id).await {
+            Ok(described) => {
+                snapshot.descriptions.insert(group.group_id.clone(), described);
+            }
+            Err(error) if error.is_refusal() => warnings
+                .push(format!("the protocol and members of group {} were not captured: {error}", group.group_id)),
+            Err(error) => return Err(error),
+        }
+        snapshot.groups.insert(group.group_id, kept);
     }
     Ok((snapshot, warnings))
 }
@@ -189,7 +208,7 @@ mod tests {
     fn snapshot(at: i64, offset: i64) -> GroupOffsetsSnapshot {
         let offsets = vec![GroupOffset { topic: "t".into(), partition: 0, offset, metadata: None }];
         let groups = BTreeMap::from([("billing".to_string(), offsets)]);
-        GroupOffsetsSnapshot { taken_at_ms: at, groups, share_groups: BTreeMap::new() }
+        GroupOffsetsSnapshot { taken_at_ms: at, groups, share_groups: BTreeMap::new(), descriptions: BTreeMap::new() }
     }
 
     #[tokio::test]
@@ -212,6 +231,7 @@ mod tests {
                 taken_at_ms,
                 groups: BTreeMap::new(),
                 share_groups: BTreeMap::new(),
+                descriptions: BTreeMap::new(),
             })
             .collect();
         let pick = |end| snapshot_for(&snapshots, end).map(|s| s.taken_at_ms);

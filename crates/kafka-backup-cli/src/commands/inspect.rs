@@ -84,8 +84,12 @@ pub async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     let BackupDescription { manifest, snapshots, encryption_key_id, workers, access, restore_workers } =
         describe_backup(&location).await?;
     // The manifest, with the workers of a shared backup under `workers`, those of shared restores
-    // under `restore_workers` and the latest access snapshot under `access`.
+    // under `restore_workers`, the latest access snapshot under `access` and the latest group
+    // snapshot under `group_snapshot`.
     let mut document = serde_json::to_value(&manifest)?;
+    if let Some(latest) = snapshots.last() {
+        document["group_snapshot"] = serde_json::to_value(latest)?;
+    }
     if !workers.is_empty() {
         document["workers"] = serde_json::to_value(&workers)?;
     }
@@ -205,6 +209,17 @@ fn describe_text(m: &BackupManifest, snapshots: &[GroupOffsetsSnapshot], key_id:
                 latest.groups.len(),
                 latest.groups.keys().cloned().collect::<Vec<_>>().join(", ")
             );
+            if !latest.descriptions.is_empty() {
+                let shapes: Vec<String> = latest
+                    .descriptions
+                    .values()
+                    .map(|g| {
+                        let assignor = if g.assignor.is_empty() { "no assignor" } else { &g.assignor };
+                        format!("{} ({} protocol, {assignor}, {} members)", g.group_id, g.protocol, g.members.len())
+                    })
+                    .collect();
+                let _ = writeln!(out, "  their protocols: {}", shapes.join(", "));
+            }
             if !latest.share_groups.is_empty() {
                 let _ = writeln!(
                     out,

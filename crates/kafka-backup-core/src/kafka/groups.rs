@@ -1,16 +1,20 @@
 //! Consumer-group calls: FindCoordinator, OffsetFetch, OffsetCommit (as an admin, outside any
-//! generation), ListGroups (every broker), DescribeGroups, DeleteGroups and OffsetDelete. Old and
-//! batched request shapes (FindCoordinator v4+, OffsetFetch v8+) are both handled.
+//! generation), ListGroups (every broker), DescribeGroups and ConsumerGroupDescribe (KIP-848),
+//! DeleteGroups and OffsetDelete. Old and batched request shapes (FindCoordinator v4+, OffsetFetch
+//! v8+) are both handled.
 
+use bytes::{Buf, Bytes};
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
-    ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
-    ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, TopicName,
+    ConsumerGroupDescribeRequest, ConsumerProtocolSubscription, DeleteGroupsRequest, DescribeGroupsRequest,
+    FindCoordinatorRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
+    TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, Message, StrBytes};
 use kafka_protocol::ResponseError;
+use serde::{Deserialize, Serialize};
 
 use super::client::{Coordinated, KafkaClient, Route};
 use super::metadata::BrokerInfo;
@@ -54,26 +58,39 @@ impl GroupListing {
     }
 }
 
-/// A group's state and members.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A group's state, protocol and members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GroupDescription {
     /// Group id.
     pub group_id: String,
     /// `Empty`, `Stable`, `PreparingRebalance`, `Dead`, ...
     pub state: String,
+    /// `classic` (members assign, DescribeGroups) or `consumer` (KIP-848: the broker assigns).
+    pub protocol: String,
+    /// The assignor: a classic group's protocol (`range`, `cooperative-sticky`, ...), a consumer
+    /// group's server-side assignor (`uniform`, `range`); empty for a group without members.
+    pub assignor: String,
     /// Members currently in the group.
     pub members: Vec<GroupMember>,
 }
 
 /// One member of a group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GroupMember {
     /// Member id given by the coordinator.
     pub member_id: String,
+    /// Static membership id (KIP-345), when the member has one.
+    pub instance_id: Option<String>,
     /// Client id of the member's consumer.
     pub client_id: String,
     /// Host the member connects from.
     pub client_host: String,
+    /// Topics the member subscribed to by name.
+    pub subscribed_topics: Vec<String>,
+    /// The regular expression it subscribed with (KIP-848 groups), if any.
+    pub subscribed_regex: Option<String>,
 }
 
 /// The error part of a group description answer (DescribeGroups and ConsumerGroupDescribe alike).
@@ -87,21 +104,29 @@ impl GroupAnswer {
     fn into_description(
         self,
         api: &'static str,
-        group: &str,
         address: &str,
-        state: StrBytes,
-        members: impl Iterator<Item = (StrBytes, StrBytes, StrBytes)>,
+        described: GroupDescription,
     ) -> Result<GroupDescription, KafkaError> {
         if self.code != 0 {
             let message = self.message.map(|m| m.to_string());
-            return Err(KafkaError::broker(api, group_context(group), address, self.code, message));
+            return Err(KafkaError::broker(api, group_context(&described.group_id), address, self.code, message));
         }
-        let members = members.map(|(member_id, client_id, client_host)| GroupMember {
-            member_id: member_id.to_string(),
-            client_id: client_id.to_string(),
-            client_host: client_host.to_string(),
-        });
-        Ok(GroupDescription { group_id: group.to_string(), state: state.to_string(), members: members.collect() })
+        Ok(described)
+    }
+}
+
+/// The topics a classic consumer-group member subscribed to, from its member metadata (a
+/// ConsumerProtocolSubscription behind its version); none for other protocols or unreadable data.
+fn classic_subscription(protocol_type: &str, metadata: &Bytes) -> Vec<String> {
+    let mut bytes = metadata.clone();
+    if protocol_type != "consumer" || bytes.len() < 2 {
+        return Vec::new();
+    }
+    // A newer version is read as the newest known: fields are only ever added at the end.
+    let version = bytes.get_i16().clamp(0, ConsumerProtocolSubscription::VERSIONS.max);
+    match ConsumerProtocolSubscription::decode(&mut bytes, version) {
+        Ok(subscription) => subscription.topics.iter().map(|t| t.to_string()).collect(),
+        Err(_) => Vec::new(),
     }
 }
 
@@ -306,8 +331,23 @@ impl KafkaClient {
                 KafkaError::no_answer("DescribeGroups", connection.address(), format!("no result for group {group}"))
             })?;
             let answer = GroupAnswer { code: described.error_code, message: described.error_message };
-            let members = described.members.into_iter().map(|m| (m.member_id, m.client_id, m.client_host));
-            answer.into_description("DescribeGroups", group, connection.address(), described.group_state, members)
+            let protocol_type = described.protocol_type.to_string();
+            let members = described.members.into_iter().map(|m| GroupMember {
+                member_id: m.member_id.to_string(),
+                instance_id: m.group_instance_id.map(|id| id.to_string()),
+                client_id: m.client_id.to_string(),
+                client_host: m.client_host.to_string(),
+                subscribed_topics: classic_subscription(&protocol_type, &m.member_metadata),
+                subscribed_regex: None,
+            });
+            let description = GroupDescription {
+                group_id: group.to_string(),
+                state: described.group_state.to_string(),
+                protocol: "classic".to_string(),
+                assignor: described.protocol_data.to_string(),
+                members: members.collect(),
+            };
+            answer.into_description("DescribeGroups", connection.address(), description)
         })
         .await
     }
@@ -323,18 +363,31 @@ impl KafkaClient {
                     format!("no result for group {group}"),
                 )
             })?;
+            let mut description = GroupDescription {
+                group_id: group.to_string(),
+                state: described.group_state.to_string(),
+                protocol: "consumer".to_string(),
+                assignor: described.assignor_name.to_string(),
+                members: Vec::new(),
+            };
             if described.error_code == ResponseError::GroupIdNotFound.code() {
-                return Ok(GroupDescription { group_id: group.to_string(), state: "Dead".into(), members: vec![] });
+                description.state = "Dead".to_string();
+                return Ok(description);
             }
             let answer = GroupAnswer { code: described.error_code, message: described.error_message };
-            let members = described.members.into_iter().map(|m| (m.member_id, m.client_id, m.client_host));
-            answer.into_description(
-                "ConsumerGroupDescribe",
-                group,
-                connection.address(),
-                described.group_state,
-                members,
-            )
+            description.members = described
+                .members
+                .into_iter()
+                .map(|m| GroupMember {
+                    member_id: m.member_id.to_string(),
+                    instance_id: m.instance_id.map(|id| id.to_string()),
+                    client_id: m.client_id.to_string(),
+                    client_host: m.client_host.to_string(),
+                    subscribed_topics: m.subscribed_topic_names.iter().map(|t| t.0.to_string()).collect(),
+                    subscribed_regex: m.subscribed_topic_regex.map(|r| r.to_string()),
+                })
+                .collect();
+            answer.into_description("ConsumerGroupDescribe", connection.address(), description)
         })
         .await
     }
@@ -387,5 +440,33 @@ impl KafkaClient {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::protocol::Encodable;
+
+    use super::*;
+
+    fn metadata(version: i16, topics: &[&str]) -> Bytes {
+        let subscription = ConsumerProtocolSubscription::default()
+            .with_topics(topics.iter().map(|t| StrBytes::from_string(t.to_string())).collect());
+        let mut bytes = BytesMut::new();
+        bytes.put_i16(version);
+        subscription.encode(&mut bytes, version.min(ConsumerProtocolSubscription::VERSIONS.max)).unwrap();
+        bytes.freeze()
+    }
+
+    #[test]
+    fn a_classic_members_subscription_is_read_from_its_metadata() {
+        assert_eq!(classic_subscription("consumer", &metadata(0, &["orders", "audit"])), ["orders", "audit"]);
+        assert_eq!(classic_subscription("consumer", &metadata(3, &["orders"])), ["orders"]);
+        // A version newer than ours still starts with the fields we know.
+        assert_eq!(classic_subscription("consumer", &metadata(9, &["orders"])), ["orders"]);
+        // Connect workers and other protocols carry something else; garbage reads as nothing.
+        assert!(classic_subscription("connect", &metadata(0, &["orders"])).is_empty());
+        assert!(classic_subscription("consumer", &Bytes::from_static(&[0, 0, 0xff])).is_empty());
     }
 }

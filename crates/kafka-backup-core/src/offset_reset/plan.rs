@@ -412,6 +412,7 @@ mod tests {
             taken_at_ms: 1,
             groups: BTreeMap::from([("billing".to_string(), offsets(5))]),
             share_groups: BTreeMap::from([("queue".to_string(), offsets(7))]),
+            descriptions: BTreeMap::new(),
         };
         let names = |selection: &GroupSelection| -> Vec<(GroupKind, String)> {
             selection.of(&snapshot).map(|(kind, group, _)| (kind, group.clone())).collect()

@@ -169,23 +169,30 @@ impl Comparison {
     }
 }
 
-/// The backup's records of one source partition in the window, as the restore writes them.
+/// The backup's records of one source partition in the window and from the start offset, as the
+/// restore writes them.
 struct Expected<'a> {
     store: &'a BackupStore,
     window: TimeWindow,
+    start: Option<i64>,
     with_offset_header: bool,
     segments: std::vec::IntoIter<crate::segment::SegmentMetadata>,
     open: Option<StoredSegment>,
 }
 
 impl<'a> Expected<'a> {
-    fn new(store: &'a BackupStore, partition: &PartitionBackup, config: &RestoreConfig) -> Self {
-        let window = config.settings.window;
-        let segments: Vec<_> =
-            partition.segments.iter().filter(|s| !window.excludes(s.min_timestamp, s.max_timestamp)).cloned().collect();
+    fn new(store: &'a BackupStore, topic: &str, partition: &PartitionBackup, config: &RestoreConfig) -> Self {
+        let settings = &config.settings;
+        let segments: Vec<_> = partition
+            .segments
+            .iter()
+            .filter(|s| settings.may_restore(topic, partition.partition, s))
+            .cloned()
+            .collect();
         Self {
             store,
-            window,
+            window: settings.window,
+            start: settings.start_offset.of(topic, partition.partition),
             with_offset_header: config.settings.include_original_offset_header,
             segments: segments.into_iter(),
             open: None,
@@ -210,7 +217,9 @@ impl<'a> Expected<'a> {
                     key: segment.key().to_string(),
                     source: SegmentError::Batch(source),
                 })?;
-                for record in records.iter().filter(|r| self.window.contains(r.timestamp)) {
+                let restored =
+                    |r: &&Record| self.window.contains(r.timestamp) && self.start.is_none_or(|s| r.offset >= s);
+                for record in records.iter().filter(restored) {
                     let header = self.with_offset_header.then(|| RecordHeader {
                         key: bytes::Bytes::from_static(ORIGINAL_OFFSET_HEADER.as_bytes()),
                         value: Some(bytes::Bytes::from(record.offset.to_string())),
@@ -239,10 +248,11 @@ struct Sides<'a> {
     config: &'a RestoreConfig,
 }
 
-/// Feeds `comparison` with the records of `sources` in the backup and those of the target
-/// partition `target` from offset `from` on.
+/// Feeds `comparison` with the records of `sources` (partitions of `source_topic`) in the backup
+/// and those of the target partition `target` from offset `from` on.
 async fn compare_partition(
     sides: &Sides<'_>,
+    source_topic: &str,
     sources: &[&PartitionBackup],
     target: (&str, i32),
     from: Option<i64>,
@@ -253,14 +263,14 @@ async fn compare_partition(
     let mut reader = LogReader::open(client, target.0, target.1, from).await?;
     let (mut expected, mut found) = (Pending::default(), Pending::default());
     let mut sources = sources.iter();
-    let mut source = sources.next().map(|p| Expected::new(store, p, config));
+    let mut source = sources.next().map(|p| Expected::new(store, source_topic, p, config));
     loop {
         while expected.buffer.is_empty() && !expected.done {
             match &mut source {
                 None => expected.done = true,
                 Some(stream) => match stream.next().await? {
                     Some(hashes) => expected.buffer.extend(hashes),
-                    None => source = sources.next().map(|p| Expected::new(store, p, config)),
+                    None => source = sources.next().map(|p| Expected::new(store, source_topic, p, config)),
                 },
             }
         }
@@ -322,7 +332,7 @@ pub async fn verify_restore(config: &RestoreConfig) -> Result<VerifyReport, Engi
                 let from = started.as_ref().and_then(|s| s.target_start.get(&target).copied());
                 // One multiset over the topic: the backup's records are fed once, with partition 0.
                 let feeds = if target == 0 { &sources[..] } else { &[][..] };
-                compare_partition(&sides, feeds, (&topic.target, target), from, &mut comparison).await?;
+                compare_partition(&sides, &topic.source, feeds, (&topic.target, target), from, &mut comparison).await?;
             }
             let sources = topic.partitions.iter().map(|p| p.source).collect();
             report.partitions.push(comparison.finish(check(sources, None)));
@@ -336,10 +346,10 @@ pub async fn verify_restore(config: &RestoreConfig) -> Result<VerifyReport, Engi
                 let from =
                     load_started(&store, &dir).await?.and_then(|s| s.target_start.get(&partition.target).copied());
                 let target = (topic.target.as_str(), partition.target);
-                compare_partition(&sides, &sources, target, from, &mut comparison).await?;
+                compare_partition(&sides, &topic.source, &sources, target, from, &mut comparison).await?;
             } else {
                 for source in &sources {
-                    let mut expected = Expected::new(&store, source, config);
+                    let mut expected = Expected::new(&store, &topic.source, source, config);
                     while let Some(hashes) = expected.next().await? {
                         hashes.into_iter().for_each(|e| comparison.step(Some(e), None));
                     }

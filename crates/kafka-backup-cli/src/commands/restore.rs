@@ -97,9 +97,10 @@ fn render_plan(plan: &RestorePlan) -> String {
         let _ = writeln!(out, "  {} -> {} ({creation})", topic.source, topic.target);
         for p in &topic.partitions {
             let target = if topic.repartition.is_some() { "by key".to_string() } else { p.target.to_string() };
+            let from = p.start_offset.map(|start| format!(" from source offset {start}")).unwrap_or_default();
             let _ = writeln!(
                 out,
-                "    partition {} -> {target}: {} segments, up to {} records, {:.1} MiB stored",
+                "    partition {} -> {target}{from}: {} segments, up to {} records, {:.1} MiB stored",
                 p.source,
                 p.segments,
                 p.records,

@@ -28,7 +28,7 @@ use crate::backup_location::StoreLocation;
 use crate::kafka::ClientConfig;
 use crate::offset_reset::{GroupSelection, GroupStrategy};
 use crate::records::Compression;
-use crate::restore::{RestoreConfig, RestoreSettings, RestoredAccess};
+use crate::restore::{RestoreConfig, RestoreSettings, RestoredAccess, StartOffset};
 use crate::retention::RetentionPolicy;
 use crate::storage::StorageConfig;
 use crate::three_phase::{GroupRecovery, RestoreJob};
@@ -414,6 +414,7 @@ fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
         topic_mapping: raw.topic_mapping.unwrap_or_default(),
         partition_mapping,
         source_partitions,
+        start_offset: start_offset(raw.start_offset)?,
         purge_before_restore: raw.purge_before_restore.unwrap_or(defaults.purge_before_restore),
         switch_to_create_time: raw.switch_to_create_time.unwrap_or(defaults.switch_to_create_time),
         create_topics: raw.create_topics.unwrap_or(defaults.create_topics),
@@ -518,6 +519,55 @@ fn progress_group(source: &RawEndpoint) -> Result<Option<String>, ConfigError> {
         }
         name => Ok(name.map(str::to_string)),
     }
+}
+
+/// `restore.start_offset`: `earliest`, one source offset for every partition, or offsets by topic
+/// and partition.
+fn start_offset(value: Option<serde_yaml_ng::Value>) -> Result<StartOffset, ConfigError> {
+    use serde_yaml_ng::Value;
+    const KEY: &str = "restore.start_offset";
+    let offset = |path: &str, value: &Value| match value.as_i64() {
+        Some(offset) if offset >= 0 => Ok(offset),
+        _ => Err(invalid(path, format!("expected a source offset (0 or more), found {value:?}"))),
+    };
+    Ok(match value {
+        None => StartOffset::Earliest,
+        Some(Value::String(name)) if name == "earliest" => StartOffset::Earliest,
+        Some(Value::String(name)) if name == "latest" => {
+            return Err(invalid(
+                KEY,
+                "latest would restore nothing (a restore reads what the backup holds, up to its last record); to \
+                 restore only recent records set time_window_start, or give the source offset to start from",
+            ))
+        }
+        Some(Value::Mapping(topics)) => {
+            let mut offsets = BTreeMap::new();
+            for (topic, partitions) in &topics {
+                let topic = topic.as_str().ok_or_else(|| invalid(KEY, "topics are named by strings"))?;
+                let path = format!("{KEY}.{topic}");
+                let Value::Mapping(partitions) = partitions else {
+                    return Err(invalid(&path, "expected {partition: source offset, ...}"));
+                };
+                let mut by_partition = BTreeMap::new();
+                for (partition, start) in partitions {
+                    let partition = partition
+                        .as_i64()
+                        .and_then(|p| i32::try_from(p).ok())
+                        .filter(|p| *p >= 0)
+                        .ok_or_else(|| invalid(&path, format!("{partition:?} is not a partition")))?;
+                    by_partition.insert(partition, offset(&format!("{path}.{partition}"), start)?);
+                }
+                offsets.insert(topic.to_string(), by_partition);
+            }
+            StartOffset::PerPartition(offsets)
+        }
+        Some(other) => StartOffset::Every(offset(KEY, &other).map_err(|_| {
+            invalid(
+                KEY,
+                format!("expected earliest, a source offset or {{topic: {{partition: offset}}}}, found {other:?}"),
+            )
+        })?),
+    })
 }
 
 /// `restore.metadata`: the access metadata a restore recreates besides the records (the kinds not

@@ -229,6 +229,28 @@ fn restore_metadata_takes_acls_quotas_users_and_share_groups_and_refuses_schemas
 }
 
 #[test]
+fn restore_start_offset_is_earliest_one_offset_or_offsets_by_partition_and_latest_is_refused() {
+    let start = |yaml: &str| {
+        RestoreJob::from_yaml(&format!("{RESTORE}restore:\n{yaml}"), |_| None)
+            .map(|job| job.restore.settings.start_offset)
+    };
+    assert_eq!(RestoreJob::from_yaml(RESTORE, |_| None).unwrap().restore.settings.start_offset, StartOffset::Earliest);
+    assert_eq!(start("  start_offset: earliest\n").unwrap(), StartOffset::Earliest);
+    assert_eq!(start("  start_offset: 1200\n").unwrap(), StartOffset::Every(1200));
+    let by_partition = start("  start_offset:\n    orders: {0: 5, 2: 7}\n").unwrap();
+    assert_eq!(
+        (by_partition.of("orders", 0), by_partition.of("orders", 1), by_partition.of("other", 0)),
+        (Some(5), None, None)
+    );
+    let error = restore_error("restore:\n  start_offset: latest\n");
+    assert!(error.contains("restore.start_offset") && error.contains("time_window_start"), "{error}");
+    let error = restore_error("restore:\n  start_offset: -3\n");
+    assert!(error.contains("restore.start_offset"), "{error}");
+    let error = restore_error("restore:\n  start_offset:\n    orders: {x: 1}\n");
+    assert!(error.contains("restore.start_offset.orders"), "{error}");
+}
+
+#[test]
 fn bad_restore_settings_are_named() {
     let error = restore_error("restore:\n  time_window_start: 5\n  time_window_end: 4\n");
     assert!(error.contains("restore.time_window_start"), "{error}");

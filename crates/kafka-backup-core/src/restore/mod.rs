@@ -29,7 +29,7 @@ use tokio::task::JoinSet;
 pub use access::RestoredAccess;
 pub use plan::{build_plan, PartitionPlan, RestorePlan, SharePosition, TopicCreation, TopicPlan};
 pub use prepare::{prepare, PreparedBatch, SourceOffsets, ORIGINAL_OFFSET_HEADER};
-pub use settings::{RestoreConfig, RestoreSettings};
+pub use settings::{RestoreConfig, RestoreSettings, StartOffset};
 pub use state::{load_offset_map, load_started, recorded_state_dirs, RestoreCommit, RestoreIdentity, RestoreStarted};
 pub use workers::{restore_worker_boards, RestoreWorkerBoard};
 

@@ -57,7 +57,7 @@ impl PartitionRestore {
                 break;
             }
             if progress.commits.contains_key(&segment.key)
-                || self.settings.window.excludes(segment.min_timestamp, segment.max_timestamp)
+                || !self.settings.may_restore(&self.source_topic, self.source_partition, segment)
             {
                 continue;
             }

@@ -89,7 +89,9 @@ pub struct PartitionPlan {
     pub source: i32,
     /// Partition on the target.
     pub target: i32,
-    /// Segments that may hold records in the window.
+    /// First source offset restored (`restore.start_offset`); `None`: the first backed up.
+    pub start_offset: Option<i64>,
+    /// Segments that may hold records in the window (from the start offset).
     pub segments: usize,
     /// Records in those segments (an upper bound when the window cuts through segments).
     pub records: i64,
@@ -143,11 +145,12 @@ pub fn build_plan(config: &RestoreConfig, manifest: &BackupManifest, target: &Cl
             let in_window: Vec<_> = partition
                 .segments
                 .iter()
-                .filter(|s| !settings.window.excludes(s.min_timestamp, s.max_timestamp))
+                .filter(|s| settings.may_restore(&topic.name, partition.partition, s))
                 .collect();
             partitions.push(PartitionPlan {
                 source: partition.partition,
                 target: target_partition,
+                start_offset: settings.start_offset.of(&topic.name, partition.partition),
                 segments: in_window.len(),
                 records: in_window.iter().map(|s| s.record_count).sum(),
                 bytes: in_window.iter().map(|s| s.stored_bytes).sum(),

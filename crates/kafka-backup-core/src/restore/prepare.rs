@@ -1,7 +1,7 @@
-//! Turning a backed-up batch into the batch to produce: skipped when the time window excludes
-//! it, passed through byte for byte when nothing must change (only producer fields and CRC are
-//! rewritten at send time), re-encoded only for window boundaries, holes in offsets, a new codec,
-//! LogAppendTime timestamps or the optional `x-original-offset` header.
+//! Turning a backed-up batch into the batch to produce: skipped when the time window or the start
+//! offset excludes it, passed through byte for byte when nothing must change (only producer fields
+//! and CRC are rewritten at send time), re-encoded only for window or start boundaries, holes in
+//! offsets, a new codec, LogAppendTime timestamps or the optional `x-original-offset` header.
 
 use bytes::Bytes;
 
@@ -58,8 +58,9 @@ pub fn prepare_batches(
     source: &TopicPartition,
 ) -> Result<Vec<PreparedBatch>, EngineError> {
     let mut prepared = Vec::with_capacity(batches.len());
+    let start = settings.start_offset.of(&source.topic, source.partition);
     for batch in batches {
-        let ready = prepare(batch, settings).map_err(|error| EngineError::Records {
+        let ready = prepare(batch, settings, start).map_err(|error| EngineError::Records {
             partition: source.clone(),
             offset: batch.base_offset(),
             source: error,
@@ -69,9 +70,18 @@ pub fn prepare_batches(
     Ok(prepared)
 }
 
-/// Prepares `batch` for the target, or `None` when none of its records is to be restored.
-pub fn prepare(batch: &RecordBatch, settings: &RestoreSettings) -> Result<Option<PreparedBatch>, RecordsError> {
+/// Prepares `batch` for the target, or `None` when none of its records is to be restored (in the
+/// window, at or after `start`).
+pub fn prepare(
+    batch: &RecordBatch,
+    settings: &RestoreSettings,
+    start: Option<i64>,
+) -> Result<Option<PreparedBatch>, RecordsError> {
     let window = settings.window;
+    let from_start = |offset: i64| start.is_none_or(|start| offset >= start);
+    if !from_start(batch.last_offset()) {
+        return Ok(None);
+    }
     // The header's maxTimestamp is a true maximum: a batch ending before the window is skipped
     // without decompressing it. (Its baseTimestamp is not a minimum, so the other side needs the records.)
     if window.start.is_some_and(|start| batch.max_timestamp() < start) {
@@ -83,6 +93,7 @@ pub fn prepare(batch: &RecordBatch, settings: &RestoreSettings) -> Result<Option
     }
     let codec = batch.compression()?;
     let unchanged = window.covers(min, max)
+        && from_start(batch.base_offset())
         && batch.has_contiguous_offsets()
         && batch.timestamp_type() == TimestampType::CreateTime
         && settings.produce_compression.is_none_or(|wanted| wanted == codec)
@@ -93,7 +104,8 @@ pub fn prepare(batch: &RecordBatch, settings: &RestoreSettings) -> Result<Option
     }
     // records() gives LogAppendTime records the batch's append time; encoding them as CreateTime
     // keeps that value on the target instead of letting its broker stamp a new one.
-    let kept: Vec<Record> = batch.records()?.into_iter().filter(|r| window.contains(r.timestamp)).collect();
+    let kept: Vec<Record> =
+        batch.records()?.into_iter().filter(|r| window.contains(r.timestamp) && from_start(r.offset)).collect();
     if kept.is_empty() {
         return Ok(None);
     }
@@ -149,7 +161,8 @@ mod tests {
     #[test]
     fn a_batch_inside_the_window_passes_through_unchanged() {
         let source = batch(&[(10, 100), (11, 50), (12, 300)], Compression::Zstd);
-        let prepared = prepare(&source, &settings(TimeWindow { start: Some(50), end: Some(300) })).unwrap().unwrap();
+        let prepared =
+            prepare(&source, &settings(TimeWindow { start: Some(50), end: Some(300) }), None).unwrap().unwrap();
         assert_eq!(prepared.batch, source);
         assert_eq!((prepared.source, prepared.records), (SourceOffsets::Range(10, 12), 3));
     }
@@ -157,30 +170,43 @@ mod tests {
     #[test]
     fn batches_outside_the_window_are_skipped_and_boundaries_filtered_per_record() {
         let source = batch(&[(10, 100), (11, 50), (12, 300)], Compression::Lz4);
-        assert!(prepare(&source, &settings(TimeWindow { start: Some(301), end: None })).unwrap().is_none());
-        assert!(prepare(&source, &settings(TimeWindow { start: None, end: Some(49) })).unwrap().is_none());
+        assert!(prepare(&source, &settings(TimeWindow { start: Some(301), end: None }), None).unwrap().is_none());
+        assert!(prepare(&source, &settings(TimeWindow { start: None, end: Some(49) }), None).unwrap().is_none());
         // Out-of-order CreateTime: offset 11 (t=50) is inside although the first record is not.
-        let prepared = prepare(&source, &settings(TimeWindow { start: Some(40), end: Some(60) })).unwrap().unwrap();
+        let prepared =
+            prepare(&source, &settings(TimeWindow { start: Some(40), end: Some(60) }), None).unwrap().unwrap();
         assert_eq!(prepared.source, SourceOffsets::Range(11, 11));
         let records = prepared.batch.records().unwrap();
         assert_eq!((records[0].offset, records[0].timestamp), (0, 50));
         assert_eq!(records[0].headers, vec![RecordHeader { key: Bytes::from_static(b"h"), value: None }]);
         assert_eq!(prepared.batch.compression().unwrap(), Compression::Lz4);
-        let both_ends = prepare(&source, &settings(TimeWindow { start: Some(100), end: Some(300) })).unwrap().unwrap();
+        let both_ends =
+            prepare(&source, &settings(TimeWindow { start: Some(100), end: Some(300) }), None).unwrap().unwrap();
         assert_eq!(both_ends.source, SourceOffsets::List(vec![10, 12]));
+    }
+
+    #[test]
+    fn a_start_offset_skips_the_records_before_it() {
+        let source = batch(&[(10, 100), (11, 50), (12, 300)], Compression::Snappy);
+        let all = settings(TimeWindow::default());
+        assert!(prepare(&source, &all, Some(13)).unwrap().is_none(), "a batch ending before the start");
+        assert_eq!(prepare(&source, &all, Some(10)).unwrap().unwrap().batch, source, "from its first: unchanged");
+        let cut = prepare(&source, &all, Some(11)).unwrap().unwrap();
+        assert_eq!((cut.source, cut.records), (SourceOffsets::Range(11, 12), 2));
+        assert_eq!(cut.batch.records().unwrap()[0].timestamp, 50);
     }
 
     #[test]
     fn holes_codecs_and_offset_headers_are_re_encoded() {
         let holes = batch(&[(3, 1), (7, 2)], Compression::None);
-        let prepared = prepare(&holes, &settings(TimeWindow::default())).unwrap().unwrap();
+        let prepared = prepare(&holes, &settings(TimeWindow::default()), None).unwrap().unwrap();
         assert_eq!(prepared.source, SourceOffsets::List(vec![3, 7]));
         assert!(prepared.batch.has_contiguous_offsets());
 
         let mut with_options = settings(TimeWindow::default());
         with_options.produce_compression = Some(Compression::Gzip);
         with_options.include_original_offset_header = true;
-        let prepared = prepare(&batch(&[(5, 1)], Compression::None), &with_options).unwrap().unwrap();
+        let prepared = prepare(&batch(&[(5, 1)], Compression::None), &with_options, None).unwrap().unwrap();
         assert_eq!(prepared.batch.compression().unwrap(), Compression::Gzip);
         let headers = &prepared.batch.records().unwrap()[0].headers;
         assert_eq!(headers.last().unwrap().value.as_deref(), Some(&b"5"[..]));

@@ -58,7 +58,7 @@ impl RepartitionRestore {
                     return Ok(outcome);
                 }
                 if progress.commits.contains_key(&segment.key)
-                    || self.settings.window.excludes(segment.min_timestamp, segment.max_timestamp)
+                    || !self.settings.may_restore(&self.source_topic, *source_partition, segment)
                 {
                     continue;
                 }

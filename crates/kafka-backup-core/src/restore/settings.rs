@@ -1,5 +1,5 @@
-//! What a restore run is told: the target cluster, the topics, the store, the time window,
-//! mappings and producing settings (resolved from YAML by `config/`).
+//! What a restore run is told: the target cluster, the topics, the store, the time window and
+//! start offsets, mappings and producing settings (resolved from YAML by `config/`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,6 +7,7 @@ use super::RestoredAccess;
 use crate::backup_location::BackupLocation;
 use crate::kafka::ClientConfig;
 use crate::records::Compression;
+use crate::segment::SegmentMetadata;
 use crate::time_window::TimeWindow;
 use crate::topics::TopicSelector;
 use crate::worker_group::WorkerGroup;
@@ -16,6 +17,8 @@ use crate::worker_group::WorkerGroup;
 pub struct RestoreSettings {
     /// Which records to restore, by timestamp.
     pub window: TimeWindow,
+    /// Which records to restore, by source offset: none before it.
+    pub start_offset: StartOffset,
     /// Source topic -> target topic.
     pub topic_mapping: BTreeMap<String, String>,
     /// Source topic -> (source partition -> target partition).
@@ -50,12 +53,22 @@ pub struct RestoreSettings {
     pub metadata: RestoredAccess,
 }
 
+impl RestoreSettings {
+    /// Whether `segment` of `partition` of `topic` may hold records to restore (in the window, at
+    /// or after the start offset).
+    pub fn may_restore(&self, topic: &str, partition: i32, segment: &SegmentMetadata) -> bool {
+        !self.window.excludes(segment.min_timestamp, segment.max_timestamp)
+            && !self.start_offset.skips(topic, partition, segment.last_offset)
+    }
+}
+
 impl Default for RestoreSettings {
     /// Everything restored, topics created as needed, 4 partitions at once, no limits, batches kept
     /// as stored.
     fn default() -> Self {
         Self {
             window: TimeWindow::default(),
+            start_offset: StartOffset::Earliest,
             topic_mapping: BTreeMap::new(),
             partition_mapping: BTreeMap::new(),
             source_partitions: BTreeMap::new(),
@@ -72,6 +85,35 @@ impl Default for RestoreSettings {
             workers: None,
             metadata: RestoredAccess::default(),
         }
+    }
+}
+
+/// Where each restored partition starts (`restore.start_offset`): records at lower source offsets
+/// are not restored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StartOffset {
+    /// From each partition's first backed-up record.
+    #[default]
+    Earliest,
+    /// From this source offset on every partition.
+    Every(i64),
+    /// From these source offsets, by topic and partition (the others from their first record).
+    PerPartition(BTreeMap<String, BTreeMap<i32, i64>>),
+}
+
+impl StartOffset {
+    /// The first source offset restored of `partition` of `topic`, `None` for all of it.
+    pub fn of(&self, topic: &str, partition: i32) -> Option<i64> {
+        match self {
+            Self::Earliest => None,
+            Self::Every(offset) => Some(*offset),
+            Self::PerPartition(offsets) => offsets.get(topic).and_then(|p| p.get(&partition)).copied(),
+        }
+    }
+
+    /// Whether a segment whose records end at `last_offset` holds none to restore.
+    pub fn skips(&self, topic: &str, partition: i32, last_offset: i64) -> bool {
+        self.of(topic, partition).is_some_and(|start| last_offset < start)
     }
 }
 

@@ -27,6 +27,9 @@ pub struct RestoreIdentity {
     pub window_start: Option<i64>,
     /// Time window end.
     pub window_end: Option<i64>,
+    /// First source offset restored, by source partition (`restore.start_offset`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub start_offsets: BTreeMap<i32, i64>,
     /// Produce codec, if changed.
     pub produce_compression: Option<String>,
     /// Whether records carry `x-original-offset`.
@@ -41,12 +44,17 @@ impl RestoreIdentity {
         source_partitions: Vec<i32>,
         repartitioned_into: Option<i32>,
     ) -> Self {
+        let start_offsets = source_partitions
+            .iter()
+            .filter_map(|&p| settings.start_offset.of(source_topic, p).map(|start| (p, start)))
+            .collect();
         Self {
             source_topic: source_topic.to_string(),
             source_partitions,
             repartitioned_into,
             window_start: settings.window.start,
             window_end: settings.window.end,
+            start_offsets,
             produce_compression: settings.produce_compression.map(|c| c.name().to_string()),
             include_original_offset_header: settings.include_original_offset_header,
         }

@@ -361,7 +361,7 @@ impl SharedRestore<'_> {
             .into_iter()
             .map(|object| object.key)
             .collect();
-        let window = self.config.settings.window;
+        let settings = &self.config.settings;
         let mut left = BTreeMap::new();
         for topic in &plan.topics {
             let Some(backed_up) = self.manifest.topic(&topic.source) else { continue };
@@ -370,7 +370,7 @@ impl SharedRestore<'_> {
                 let segments = backed_up.partitions.iter().filter(|p| p.partition == partition.source);
                 let records: i64 = segments
                     .flat_map(|p| &p.segments)
-                    .filter(|s| !window.excludes(s.min_timestamp, s.max_timestamp))
+                    .filter(|s| settings.may_restore(&topic.source, partition.source, s))
                     .filter(|s| !committed.contains(&restore_commit_key(&dir, partition.source, s.start_offset)))
                     .map(|s| s.record_count)
                     .sum();

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use kafka_backup_testkit::{self as testkit, unique, GroupMember, KafkaCluster, RefRecord};
+use kafka_backup_testkit::{self as testkit, unique, GroupMember, KafkaCluster, RefRecord, ShareMember};
 use tempfile::TempDir;
 
 /// Produces records `numbers` (distinct keys, values and timestamps) to partition 0.
@@ -428,6 +428,16 @@ fn share_group_start_offsets_are_restored_exactly_under_the_renamed_topic_and_ro
     let renamed = unique("orders-dr");
     let settings = format!("  topic_mapping:\n    {orders}: {renamed}\n  metadata: [share_groups]\n");
     let config = write_restore_config(dir.path(), "dr", &t, "daily", &settings);
+    {
+        // A share group with a member on the target: its offsets cannot be set, the plan says so.
+        let _member = ShareMember::join(&t, &renamed, &queue);
+        let refused = restore(&config, &[]);
+        assert!(!refused.status.success(), "a share group with members on the target is a conflict");
+        let said = text(&refused.stdout) + &text(&refused.stderr);
+        assert!(said.contains(&format!("share group {queue} is Stable on the target")), "{said}");
+        // (The member's subscription may have made the broker create the topic: it stays empty.)
+        assert!(testkit::consume(&t, &renamed, &[0]).is_empty(), "nothing was restored");
+    }
     let dry = restore(&config, &["--dry-run"]);
     assert_success(&dry);
     let plan = text(&dry.stdout);

@@ -63,6 +63,48 @@ impl Drop for GroupMember {
     }
 }
 
+/// A KafkaShareConsumer (Kafka's Java client) that stays a member of a share group until dropped.
+pub struct ShareMember {
+    child: Child,
+}
+
+impl ShareMember {
+    /// Joins share group `group` on `topic` and waits until the group lists the member.
+    pub fn join(bootstrap: &str, topic: &str, group: &str) -> Self {
+        let root = crate::repo_root();
+        let mut child = Command::new("java")
+            .args(["-Xmx256m", &format!("-Dlog4j2.configurationFile={}", log4j_config().display())])
+            .args(["-cp", &java_classpath(), "tools/ShareGroups.java", "hold", bootstrap, group, topic])
+            .current_dir(&root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("java runs ShareGroups.java hold");
+        let mut answers = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        loop {
+            let mut line = String::new();
+            let read = std::io::BufRead::read_line(&mut answers, &mut line).expect("read ShareGroups.java");
+            assert!(read > 0, "the share consumer of {group} exited before joining");
+            if line.starts_with('{') {
+                assert_eq!(line.trim(), r#"{"joined": true}"#, "share group {group}");
+                break;
+            }
+        }
+        // The client keeps logging to stdout: drained, so that it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut answers, &mut std::io::sink()));
+        ShareMember { child }
+    }
+}
+
+impl Drop for ShareMember {
+    /// Closes stdin: the consumer leaves the share group and exits.
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
 /// Runs one `tools/refclient.py` command with a JSON request and returns its JSON answer.
 fn refclient(command: &str, request: serde_json::Value) -> serde_json::Value {
     let mut child = start(command, Stdio::piped());
@@ -174,16 +216,23 @@ pub fn acls(bootstrap: &str) -> Vec<[String; 7]> {
         .collect()
 }
 
+/// The broker's jars the test infrastructure installs, as a Java class path.
+fn java_classpath() -> String {
+    format!("{}/*", crate::repo_root().join(".test-infra/kafka/libs").display())
+}
+
+/// The test clusters' logging configuration (client logs to standard output, INFO).
+fn log4j_config() -> std::path::PathBuf {
+    crate::repo_root().join("scripts/kafka/log4j2.properties")
+}
+
 /// Runs `program` (a main class or a single-file Java source) on the broker's jars the test
 /// infrastructure installs, with `args`; returns its standard output.
 fn run_java(program: &str, args: &[&str]) -> String {
     let root = crate::repo_root();
-    let output = std::process::Command::new("java")
-        .args([
-            "-Xmx256m",
-            &format!("-Dlog4j2.configurationFile={}", root.join("scripts/kafka/log4j2.properties").display()),
-        ])
-        .args(["-cp", &format!("{}/*", root.join(".test-infra/kafka/libs").display()), program])
+    let output = Command::new("java")
+        .args(["-Xmx256m", &format!("-Dlog4j2.configurationFile={}", log4j_config().display())])
+        .args(["-cp", &java_classpath(), program])
         .args(args)
         .current_dir(&root)
         .output()

@@ -70,9 +70,7 @@ public class ShareGroups {
             while (!released.get()) {
                 consumer.poll(Duration.ofMillis(200));
                 if (!announced) {
-                    ShareGroupDescription described =
-                        admin.describeShareGroups(List.of(group)).describedGroups().get(group).get();
-                    if (!described.members().isEmpty()) {
+                    if (hasMembers(admin, group)) {
                         System.out.println("{\"joined\": true}");
                         System.out.flush();
                         announced = true;
@@ -81,6 +79,16 @@ public class ShareGroups {
                     }
                 }
             }
+        }
+    }
+
+    /** Whether `group` lists a member yet (not while the group or its coordinator is still being set up). */
+    static boolean hasMembers(Admin admin, String group) throws InterruptedException {
+        try {
+            ShareGroupDescription described = admin.describeShareGroups(List.of(group)).describedGroups().get(group).get();
+            return !described.members().isEmpty();
+        } catch (ExecutionException notYet) {
+            return false;
         }
     }
 

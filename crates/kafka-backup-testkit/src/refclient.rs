@@ -78,7 +78,7 @@ impl ShareMember {
             .current_dir(&root)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("java runs ShareGroups.java hold");
         let mut answers = std::io::BufReader::new(child.stdout.take().expect("stdout"));

@@ -122,7 +122,7 @@ pub(super) async fn target_offsets(
     let read = match kind {
         GroupKind::Consumer => client.committed_offsets(group).await,
         GroupKind::Share => match client.share_group_offsets(group).await {
-            Err(error) if error.response_error() == Some(kafka_protocol::ResponseError::GroupIdNotFound) => Ok(vec![]),
+            Err(error) if error.response_error() == Some(ResponseError::GroupIdNotFound) => Ok(vec![]),
             other => other,
         },
     };

@@ -14,6 +14,7 @@ Commands (JSON in, JSON out; bytes are hex strings, null stays null). Every requ
                 (partition EOF at the high watermark, or the last stable offset with read_committed);
                 fails, never returns part, when an end is not reached within timeout_s (default 60)
   delete-records {"bootstrap", "topic", "partition", "before"} moves the log start to `before`
+  delete-topic  {"bootstrap", "topic"} deletes the topic and waits until the metadata no longer lists it
   topic-configs {"bootstrap", "topic"} -> {"configs": {name: value}} of the non-default configs
   list-topics   {"bootstrap"} -> {"topics": [name]}
   unsecured-jwt {"sub", "lifetime_s"} -> {"token"}: an unsigned JWT (alg none) that Kafka's unsecured
@@ -70,6 +71,18 @@ def create_topic(req):
                      config=req.get("configs", {}))
     for future in admin.create_topics([topic]).values():
         future.result(30)
+    return {}
+
+
+def delete_topic(req):
+    admin = AdminClient(config_of(req))
+    for future in admin.delete_topics([req["topic"]]).values():
+        future.result(30)
+    deadline = time.monotonic() + 30
+    while req["topic"] in admin.list_topics(timeout=10).topics:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topic {req['topic']} is still listed 30 s after its deletion")
+        time.sleep(0.2)
     return {}
 
 
@@ -302,6 +315,7 @@ def committed(req):
 
 COMMANDS = {"create-topic": create_topic, "produce": produce, "produce-transactions": produce_transactions,
             "consume": consume, "first-as-groups": first_as_groups, "delete-records": delete_records,
+            "delete-topic": delete_topic,
             "topic-configs": topic_configs, "describe-topic": describe_topic, "list-topics": list_topics, "unsecured-jwt": unsecured_jwt, "acl": acl, "describe-acls": describe_acls,
             "elect-preferred-leaders": elect_preferred_leaders,
             "commit": commit, "committed": committed}

@@ -826,3 +826,103 @@ fn a_schema_registry_store_topic_comes_back_with_its_ids_order_and_compaction() 
     assert_eq!(testkit::consume(&target, &store, &[0]), original, "record for record, offsets and nulls included");
     assert_eq!(testkit::topic_configs(&target, &store).get("cleanup.policy").map(String::as_str), Some("compact"));
 }
+
+#[test]
+fn a_topic_recreated_under_a_continuous_backup_becomes_a_new_incarnation_and_each_restores_exactly() {
+    let (source, target) = (KafkaCluster::source(), KafkaCluster::target());
+    let topic = unique("reborn");
+    testkit::create_topic(&source.bootstrap(), &topic, 2, &[]);
+    testkit::produce_small(&source.bootstrap(), &topic, 0, 10);
+    testkit::produce_small(&source.bootstrap(), &topic, 1, 5);
+    let first_life = testkit::consume(&source.bootstrap(), &topic, &[0, 1]);
+    let dir = TempDir::new().unwrap();
+    let settings = "  continuous: true\n  segment_max_interval_ms: 500\n  checkpoint_interval_secs: 1\n";
+    let config = write_config(dir.path(), &source.bootstrap(), "reborn", &topic, settings);
+    let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
+    wait_for("the first incarnation to be backed up", HANG, || {
+        backed_up_records_if_any(dir.path(), "reborn", &topic).len() == first_life.len()
+    });
+
+    // Deleted and created again with one partition, while the backup runs: the new topic's
+    // records (headers, nulls, timestamps) go to a new incarnation, the old one is kept as it was.
+    testkit::delete_topic(&source.bootstrap(), &topic);
+    testkit::create_topic(&source.bootstrap(), &topic, 1, testkit::FIDELITY_TOPIC_CONFIGS);
+    testkit::produce(&source.bootstrap(), &topic, &testkit::fidelity_records(0), &[]);
+    let second_life = testkit::consume(&source.bootstrap(), &topic, &[0]);
+    let second = format!("{topic}@2");
+    wait_for("the second incarnation to be backed up", HANG, || {
+        backed_up_records_if_any(dir.path(), "reborn", &second).len() == second_life.len()
+    });
+    send_signal(&child, "-TERM");
+    let output = wait_with_deadline(child, HANG);
+    assert_success(&output);
+    let log = text(&output.stderr) + &text(&output.stdout);
+    assert!(log.contains("deleted and created again") && log.contains(&second), "the user is told: {log}");
+    assert_eq!(backed_up_records(dir.path(), "reborn", &topic), first_life, "the first incarnation is untouched");
+    assert_eq!(backed_up_records(dir.path(), "reborn", &second), second_life);
+    assert_success(&validate(dir.path(), "reborn", true));
+
+    let manifest = describe_json(dir.path(), "reborn");
+    let entry = |name: &str| manifest["topics"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap().clone();
+    let (old, new) = (entry(&topic), entry(&second));
+    assert!(old["topic_id"].is_string() && new["topic_id"].is_string() && old["topic_id"] != new["topic_id"]);
+    assert_eq!((old["partition_count"].as_i64(), new["partition_count"].as_i64()), (Some(2), Some(1)));
+    let described = run(&["describe", "--path", &store_path(dir.path()), "--backup-id", "reborn"]);
+    assert!(
+        text(&described.stdout).contains(&format!("incarnation 2 of topic {topic}")),
+        "{}",
+        text(&described.stdout)
+    );
+    let found = run(&["find", "--path", &store_path(dir.path()), "--topic", &topic, "--at", &now_ms().to_string()]);
+    assert!(text(&found.stdout).contains("incarnation 2 of the topic"), "{}", text(&found.stdout));
+
+    // By default the latest incarnation is restored, as the topic is now.
+    let latest = unique("reborn-latest");
+    let restore_latest = write_restore_config(
+        dir.path(),
+        "latest",
+        &target.bootstrap(),
+        "reborn",
+        &format!("  topic_mapping:\n    {topic}: {latest}\n"),
+    );
+    let planned = restore(&restore_latest, &["--dry-run"]);
+    assert!(text(&planned.stdout).contains("incarnation 2 of 2 is restored"), "{}", text(&planned.stdout));
+    assert_success(&restore(&restore_latest, &[]));
+    assert_eq!(testkit::consume(&target.bootstrap(), &latest, &[0]), second_life, "record for record, offsets too");
+    assert_success(&run(&["verify", "--config", restore_latest.to_str().unwrap()]));
+
+    // The first one on request, both partitions, exactly as the deleted topic held them.
+    let first = unique("reborn-first");
+    let restore_first = write_restore_config(
+        dir.path(),
+        "first",
+        &target.bootstrap(),
+        "reborn",
+        &format!("  topic_mapping:\n    {topic}: {first}\n  incarnations:\n    {topic}: 1\n"),
+    );
+    assert_success(&restore(&restore_first, &[]));
+    assert_eq!(testkit::consume(&target.bootstrap(), &first, &[0, 1]), first_life);
+    let missing = write_restore_config(
+        dir.path(),
+        "missing",
+        &target.bootstrap(),
+        "reborn",
+        &format!("  incarnations:\n    {topic}: 3\n"),
+    );
+    let refused = restore(&missing, &[]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("the backup holds 1, 2"), "{}", text(&refused.stderr));
+
+    // Re-created between two runs: the next run (a snapshot) finds the new id at its start.
+    testkit::delete_topic(&source.bootstrap(), &topic);
+    testkit::create_topic(&source.bootstrap(), &topic, 1, &[]);
+    testkit::produce_small(&source.bootstrap(), &topic, 0, 7);
+    let third_life = testkit::consume(&source.bootstrap(), &topic, &[0]);
+    let snapshot = write_config(dir.path(), &source.bootstrap(), "reborn", &topic, "");
+    let output = backup(&snapshot);
+    assert_success(&output);
+    let third = format!("{topic}@3");
+    assert!(text(&output.stdout).contains(&format!("backed up as {third}")), "{}", text(&output.stdout));
+    assert_eq!(backed_up_records(dir.path(), "reborn", &third), third_life);
+    assert_eq!(backed_up_records(dir.path(), "reborn", &second), second_life, "the second is untouched");
+}

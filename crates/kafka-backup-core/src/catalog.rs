@@ -10,6 +10,7 @@ use crate::backup::{progress_boards, ProgressBoard};
 use crate::backup_location::BackupLocation;
 use crate::error::EngineError;
 use crate::group_snapshots::{load_snapshots, GroupOffsetsSnapshot};
+use crate::layout::incarnation_of;
 use crate::manifest::{list_backups, BackupManifest, ListedBackup, ManifestError, OffsetGap};
 use crate::restore::{restore_worker_boards, RestoreWorkerBoard};
 use crate::storage::BackupStore;
@@ -128,6 +129,8 @@ pub struct Holding {
     pub updated_at_ms: i64,
     /// Source cluster id.
     pub source_cluster_id: Option<String>,
+    /// The topic's incarnation live at that time (1 unless it was re-created while backed up).
+    pub incarnation: u32,
     /// The topic's partitions with data.
     pub partitions: Vec<PartitionCoverage>,
 }
@@ -156,12 +159,15 @@ pub async fn find(root: &BackupStore, topic: &str, at_ms: i64) -> Result<FindRep
             ListedBackup::Locked { backup_id, .. } => report.locked.push(backup_id),
             ListedBackup::Readable(manifest) => match coverage(&manifest, topic, at_ms) {
                 None => {}
-                Some(partitions) if covers(&manifest, &partitions, at_ms) => report.holding.push(Holding {
-                    backup_id: manifest.backup_id.clone(),
-                    updated_at_ms: manifest.updated_at_ms,
-                    source_cluster_id: manifest.source_cluster_id.clone(),
-                    partitions,
-                }),
+                Some((incarnation, partitions)) if covers(&manifest, &partitions, at_ms) => {
+                    report.holding.push(Holding {
+                        backup_id: manifest.backup_id.clone(),
+                        updated_at_ms: manifest.updated_at_ms,
+                        source_cluster_id: manifest.source_cluster_id.clone(),
+                        incarnation,
+                        partitions,
+                    })
+                }
                 Some(_) => report.not_at_that_time.push(manifest.backup_id.clone()),
             },
         }
@@ -171,8 +177,14 @@ pub async fn find(root: &BackupStore, topic: &str, at_ms: i64) -> Result<FindRep
 }
 
 /// The topic's partitions with data in `manifest`, `None` when it holds no record of the topic.
-fn coverage(manifest: &BackupManifest, topic: &str, at_ms: i64) -> Option<Vec<PartitionCoverage>> {
-    let backed_up = manifest.topic(topic)?;
+/// Of a topic re-created while it was backed up, the incarnation live at `at_ms` (or the one named
+/// `{topic}@{n}`).
+fn coverage(manifest: &BackupManifest, topic: &str, at_ms: i64) -> Option<(u32, Vec<PartitionCoverage>)> {
+    let backed_up = match incarnation_of(topic) {
+        (_, 1) => manifest.incarnation_at(topic, Some(at_ms))?,
+        _ => manifest.topic(topic)?,
+    };
+    let incarnation = incarnation_of(&backed_up.name).1;
     let partitions: Vec<PartitionCoverage> = backed_up
         .partitions
         .iter()
@@ -195,7 +207,7 @@ fn coverage(manifest: &BackupManifest, topic: &str, at_ms: i64) -> Option<Vec<Pa
             })
         })
         .collect();
-    (!partitions.is_empty()).then_some(partitions)
+    (!partitions.is_empty()).then_some((incarnation, partitions))
 }
 
 /// Whether the backup's records of the topic reach back to `at_ms` and it was written at or after it.

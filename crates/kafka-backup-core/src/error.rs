@@ -57,12 +57,20 @@ pub enum EngineError {
         found: String,
     },
     /// The backup holds offsets the partition no longer has at its end.
-    #[error("{partition}: the backup continues at offset {offset}, past the end of the log; the topic was truncated or deleted and re-created. Back it up under a new backup_id")]
+    #[error("{partition}: the backup continues at offset {offset}, past the end of the log, and the topic's id is the same: the log was truncated (an unclean leader election), or a broker that reports no topic ids re-created the topic. Back it up under a new backup_id")]
     BeyondLogEnd {
         /// The source partition.
         partition: TopicPartition,
         /// Offset the backup continues from.
         offset: i64,
+    },
+    /// A snapshot's topic was deleted and created again while it ran.
+    #[error("topic {topic} was deleted and created again on the source while this snapshot ran: what it backed up of the old topic is kept; run the backup again to back up the new one (as {stored})")]
+    TopicRecreated {
+        /// The topic.
+        topic: String,
+        /// Its new incarnation's name in the backup.
+        stored: String,
     },
     /// Another run committed the same object.
     #[error("{key} is already committed: another backup run with this backup_id is writing; run one at a time")]

@@ -8,6 +8,7 @@
 //! encryption.json                                 the wrapped data key of an encrypted backup
 //! deleting.json                                   a prune is deleting this backup
 //! groups/snapshot-{taken_at_ms}.json              consumer-group offsets (see `group_snapshots`)
+//! topics/{topic}/incarnation.json                 a re-created topic's new incarnation (see `incarnations`)
 //! topics/{topic}/partition={p}/segment-{start}-{suffix}.{ext}  segment object (see `segment`)
 //! topics/{topic}/partition={p}/segment-{start}.json    its metadata: the commit record
 //! topics/{topic}/partition={p}/gap-{from}.json         an offset range lost to retention
@@ -20,7 +21,9 @@
 //! offset-resets/{cluster}/{reset_id}.rolled-back.json  the reset was rolled back
 //! ```
 //!
-//! Offsets and times in names are zero-padded to 20 digits so keys sort by them.
+//! Offsets and times in names are zero-padded to 20 digits so keys sort by them. `{topic}` is the
+//! topic's name in the backup: its Kafka name, or `{name}@{n}` for its n-th incarnation from the
+//! second on (Kafka names cannot hold `@`).
 
 use crate::records::Compression;
 use crate::segment::extension;
@@ -48,6 +51,7 @@ pub const ACCESS_DIR: &str = "access";
 /// Folder of the offset-reset records.
 pub const RESETS_DIR: &str = "offset-resets";
 const STARTED: &str = "started.json";
+const INCARNATION: &str = "incarnation.json";
 const ROLLED_BACK: &str = ".rolled-back.json";
 
 /// The state object of the worker named `worker` restoring into `target_cluster_id` (see
@@ -88,6 +92,36 @@ pub fn segment_object_start(key: &str) -> Option<i64> {
 /// Key of the metadata (commit record) of the segment starting at `start`.
 pub fn segment_metadata_key(topic: &str, partition: i32, start: i64) -> String {
     format!("{}/segment-{start:020}.json", partition_folder(topic, partition))
+}
+
+/// The name in the backup of the `incarnation`-th incarnation of topic `topic` (counted from 1).
+pub fn stored_topic(topic: &str, incarnation: u32) -> String {
+    match incarnation {
+        0 | 1 => topic.to_string(),
+        n => format!("{topic}@{n}"),
+    }
+}
+
+/// The Kafka name and incarnation of a topic's name in the backup (the inverse of [`stored_topic`]).
+pub fn incarnation_of(stored_topic: &str) -> (&str, u32) {
+    match stored_topic.rsplit_once('@') {
+        Some((topic, n)) => match n.parse() {
+            Ok(n) if n > 1 => (topic, n),
+            _ => (stored_topic, 1),
+        },
+        None => (stored_topic, 1),
+    }
+}
+
+/// Key of the record of the incarnation stored as `stored_topic` (see `incarnations`).
+pub fn incarnation_key(stored_topic: &str) -> String {
+    format!("{TOPICS_DIR}/{stored_topic}/{INCARNATION}")
+}
+
+/// The stored topic name of an incarnation record's key; `None` for any other key.
+pub fn parse_incarnation_key(key: &str) -> Option<&str> {
+    let stored = key.strip_prefix(TOPICS_DIR)?.strip_prefix('/')?.strip_suffix(INCARNATION)?.strip_suffix('/')?;
+    (!stored.is_empty() && !stored.contains('/')).then_some(stored)
 }
 
 /// Key of the gap record starting at `from`.
@@ -276,6 +310,26 @@ mod tests {
         assert_eq!(segment_object_start("topics/t/partition=0/segment-12.bin"), None);
         assert_eq!(parse_partition_key("topics/t/topic.json"), None);
         assert_eq!(parse_partition_key("topicsx/t/partition=0/a.json"), None);
+    }
+
+    #[test]
+    fn a_topics_incarnations_have_names_that_give_it_back() {
+        assert_eq!(stored_topic("orders", 1), "orders");
+        assert_eq!(stored_topic("orders", 3), "orders@3");
+        assert_eq!(incarnation_of("orders@3"), ("orders", 3));
+        assert_eq!(incarnation_of("orders"), ("orders", 1));
+        assert_eq!(incarnation_of("orders@x"), ("orders@x", 1));
+    }
+
+    #[test]
+    fn incarnation_records_are_found_again_and_nothing_else_is_one() {
+        let key = incarnation_key("orders@2");
+        assert_eq!(key, "topics/orders@2/incarnation.json");
+        assert_eq!(parse_incarnation_key(&key), Some("orders@2"));
+        assert_eq!(parse_partition_key(&key), None, "not a partition's object");
+        assert_eq!(parse_incarnation_key("topics/orders/partition=0/incarnation.json"), None);
+        assert_eq!(parse_incarnation_key("topics//incarnation.json"), None);
+        assert_eq!(parse_incarnation_key(&segment_metadata_key("orders", 0, 0)), None);
     }
 
     #[test]

@@ -8,12 +8,15 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{parse_partition_record, PartitionRecord, MANIFEST_KEY, TOPICS_DIR};
+use crate::layout::{
+    incarnation_of, parse_incarnation_key, parse_partition_record, PartitionRecord, MANIFEST_KEY, TOPICS_DIR,
+};
 use crate::segment::SegmentMetadata;
 use crate::storage::{BackupStore, StorageError};
 
-/// Manifest format this build writes and the newest it reads.
-pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+/// Manifest format this build writes and the newest it reads (2: topic ids and incarnations, which
+/// a reader of format 1 would not know to keep apart).
+pub const MANIFEST_FORMAT_VERSION: u32 = 2;
 
 /// A manifest that cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +75,14 @@ pub struct TopicBackup {
     /// Configs set on the topic (values that are not broker defaults), for re-creating it;
     /// `None` when the source would not describe them (permissions, or a broker without the API).
     pub configs: Option<BTreeMap<String, String>>,
+    /// The source topic's id (KIP-516), `None` when the broker reports none. `name` is this
+    /// incarnation's name in the backup: the topic's, or `{topic}@{n}` for one re-created (a new
+    /// id) while the backup ran (see `incarnations`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
+    /// When the backup found this incarnation (epoch ms), for those from the second on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<i64>,
     /// Partitions by index.
     pub partitions: Vec<PartitionBackup>,
 }
@@ -101,6 +112,25 @@ pub struct OffsetGap {
     pub to: i64,
     /// When the gap was found (epoch ms).
     pub detected_at_ms: i64,
+}
+
+/// A topic's incarnation from the second on, written when the backup finds the topic re-created
+/// (`topics/{topic}@{n}/incarnation.json`); `load` folds it into the topic's entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncarnationRecord {
+    /// The topic's id in this incarnation.
+    pub topic_id: String,
+    /// The id of the incarnation before it, if known.
+    pub previous_topic_id: Option<String>,
+    /// When the backup found it (epoch ms).
+    pub since_ms: i64,
+    /// Its partition count then.
+    pub partition_count: i32,
+    /// Its replication factor then.
+    pub replication_factor: i16,
+    /// Its configs then (as `TopicBackup::configs`).
+    pub configs: Option<BTreeMap<String, String>>,
 }
 
 impl PartitionBackup {
@@ -190,6 +220,8 @@ impl BackupManifest {
                     partition_count: partition + 1,
                     replication_factor: -1,
                     configs: None,
+                    topic_id: None,
+                    since_ms: None,
                     partitions: Vec::new(),
                 });
                 self.topics.sort_by(|a, b| a.name.cmp(&b.name));
@@ -205,6 +237,44 @@ impl BackupManifest {
             }
         };
         &mut partitions[at]
+    }
+
+    /// The incarnations of Kafka topic `topic` in the backup, oldest first (see `incarnations`).
+    pub fn incarnations(&self, topic: &str) -> Vec<&TopicBackup> {
+        let mut found: Vec<&TopicBackup> = self.topics.iter().filter(|t| incarnation_of(&t.name).0 == topic).collect();
+        found.sort_by_key(|t| incarnation_of(&t.name).1);
+        found
+    }
+
+    /// The incarnation of Kafka topic `topic` live at `at_ms`: the last the backup found at or
+    /// before it (the oldest it holds if none), the latest with no time; `None` without the topic.
+    pub fn incarnation_at(&self, topic: &str, at_ms: Option<i64>) -> Option<&TopicBackup> {
+        let incarnations = self.incarnations(topic);
+        let Some(at_ms) = at_ms else { return incarnations.last().copied() };
+        incarnations
+            .iter()
+            .rev()
+            .find(|t| t.since_ms.is_none_or(|since| since <= at_ms))
+            .or(incarnations.first())
+            .copied()
+    }
+
+    /// Adds an incarnation record: the incarnation's entry (`stored_topic`) gets its id, time,
+    /// partitions and, unless a run captured them since, its replication factor and configs.
+    pub fn add_incarnation(&mut self, stored_topic: &str, record: IncarnationRecord) {
+        for partition in 0..record.partition_count {
+            self.partition_mut(stored_topic, partition);
+        }
+        let entry = self.topics.iter_mut().find(|t| t.name == stored_topic).expect("partition_mut created it");
+        entry.topic_id.get_or_insert(record.topic_id);
+        entry.since_ms.get_or_insert(record.since_ms);
+        entry.partition_count = entry.partition_count.max(record.partition_count);
+        if entry.replication_factor < 0 {
+            entry.replication_factor = record.replication_factor;
+        }
+        if entry.configs.is_none() {
+            entry.configs = record.configs;
+        }
     }
 
     /// Records in the whole backup.
@@ -240,6 +310,11 @@ impl BackupManifest {
         }
         let mut pruned = Vec::new();
         for object in store.list(TOPICS_DIR).await? {
+            if let Some(stored_topic) = parse_incarnation_key(&object.key) {
+                let record = parse_json(&object.key, &store.get(&object.key).await?)?;
+                manifest.add_incarnation(stored_topic, record);
+                continue;
+            }
             let Some((topic, partition, record)) = parse_partition_record(&object.key) else { continue };
             match record {
                 PartitionRecord::Segment(start)
@@ -354,6 +429,38 @@ mod tests {
         assert_eq!(t0.next_offset(), Some(30));
         assert_eq!(loaded.topic("u").unwrap().partitions[0].partition, 2);
         assert_eq!(loaded.record_count(), 25);
+    }
+
+    #[tokio::test]
+    async fn incarnation_records_become_entries_and_the_one_live_at_a_time_is_found() {
+        let store = BackupStore::open(&StorageConfig::Memory { prefix: String::new() }).unwrap();
+        let mut manifest = BackupManifest::new("b", Some("c".into()), 1);
+        manifest.partition_mut("t", 0).insert_segment(segment("t", 0, 0, 9));
+        manifest.topics[0].topic_id = Some("first".into());
+        manifest.save(&store).await.unwrap();
+        let record = IncarnationRecord {
+            topic_id: "second".into(),
+            previous_topic_id: Some("first".into()),
+            since_ms: 500,
+            partition_count: 2,
+            replication_factor: 3,
+            configs: Some(BTreeMap::from([("cleanup.policy".into(), "compact".into())])),
+        };
+        store.put_new(&crate::layout::incarnation_key("t@2"), to_json(&record)).await.unwrap();
+        store.put_new(&segment_metadata_key("t@2", 1, 0), to_json(&segment("t@2", 1, 0, 4))).await.unwrap();
+        let loaded = BackupManifest::load(&store).await.unwrap().unwrap();
+        let second = loaded.topic("t@2").unwrap();
+        assert_eq!((second.topic_id.as_deref(), second.since_ms), (Some("second"), Some(500)));
+        assert_eq!((second.partition_count, second.replication_factor), (2, 3));
+        assert_eq!(second.partitions.len(), 2, "a partition without data is listed too");
+        assert_eq!(second.configs.as_ref().unwrap()["cleanup.policy"], "compact");
+        let names = |found: Vec<&TopicBackup>| found.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(loaded.incarnations("t")), ["t", "t@2"]);
+        let live = |at| loaded.incarnation_at("t", at).map(|t| t.name.clone());
+        assert_eq!(live(Some(499)).as_deref(), Some("t"));
+        assert_eq!(live(Some(500)).as_deref(), Some("t@2"));
+        assert_eq!(live(None).as_deref(), Some("t@2"));
+        assert_eq!(loaded.incarnation_at("u", None), None);
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ use crate::log_reader::LogReader;
 use crate::manifest::PartitionBackup;
 use crate::records::{Record, RecordHeader};
 use crate::restore::RestoreConfig;
-use crate::restore::{build_plan, connect_target, load_started, ORIGINAL_OFFSET_HEADER};
+use crate::restore::{build_plan, choose_incarnations, connect_target, load_started, ORIGINAL_OFFSET_HEADER};
 use crate::segment::SegmentError;
 use crate::storage::BackupStore;
 use crate::stored_segment::StoredSegment;
@@ -303,6 +303,11 @@ async fn compare_partition(
 pub async fn verify_restore(config: &RestoreConfig) -> Result<VerifyReport, EngineError> {
     let started = Instant::now();
     let (store, manifest) = config.location.open_existing().await?;
+    let chosen = choose_incarnations(config, manifest);
+    if !chosen.conflicts.is_empty() {
+        return Err(EngineError::Conflicts { conflicts: chosen.conflicts });
+    }
+    let (config, manifest) = (&chosen.config, chosen.manifest);
     let (client, cluster_id) = connect_target(&config.target).await?;
     let metadata = client.refresh_metadata(None).await.map_err(EngineError::kafka("reading target metadata"))?;
     let plan = build_plan(config, &manifest, &metadata);

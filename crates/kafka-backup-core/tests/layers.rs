@@ -75,7 +75,10 @@ const SUBLAYERS: &[(&str, &[&str])] = &[
     ),
     ("kafka/transport", &["tls", "client_certificate", "pem", "sasl", "msk_iam", "oidc", "scram"]),
     ("worker_group", &["assignment"]),
-    ("backup", &["workers", "published", "partition", "upload", "transactions", "progress", "settings"]),
+    (
+        "backup",
+        &["workers", "published", "partition", "incarnations", "upload", "transactions", "progress", "settings"],
+    ),
     (
         "restore",
         &[
@@ -88,6 +91,7 @@ const SUBLAYERS: &[(&str, &[&str])] = &[
             "rate",
             "state",
             "timestamps",
+            "incarnations",
             "plan",
             "readiness",
             "settings",

@@ -127,6 +127,11 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&
     );
 }
 
+/// Deletes a topic with confluent-kafka's AdminClient, once the metadata no longer lists it.
+pub fn delete_topic(bootstrap: &str, topic: &str) {
+    refclient("delete-topic", serde_json::json!({"bootstrap": bootstrap, "topic": topic}));
+}
+
 /// Produces `records` with confluent-kafka and extra librdkafka `config`; returns them with
 /// the partition and offset each was written at.
 pub fn produce(bootstrap: &str, topic: &str, records: &[RefRecord], config: &[(&str, &str)]) -> Vec<RefRecord> {

@@ -12,6 +12,7 @@ use kafka_backup_core::backup_location::StoreLocation;
 use kafka_backup_core::catalog::{describe as describe_backup, BackupDescription, BackupSummary};
 use kafka_backup_core::config::store_of_config_file;
 use kafka_backup_core::group_snapshots::GroupOffsetsSnapshot;
+use kafka_backup_core::layout::incarnation_of;
 use kafka_backup_core::manifest::BackupManifest;
 use kafka_backup_core::restore::RestoreWorkerBoard;
 use kafka_backup_core::storage::{BackupStore, ENCRYPTION_ALGORITHM};
@@ -238,11 +239,21 @@ fn describe_text(m: &BackupManifest, snapshots: &[GroupOffsetsSnapshot], key_id:
                 format!(", configs {}", configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "))
             }
         };
+        let id = topic.topic_id.as_deref().map(|id| format!(", topic id {id}")).unwrap_or_default();
         let _ = writeln!(
             out,
-            "\nTopic {}: {} partitions, replication factor {}{configs}",
+            "\nTopic {}: {} partitions, replication factor {}{id}{configs}",
             topic.name, topic.partition_count, topic.replication_factor,
         );
+        let (kafka_name, incarnation) = incarnation_of(&topic.name);
+        if incarnation > 1 {
+            let since = topic.since_ms.map_or_else(|| "an unknown time".to_string(), time);
+            let _ = writeln!(
+                out,
+                "  incarnation {incarnation} of topic {kafka_name}: deleted and created again on the source, backed up \
+                 from {since} (restore.incarnations: {{{kafka_name}: {incarnation}}})"
+            );
+        }
         for p in &topic.partitions {
             let (Some(first), Some(last)) = (p.segments.first(), p.segments.last()) else {
                 let _ = writeln!(out, "  partition {}: no data", p.partition);
@@ -336,8 +347,12 @@ pub async fn find(args: FindArgs) -> anyhow::Result<()> {
     }
     for holding in &report.holding {
         let source = holding.source_cluster_id.as_deref().unwrap_or("unknown");
-        let _ =
-            writeln!(out, "  {} (updated {}, source cluster {source})", holding.backup_id, time(holding.updated_at_ms));
+        let incarnation = match holding.incarnation {
+            1 => String::new(),
+            n => format!(", incarnation {n} of the topic (restore.incarnations)"),
+        };
+        let updated = time(holding.updated_at_ms);
+        let _ = writeln!(out, "  {} (updated {updated}, source cluster {source}{incarnation})", holding.backup_id);
         for p in &holding.partitions {
             let gaps: Vec<String> = p.gaps.iter().map(|g| format!("{}..{}", g.from, g.to)).collect();
             let gaps = if gaps.is_empty() { String::new() } else { format!(", GAPS {}", gaps.join(" ")) };

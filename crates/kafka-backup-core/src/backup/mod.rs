@@ -2,6 +2,7 @@
 //! offsets, resumes every partition from its last committed segment, runs partitions concurrently
 //! (snapshot or continuous), checkpoints progress, consolidates the manifest and reports.
 
+mod incarnations;
 mod partition;
 mod progress;
 mod published;
@@ -32,12 +33,13 @@ use crate::kafka::{
     ClusterMetadata, FetchRounds, IsolationLevel, KafkaClient, OffsetSpec, TopicConfigEntry, TopicMetadata,
 };
 use crate::layout::{PROGRESS_KEY, RESETS_DIR, RESTORES_DIR, TOPICS_DIR};
-use crate::manifest::{to_json, BackupManifest, OffsetGap, PartitionBackup};
+use crate::manifest::{to_json, BackupManifest, OffsetGap, PartitionBackup, MANIFEST_FORMAT_VERSION};
 use crate::metrics::metrics;
 use crate::stop_signal::{join_stopping_on_failure, stop_on_shutdown};
 use crate::storage::{BackupStore, StorageError};
 use crate::topics::{TopicPartition, TopicSelector};
 use crate::worker_group::{count_lost, PartitionsByTopic};
+use incarnations::Incarnations;
 use partition::{PartitionTask, FETCH_BUFFER_BYTES};
 use published::ProgressGroup;
 
@@ -145,14 +147,16 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
     let metadata = client.refresh_metadata(None).await.map_err(EngineError::kafka("reading source metadata"))?;
     let topics = selected_topics(config, &metadata)?;
     let mut manifest = load_manifest(config, &store, &metadata).await?;
+    let incarnations = Arc::new(Incarnations::new(client.clone(), store.clone()));
     if let Some(group) = &config.settings.workers {
-        let shared = workers::SharedRun { config, group, client: &client, store: &store, topics: &topics };
+        let shared =
+            workers::SharedRun { config, group, client: &client, store: &store, topics: &topics, incarnations };
         let mut report = shared.run(manifest, shutdown).await?;
         report.encryption_key_id = encryption_key_id;
         report.duration = started.elapsed();
         return Ok(report);
     }
-    let mut warnings = capture_metadata(&client, &mut manifest, &topics).await?;
+    let mut warnings = capture_metadata(&client, &mut manifest, &topics, &incarnations).await?;
     manifest.save(&store).await?;
 
     let (stop_sender, stop) = stop_on_shutdown(shutdown);
@@ -163,7 +167,15 @@ pub async fn run_backup(config: &BackupConfig, shutdown: watch::Receiver<bool>) 
         ..ProgressBoard::default()
     }));
     write_progress(&store, PROGRESS_KEY, &progress).await?;
-    let run = PartitionRun { config, client: &client, store: &store, manifest: &manifest, stop, progress: &progress };
+    let run = PartitionRun {
+        config,
+        client: &client,
+        store: &store,
+        manifest: &manifest,
+        incarnations: &incarnations,
+        stop,
+        progress: &progress,
+    };
     let every_partition =
         topics.iter().map(|topic| (topic.name.clone(), topic.partitions.keys().copied().collect())).collect();
     let (mut tasks, partition_count) = run.spawn(&every_partition).await?;
@@ -264,18 +276,23 @@ async fn load_manifest(
     Ok(manifest)
 }
 
-/// Captures the selected topics' metadata into `manifest` (to be saved); returns the warnings.
+/// Captures the selected topics' metadata into `manifest` (to be saved), each under the name of
+/// the incarnation it is backed up as now; returns the warnings.
 async fn capture_metadata(
     client: &KafkaClient,
     manifest: &mut BackupManifest,
     topics: &[&TopicMetadata],
+    incarnations: &Incarnations,
 ) -> Result<Vec<String>, EngineError> {
     let mut warnings = Vec::new();
     for topic in topics {
-        warnings.extend(capture_topic_metadata(client, manifest, topic).await?);
+        let (stored, recreated) = incarnations.begin(manifest, topic).await?;
+        warnings.extend(recreated);
+        warnings.extend(capture_topic_metadata(client, manifest, topic, &stored).await?);
     }
     manifest.updated_at_ms = now_ms();
     manifest.tool_version = env!("CARGO_PKG_VERSION").to_string();
+    manifest.format_version = MANIFEST_FORMAT_VERSION;
     Ok(warnings)
 }
 
@@ -285,6 +302,7 @@ struct PartitionRun<'a> {
     client: &'a Arc<KafkaClient>,
     store: &'a BackupStore,
     manifest: &'a BackupManifest,
+    incarnations: &'a Arc<Incarnations>,
     stop: watch::Receiver<bool>,
     progress: &'a Arc<Mutex<ProgressBoard>>,
 }
@@ -312,14 +330,18 @@ impl PartitionRun<'_> {
                     .into_iter()
                     .collect()
             };
+            let (stored_topic, topic_id) = self.incarnations.backed_up_as(self.manifest, topic).await;
             for &partition in partitions {
-                let backed_up = self.manifest.partition(topic, partition);
+                let backed_up = self.manifest.partition(&stored_topic, partition);
                 let task = PartitionTask {
                     client: self.client.clone(),
                     rounds: rounds.clone(),
                     store: self.store.clone(),
                     settings: self.config.settings.clone(),
                     topic: topic.clone(),
+                    stored_topic: stored_topic.clone(),
+                    topic_id: topic_id.clone(),
+                    incarnations: self.incarnations.clone(),
                     partition,
                     resume_from: backed_up.and_then(PartitionBackup::next_offset),
                     shared,
@@ -373,29 +395,42 @@ async fn finish_run(
     Ok(())
 }
 
-/// Records partition count, replication factor and the topic's non-default configs. A source
-/// that refuses to describe configs (no permission, or no such API) gets a warning, not a failed
-/// backup: the data matters more, and the manifest says the configs are missing.
+/// Records partition count, replication factor, id and the topic's non-default configs into the
+/// manifest's entry `stored_topic` (its incarnation's name in the backup).
 async fn capture_topic_metadata(
     client: &KafkaClient,
     manifest: &mut BackupManifest,
     topic: &TopicMetadata,
+    stored_topic: &str,
 ) -> Result<Option<String>, EngineError> {
-    let (configs, warning) = match client.describe_topic_configs(&topic.name).await {
-        Ok(entries) => (Some(configs_to_keep(entries)), None),
-        Err(error) if error.is_refusal() => {
-            (None, Some(format!("configs of topic {} were not captured: {error}", topic.name)))
-        }
-        Err(error) => return Err(EngineError::kafka(format!("reading the configs of topic {}", topic.name))(error)),
-    };
+    let (configs, warning) = topic_configs(client, &topic.name).await?;
     for &partition in topic.partitions.keys() {
-        manifest.partition_mut(&topic.name, partition);
+        manifest.partition_mut(stored_topic, partition);
     }
-    let entry = manifest.topics.iter_mut().find(|t| t.name == topic.name).expect("partition_mut created the topic");
+    let entry = manifest.topics.iter_mut().find(|t| t.name == stored_topic).expect("partition_mut created the topic");
     entry.partition_count = topic.partitions.len() as i32;
     entry.replication_factor = topic.partitions.values().map(|p| p.replicas.len()).max().unwrap_or(0) as i16;
     entry.configs = configs;
+    if topic.topic_id.is_some() {
+        entry.topic_id.clone_from(&topic.topic_id);
+    }
     Ok(warning)
+}
+
+/// The topic's non-default configs. A source that refuses to describe them (no permission, or no
+/// such API) gives a warning, not a failed backup: the data matters more, and the manifest says
+/// the configs are missing.
+async fn topic_configs(
+    client: &KafkaClient,
+    topic: &str,
+) -> Result<(Option<BTreeMap<String, String>>, Option<String>), EngineError> {
+    match client.describe_topic_configs(topic).await {
+        Ok(entries) => Ok((Some(configs_to_keep(entries)), None)),
+        Err(error) if error.is_refusal() => {
+            Ok((None, Some(format!("configs of topic {topic} were not captured: {error}"))))
+        }
+        Err(error) => Err(EngineError::kafka(format!("reading the configs of topic {topic}"))(error)),
+    }
 }
 
 /// The configs worth re-creating a topic with: set on the topic (the source cluster's broker-wide

@@ -10,6 +10,7 @@ use kafka_protocol::ResponseError;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
+use super::incarnations::{Found, Incarnations};
 use super::progress::ProgressBoard;
 use super::transactions::TransactionFilter;
 use super::upload::{put_commit_record, SegmentUpload};
@@ -37,6 +38,8 @@ const FETCH_MAX_BYTES: i32 = 8 * 1024 * 1024;
 const FETCH_MIN_BYTES: i32 = 1024 * 1024;
 /// Largest single fetch, far above Kafka's default `message.max.bytes` of 1 MiB.
 const FETCH_MAX_BYTES_CEILING: i32 = 256 * 1024 * 1024;
+/// How often a continuous backup looks for a deleted topic to be created again.
+const TOPIC_RECHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a fetch waits at the log end: short enough to notice shutdown quickly.
 const FETCH_MAX_WAIT: Duration = Duration::from_millis(500);
 
@@ -77,6 +80,12 @@ pub(super) struct PartitionTask {
     pub store: BackupStore,
     pub settings: BackupSettings,
     pub topic: String,
+    /// The name in the backup of the topic's incarnation being backed up (see `incarnations`).
+    pub stored_topic: String,
+    /// That incarnation's topic id, if the broker reports ids.
+    pub topic_id: Option<String>,
+    /// The run's incarnations: a partition that finds its topic re-created goes on in the new one.
+    pub incarnations: Arc<Incarnations>,
     pub partition: i32,
     /// Where the previous run stopped, if there was one.
     pub resume_from: Option<i64>,
@@ -121,7 +130,7 @@ impl PartitionTask {
     }
 
     /// Runs the partition's backup to its bound (or until stopped).
-    pub async fn run(self) -> Result<PartitionOutcome, EngineError> {
+    pub async fn run(mut self) -> Result<PartitionOutcome, EngineError> {
         // Snapshot mode holds one permit for the whole partition, which bounds memory by
         // `max_concurrent_partitions` open segments; continuous mode takes one per fetch so that
         // every partition keeps being tailed.
@@ -137,7 +146,7 @@ impl PartitionTask {
         };
         self.remove_uncommitted_segments().await?;
         if let Some(resumed) = self.resume_from {
-            self.progress.lock().expect("progress lock").committed(&self.topic, self.partition, resumed);
+            self.progress.lock().expect("progress lock").committed(&self.stored_topic, self.partition, resumed);
         }
         if let Some(end) = self.end {
             metrics().progress.expect((end - offset).max(0) as u64);
@@ -175,7 +184,57 @@ impl PartitionTask {
                 max_bytes: fetch_max,
                 isolation: IsolationLevel::ReadCommitted,
             };
-            let round_fetch = match self.fetch(offset, options, prefetched.take()).await {
+            let fetched = self.fetch(offset, options, prefetched.take()).await;
+            let suspect = match &fetched {
+                // A fetch retried after a metadata refresh that found another topic id under the
+                // name may have read the new incarnation: its answer is not taken.
+                Ok(_) => self.topic_id_changed(),
+                Err(error) => {
+                    error.is_unknown_topic() || error.response_error() == Some(ResponseError::OffsetOutOfRange)
+                }
+            };
+            if suspect {
+                let mut found = self.incarnations.check(&self.topic, &self.stored_topic).await?;
+                if found == Found::Gone && continuous {
+                    // Deleted: what was fetched is committed; the backup waits for it to be re-created.
+                    segment = self.commit_held(segment, &mut writing, &mut outcome).await?;
+                    while found == Found::Gone && !*self.stop.borrow() {
+                        self.wait_for_topic().await;
+                        found = self.incarnations.check(&self.topic, &self.stored_topic).await?;
+                    }
+                    if found == Found::Gone {
+                        continue; // stopping
+                    }
+                }
+                match found {
+                    Found::Recreated { stored, .. } if !continuous => {
+                        return Err(EngineError::TopicRecreated { topic: self.topic.clone(), stored });
+                    }
+                    Found::Recreated { stored, topic_id, partitions } => {
+                        // What was fetched before is the old incarnation's: committed under its name.
+                        segment = self.commit_held(segment, &mut writing, &mut outcome).await?;
+                        if !partitions.contains(&self.partition) {
+                            tracing::warn!(partition = %self.context(), incarnation = %stored,
+                                "the re-created topic has no such partition: its backup ends here");
+                            break;
+                        }
+                        tracing::info!(partition = %self.context(), incarnation = %stored,
+                            "backing up the re-created topic's partition from its start");
+                        (self.stored_topic, self.topic_id) = (stored, topic_id);
+                        offset = self.earliest_offset().await?;
+                        segment = self.new_segment(offset);
+                        filter = TransactionFilter::default();
+                        continue;
+                    }
+                    Found::Same if fetched.is_ok() => {
+                        self.topic_id =
+                            self.client.cached_metadata().topics.get(&self.topic).and_then(|t| t.topic_id.clone());
+                        continue;
+                    }
+                    Found::Same | Found::Gone => {}
+                }
+            }
+            let round_fetch = match fetched {
                 Ok(round_fetch) => round_fetch,
                 Err(error) if error.response_error() == Some(ResponseError::OffsetOutOfRange) => {
                     let earliest = self.earliest_offset().await?;
@@ -185,11 +244,8 @@ impl PartitionTask {
                     // Retention deleted what we were about to read: close what we have, record the gap.
                     // With nothing kept since the last commit, the gap starts where that commit ended.
                     let from = if segment.builder.is_empty() { segment.builder.start_offset() } else { offset };
-                    if !segment.builder.is_empty() {
-                        self.commit(segment, &mut writing, &mut outcome).await?;
-                    }
+                    self.commit_held(segment, &mut writing, &mut outcome).await?;
                     // The gap record must not be durable before the segment before it.
-                    self.settle(&mut writing, &mut outcome).await?;
                     self.record_gap(from, earliest, &mut outcome).await?;
                     offset = earliest;
                     segment = self.new_segment(offset);
@@ -255,7 +311,7 @@ impl PartitionTask {
             }
             metrics().lag.with_label_values(&labels).set((fetched.high_watermark - offset).max(0));
             self.progress.lock().expect("progress lock").update(
-                &self.topic,
+                &self.stored_topic,
                 self.partition,
                 offset,
                 fetched.high_watermark,
@@ -282,15 +338,52 @@ impl PartitionTask {
             let stored_bytes = write.stored.await.expect("segment writes do not panic")?;
             outcome.counters.segments += 1;
             outcome.counters.bytes_stored += stored_bytes;
-            self.progress.lock().expect("progress lock").committed(&self.topic, self.partition, write.next_offset);
+            self.progress.lock().expect("progress lock").committed(
+                &self.stored_topic,
+                self.partition,
+                write.next_offset,
+            );
         }
         Ok(())
+    }
+
+    /// Commits what the open segment holds and waits until every commit is durable; returns a
+    /// fresh segment after it.
+    async fn commit_held(
+        &self,
+        segment: OpenSegment,
+        writing: &mut Option<SegmentWrite>,
+        outcome: &mut PartitionOutcome,
+    ) -> Result<OpenSegment, EngineError> {
+        let segment = match segment.builder.is_empty() {
+            true => segment,
+            false => self.commit(segment, writing, outcome).await?,
+        };
+        self.settle(writing, outcome).await?;
+        Ok(segment)
+    }
+
+    /// True when the client's metadata names another id for the topic than the incarnation
+    /// being backed up: a refresh after a failed fetch found the topic re-created.
+    fn topic_id_changed(&self) -> bool {
+        let Some(expected) = &self.topic_id else { return false };
+        let metadata = self.client.cached_metadata();
+        metadata.topics.get(&self.topic).and_then(|t| t.topic_id.as_ref()).is_some_and(|id| id != expected)
+    }
+
+    /// Waits a moment (or until the run stops) before looking for a deleted topic again.
+    async fn wait_for_topic(&self) {
+        let mut stop = self.stop.clone();
+        if !*stop.borrow() {
+            tracing::debug!(partition = %self.context(), "the topic is deleted on the source; waiting for it to be created again");
+            let _ = tokio::time::timeout(TOPIC_RECHECK_INTERVAL, stop.changed()).await;
+        }
     }
 
     async fn record_gap(&self, from: i64, to: i64, outcome: &mut PartitionOutcome) -> Result<(), EngineError> {
         let gap = OffsetGap { from, to, detected_at_ms: now_ms() };
         tracing::warn!(partition = %self.context(), from, to, "offsets were deleted by retention before they were backed up");
-        put_commit_record(&self.store, &gap_key(&self.topic, self.partition, from), to_json(&gap)).await?;
+        put_commit_record(&self.store, &gap_key(&self.stored_topic, self.partition, from), to_json(&gap)).await?;
         outcome.gaps.push(gap);
         Ok(())
     }
@@ -314,7 +407,7 @@ impl PartitionTask {
             upload.add(chunk).await?;
         }
         self.settle(writing, outcome).await?;
-        let metadata_key = segment_metadata_key(&self.topic, self.partition, start);
+        let metadata_key = segment_metadata_key(&self.stored_topic, self.partition, start);
         let labels = Metrics::partition_labels(&self.topic, self.partition);
         let next_offset = summary.next_offset();
         *writing =
@@ -332,7 +425,7 @@ impl PartitionTask {
     }
 
     async fn start_upload(&self, start: i64) -> Result<SegmentUpload, EngineError> {
-        let key = segment_key(&self.topic, self.partition, start, self.settings.compression);
+        let key = segment_key(&self.stored_topic, self.partition, start, self.settings.compression);
         let codec = (self.settings.compression, self.settings.compression_level);
         SegmentUpload::start(&self.store, key, (self.context(), start), codec).await
     }
@@ -344,7 +437,7 @@ impl PartitionTask {
     /// would then name a deleted object: only those below the resume point, which can never be
     /// committed (a commit record already holds their offset), are deleted.
     async fn remove_uncommitted_segments(&self) -> Result<(), EngineError> {
-        let folder = partition_folder(&self.topic, self.partition);
+        let folder = partition_folder(&self.stored_topic, self.partition);
         for object in self.store.list(&folder).await? {
             let Some(start) = segment_object_start(&object.key) else { continue };
             let removable = match self.resume_from {

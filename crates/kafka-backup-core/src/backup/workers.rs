@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::incarnations::Incarnations;
 use super::published::ProgressGroup;
 use super::{
     capture_metadata, checkpoint_periodically, finish_run, published_progress, write_progress, BackupConfig,
@@ -30,6 +31,7 @@ pub(super) struct SharedRun<'a> {
     pub client: &'a Arc<KafkaClient>,
     pub store: &'a BackupStore,
     pub topics: &'a [&'a TopicMetadata],
+    pub incarnations: Arc<Incarnations>,
 }
 
 /// What a worker records across generations: its progress object (and where it is written) and
@@ -211,6 +213,7 @@ impl SharedRun<'_> {
             client: self.client,
             store: self.store,
             manifest: &manifest,
+            incarnations: &self.incarnations,
             stop: generation_stop,
             progress: &records.board,
         };
@@ -240,7 +243,7 @@ impl SharedRun<'_> {
         snapshotter: &GroupSnapshotter,
     ) -> Result<(BackupManifest, Vec<String>), EngineError> {
         let mut manifest = self.committed(known).await?;
-        let mut warnings = capture_metadata(self.client, &mut manifest, self.topics).await?;
+        let mut warnings = capture_metadata(self.client, &mut manifest, self.topics, &self.incarnations).await?;
         manifest.save(self.store).await?;
         let (_, snapshot_warnings) = snapshotter.snapshot().await?;
         warnings.extend(snapshot_warnings);
@@ -259,8 +262,9 @@ impl SharedRun<'_> {
                 .list_offsets(&topic.name, &partitions, OffsetSpec::Latest, IsolationLevel::ReadCommitted)
                 .await
                 .map_err(EngineError::kafka(&format!("reading the end offsets of {}", topic.name)))?;
+            let (stored_topic, _) = self.incarnations.backed_up_as(&manifest, &topic.name).await;
             for (partition, end) in ends {
-                let next = manifest.partition(&topic.name, partition).and_then(|p| p.next_offset()).unwrap_or(0);
+                let next = manifest.partition(&stored_topic, partition).and_then(|p| p.next_offset()).unwrap_or(0);
                 pending.insert(TopicPartition::new(&topic.name, partition), (end - next).max(0) as u64);
             }
         }

@@ -387,6 +387,13 @@ fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
         }
         source_partitions.insert(topic, partitions.into_iter().collect());
     }
+    let incarnations = raw.incarnations.unwrap_or_default();
+    if let Some((topic, _)) = incarnations.iter().find(|(_, &n)| n == 0) {
+        return Err(invalid(
+            &format!("restore.incarnations.{topic}"),
+            "incarnations count from 1 (the topic as first backed up)",
+        ));
+    }
     let produce_compression = raw
         .produce_compression
         .as_deref()
@@ -414,6 +421,7 @@ fn restore_settings(raw: RawRestore) -> Result<RestoreSettings, ConfigError> {
         topic_mapping: raw.topic_mapping.unwrap_or_default(),
         partition_mapping,
         source_partitions,
+        incarnations,
         start_offset: start_offset(raw.start_offset)?,
         purge_before_restore: raw.purge_before_restore.unwrap_or(defaults.purge_before_restore),
         switch_to_create_time: raw.switch_to_create_time.unwrap_or(defaults.switch_to_create_time),

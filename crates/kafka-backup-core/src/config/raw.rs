@@ -91,6 +91,7 @@ pub(super) struct RawRestore {
     pub(super) topic_mapping: Option<BTreeMap<String, String>>,
     pub(super) partition_mapping: Option<BTreeMap<String, BTreeMap<i32, i32>>>,
     pub(super) source_partitions: Option<BTreeMap<String, Vec<i32>>>,
+    pub(super) incarnations: Option<BTreeMap<String, u32>>,
     pub(super) start_offset: Option<serde_yaml_ng::Value>,
     pub(super) purge_before_restore: Option<bool>,
     pub(super) switch_to_create_time: Option<bool>,

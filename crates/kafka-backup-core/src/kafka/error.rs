@@ -236,6 +236,19 @@ impl KafkaError {
         }
     }
 
+    /// True when the topic (or partition) does not exist on the cluster, as the metadata or a
+    /// broker's answer says: deleted, perhaps to be created again.
+    pub fn is_unknown_topic(&self) -> bool {
+        match self {
+            Self::UnknownTopicOrPartition { .. } => true,
+            Self::GaveUp { last, .. } => last.is_unknown_topic(),
+            _ => matches!(
+                self.response_error(),
+                Some(ResponseError::UnknownTopicOrPartition | ResponseError::UnknownTopicId)
+            ),
+        }
+    }
+
     /// True when the cluster will not answer this principal: an authorization failure on the
     /// topic, group or cluster, or a broker without the API. Optional captures warn on it.
     pub fn is_refusal(&self) -> bool {

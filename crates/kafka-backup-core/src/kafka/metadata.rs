@@ -52,6 +52,10 @@ pub struct TopicMetadata {
     pub name: String,
     /// Internal topics such as `__consumer_offsets`.
     pub is_internal: bool,
+    /// The topic's id (KIP-516) in Kafka's own notation (the `TopicId` of `kafka-topics.sh
+    /// --describe`); `None` from a broker that does not report ids. A topic deleted and created
+    /// again under the same name has a new one.
+    pub topic_id: Option<String>,
     /// Partitions by index.
     pub partitions: BTreeMap<i32, PartitionMetadata>,
 }
@@ -69,6 +73,12 @@ pub struct PartitionMetadata {
     pub replicas: Vec<i32>,
     /// In-sync replica node ids.
     pub isr: Vec<i32>,
+}
+
+/// A topic id as Kafka prints it: URL-safe base64 of its 16 bytes, without padding.
+fn kafka_topic_id(bytes: &[u8; 16]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 impl ClusterMetadata {
@@ -126,7 +136,8 @@ impl ClusterMetadata {
                     (p.partition_index, metadata)
                 })
                 .collect();
-            topics.insert(name.clone(), TopicMetadata { name, is_internal: topic.is_internal, partitions });
+            let topic_id = (!topic.topic_id.is_nil()).then(|| kafka_topic_id(topic.topic_id.as_bytes()));
+            topics.insert(name.clone(), TopicMetadata { name, is_internal: topic.is_internal, topic_id, partitions });
         }
         if let Some(requested) = requested {
             if let Some(missing) = requested.iter().find(|t| !topics.contains_key(*t)) {
@@ -152,5 +163,17 @@ impl ClusterMetadata {
         } else {
             self.topics.extend(newer.topics);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_ids_read_as_kafka_prints_them() {
+        let mut one = [0u8; 16];
+        one[15] = 1;
+        assert_eq!(kafka_topic_id(&one), "AAAAAAAAAAAAAAAAAAAAAQ", "Kafka's Uuid.ONE_UUID");
     }
 }

@@ -13,6 +13,7 @@ use crate::backup_location::load_manifest;
 use crate::error::EngineError;
 use crate::group_snapshots::{load_snapshots, snapshot_for, GroupKind, GroupOffset, GroupOffsetsSnapshot};
 use crate::kafka::{CommittedOffset, KafkaClient};
+use crate::layout::stored_topic;
 use crate::manifest::BackupManifest;
 use crate::offset_map::OffsetMap;
 use crate::restore::load_offset_map;
@@ -200,7 +201,29 @@ pub async fn build_reset_plan(
     let mut planner = Planner { inputs, manifest: None, target_commits: BTreeMap::new() };
     for route in &restored {
         let window_end = route.started.identity.window_end;
-        let Some(snapshot) = snapshot_for(&snapshots, window_end) else {
+        let snapshot = match route.started.identity.source_incarnation {
+            None => snapshot_for(&snapshots, window_end),
+            Some(incarnation) => {
+                let topic = &route.started.identity.source_topic;
+                let (since, until) = planner.lifetime(topic, incarnation).await?;
+                // Offsets committed while another incarnation was live are offsets of that one.
+                let end = [window_end, until.map(|until| until - 1)].into_iter().flatten().min();
+                let snapshot =
+                    snapshot_for(&snapshots, end).filter(|s| since.is_none_or(|since| s.taken_at_ms >= since));
+                if snapshot.is_none() {
+                    let warning = format!(
+                        "no group snapshot was taken while incarnation {incarnation} of topic {topic} was backed up: \
+                         the groups' offsets on it are not translated (those of other incarnations point elsewhere)"
+                    );
+                    if !plan.warnings.contains(&warning) {
+                        plan.warnings.push(warning);
+                    }
+                    continue;
+                }
+                snapshot
+            }
+        };
+        let Some(snapshot) = snapshot else {
             if let Some(earliest) = snapshots.first() {
                 let warning = format!(
                     "no group snapshot was taken at or before {} (the time window end); the earliest is from {}. \
@@ -265,6 +288,24 @@ pub async fn build_reset_plan(
         ))
     });
     Ok(plan)
+}
+
+impl Planner<'_> {
+    /// The backup's manifest, read on first use.
+    async fn manifest(&mut self) -> Result<&BackupManifest, EngineError> {
+        if self.manifest.is_none() {
+            self.manifest = Some(load_manifest(self.inputs.store, self.inputs.backup_id).await?);
+        }
+        Ok(self.manifest.as_ref().expect("just read"))
+    }
+
+    /// When the backup found incarnation `incarnation` of `topic` and the one after it (`None`:
+    /// the first incarnation; the latest).
+    async fn lifetime(&mut self, topic: &str, incarnation: u32) -> Result<(Option<i64>, Option<i64>), EngineError> {
+        let manifest = self.manifest().await?;
+        let since = |n| manifest.topic(&stored_topic(topic, n)).and_then(|t| t.since_ms);
+        Ok((since(incarnation), since(incarnation + 1)))
+    }
 }
 
 /// Plan state shared across restored partitions: the manifest and target commits, read once.
@@ -352,13 +393,11 @@ impl Planner<'_> {
         committed: &GroupOffset,
     ) -> Result<(i64, String), EngineError> {
         let store = self.inputs.store;
-        if self.manifest.is_none() {
-            self.manifest = Some(load_manifest(store, self.inputs.backup_id).await?);
-        }
+        let incarnation = route.started.identity.source_incarnation.unwrap_or(1);
         let backed_up = self
-            .manifest
-            .as_ref()
-            .and_then(|m| m.topic(&committed.topic))
+            .manifest()
+            .await?
+            .topic(&stored_topic(&committed.topic, incarnation))
             .and_then(|t| t.partitions.iter().find(|p| p.partition == committed.partition));
         let timestamp = match backed_up {
             Some(partition) => committed_record_timestamp(store, partition, committed.offset).await?,

@@ -6,6 +6,7 @@
 //! topic whose records are routed by key into another partition count.
 
 mod access;
+mod incarnations;
 mod partition;
 mod plan;
 mod prepare;
@@ -27,6 +28,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 pub use access::RestoredAccess;
+pub use incarnations::{choose_incarnations, ChosenIncarnations};
 pub use plan::{build_plan, PartitionPlan, RestorePlan, SharePosition, TopicCreation, TopicPlan};
 pub use prepare::{prepare, PreparedBatch, SourceOffsets, ORIGINAL_OFFSET_HEADER};
 pub use settings::{RestoreConfig, RestoreSettings, StartOffset};
@@ -150,9 +152,12 @@ pub async fn run_restore(
     shutdown: watch::Receiver<bool>,
 ) -> Result<RestoreReport, EngineError> {
     let started = Instant::now();
-    let manifest = config.location.manifest(&target.store).await?;
+    let chosen = choose_incarnations(config, config.location.manifest(&target.store).await?);
+    let (config, manifest) = (&chosen.config, chosen.manifest);
     let metadata = target.client.refresh_metadata(None).await.map_err(EngineError::kafka("reading target metadata"))?;
     let mut plan = build_plan(config, &manifest, &metadata);
+    plan.warnings.extend(chosen.warnings);
+    plan.conflicts.extend(chosen.conflicts);
     timestamps::check_timestamp_types(target, &metadata, &mut plan, config.settings.switch_to_create_time).await?;
     access::plan_access(target, config, &manifest, &mut plan).await?;
     let mut report = RestoreReport { plan, dry_run: config.settings.dry_run, ..RestoreReport::default() };

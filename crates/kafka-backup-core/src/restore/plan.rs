@@ -241,7 +241,7 @@ pub fn build_plan(config: &RestoreConfig, manifest: &BackupManifest, target: &Cl
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::kafka::{BrokerInfo, PartitionMetadata, TopicMetadata};
     use crate::restore::RestoreConfig;
@@ -249,7 +249,7 @@ mod tests {
     use crate::segment::SegmentMetadata;
 
     /// A restore of every topic of backup `b` with the default settings `change` changes.
-    fn config(change: impl FnOnce(&mut RestoreSettings)) -> RestoreConfig {
+    pub(crate) fn config(change: impl FnOnce(&mut RestoreSettings)) -> RestoreConfig {
         let mut settings = RestoreSettings::default();
         change(&mut settings);
         RestoreConfig {
@@ -319,9 +319,10 @@ mod tests {
                     )
                 })
                 .collect();
-            metadata
-                .topics
-                .insert(name.to_string(), TopicMetadata { name: name.to_string(), is_internal: false, partitions });
+            metadata.topics.insert(
+                name.to_string(),
+                TopicMetadata { name: name.to_string(), is_internal: false, topic_id: None, partitions },
+            );
         }
         metadata
     }

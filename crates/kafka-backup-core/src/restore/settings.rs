@@ -25,6 +25,9 @@ pub struct RestoreSettings {
     pub partition_mapping: BTreeMap<String, BTreeMap<i32, i32>>,
     /// Source topic -> the only partitions of it to restore (a topic not named: all of them).
     pub source_partitions: BTreeMap<String, BTreeSet<i32>>,
+    /// Source topic -> the incarnation of it to restore (a topic re-created while it was backed
+    /// up); a topic not named: its latest, or the one the time window ends in.
+    pub incarnations: BTreeMap<String, u32>,
     /// Delete what existing target topics hold (DeleteRecords up to each high watermark) before
     /// the restore writes into them; never on a topic this backup's restore already started.
     pub purge_before_restore: bool,
@@ -72,6 +75,7 @@ impl Default for RestoreSettings {
             topic_mapping: BTreeMap::new(),
             partition_mapping: BTreeMap::new(),
             source_partitions: BTreeMap::new(),
+            incarnations: BTreeMap::new(),
             purge_before_restore: false,
             switch_to_create_time: false,
             create_topics: true,

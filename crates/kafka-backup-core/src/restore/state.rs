@@ -30,6 +30,9 @@ pub struct RestoreIdentity {
     /// First source offset restored, by source partition (`restore.start_offset`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub start_offsets: BTreeMap<i32, i64>,
+    /// The incarnation of a topic re-created while it was backed up (`restore.incarnations`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_incarnation: Option<u32>,
     /// Produce codec, if changed.
     pub produce_compression: Option<String>,
     /// Whether records carry `x-original-offset`.
@@ -55,6 +58,7 @@ impl RestoreIdentity {
             window_start: settings.window.start,
             window_end: settings.window.end,
             start_offsets,
+            source_incarnation: settings.incarnations.get(source_topic).copied(),
             produce_compression: settings.produce_compression.map(|c| c.name().to_string()),
             include_original_offset_header: settings.include_original_offset_header,
         }

@@ -19,7 +19,7 @@ Commands (JSON in, JSON out; bytes are hex strings, null stays null). Every requ
   list-topics   {"bootstrap"} -> {"topics": [name]}
   unsecured-jwt {"sub", "lifetime_s"} -> {"token"}: an unsigned JWT (alg none) that Kafka's unsecured
                 OAUTHBEARER validator accepts, issued now, expiring after lifetime_s (negative: expired)
-  acl           {"bootstrap", "resource": "topic"|"group", "name", "principal", "operation",
+  acl           {"bootstrap", "resource": "topic"|"group"|"cluster", "name", "principal", "operation",
                 "permission": "ALLOW"|"DENY"} adds a literal ACL (operation: READ, WRITE, DESCRIBE, ...)
                 for the principal, from any host
   describe-acls {"bootstrap"} -> {"acls": [{"resource_type", "resource_name", "pattern_type", "principal",
@@ -257,7 +257,7 @@ def elect_preferred_leaders(req):
 
 def acl(req):
     from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
-    kind = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}[req["resource"]]
+    kind = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP, "cluster": ResourceType.BROKER}[req["resource"]]
     binding = AclBinding(kind, req["name"], ResourcePatternType.LITERAL, req["principal"], "*",
                          AclOperation[req["operation"]], AclPermissionType[req["permission"]])
     admin = AdminClient(config_of(req))  # kept alive until the futures resolve

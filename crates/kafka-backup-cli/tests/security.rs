@@ -10,6 +10,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::*;
 use kafka_backup_testkit::{self as testkit, unique, KafkaCluster, RefRecord};
@@ -355,7 +356,7 @@ fn back_up_in_rounds(
         wait_for("the round's records backed up", HANG, || {
             backed_up_records_if_any(dir, id, topic).len() == round * 10
         });
-        std::thread::sleep(std::time::Duration::from_secs(pause_s));
+        std::thread::sleep(Duration::from_secs(pause_s));
     }
     send_signal(&child, "-TERM");
     let output = wait_with_deadline(child, HANG);
@@ -400,6 +401,51 @@ fn acl_denials_name_the_resource_and_the_acl_needed() {
     // The super user the ACLs do not restrict backs the same topic up as usual.
     assert_success(&backup_as(&dir, "allowed", &readable_not, "admin"));
     assert_eq!(backed_up_records(dir.path(), "allowed", &readable_not).len(), 5);
+}
+
+#[test]
+fn a_principal_that_may_not_describe_acls_quotas_or_users_gets_warnings_naming_the_acl_not_a_failed_backup() {
+    let bootstrap = KafkaCluster::source().bootstrap();
+    let topic = unique("limited");
+    testkit::create_topic(&bootstrap, &topic, 1, &[]);
+    testkit::produce_small(&bootstrap, &topic, 0, 5);
+    let user = unique("limited-user");
+    let password = format!("{user}-secret");
+    let credential = format!("SCRAM-SHA-256=[iterations=4096,password={password}]");
+    let user_args = ["--alter", "--add-config", &credential, "--entity-type", "users", "--entity-name", &user];
+    testkit::kafka_configs(&bootstrap, &user_args);
+    // An ACL on the cluster ends allow.everyone.if.no.acl.found for it: every principal is allowed
+    // all of it again explicitly (what the other tests' principals had), this one denied Describe
+    // (DescribeAcls, DescribeUserScramCredentials) and DescribeConfigs (DescribeClientQuotas).
+    testkit::add_acl(&bootstrap, "cluster", "kafka-cluster", "User:*", "ALL", "ALLOW");
+    for operation in ["DESCRIBE", "DESCRIBE_CONFIGS"] {
+        testkit::add_acl(&bootstrap, "cluster", "kafka-cluster", &format!("User:{user}"), operation, "DENY");
+    }
+    let dir = TempDir::new().unwrap();
+    let output = until_the_user_authenticates(|| backup_as(&dir, "limited", &topic, &user));
+    assert_success(&output);
+    let summary = text(&output.stdout);
+    for what in ["ACLs", "client quotas", "SCRAM users"] {
+        assert!(summary.contains(&format!("{what} were not captured")), "{what}: {summary}");
+    }
+    assert!(summary.contains("lacks the ACL"), "the missing permission is named: {summary}");
+    assert_eq!(backed_up_records(dir.path(), "limited", &topic), testkit::consume(&bootstrap, &topic, &[0]));
+    let described = describe_json(dir.path(), "limited");
+    assert!(described["access"]["acls"].is_null(), "not captured, not empty: {}", described["access"]);
+}
+
+/// Runs `attempt` until a SCRAM user created a moment ago authenticates (its credentials reach
+/// the brokers shortly after they are written), at most 30 s.
+fn until_the_user_authenticates(mut attempt: impl FnMut() -> std::process::Output) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let output = attempt();
+        let refused = text(&output.stderr).to_lowercase().contains("authentication");
+        if output.status.success() || !refused || Instant::now() > deadline {
+            return output;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 #[test]

@@ -843,12 +843,17 @@ fn a_topic_recreated_under_a_continuous_backup_becomes_a_new_incarnation_and_eac
         backed_up_records_if_any(dir.path(), "reborn", &topic).len() == first_life.len()
     });
 
-    // Deleted and created again with one partition, while the backup runs: the new topic's
-    // records (headers, nulls, timestamps) go to a new incarnation, the old one is kept as it was.
+    // Deleted and created again with one partition while the backup is held (SIGSTOP), and filled
+    // past the position it reads partition 0 from: no error tells it, only the topic id does (a
+    // fetch by name would read the new topic's records 10.. as the old one's). The new records
+    // (headers, nulls, timestamps) go to a new incarnation, the old one is kept as it was.
+    send_signal(&child, "-STOP");
     testkit::delete_topic(&source.bootstrap(), &topic);
     testkit::create_topic(&source.bootstrap(), &topic, 1, testkit::FIDELITY_TOPIC_CONFIGS);
     testkit::produce(&source.bootstrap(), &topic, &testkit::fidelity_records(0), &[]);
     let second_life = testkit::consume(&source.bootstrap(), &topic, &[0]);
+    assert!(second_life.len() > 10, "the new topic is past the old position");
+    send_signal(&child, "-CONT");
     let second = format!("{topic}@2");
     wait_for("the second incarnation to be backed up", HANG, || {
         backed_up_records_if_any(dir.path(), "reborn", &second).len() == second_life.len()

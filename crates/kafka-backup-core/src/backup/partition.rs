@@ -18,7 +18,9 @@ use super::BackupSettings;
 use super::Counters;
 use crate::clock::now_ms;
 use crate::error::EngineError;
-use crate::kafka::{FetchOptions, FetchRounds, IsolationLevel, KafkaClient, KafkaError, OffsetSpec, RoundFetch};
+use crate::kafka::{
+    parse_topic_id, FetchOptions, FetchRounds, IsolationLevel, KafkaClient, KafkaError, OffsetSpec, RoundFetch,
+};
 use crate::layout::{gap_key, partition_folder, segment_key, segment_metadata_key, segment_object_start};
 use crate::manifest::{to_json, OffsetGap};
 use crate::metrics::{metrics, Metrics};
@@ -26,6 +28,7 @@ use crate::records::split_batches;
 use crate::segment::{RawChunk, SegmentBuilder, CHUNK_BYTES};
 use crate::storage::BackupStore;
 use crate::topics::TopicPartition;
+use uuid::Uuid;
 
 /// Fetched records the process holds at most: the budget of the run's fetch rounds (a round asks
 /// for no more than is free), and the share of each partition's fetch size: each partition being
@@ -229,6 +232,14 @@ impl PartitionTask {
                     Found::Same if fetched.is_ok() => {
                         self.topic_id =
                             self.client.cached_metadata().topics.get(&self.topic).and_then(|t| t.topic_id.clone());
+                        continue;
+                    }
+                    // The topic is as it was, its leader does not know it yet (or no longer):
+                    // metadata moving between brokers. Asked again in a moment.
+                    Found::Same if continuous && fetched.as_ref().is_err_and(KafkaError::is_unknown_topic) => {
+                        tracing::warn!(partition = %self.context(), "the partition's leader does not know the topic \
+                            (yet); asking again");
+                        self.wait_for_topic().await;
                         continue;
                     }
                     Found::Same | Found::Gone => {}
@@ -479,10 +490,10 @@ impl PartitionTask {
     /// `max_concurrent_partitions` at once, keeps a fetch pipeline of its own per partition (one
     /// request in flight per broker made uncompressed snapshots 15-50 % slower: docs/performance.md).
     fn source(&self) -> FetchSource {
-        let (topic, partition) = (self.topic.clone(), self.partition);
+        let topic = (self.topic.clone(), self.topic_id.as_deref().and_then(parse_topic_id));
         match self.end {
-            None => FetchSource::Rounds(self.rounds.clone(), topic, partition),
-            Some(_) => FetchSource::Own(self.client.clone(), topic, partition),
+            None => FetchSource::Rounds(self.rounds.clone(), topic, self.partition),
+            Some(_) => FetchSource::Own(self.client.clone(), topic, self.partition),
         }
     }
 
@@ -493,17 +504,18 @@ impl PartitionTask {
 
 /// A partition's way to fetch (see [`PartitionTask::source`]).
 enum FetchSource {
-    Rounds(Arc<FetchRounds>, String, i32),
-    Own(Arc<KafkaClient>, String, i32),
+    /// With the topic's id, when the broker reports ids: fetches then go by id.
+    Rounds(Arc<FetchRounds>, (String, Option<Uuid>), i32),
+    Own(Arc<KafkaClient>, (String, Option<Uuid>), i32),
 }
 
 async fn fetch_from(source: FetchSource, offset: i64, options: FetchOptions) -> Result<RoundFetch, KafkaError> {
     match source {
-        FetchSource::Rounds(rounds, topic, partition) => {
-            rounds.fetch(&topic, partition, offset, options.max_bytes, options).await
+        FetchSource::Rounds(rounds, (topic, topic_id), partition) => {
+            rounds.fetch((&topic, topic_id), partition, offset, options.max_bytes, options).await
         }
-        FetchSource::Own(client, topic, partition) => {
-            Ok(client.fetch(&topic, partition, offset, &options).await?.into())
+        FetchSource::Own(client, (topic, topic_id), partition) => {
+            Ok(client.fetch_topic((&topic, topic_id), partition, offset, &options).await?.into())
         }
     }
 }

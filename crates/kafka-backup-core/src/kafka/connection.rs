@@ -132,6 +132,12 @@ impl BrokerConnection {
         self.start(request)?.response().await
     }
 
+    /// [`Self::send`] at version `max` at most, for a request built for that version's shape.
+    pub async fn send_at_most<R: ClientApi>(&self, request: &R, max: i16) -> Result<R::Response, KafkaError> {
+        let version = self.version_for::<R>()?.min(max);
+        self.start_version(request, version)?.response().await
+    }
+
     /// [`Self::send`] for a request the broker may hold longer than the request timeout (a
     /// JoinGroup waits for every member of the group): waits up to `timeout`.
     pub async fn send_waiting<R: ClientApi>(&self, request: &R, timeout: Duration) -> Result<R::Response, KafkaError> {

@@ -5,7 +5,9 @@
 //! error). A partition whose task is busy has not asked again and is left out of the round, so it
 //! never holds up the others. Each round asks for at most what the byte budget has free, and the
 //! bytes handed out count against it until their holder drops them: memory follows the budget, not
-//! the number of partitions.
+//! the number of partitions. A partition that names its topic's id (Fetch 13+, KIP-516) is read
+//! only from that topic: one deleted and created again under its name is an unknown topic then,
+//! never the new topic's records at the old position.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -16,11 +18,15 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use kafka_protocol::messages::fetch_request::ForgottenTopic;
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::FetchResponse;
+use uuid::Uuid;
 
 use super::client::KafkaClient;
 use super::connection::BrokerConnection;
 use super::fetch_session::{FetchSession, Marks, PartitionKey, SessionRequest, Want};
-use super::log::{fetch_partition, fetch_request, partition_context, topic_name, FetchOptions, FetchedPartition};
+use super::log::{
+    fetch_partition, fetch_request, gone_topic_id, partition_context, topic_name, FetchOptions, FetchedPartition,
+    LAST_FETCH_BY_NAME,
+};
 use super::KafkaError;
 use crate::metrics::{metrics, Timer};
 
@@ -45,6 +51,8 @@ impl From<FetchedPartition> for RoundFetch {
 /// A partition waiting for the next round.
 struct Wanted {
     topic: String,
+    /// The id of the topic the partition reads, if known.
+    topic_id: Option<Uuid>,
     partition: i32,
     offset: i64,
     max_bytes: i32,
@@ -79,7 +87,7 @@ impl FetchRounds {
     /// mend are the caller's.
     pub async fn fetch(
         &self,
-        topic: &str,
+        (topic, topic_id): (&str, Option<Uuid>),
         partition: i32,
         offset: i64,
         max_bytes: i32,
@@ -92,10 +100,13 @@ impl FetchRounds {
             .run("Fetch", || async {
                 let node = self.client.fetch_node(topic, partition).await?;
                 let (answer, answered) = oneshot::channel();
-                let wanted = Wanted { topic: topic.to_string(), partition, offset, max_bytes, options, answer };
+                let wanted =
+                    Wanted { topic: topic.to_string(), topic_id, partition, offset, max_bytes, options, answer };
                 self.fetcher(node).send(wanted).map_err(|_| lost(node, "its fetcher stopped"))?;
                 let result = answered.await.unwrap_or_else(|_| Err(lost(node, "its fetcher stopped")));
-                let result = result.map_err(|error| self.client.fetch_failed(topic, partition, error));
+                let result = result.map_err(|error| {
+                    self.client.fetch_failed(topic, partition, gone_topic_id(error, topic, partition))
+                });
                 if result.as_ref().is_err_and(KafkaError::invalidates_metadata) {
                     self.client.forget_topic(topic);
                 }
@@ -125,6 +136,7 @@ impl FetchRounds {
                     budget: self.budget.clone(),
                     budget_bytes: self.budget_bytes,
                     session: FetchSession::default(),
+                    topic_ids: HashMap::new(),
                 };
                 tokio::spawn(fetcher.serve(waiting));
                 queue
@@ -144,6 +156,8 @@ struct BrokerFetcher {
     budget: Arc<Semaphore>,
     budget_bytes: i32,
     session: FetchSession,
+    /// The id of each topic of the session, as its partitions named it.
+    topic_ids: HashMap<String, Uuid>,
 }
 
 impl BrokerFetcher {
@@ -184,6 +198,13 @@ impl BrokerFetcher {
     /// Sends one Fetch for `round` (again in full if the broker lost the session) and answers
     /// each partition.
     async fn run_round(&mut self, round: Vec<Wanted>) {
+        for wanted in &round {
+            let Some(id) = wanted.topic_id else { continue };
+            if self.topic_ids.insert(wanted.topic.clone(), id).is_some_and(|known| known != id) {
+                // The broker's session holds the old topic's partitions: a new session names the new.
+                self.session.reset();
+            }
+        }
         let wants: Vec<Want> = round
             .iter()
             .map(|w| Want { key: (w.topic.clone(), w.partition), offset: w.offset, max_bytes: w.max_bytes })
@@ -222,7 +243,11 @@ impl BrokerFetcher {
         let session_id = response.session_id;
         let mut answers: HashMap<PartitionKey, Result<FetchedPartition, KafkaError>> = HashMap::new();
         for topic in response.responses {
-            let name = topic.topic.to_string();
+            let name = match topic.topic.is_empty() {
+                true => self.topic_ids.iter().find(|(_, id)| **id == topic.topic_id).map(|(name, _)| name.clone()),
+                false => Some(topic.topic.to_string()),
+            };
+            let Some(name) = name else { continue };
             for data in topic.partitions {
                 let key = (name.clone(), data.partition_index);
                 answers.insert(key, self.partition_answer(&name, data, connection.address()));
@@ -261,14 +286,21 @@ impl BrokerFetcher {
         let free = (self.budget.available_permits() as i32).min(self.budget_bytes);
         let max_bytes = free.max(MIN_ROUND_BYTES);
         let request = self.session.request(wants);
+        let id_of = |topic: &str| self.topic_ids.get(topic).copied().unwrap_or_default();
         let mut topics: BTreeMap<&str, Vec<_>> = BTreeMap::new();
         for want in &request.send {
             let partition = fetch_partition(want.key.1, want.offset, want.max_bytes.min(max_bytes));
             topics.entry(want.key.0.as_str()).or_default().push(partition);
         }
+        // Each topic by name and id: the version sent uses one of them.
         let topics = topics
             .into_iter()
-            .map(|(topic, partitions)| FetchTopic::default().with_topic(topic_name(topic)).with_partitions(partitions))
+            .map(|(topic, partitions)| {
+                FetchTopic::default()
+                    .with_topic(topic_name(topic))
+                    .with_topic_id(id_of(topic))
+                    .with_partitions(partitions)
+            })
             .collect();
         let mut forgotten: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for (topic, partition) in &request.forget {
@@ -277,9 +309,16 @@ impl BrokerFetcher {
         let forgotten = forgotten
             .into_iter()
             .map(|(topic, partitions)| {
-                ForgottenTopic::default().with_topic(topic_name(topic)).with_partitions(partitions)
+                ForgottenTopic::default()
+                    .with_topic(topic_name(topic))
+                    .with_topic_id(id_of(topic))
+                    .with_partitions(partitions)
             })
             .collect();
+        // By id only when every topic named has one (a broker without ids: by name, Fetch 12).
+        let mut named = request.send.iter().map(|w| &w.key).chain(&request.forget);
+        let by_id = named.all(|(topic, _)| self.topic_ids.contains_key(topic));
+        let max_version = if by_id { i16::MAX } else { LAST_FETCH_BY_NAME };
         let fetch = fetch_request(options, max_bytes, topics, self.client.config().rack())
             .with_session_id(request.session_id)
             .with_session_epoch(request.epoch)
@@ -288,7 +327,9 @@ impl BrokerFetcher {
         metrics().fetch_requests.with_label_values(&[&self.node.to_string(), kind]).inc();
         let timer = Timer::start();
         let answered = match self.client.node_fetch_connection(self.node).await {
-            Ok(connection) => connection.send(&fetch).await.map(|response| (response, request, connection)),
+            Ok(connection) => {
+                connection.send_at_most(&fetch, max_version).await.map(|response| (response, request, connection))
+            }
             Err(error) => Err(error),
         };
         timer.observe(&metrics().kafka_seconds, "Fetch");

@@ -57,6 +57,8 @@ struct Held {
 /// Error codes that say the broker no longer has the session as we know it.
 const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
+/// The session was opened naming topics one way (names or ids) and a request names them the other.
+const FETCH_SESSION_TOPIC_ID_ERROR: i16 = 106;
 
 /// The session state of one broker's fetcher.
 #[derive(Debug, Default)]
@@ -145,7 +147,7 @@ impl FetchSession {
     /// True when `error_code` (a whole response's) says the broker lost or refused the session:
     /// the round is sent again in full.
     pub fn is_lost(error_code: i16) -> bool {
-        matches!(error_code, FETCH_SESSION_ID_NOT_FOUND | INVALID_FETCH_SESSION_EPOCH)
+        matches!(error_code, FETCH_SESSION_ID_NOT_FOUND | INVALID_FETCH_SESSION_EPOCH | FETCH_SESSION_TOPIC_ID_ERROR)
     }
 }
 

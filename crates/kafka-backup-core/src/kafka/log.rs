@@ -15,6 +15,8 @@ use kafka_protocol::messages::{
     BrokerId, DeleteRecordsRequest, FetchRequest, ListOffsetsRequest, ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
 
 use super::client::{KafkaClient, Route};
 use super::connection::{BrokerConnection, PendingResponse};
@@ -166,6 +168,20 @@ impl From<PartitionData> for FetchedPartition {
     }
 }
 
+/// The last Fetch version that names topics; from 13 on, a Fetch names them by id.
+pub(super) const LAST_FETCH_BY_NAME: i16 = 12;
+
+/// A fetch by topic id answered that the broker has no topic of that id: the topic is gone (asking
+/// again under that id cannot help), said as an unknown topic, which is not retried.
+pub(super) fn gone_topic_id(error: KafkaError, topic: &str, partition: i32) -> KafkaError {
+    match error.response_error() {
+        Some(ResponseError::UnknownTopicId | ResponseError::InconsistentTopicId) => {
+            KafkaError::UnknownTopicOrPartition { topic: topic.to_string(), partition: Some(partition) }
+        }
+        _ => error,
+    }
+}
+
 pub(super) fn topic_name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
 }
@@ -247,13 +263,27 @@ impl KafkaClient {
         offset: i64,
         options: &FetchOptions,
     ) -> Result<FetchedPartition, KafkaError> {
+        self.fetch_topic((topic, None), partition, offset, options).await
+    }
+
+    /// [`Self::fetch`] from the topic of id `topic_id` only, when it is given (Fetch 13+): a topic
+    /// deleted and created again under the name is then an unknown topic, never the new one.
+    pub async fn fetch_topic(
+        &self,
+        (topic, topic_id): (&str, Option<Uuid>),
+        partition: i32,
+        offset: i64,
+        options: &FetchOptions,
+    ) -> Result<FetchedPartition, KafkaError> {
+        let max_version = if topic_id.is_some() { i16::MAX } else { LAST_FETCH_BY_NAME };
         self.on("Fetch", Route::Fetch(topic, partition), |connection| async move {
             let node = self.fetch_node(topic, partition).await?;
             let topics = vec![FetchTopic::default()
                 .with_topic(topic_name(topic))
+                .with_topic_id(topic_id.unwrap_or_default())
                 .with_partitions(vec![fetch_partition(partition, offset, options.max_bytes)])];
             let request = fetch_request(options, options.max_bytes, topics, self.config().rack());
-            let response = connection.send(&request).await?;
+            let response = connection.send_at_most(&request, max_version).await?;
             if response.error_code != 0 {
                 return Err(KafkaError::broker(
                     "Fetch",
@@ -269,7 +299,8 @@ impl KafkaClient {
                 response.responses.into_iter().flat_map(|t| t.partitions),
                 |p| p.partition_index,
                 |p| (p.error_code, None),
-            )?;
+            )
+            .map_err(|error| gone_topic_id(error, topic, partition))?;
             self.note_read_replica(topic, partition, node, data.preferred_read_replica.0);
             let fetched = FetchedPartition::from(data);
             metrics().fetched_bytes.with_label_values(&[&node.to_string()]).inc_by(fetched.records.len() as u64);

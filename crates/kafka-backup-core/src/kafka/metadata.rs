@@ -81,6 +81,13 @@ fn kafka_topic_id(bytes: &[u8; 16]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The id a topic id printed as Kafka prints it stands for; `None` for any other text.
+pub fn parse_topic_id(text: &str) -> Option<uuid::Uuid> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?;
+    Some(uuid::Uuid::from_bytes(bytes.try_into().ok()?))
+}
+
 impl ClusterMetadata {
     /// Builds a snapshot from a response. `requested` names the topics asked for: a requested
     /// topic the cluster does not have is an error, a topic still electing leaders is retriable.
@@ -175,5 +182,7 @@ mod tests {
         let mut one = [0u8; 16];
         one[15] = 1;
         assert_eq!(kafka_topic_id(&one), "AAAAAAAAAAAAAAAAAAAAAQ", "Kafka's Uuid.ONE_UUID");
+        assert_eq!(parse_topic_id("AAAAAAAAAAAAAAAAAAAAAQ").map(|id| *id.as_bytes()), Some(one));
+        assert_eq!(parse_topic_id("orders"), None);
     }
 }

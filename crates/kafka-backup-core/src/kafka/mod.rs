@@ -36,7 +36,7 @@ pub use log::{
     AbortedTransaction, FetchOptions, FetchedPartition, IsolationLevel, OffsetSpec, PendingProduce, ProduceAck,
 };
 pub use membership::{JoinTerms, Joined, JoinedMember, Membership};
-pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use metadata::{parse_topic_id, BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use quotas::ClientQuota;
 pub use transport::{
     msk_iam, OidcSettings, OidcTokens, SaslCredentials, SaslMechanism, SaslSettings, SecurityProtocol, TlsSettings,

@@ -9,8 +9,9 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Ver
 use super::KafkaError;
 
 /// A request this client sends, with the version range its code handles. Upper bounds stop
-/// before versions that change meaning in ways this client does not handle yet (Fetch 13+,
-/// Produce 13+, OffsetCommit 10+ address topics by id instead of name).
+/// before versions that change meaning in ways this client does not handle yet (Produce 13+ and
+/// OffsetCommit 10+ address topics by id instead of name; Fetch 13 does, and the fetch rounds
+/// use it: see `fetch_rounds`).
 ///
 /// (kafka-protocol's own `Request` trait exists only with its `broker` feature, which would also
 /// compile the broker-side decoders; this trait carries what the client needs.)
@@ -46,7 +47,7 @@ client_apis! {
     ApiVersionsRequest => ApiVersionsResponse, ApiVersions, 0..=3;
     MetadataRequest => MetadataResponse, Metadata, 1..=12;
     ListOffsetsRequest => ListOffsetsResponse, ListOffsets, 1..=8;
-    FetchRequest => FetchResponse, Fetch, 4..=12;
+    FetchRequest => FetchResponse, Fetch, 4..=13;
     ProduceRequest => ProduceResponse, Produce, 3..=12;
     CreateTopicsRequest => CreateTopicsResponse, CreateTopics, 2..=7;
     DeleteRecordsRequest => DeleteRecordsResponse, DeleteRecords, 0..=2;
@@ -143,7 +144,7 @@ mod tests {
     #[test]
     fn the_highest_common_version_wins() {
         let fetch = FetchRequest::KEY;
-        assert_eq!(table(&[(fetch, 0, 17)]).negotiate::<FetchRequest>("b").unwrap(), 12);
+        assert_eq!(table(&[(fetch, 0, 17)]).negotiate::<FetchRequest>("b").unwrap(), 13);
         assert_eq!(table(&[(fetch, 0, 7)]).negotiate::<FetchRequest>("b").unwrap(), 7);
     }
 

@@ -158,6 +158,6 @@ mod tests {
     #[test]
     fn disjoint_ranges_are_an_error_with_both_ranges() {
         let error = table(&[(FetchRequest::KEY, 0, 3)]).negotiate::<FetchRequest>("b").unwrap_err();
-        assert!(error.to_string().contains("broker: v0..v3, client: v4..v12"), "{error}");
+        assert!(error.to_string().contains("broker: v0..v3, client: v4..v13"), "{error}");
     }
 }

@@ -6,6 +6,7 @@
 //! `source.progress_group` shows the backup's position as a consumer group's committed offsets.
 //! Three workers share a restore through a kill and a pause past the session timeout: the target
 //! equals the source record for record (confluent-kafka), the moved partitions' earlier writers fenced.
+//! Two workers agree on one new incarnation of a topic deleted and re-created under them.
 
 mod common;
 
@@ -250,6 +251,48 @@ fn workers_share_a_backup_through_kills_joins_and_a_pause_past_the_session_timeo
     assert_eq!(backed_up_records(dir.path(), "shared", &topic), original, "every record exactly once, in order");
     assert_success(&validate(dir.path(), "shared", true));
     assert_no_segment_overlaps(dir.path(), "shared");
+}
+
+#[test]
+fn workers_sharing_a_backup_agree_on_the_new_incarnation_of_a_topic_re_created_under_them() {
+    const PARTITIONS: i32 = 6;
+    let (bootstrap, topic) = new_topic("reborn-shared", PARTITIONS);
+    let all: Vec<i32> = (0..PARTITIONS).collect();
+    for partition in &all {
+        testkit::produce_small(&bootstrap, &topic, *partition, 5);
+    }
+    let first_life = testkit::consume(&bootstrap, &topic, &all);
+    let dir = TempDir::new().unwrap();
+    let group = unique("reborn-workers");
+    let config = worker_config(dir.path(), &bootstrap, "reborn", &topic, SESSION_TIMEOUT_MS);
+    let mut a = Worker::start(dir.path(), &config, &group, "worker-a", false);
+    let mut b = Worker::start(dir.path(), &config, &group, "worker-b", false);
+    wait_until_shared("two workers to share the partitions", &[&a, &b], PARTITIONS as usize);
+    wait_for("the first incarnation to be backed up", HANG, || {
+        backed_up_records_if_any(dir.path(), "reborn", &topic).len() == first_life.len()
+    });
+
+    // Both processes find the new topic id; the first to record it names the incarnation for both.
+    testkit::delete_topic(&bootstrap, &topic);
+    testkit::create_topic(&bootstrap, &topic, PARTITIONS, &[]);
+    wait_until_every_broker_knows(&bootstrap, &topic, PARTITIONS);
+    for partition in &all {
+        testkit::produce_small(&bootstrap, &topic, *partition, 7);
+    }
+    let second_life = testkit::consume(&bootstrap, &topic, &all);
+    let second = format!("{topic}@2");
+    wait_for("the second incarnation to be backed up", HANG, || {
+        backed_up_records_if_any(dir.path(), "reborn", &second).len() == second_life.len()
+    });
+    a.stop();
+    b.stop();
+    assert_eq!(backed_up_records(dir.path(), "reborn", &topic), first_life, "the old topic, untouched");
+    assert_eq!(backed_up_records(dir.path(), "reborn", &second), second_life, "the new one, exactly once");
+    let manifest = describe_json(dir.path(), "reborn");
+    let names: Vec<&str> = manifest["topics"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, [topic.as_str(), second.as_str()], "one new incarnation, not one per worker");
+    assert_success(&validate(dir.path(), "reborn", true));
+    assert_no_segment_overlaps(dir.path(), "reborn");
 }
 
 #[test]

@@ -87,11 +87,20 @@ impl Incarnations {
 
     /// The name in the backup `topic`'s partitions are backed up under: the incarnation this
     /// run began or found, else the latest in `manifest` (a worker of a group, whose leader began it).
+    /// Its id is the manifest's, else the one in this process's metadata (a worker may read the
+    /// manifest before its leader has saved the id there): without one, a re-created topic could
+    /// not be told from the old.
     pub async fn backed_up_as(&self, manifest: &BackupManifest, topic: &str) -> (String, Option<String>) {
         let mut current = self.current.lock().await;
-        let known = current.entry(topic.to_string()).or_insert_with(|| match manifest.incarnations(topic).last() {
-            Some(latest) => Current { stored: latest.name.clone(), topic_id: latest.topic_id.clone(), gone_at: None },
-            None => Current { stored: topic.to_string(), topic_id: None, gone_at: None },
+        let known = current.entry(topic.to_string()).or_insert_with(|| {
+            let metadata = self.client.cached_metadata();
+            let seen = metadata.topics.get(topic).and_then(|t| t.topic_id.clone());
+            match manifest.incarnations(topic).last() {
+                Some(latest) => {
+                    Current { stored: latest.name.clone(), topic_id: latest.topic_id.clone().or(seen), gone_at: None }
+                }
+                None => Current { stored: topic.to_string(), topic_id: seen, gone_at: None },
+            }
         });
         (known.stored.clone(), known.topic_id.clone())
     }

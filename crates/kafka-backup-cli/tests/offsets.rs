@@ -460,6 +460,45 @@ fn share_group_start_offsets_are_restored_exactly_under_the_renamed_topic_and_ro
 }
 
 #[test]
+fn share_group_positions_restored_with_an_old_incarnation_are_those_taken_while_it_was_live() {
+    let (s, t) = clusters();
+    let orders = orders_with_a_marker_at_6(&s);
+    let queue = unique("queue");
+    testkit::alter_share_group_offset(&s, &queue, &orders, 0, 7);
+    let dir = TempDir::new().unwrap();
+    let config = write_config(dir.path(), &s, "daily", &orders, "");
+    assert_success(&backup(&config));
+    // The topic is re-created and the share group moved on it: the next run's snapshot holds the
+    // new incarnation's position, 2, which means nothing on the old one's records.
+    testkit::delete_topic(&s, &orders);
+    testkit::create_topic(&s, &orders, 1, &[]);
+    testkit::produce_small(&s, &orders, 0, 4);
+    testkit::alter_share_group_offset(&s, &queue, &orders, 0, 2);
+    assert_success(&backup(&config));
+
+    let plan_for = |name: &str, incarnation: &str| {
+        let renamed = unique(&format!("orders-{name}"));
+        let settings = format!("  topic_mapping:\n    {orders}: {renamed}\n  metadata: [share_groups]\n{incarnation}");
+        let config = write_restore_config(dir.path(), name, &t, "daily", &settings);
+        let dry = restore(&config, &["--dry-run"]);
+        assert_success(&dry);
+        (renamed, config, text(&dry.stdout))
+    };
+    let (renamed, config, plan) = plan_for("first", &format!("  incarnations:\n    {orders}: 1\n"));
+    assert!(plan.contains("incarnation 1 of 2"), "{plan}");
+    assert!(plan.contains(&format!("SHARE-GROUP {queue} {renamed}-0: start offset 7 on the source")), "{plan}");
+    assert!(!plan.contains("start offset 2"), "the new incarnation's position is not listed: {plan}");
+    let (latest, _, plan) = plan_for("latest", "");
+    assert!(plan.contains(&format!("SHARE-GROUP {queue} {latest}-0: start offset 2 on the source")), "{plan}");
+
+    // Restored, the old incarnation's position is set exactly: order-7 sits at 6 on the target.
+    let restored = restore(&config, &[]);
+    assert_success(&restored);
+    assert_eq!(testkit::share_group_offsets(&t, &queue), vec![(renamed.clone(), 0, 6)], "{}", text(&restored.stdout));
+    assert_eq!(testkit::consume(&t, &renamed, &[0])[6].value.as_deref(), Some(&b"order-7"[..]));
+}
+
+#[test]
 fn group_snapshots_keep_each_groups_protocol_assignor_and_members_subscriptions() {
     let s = clusters().0;
     let orders = unique("orders");

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kafka::{GroupDescription, KafkaClient, KafkaError};
 use crate::layout::{object_start, snapshot_key, SNAPSHOTS_DIR};
-use crate::manifest::{to_json, ManifestError};
+use crate::manifest::{to_json, Lifetime, ManifestError};
 use crate::storage::{BackupStore, StorageError};
 use crate::topics::TopicSelector;
 
@@ -155,6 +155,17 @@ pub fn snapshot_for(snapshots: &[GroupOffsetsSnapshot], window_end: Option<i64>)
     snapshots.iter().rev().find(|s| window_end.is_none_or(|end| s.taken_at_ms <= end))
 }
 
+/// The latest snapshot at or before `window_end` taken while the incarnation living `lifetime` was
+/// the live one: offsets committed while another incarnation was live point at that one's records.
+pub fn snapshot_during(
+    snapshots: &[GroupOffsetsSnapshot],
+    window_end: Option<i64>,
+    lifetime: Lifetime,
+) -> Option<&GroupOffsetsSnapshot> {
+    let end = [window_end, lifetime.until_ms.map(|until| until - 1)].into_iter().flatten().min();
+    snapshot_for(snapshots, end).filter(|s| lifetime.since_ms.is_none_or(|since| s.taken_at_ms >= since))
+}
+
 /// Stores a snapshot in the backup directory `store`.
 pub async fn save_snapshot(store: &BackupStore, snapshot: &GroupOffsetsSnapshot) -> Result<(), StorageError> {
     let key = snapshot_key(snapshot.taken_at_ms);
@@ -209,6 +220,21 @@ mod tests {
         let offsets = vec![GroupOffset { topic: "t".into(), partition: 0, offset, metadata: None }];
         let groups = BTreeMap::from([("billing".to_string(), offsets)]);
         GroupOffsetsSnapshot { taken_at_ms: at, groups, share_groups: BTreeMap::new(), descriptions: BTreeMap::new() }
+    }
+
+    #[test]
+    fn an_incarnations_snapshot_is_the_latest_taken_while_it_was_live() {
+        let snapshots: Vec<_> = [1_000, 2_000, 3_000].map(|at| snapshot(at, at / 100)).into();
+        let taken = |end, since_ms, until_ms| {
+            snapshot_during(&snapshots, end, Lifetime { since_ms, until_ms }).map(|s| s.taken_at_ms)
+        };
+        assert_eq!(taken(None, None, None), Some(3_000), "one incarnation: the latest");
+        assert_eq!(taken(None, None, Some(2_500)), Some(2_000), "the first, until the second was found");
+        assert_eq!(taken(None, None, Some(2_000)), Some(1_000), "a snapshot at the change is the new one's");
+        assert_eq!(taken(None, Some(2_000), None), Some(3_000));
+        assert_eq!(taken(Some(2_500), Some(2_000), None), Some(2_000), "the window end still bounds it");
+        assert_eq!(taken(Some(2_500), Some(2_600), None), None, "none taken while it was live");
+        assert_eq!(taken(None, Some(1_500), Some(1_900)), None);
     }
 
     #[tokio::test]

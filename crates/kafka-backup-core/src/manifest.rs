@@ -9,7 +9,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::layout::{
-    incarnation_of, parse_incarnation_key, parse_partition_record, PartitionRecord, MANIFEST_KEY, TOPICS_DIR,
+    incarnation_of, parse_incarnation_key, parse_partition_record, stored_topic, PartitionRecord, MANIFEST_KEY,
+    TOPICS_DIR,
 };
 use crate::segment::SegmentMetadata;
 use crate::storage::{BackupStore, StorageError};
@@ -100,6 +101,15 @@ pub struct PartitionBackup {
     /// Offsets below this were pruned from the backup (`prune` with a segment retention).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pruned_before: Option<i64>,
+}
+
+/// When one incarnation of a topic was the live one on the source (epoch ms; `None`: unbounded).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lifetime {
+    /// When the backup found it.
+    pub since_ms: Option<i64>,
+    /// When the backup found the next one.
+    pub until_ms: Option<i64>,
 }
 
 /// Offsets `from..to` were gone (retention) when the backup reached them.
@@ -257,6 +267,13 @@ impl BackupManifest {
             .find(|t| t.since_ms.is_none_or(|since| since <= at_ms))
             .or(incarnations.first())
             .copied()
+    }
+
+    /// When incarnation `incarnation` of Kafka topic `topic` was the live one: from when the backup
+    /// found it (`None`: the first) until it found the next (`None`: the latest).
+    pub fn lifetime(&self, topic: &str, incarnation: u32) -> Lifetime {
+        let since = |n| self.topic(&stored_topic(topic, n)).and_then(|t| t.since_ms);
+        Lifetime { since_ms: since(incarnation), until_ms: since(incarnation + 1) }
     }
 
     /// Adds an incarnation record: the incarnation's entry (`stored_topic`) gets its id, time,
@@ -461,6 +478,8 @@ mod tests {
         assert_eq!(live(Some(500)).as_deref(), Some("t@2"));
         assert_eq!(live(None).as_deref(), Some("t@2"));
         assert_eq!(loaded.incarnation_at("u", None), None);
+        assert_eq!(loaded.lifetime("t", 1), Lifetime { since_ms: None, until_ms: Some(500) });
+        assert_eq!(loaded.lifetime("t", 2), Lifetime { since_ms: Some(500), until_ms: None });
     }
 
     #[tokio::test]

@@ -229,6 +229,17 @@ fn restore_metadata_takes_acls_quotas_users_and_share_groups_and_refuses_schemas
 }
 
 #[test]
+fn restore_incarnations_name_one_per_topic_counting_from_one() {
+    let yaml = format!("{RESTORE}restore:\n  incarnations:\n    orders: 2\n");
+    let incarnations = RestoreJob::from_yaml(&yaml, |_| None).unwrap().restore.settings.incarnations;
+    assert_eq!(incarnations, BTreeMap::from([("orders".to_string(), 2)]));
+    let error = restore_error("restore:\n  incarnations:\n    orders: 0\n");
+    assert!(error.contains("restore.incarnations.orders") && error.contains("count from 1"), "{error}");
+    let error = restore_error("restore:\n  incarnations:\n    orders: -1\n");
+    assert!(error.contains("restore.incarnations"), "{error}");
+}
+
+#[test]
 fn restore_start_offset_is_earliest_one_offset_or_offsets_by_partition_and_latest_is_refused() {
     let start = |yaml: &str| {
         RestoreJob::from_yaml(&format!("{RESTORE}restore:\n{yaml}"), |_| None)

@@ -11,7 +11,9 @@ use super::translate::{committed_record_timestamp, offset_for_timestamp, read_ba
 use super::GroupStrategy;
 use crate::backup_location::load_manifest;
 use crate::error::EngineError;
-use crate::group_snapshots::{load_snapshots, snapshot_for, GroupKind, GroupOffset, GroupOffsetsSnapshot};
+use crate::group_snapshots::{
+    load_snapshots, snapshot_during, snapshot_for, GroupKind, GroupOffset, GroupOffsetsSnapshot,
+};
 use crate::kafka::{CommittedOffset, KafkaClient};
 use crate::layout::stored_topic;
 use crate::manifest::BackupManifest;
@@ -205,11 +207,8 @@ pub async fn build_reset_plan(
             None => snapshot_for(&snapshots, window_end),
             Some(incarnation) => {
                 let topic = &route.started.identity.source_topic;
-                let (since, until) = planner.lifetime(topic, incarnation).await?;
-                // Offsets committed while another incarnation was live are offsets of that one.
-                let end = [window_end, until.map(|until| until - 1)].into_iter().flatten().min();
-                let snapshot =
-                    snapshot_for(&snapshots, end).filter(|s| since.is_none_or(|since| s.taken_at_ms >= since));
+                let lifetime = planner.manifest().await?.lifetime(topic, incarnation);
+                let snapshot = snapshot_during(&snapshots, window_end, lifetime);
                 if snapshot.is_none() {
                     let warning = format!(
                         "no group snapshot was taken while incarnation {incarnation} of topic {topic} was backed up: \
@@ -297,14 +296,6 @@ impl Planner<'_> {
             self.manifest = Some(load_manifest(self.inputs.store, self.inputs.backup_id).await?);
         }
         Ok(self.manifest.as_ref().expect("just read"))
-    }
-
-    /// When the backup found incarnation `incarnation` of `topic` and the one after it (`None`:
-    /// the first incarnation; the latest).
-    async fn lifetime(&mut self, topic: &str, incarnation: u32) -> Result<(Option<i64>, Option<i64>), EngineError> {
-        let manifest = self.manifest().await?;
-        let since = |n| manifest.topic(&stored_topic(topic, n)).and_then(|t| t.since_ms);
-        Ok((since(incarnation), since(incarnation + 1)))
     }
 }
 

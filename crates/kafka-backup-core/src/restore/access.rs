@@ -10,7 +10,7 @@ use super::plan::SharePosition;
 use super::{RestoreConfig, RestorePlan, RestoreTarget};
 use crate::access_snapshots::{bindings_to_restore, latest_access_snapshot};
 use crate::error::EngineError;
-use crate::group_snapshots::{load_snapshots, snapshot_for};
+use crate::group_snapshots::{load_snapshots, snapshot_during, snapshot_for};
 use crate::manifest::BackupManifest;
 
 /// Which access metadata a restore recreates (`restore.metadata`).
@@ -94,44 +94,66 @@ pub(super) async fn plan_access(
 }
 
 /// Lists the share-group positions on the restored partitions (from the latest group snapshot at
-/// or before the window's end); a share group with members on the target is a conflict, since
-/// its offsets can only be set while it is empty.
+/// or before the window's end; for a topic re-created under the backup, the latest taken while the
+/// restored incarnation was the live one); a share group with members on the target is a
+/// conflict, since its offsets can only be set while it is empty.
 async fn plan_share_groups(
     target: &RestoreTarget,
     config: &RestoreConfig,
     plan: &mut RestorePlan,
 ) -> Result<(), EngineError> {
     let snapshots = load_snapshots(&target.store).await?;
-    let Some(snapshot) = snapshot_for(&snapshots, config.settings.window.end) else {
+    let window_end = config.settings.window.end;
+    if snapshot_for(&snapshots, window_end).is_none() {
         plan.warnings.push(
             "restore.metadata names share_groups, but the backup holds no group snapshot up to the window's end"
                 .to_string(),
         );
         return Ok(());
+    }
+    let incarnations = &config.settings.incarnations;
+    // The chosen incarnations' lifetimes are in the whole backup, not the restore's view of it.
+    let backup = match incarnations.is_empty() {
+        true => None,
+        false => Some(config.location.manifest(&target.store).await?),
     };
-    for (group, offsets) in &snapshot.share_groups {
-        for offset in offsets {
-            let restored = plan.topics.iter().find(|t| {
-                t.source == offset.topic
-                    && t.repartition.is_none()
-                    && t.partitions.iter().any(|p| p.source == offset.partition)
-            });
-            if let Some(topic) = restored {
-                plan.share_groups.push(SharePosition {
-                    group: group.clone(),
-                    target_topic: topic.target.clone(),
-                    partition: offset.partition,
-                    source_offset: offset.offset,
-                });
+    for topic in plan.topics.iter().filter(|t| t.repartition.is_none()) {
+        let snapshot = match (incarnations.get(&topic.source), &backup) {
+            (Some(&incarnation), Some(backup)) => {
+                let lifetime = backup.lifetime(&topic.source, incarnation);
+                let during = snapshot_during(&snapshots, window_end, lifetime);
+                if during.is_none() {
+                    plan.warnings.push(format!(
+                        "no group snapshot was taken while incarnation {incarnation} of topic {} was backed up: no \
+                         share-group position on it is set (those of other incarnations point elsewhere)",
+                        topic.source
+                    ));
+                }
+                during
             }
+            _ => snapshot_for(&snapshots, window_end),
+        };
+        let Some(snapshot) = snapshot else { continue };
+        for (group, offsets) in &snapshot.share_groups {
+            let restored = offsets.iter().filter(|offset| {
+                offset.topic == topic.source && topic.partitions.iter().any(|p| p.source == offset.partition)
+            });
+            plan.share_groups.extend(restored.map(|offset| SharePosition {
+                group: group.clone(),
+                target_topic: topic.target.clone(),
+                partition: offset.partition,
+                source_offset: offset.offset,
+            }));
         }
     }
+    plan.share_groups
+        .sort_by(|a, b| (&a.group, &a.target_topic, a.partition).cmp(&(&b.group, &b.target_topic, b.partition)));
     if plan.share_groups.is_empty() {
-        plan.warnings.push(format!(
-            "restore.metadata names share_groups, but the group snapshot of {} holds no share-group position on the \
-             restored partitions",
-            snapshot.taken_at_ms
-        ));
+        plan.warnings.push(
+            "restore.metadata names share_groups, but the group snapshots hold no share-group position on the \
+             restored partitions up to the window's end"
+                .to_string(),
+        );
         return Ok(());
     }
     let listed = target.client.list_groups().await.map_err(EngineError::kafka("listing the target's groups"))?;

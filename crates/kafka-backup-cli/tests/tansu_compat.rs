@@ -1,6 +1,6 @@
 //! The compatibility suite against Tansu, a Kafka-compatible broker written in Rust, so that a
 //! change that breaks a Kafka-compatible broker is caught: backup (snapshot, continuous in fetch
-//! rounds, and shared by two workers of a group), restore (with kills, and shared by two workers:
+//! rounds, across a topic re-created under it, and shared by two workers of a group), restore (with kills, and shared by two workers:
 //! Tansu serves the group calls and the transactional producer ids), point-in-time restore and
 //! three-phase restore. Apache Kafka is the primary broker of every other suite.
 //! Tansu's gaps (GUIDE.md section 3) shape the data: records go one per batch, because its high
@@ -164,4 +164,41 @@ fn two_workers_share_a_restore_on_tansu() {
     }
     let copied = testkit::consume(&broker.bootstrap(), "orders-copy", &[0, 1, 2, 3]);
     assert_eq!(without_offsets(&copied), without_offsets(&original), "every record exactly once");
+}
+
+/// A topic deleted and created again under a continuous backup: Tansu leaves a partition of an
+/// unknown topic id out of its Fetch answer (Kafka answers UNKNOWN_TOPIC_ID); the backup reads
+/// either as the topic gone and carries on with the new incarnation, as it does on Kafka.
+#[test]
+fn a_topic_recreated_under_a_continuous_backup_on_tansu_becomes_a_new_incarnation() {
+    let source = Broker::start("tansu-reborn");
+    testkit::create_topic(&source.bootstrap(), "reborn", 1, &[]);
+    testkit::produce_one_per_batch(&source.bootstrap(), "reborn", 0, 5);
+    let first_life = testkit::consume(&source.bootstrap(), "reborn", &[0]);
+    let dir = TempDir::new().unwrap();
+    let settings = "  continuous: true\n  segment_max_interval_ms: 500\n";
+    let config = write_config(dir.path(), &source.bootstrap(), "reborn", "reborn", settings);
+    let child = spawn(&["backup", "--config", config.to_str().unwrap()], false);
+    wait_for("the first incarnation backed up", HANG, || {
+        backed_up_records_if_any(dir.path(), "reborn", "reborn").len() == first_life.len()
+    });
+    // Held while the topic is re-created and filled past the position the backup reads from.
+    send_signal(&child, "-STOP");
+    testkit::delete_topic(&source.bootstrap(), "reborn");
+    testkit::create_topic(&source.bootstrap(), "reborn", 1, &[]);
+    testkit::produce_one_per_batch(&source.bootstrap(), "reborn", 0, 8);
+    let second_life = testkit::consume(&source.bootstrap(), "reborn", &[0]);
+    assert_eq!(second_life.len(), 8);
+    send_signal(&child, "-CONT");
+    wait_for("the second incarnation backed up", HANG, || {
+        backed_up_records_if_any(dir.path(), "reborn", "reborn@2").len() == second_life.len()
+    });
+    send_signal(&child, "-TERM");
+    let output = wait_with_deadline(child, HANG);
+    assert_success(&output);
+    let log = text(&output.stderr) + &text(&output.stdout);
+    assert!(log.contains("deleted and created again"), "the user is told: {log}");
+    assert_eq!(backed_up_records(dir.path(), "reborn", "reborn"), first_life, "the first incarnation is untouched");
+    assert_eq!(backed_up_records(dir.path(), "reborn", "reborn@2"), second_life);
+    assert_success(&validate(dir.path(), "reborn", true));
 }

@@ -24,8 +24,8 @@ use super::client::KafkaClient;
 use super::connection::BrokerConnection;
 use super::fetch_session::{FetchSession, Marks, PartitionKey, SessionRequest, Want};
 use super::log::{
-    fetch_partition, fetch_request, gone_topic_id, partition_context, topic_name, FetchOptions, FetchedPartition,
-    LAST_FETCH_BY_NAME,
+    fetch_partition, fetch_request, fetches_by_id, gone_topic_id, left_out_by_id, partition_context, topic_name,
+    FetchOptions, FetchedPartition, LAST_FETCH_BY_NAME,
 };
 use super::KafkaError;
 use crate::metrics::{metrics, Timer};
@@ -210,14 +210,14 @@ impl BrokerFetcher {
             .map(|w| Want { key: (w.topic.clone(), w.partition), offset: w.offset, max_bytes: w.max_bytes })
             .collect();
         let mut answered = self.send(&round[0].options, &wants).await;
-        if let Ok((response, _, _)) = &answered {
+        if let Ok((response, ..)) = &answered {
             if FetchSession::is_lost(response.error_code) {
                 tracing::debug!(node = self.node, code = response.error_code, "fetch session lost; starting a new one");
                 self.session.reset();
                 answered = self.send(&round[0].options, &wants).await;
             }
         }
-        let (response, request, connection) = match answered {
+        let (response, request, connection, by_id) = match answered {
             Ok(answered) => answered,
             Err(error) => {
                 self.session.reset();
@@ -266,6 +266,7 @@ impl BrokerFetcher {
                 Some(answer) => answer,
                 // An incremental answer leaves out the partitions where nothing moved.
                 None if !request.is_full() => Ok(nothing_new(self.session.marks(&key))),
+                None if by_id => Err(left_out_by_id(&wanted.topic, wanted.partition)),
                 None => Err(KafkaError::no_answer(
                     "Fetch",
                     connection.address(),
@@ -276,12 +277,13 @@ impl BrokerFetcher {
         }
     }
 
-    /// Sends the session's request for `wants`; returns the response with the request it answers.
+    /// Sends the session's request for `wants`; returns the response with the request it answers,
+    /// the connection and whether the request named its topics by id.
     async fn send(
         &self,
         options: &FetchOptions,
         wants: &[Want],
-    ) -> Result<(FetchResponse, SessionRequest, Arc<BrokerConnection>), KafkaError> {
+    ) -> Result<(FetchResponse, SessionRequest, Arc<BrokerConnection>, bool), KafkaError> {
         // Ask for what the budget has free (what the partitions hold is counted as they take it).
         let free = (self.budget.available_permits() as i32).min(self.budget_bytes);
         let max_bytes = free.max(MIN_ROUND_BYTES);
@@ -328,7 +330,9 @@ impl BrokerFetcher {
         let timer = Timer::start();
         let answered = match self.client.node_fetch_connection(self.node).await {
             Ok(connection) => {
-                connection.send_at_most(&fetch, max_version).await.map(|response| (response, request, connection))
+                let by_id = fetches_by_id(&connection, max_version);
+                let response = connection.send_at_most(&fetch, max_version).await;
+                response.map(|response| (response, request, connection, by_id))
             }
             Err(error) => Err(error),
         };

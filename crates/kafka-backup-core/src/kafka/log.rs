@@ -182,6 +182,18 @@ pub(super) fn gone_topic_id(error: KafkaError, topic: &str, partition: i32) -> K
     }
 }
 
+/// Whether a Fetch of version `max` at most, sent on `connection`, names its topics by id.
+pub(super) fn fetches_by_id(connection: &BrokerConnection, max: i16) -> bool {
+    connection.version_for::<FetchRequest>().is_ok_and(|version| version.min(max) > LAST_FETCH_BY_NAME)
+}
+
+/// A full Fetch by topic id answered without `topic`-`partition`: Apache Kafka answers
+/// UNKNOWN_TOPIC_ID for an id it does not have, Tansu leaves the partition out. Either way no topic
+/// of that id is there, said as an unknown topic (the backup then checks the metadata).
+pub(super) fn left_out_by_id(topic: &str, partition: i32) -> KafkaError {
+    KafkaError::UnknownTopicOrPartition { topic: topic.to_string(), partition: Some(partition) }
+}
+
 pub(super) fn topic_name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
 }
@@ -278,6 +290,7 @@ impl KafkaClient {
         let max_version = if topic_id.is_some() { i16::MAX } else { LAST_FETCH_BY_NAME };
         self.on("Fetch", Route::Fetch(topic, partition), |connection| async move {
             let node = self.fetch_node(topic, partition).await?;
+            let by_id = fetches_by_id(&connection, max_version);
             let topics = vec![FetchTopic::default()
                 .with_topic(topic_name(topic))
                 .with_topic_id(topic_id.unwrap_or_default())
@@ -293,10 +306,14 @@ impl KafkaClient {
                     None,
                 ));
             }
+            let answers: Vec<PartitionData> = response.responses.into_iter().flat_map(|t| t.partitions).collect();
+            if by_id && !answers.iter().any(|p| p.partition_index == partition) {
+                return Err(left_out_by_id(topic, partition));
+            }
             let data = partition_answer(
                 ("Fetch", connection.address()),
                 (topic, partition),
-                response.responses.into_iter().flat_map(|t| t.partitions),
+                answers,
                 |p| p.partition_index,
                 |p| (p.error_code, None),
             )

@@ -4,14 +4,17 @@
 # numbers drift +-40% on shared 2-core machines; the ratio is what counts), for 1 and 4 partitions,
 # then the same backup and restore encrypted (storage.encryption) and on the S3 emulator, each relative
 # to the plain filesystem store measured in the same run; a topic whose producer compressed its
-# batches (what segment compression still gains on it, and costs); and many small partitions
-# against the same bytes on 4 partitions.
+# batches (what segment compression still gains on it, and costs); many small partitions
+# against the same bytes on 4 partitions; and a group snapshot of many consumer groups.
 # Usage: benches/backup_restore.sh
 #   BENCH_MB=1024          topic size (e.g. 256 for a quick run)
 #   BENCH_PARTITIONS="1 4" partition counts, one topic each
 #   BENCH_DATA=text        text (JSON-like events that compress ~6x) or random (incompressible)
 #   BENCH_PRODUCER_CODECS="lz4 zstd"  producer codecs of the producer-compressed case ("" skips it)
 #   BENCH_MANY=1000        partitions of 1 MiB each in the many-partitions case (0 skips it)
+#   BENCH_GROUPS=1000      consumer groups of the group-snapshot case (0 skips it): a snapshot backup
+#                          of a small topic whose groups all committed offsets on it, against the
+#                          same backup snapshotting no group
 #   BENCH_STATIC=2         rounds of the static-binary case (0 skips it): the musl binary of
 #                          scripts/static-binary.sh against the glibc release binary, alternating,
 #                          zstd backup and restore of the last topic
@@ -34,6 +37,7 @@ partition_counts=${BENCH_PARTITIONS:-1 4}
 data=${BENCH_DATA:-text}
 producer_codecs=${BENCH_PRODUCER_CODECS-lz4 zstd}
 many=${BENCH_MANY:-1000}
+group_count=${BENCH_GROUPS:-1000}
 continuous=${BENCH_CONTINUOUS-100 1000}
 worker_counts=${BENCH_WORKERS-1 2 4}
 static_rounds=${BENCH_STATIC:-2}
@@ -252,6 +256,30 @@ if [ "$many" != 0 ]; then
   done
   echo "(vs 4 partitions: time of the case / time of the same records on 4 partitions; issue #13 asks <= 3x;"
   echo " CPU s: ours, user + system; broker CPU s: what the broker used meanwhile, read from /proc)"
+fi
+
+# Group snapshots of an estate: a backup whose snapshot holds $group_count groups' offsets against
+# the same backup snapshotting none (groups excluded), in this run.
+if [ "$group_count" != 0 ]; then
+  echo
+  echo "== group snapshot of $group_count consumer groups (snapshot backup of a $group_count-record topic)"
+  topic=bench-groups
+  $python tools/bench_reference.py fill "$bootstrap" "$topic" "$group_count" 100 1 "$data" >/dev/null
+  $python tools/bench_reference.py groups "$bootstrap" "$topic" "$group_count" bench-group
+  printf '%-26s %10s %14s %10s %14s\n' case seconds "vs no groups" "CPU s" "broker CPU s"
+  for selected in none all; do
+    id=bench-groups-$selected
+    config "$id" backup "$topic" "$id" "$fs_storage" ""
+    [ "$selected" = none ] && sed -i 's/^  topics:$/  groups:\n    exclude: ["*"]\n  topics:/' "$work/$id.yaml"
+    timed "$id" target/release/kafka-backup backup --config "$work/$id.yaml"
+    held=$(ls "$work/store/$id/groups" 2>/dev/null | head -1)
+    if [ "$selected" = all ]; then
+      kept=$($python -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["groups"]))' "$work/store/$id/groups/$held")
+      [ "$kept" = "$group_count" ] || { echo "the snapshot holds $kept groups, not $group_count"; exit 1; }
+    fi
+    [ "$selected" = none ] && no_groups=$seconds
+    printf '%-26s %10s %14s %10s %14s\n' "backup, $selected groups" "$seconds" "$(ratio "$seconds" "$no_groups")" "$cpu" "$broker_cpu"
+  done
 fi
 
 # Continuous backup of many quiet partitions (issue #24): the recovery point (probe produced ->

@@ -9,6 +9,9 @@
       produce took (the values are made before the clock starts): the raw produce reference
   bench_reference.py consume BOOTSTRAP TOPIC RECORDS PARTITIONS
       prints "seconds bytes" of a full read of every partition
+  bench_reference.py groups BOOTSTRAP TOPIC COUNT PREFIX
+      COUNT consumer groups PREFIX-0.. commit offset i (group i) on partition 0 of TOPIC, with the
+      admin client (many at a time)
 """
 import json
 import os
@@ -16,7 +19,7 @@ import random
 import sys
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -78,11 +81,24 @@ def consume(bootstrap, topic, records, partitions):
     print(f"{elapsed:.3f} {total}")
 
 
+def groups(bootstrap, topic, count, prefix):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for start in range(0, count, 100):
+        futures = []
+        for i in range(start, min(start + 100, count)):
+            wanted = ConsumerGroupTopicPartitions(f"{prefix}-{i}", [TopicPartition(topic, 0, i)])
+            futures.extend(admin.alter_consumer_group_offsets([wanted]).values())
+        for future in futures:
+            future.result()
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "fill":
         fill(args[0], args[1], int(args[2]), int(args[3]), int(args[4]), args[5], *args[6:7])
     elif command == "consume":
         consume(args[0], args[1], int(args[2]), int(args[3]))
+    elif command == "groups":
+        groups(args[0], args[1], int(args[2]), args[3])
     else:
         raise SystemExit(__doc__)

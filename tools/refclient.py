@@ -32,6 +32,7 @@ Commands (JSON in, JSON out; bytes are hex strings, null stays null). Every requ
                 each group's consumer (subscribed, auto.offset.reset=error, so it must start at the
                 group's committed offset) reads one record; nothing is committed
   commit        {"bootstrap", "group", "offsets": [{"topic", "partition", "offset"}]}
+  commit-many   {"bootstrap", "commits": [{"group", "offsets": [...]}]} each group's commit, in turn
   committed     {"bootstrap", "group", "topic", "partitions": [int]} -> {"offsets": {partition: offset}}
   hold-group    interactive: first stdin line {"bootstrap", "topic", "group", "group_protocol"}; joins
                 the group (classic by default, or "consumer" for a KIP-848 group),
@@ -305,6 +306,12 @@ def commit(req):
     return {}
 
 
+def commit_many(req):
+    for entry in req["commits"]:
+        commit({**req, "group": entry["group"], "offsets": entry["offsets"]})
+    return {}
+
+
 def committed(req):
     consumer = Consumer(config_of(req, **{"group.id": req["group"], "enable.auto.commit": False}))
     wanted = [TopicPartition(req["topic"], p) for p in req["partitions"]]
@@ -318,7 +325,7 @@ COMMANDS = {"create-topic": create_topic, "produce": produce, "produce-transacti
             "delete-topic": delete_topic,
             "topic-configs": topic_configs, "describe-topic": describe_topic, "list-topics": list_topics, "unsecured-jwt": unsecured_jwt, "acl": acl, "describe-acls": describe_acls,
             "elect-preferred-leaders": elect_preferred_leaders,
-            "commit": commit, "committed": committed}
+            "commit": commit, "commit-many": commit_many, "committed": committed}
 INTERACTIVE = {"hold-group": hold_group}
 
 if __name__ == "__main__":

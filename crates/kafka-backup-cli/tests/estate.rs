@@ -1,8 +1,9 @@
 //! Continuous backups of many partitions, on the 3-node Apache Kafka cluster: fetches go out as one
 //! request per broker for all its partitions, in fetch sessions (counted in the run's own request
 //! metrics), a record produced to any of hundreds of quiet partitions reaches a committed segment,
-//! SIGTERM ends the run with every record backed up (compared with confluent-kafka), and with
-//! `client_rack` every record comes from the replica in that rack (KIP-392).
+//! SIGTERM ends the run with every record backed up (compared with confluent-kafka), with
+//! `client_rack` every record comes from the replica in that rack (KIP-392), and a group snapshot
+//! of many groups asks each coordinator once, not each group.
 
 mod common;
 
@@ -141,4 +142,55 @@ fn with_a_client_rack_every_record_comes_from_the_replica_in_that_rack() {
 fn fastrand_partition() -> i32 {
     (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % PARTITIONS as u32)
         as i32
+}
+
+#[test]
+fn a_group_snapshot_of_many_groups_asks_each_coordinator_once_and_holds_every_groups_offset() {
+    const GROUPS: i64 = 60;
+    let cluster = KafkaCluster::triple();
+    let bootstrap = cluster.bootstrap();
+    let topic = unique("estate-groups");
+    testkit::create_topic(&bootstrap, &topic, 3, &[]);
+    wait_until_every_broker_knows(&bootstrap, &topic, 3);
+    for partition in 0..3 {
+        testkit::produce_small(&bootstrap, &topic, partition, GROUPS as usize);
+    }
+    // Group i commits offset i: every group's own position, spread over the three coordinators.
+    let prefix = unique("estate-group");
+    let commits: Vec<(String, i32, i64)> = (0..GROUPS).map(|i| (format!("{prefix}-{i}"), (i % 3) as i32, i)).collect();
+    testkit::commit_many(&bootstrap, &topic, &commits);
+
+    let dir = TempDir::new().unwrap();
+    let settings = "  continuous: true\n  checkpoint_interval_secs: 1\n";
+    let (child, port) = backup_with_metrics(dir.path(), &bootstrap, "groups", &topic, settings);
+    let snapshots_dir = dir.path().join("store").join("groups").join("groups");
+    let snapshots = || std::fs::read_dir(&snapshots_dir).map(|d| d.count()).unwrap_or(0);
+    wait_for("three group snapshots", HANG, || snapshots() >= 3);
+    let metrics = get(port, "/metrics").map(|(_, body)| body).unwrap_or_default();
+    let taken = snapshots() + 1; // one may be under way
+    send_signal(&child, "-TERM");
+    assert_success(&wait_with_deadline(child, HANG));
+
+    let requests = |api: &str| {
+        metric_value(&metrics, "kafka_backup_kafka_request_duration_seconds_count", &[("api", api)]).unwrap_or(0.0)
+    };
+    let brokers = cluster.node_ids().len() as f64;
+    for api in ["OffsetFetch", "DescribeGroups"] {
+        let per_snapshot = requests(api) / taken as f64;
+        eprintln!("{api}: {} requests for {taken} snapshots of {GROUPS}+ groups", requests(api));
+        assert!(
+            requests(api) > 0.0 && per_snapshot <= brokers,
+            "{api}: {} requests for {taken} snapshots: more than one per coordinator ({brokers} brokers)",
+            requests(api)
+        );
+    }
+    let described = describe_json(dir.path(), "groups");
+    let groups = &described["group_snapshot"]["groups"];
+    for (group, partition, offset) in &commits {
+        let kept = &groups[group.as_str()];
+        assert_eq!(kept[0]["partition"].as_i64(), Some(i64::from(*partition)), "{group}: {kept}");
+        assert_eq!(kept[0]["offset"].as_i64(), Some(*offset), "{group}: {kept}");
+        let shape = &described["group_snapshot"]["descriptions"][group.as_str()];
+        assert_eq!(shape["state"], "Empty", "{group}: {shape}");
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::kafka::{GroupDescription, KafkaClient, KafkaError};
+use crate::kafka::{CommittedOffset, GroupDescription, GroupListing, KafkaClient, KafkaError};
 use crate::layout::{object_start, snapshot_key, SNAPSHOTS_DIR};
 use crate::manifest::{to_json, Lifetime, ManifestError};
 use crate::storage::{BackupStore, StorageError};
@@ -109,43 +109,47 @@ pub async fn take_snapshot(
             ));
         }
     }
-    for group in listed.into_iter().filter(|g| selector.matches(&g.group_id, false)) {
-        let share = group.is_share_group();
-        let offsets = if share {
-            client.share_group_offsets(&group.group_id).await
-        } else {
-            client.committed_offsets(&group.group_id).await
-        };
-        let offsets = match offsets {
-            Ok(offsets) => offsets,
+    // One request per coordinator for all the groups (an estate has thousands), not one per group.
+    let (share, consumer): (Vec<GroupListing>, Vec<GroupListing>) =
+        listed.into_iter().filter(|g| selector.matches(&g.group_id, false)).partition(GroupListing::is_share_group);
+    let names = |groups: Vec<GroupListing>| groups.into_iter().map(|g| g.group_id).collect::<Vec<_>>();
+    let (share, consumer) = (names(share), names(consumer));
+    let kept = |answers: Vec<(String, Result<Vec<CommittedOffset>, KafkaError>)>, warnings: &mut Vec<String>| {
+        let mut kept = BTreeMap::new();
+        for (group, offsets) in answers {
+            let offsets = match offsets {
+                Ok(offsets) => offsets,
+                Err(error) if error.is_refusal() => {
+                    warnings.push(format!("offsets of group {group} were not captured: {error}"));
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let mut on_topics: Vec<GroupOffset> = offsets
+                .into_iter()
+                .filter(|o| topics.contains(&o.topic))
+                .map(|o| GroupOffset { topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata })
+                .collect();
+            if !on_topics.is_empty() {
+                on_topics.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+                kept.insert(group, on_topics);
+            }
+        }
+        Ok(kept)
+    };
+    snapshot.groups = kept(client.committed_offsets_of(&consumer).await, &mut warnings)?;
+    snapshot.share_groups = kept(client.share_group_offsets_of(&share).await, &mut warnings)?;
+    let described: Vec<String> = snapshot.groups.keys().cloned().collect();
+    for (group, description) in client.describe_groups(&described).await {
+        match description {
+            Ok(description) => {
+                snapshot.descriptions.insert(group, description);
+            }
             Err(error) if error.is_refusal() => {
-                warnings.push(format!("offsets of group {} were not captured: {error}", group.group_id));
-                continue;
+                warnings.push(format!("the protocol and members of group {group} were not captured: {error}"))
             }
             Err(error) => return Err(error),
-        };
-        let mut kept: Vec<GroupOffset> = offsets
-            .into_iter()
-            .filter(|o| topics.contains(&o.topic))
-            .map(|o| GroupOffset { topic: o.topic, partition: o.partition, offset: o.offset, metadata: o.metadata })
-            .collect();
-        if kept.is_empty() {
-            continue;
         }
-        kept.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-        if share {
-            snapshot.share_groups.insert(group.group_id, kept);
-            continue;
-        }
-        match client.describe_group(&group.group_id).await {
-            Ok(described) => {
-                snapshot.descriptions.insert(group.group_id.clone(), described);
-            }
-            Err(error) if error.is_refusal() => warnings
-                .push(format!("the protocol and members of group {} were not captured: {error}", group.group_id)),
-            Err(error) => return Err(error),
-        }
-        snapshot.groups.insert(group.group_id, kept);
     }
     Ok((snapshot, warnings))
 }

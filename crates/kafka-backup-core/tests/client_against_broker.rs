@@ -188,6 +188,24 @@ async fn group_offsets_round_trip_between_our_client_and_librdkafka() {
     assert!(ids.contains(&billing.as_str()) && ids.contains(&restored.as_str()), "{ids:?}");
     let described = client.describe_group(&billing).await.unwrap();
     assert_eq!((described.group_id.as_str(), described.state.as_str()), (billing.as_str(), "Empty"));
-    let unknown = client.describe_group(&unique("never-seen")).await.unwrap();
+    let never_seen = unique("never-seen");
+    let unknown = client.describe_group(&never_seen).await.unwrap();
     assert_eq!((unknown.state.as_str(), unknown.members.len()), ("Dead", 0));
+
+    // Asked together (one request per coordinator), each group gets the answer it gets alone.
+    let asked = vec![never_seen.clone(), billing.clone(), restored.clone()];
+    let together = client.describe_groups(&asked).await;
+    let names: Vec<&String> = together.iter().map(|(group, _)| group).collect();
+    assert_eq!(names, asked.iter().collect::<Vec<_>>(), "in the order asked");
+    assert_eq!(together[0].1.as_ref().unwrap(), &unknown);
+    assert_eq!(together[1].1.as_ref().unwrap(), &described);
+    let offsets_together = client.committed_offsets_of(&asked).await;
+    assert!(offsets_together[0].1.as_ref().unwrap().is_empty(), "a group never seen has no offsets");
+    let sorted = |mut offsets: Vec<CommittedOffset>| {
+        offsets.sort_by_key(|o| o.partition);
+        offsets
+    };
+    let restored_alone = sorted(client.committed_offsets(&restored).await.unwrap());
+    assert_eq!(sorted(offsets_together[1].1.clone().unwrap()), offsets);
+    assert_eq!(sorted(offsets_together[2].1.clone().unwrap()), restored_alone);
 }

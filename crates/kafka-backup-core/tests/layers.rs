@@ -59,6 +59,7 @@ const SUBLAYERS: &[(&str, &[&str])] = &[
             "acls",
             "quotas",
             "users",
+            "group_batches",
             "share_groups",
             "groups",
             "membership",

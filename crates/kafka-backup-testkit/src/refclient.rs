@@ -322,6 +322,18 @@ pub fn commit(bootstrap: &str, group: &str, offsets: &[(&str, i32, i64)]) {
     refclient("commit", serde_json::json!({"bootstrap": bootstrap, "group": group, "offsets": offsets}));
 }
 
+/// Commits `offset` of `topic`-`partition` for each `(group, partition, offset)`, with
+/// confluent-kafka, in one process (an estate's worth of groups).
+pub fn commit_many(bootstrap: &str, topic: &str, commits: &[(String, i32, i64)]) {
+    let commits: Vec<_> = commits
+        .iter()
+        .map(|(group, partition, offset)| {
+            serde_json::json!({"group": group, "offsets": [{"topic": topic, "partition": partition, "offset": offset}]})
+        })
+        .collect();
+    refclient("commit-many", serde_json::json!({"bootstrap": bootstrap, "commits": commits}));
+}
+
 /// The first record a subscribed confluent-kafka consumer of each group reads from `topic`,
 /// starting at the group's committed offset (no reset policy), committing nothing.
 pub fn first_record_as_groups(bootstrap: &str, topic: &str, groups: &[&str]) -> BTreeMap<String, RefRecord> {

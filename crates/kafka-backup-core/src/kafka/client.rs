@@ -33,6 +33,8 @@ pub(super) enum Route<'a> {
     Fetch(&'a str, i32),
     /// The leader of a topic-partition, on connections of their own for produces.
     Produce(&'a str, i32),
+    /// The broker at an address (the coordinator of a batch of groups).
+    Broker(&'a str),
     /// The coordinator of a consumer group.
     Coordinator(&'a str),
     /// The transaction coordinator of a transactional id.
@@ -52,6 +54,14 @@ impl Coordinated<'_> {
         match self {
             Self::Group(_) => 0,
             Self::Transaction(_) => 1,
+        }
+    }
+
+    /// A key of the same kind.
+    pub(super) fn with_key(self, key: &str) -> Coordinated<'_> {
+        match self {
+            Self::Group(_) => Coordinated::Group(key),
+            Self::Transaction(_) => Coordinated::Transaction(key),
         }
     }
 
@@ -397,56 +407,55 @@ impl KafkaClient {
         Op: Fn(Arc<BrokerConnection>) -> Fut,
         Fut: Future<Output = Result<T, KafkaError>>,
     {
-        self.config
-            .retry
-            .run(api, || async {
-                let connection = match route {
-                    Route::Any => self.any_connection().await,
-                    Route::Leader(topic, partition) => self.leader_connection(topic, partition, "").await,
-                    Route::Fetch(topic, partition) => match self.fetch_node(topic, partition).await {
-                        Ok(node) => self.node_connection_in(node, &lane("fetch", partition)).await,
-                        Err(error) => Err(error),
-                    },
-                    Route::Produce(topic, partition) => self.produce_connection(topic, partition).await,
-                    Route::Coordinator(group) => self.coordinator_connection(Coordinated::Group(group)).await,
-                    Route::TransactionCoordinator(id) => {
-                        self.coordinator_connection(Coordinated::Transaction(id)).await
-                    }
-                };
-                let timer = Timer::start();
-                let result = match connection {
-                    Ok(connection) => operation(connection).await,
-                    Err(error) => Err(error),
-                };
-                timer.observe(&metrics().kafka_seconds, api);
-                let result = match route {
-                    Route::Fetch(topic, partition) => {
-                        result.map_err(|error| self.fetch_failed(topic, partition, error))
-                    }
-                    _ => result,
-                };
-                if let Err(error) = &result {
-                    metrics().kafka_errors.with_label_values(&[api, error.kind()]).inc();
+        self.config.retry.run(api, || self.attempt(api, route, &operation)).await
+    }
+
+    /// One attempt of [`Self::on`]: `operation` once against the broker `route` names.
+    pub(super) async fn attempt<T, Op, Fut>(&self, api: &str, route: Route<'_>, operation: &Op) -> Result<T, KafkaError>
+    where
+        Op: Fn(Arc<BrokerConnection>) -> Fut,
+        Fut: Future<Output = Result<T, KafkaError>>,
+    {
+        let connection = match route {
+            Route::Any => self.any_connection().await,
+            Route::Broker(address) => self.connection_in(address, "").await,
+            Route::Leader(topic, partition) => self.leader_connection(topic, partition, "").await,
+            Route::Fetch(topic, partition) => match self.fetch_node(topic, partition).await {
+                Ok(node) => self.node_connection_in(node, &lane("fetch", partition)).await,
+                Err(error) => Err(error),
+            },
+            Route::Produce(topic, partition) => self.produce_connection(topic, partition).await,
+            Route::Coordinator(group) => self.coordinator_connection(Coordinated::Group(group)).await,
+            Route::TransactionCoordinator(id) => self.coordinator_connection(Coordinated::Transaction(id)).await,
+        };
+        let timer = Timer::start();
+        let result = match connection {
+            Ok(connection) => operation(connection).await,
+            Err(error) => Err(error),
+        };
+        timer.observe(&metrics().kafka_seconds, api);
+        let result = match route {
+            Route::Fetch(topic, partition) => result.map_err(|error| self.fetch_failed(topic, partition, error)),
+            _ => result,
+        };
+        if let Err(error) = &result {
+            metrics().kafka_errors.with_label_values(&[api, error.kind()]).inc();
+            match route {
+                Route::Leader(topic, _) | Route::Fetch(topic, _) | Route::Produce(topic, _)
+                    if error.invalidates_metadata() =>
+                {
+                    self.forget_topic(topic)
                 }
-                if let Err(error) = &result {
-                    match route {
-                        Route::Leader(topic, _) | Route::Fetch(topic, _) | Route::Produce(topic, _)
-                            if error.invalidates_metadata() =>
-                        {
-                            self.forget_topic(topic)
-                        }
-                        Route::Coordinator(group) if error.invalidates_coordinator() => {
-                            self.forget_coordinator(Coordinated::Group(group))
-                        }
-                        Route::TransactionCoordinator(id) if error.invalidates_coordinator() => {
-                            self.forget_coordinator(Coordinated::Transaction(id))
-                        }
-                        _ => {}
-                    }
+                Route::Coordinator(group) if error.invalidates_coordinator() => {
+                    self.forget_coordinator(Coordinated::Group(group))
                 }
-                result
-            })
-            .await
+                Route::TransactionCoordinator(id) if error.invalidates_coordinator() => {
+                    self.forget_coordinator(Coordinated::Transaction(id))
+                }
+                _ => {}
+            }
+        }
+        result
     }
 
     async fn coordinator_connection(&self, coordinated: Coordinated<'_>) -> Result<Arc<BrokerConnection>, KafkaError> {
@@ -460,17 +469,26 @@ impl KafkaClient {
         coordinated: Coordinated<'_>,
         lane: &str,
     ) -> Result<Arc<BrokerConnection>, KafkaError> {
-        let cached = self.coordinators.lock().expect("coordinator lock").get(&coordinated.cache_key()).cloned();
-        let coordinator = match cached {
+        let coordinator = match self.cached_coordinator(coordinated) {
             Some(coordinator) => coordinator,
             None => {
                 // Boxed: the lookup itself goes through `on`, which may call back here.
                 let found = Box::pin(self.lookup_coordinator(coordinated)).await?;
-                self.coordinators.lock().expect("coordinator lock").insert(coordinated.cache_key(), found.clone());
+                self.remember_coordinator(coordinated, found.clone());
                 found
             }
         };
         self.connection_in(&coordinator.address(), lane).await
+    }
+
+    /// The coordinator of `coordinated` as last found, if it is known.
+    pub(super) fn cached_coordinator(&self, coordinated: Coordinated<'_>) -> Option<BrokerInfo> {
+        self.coordinators.lock().expect("coordinator lock").get(&coordinated.cache_key()).cloned()
+    }
+
+    /// Keeps `coordinator` as the coordinator of `coordinated`.
+    pub(super) fn remember_coordinator(&self, coordinated: Coordinated<'_>, coordinator: BrokerInfo) {
+        self.coordinators.lock().expect("coordinator lock").insert(coordinated.cache_key(), coordinator);
     }
 
     /// Forgets the coordinator of `coordinated` after an error that says it moved.

@@ -3,6 +3,9 @@
 //! DeleteGroups and OffsetDelete. Old and batched request shapes (FindCoordinator v4+, OffsetFetch
 //! v8+) are both handled.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
@@ -17,6 +20,7 @@ use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 
 use super::client::{Coordinated, KafkaClient, Route};
+use super::connection::BrokerConnection;
 use super::metadata::BrokerInfo;
 use super::KafkaError;
 
@@ -138,35 +142,236 @@ fn group_id(group: &str) -> GroupId {
     GroupId(StrBytes::from_string(group.to_string()))
 }
 
+/// Each group's answer to a request that asked for several (in the order asked): the whole
+/// request's failure is the outer error, a group's own error its entry's.
+pub(super) type GroupAnswers<T> = Vec<(String, Result<T, KafkaError>)>;
+
+/// The one answer of a request that asked for one group.
+pub(super) fn only_answer<T>(answers: GroupAnswers<T>) -> Result<T, KafkaError> {
+    answers.into_iter().next().map(|(_, answer)| answer).expect("a group answer per group asked")
+}
+
+/// Puts each of `asked` in the order asked with its entry of `answered`, or an error naming `api`
+/// for one the response left out.
+pub(super) fn in_asked_order<T>(
+    (api, address): (&'static str, &str),
+    asked: Vec<String>,
+    mut answered: HashMap<String, Result<T, KafkaError>>,
+) -> GroupAnswers<T> {
+    asked
+        .into_iter()
+        .map(|group| {
+            let answer = answered
+                .remove(&group)
+                .unwrap_or_else(|| Err(KafkaError::no_answer(api, address, format!("no result for group {group}"))));
+            (group, answer)
+        })
+        .collect()
+}
+
+/// The coordinators of `keys` (groups or transactional ids, as `kind` says) in one
+/// FindCoordinator (v4+ batches keys; before, one request per key on the same connection).
+pub(super) async fn find_coordinators(
+    connection: &BrokerConnection,
+    kind: Coordinated<'_>,
+    keys: Vec<String>,
+) -> Result<GroupAnswers<BrokerInfo>, KafkaError> {
+    let version = connection.version_for::<FindCoordinatorRequest>()?;
+    let request = FindCoordinatorRequest::default().with_key_type(kind.key_type());
+    let found = |key: &str, code: i16, message: Option<StrBytes>, (node_id, host, port)| match code {
+        0 => Ok(BrokerInfo { node_id, host, port, rack: None }),
+        code => Err(KafkaError::broker(
+            "FindCoordinator",
+            kind.with_key(key).context(),
+            connection.address(),
+            code,
+            message.map(|m| m.to_string()),
+        )),
+    };
+    let mut answered = HashMap::new();
+    if version >= FIND_COORDINATOR_BATCHED {
+        let keys_asked = keys.iter().map(|k| StrBytes::from_string(k.clone())).collect();
+        let response = connection.send(&request.with_coordinator_keys(keys_asked)).await?;
+        for c in response.coordinators {
+            let key = c.key.to_string();
+            let answer = found(&key, c.error_code, c.error_message, (c.node_id.0, c.host.to_string(), c.port));
+            answered.insert(key, answer);
+        }
+    } else {
+        for key in &keys {
+            let response = connection.send(&request.clone().with_key(StrBytes::from_string(key.clone()))).await?;
+            let at = (response.node_id.0, response.host.to_string(), response.port);
+            answered.insert(key.clone(), found(key, response.error_code, response.error_message, at));
+        }
+    }
+    Ok(in_asked_order(("FindCoordinator", connection.address()), keys, answered))
+}
+
+/// One partition's committed offset in an OffsetFetch answer, whichever version's shape it came in.
+struct AnsweredOffset {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    metadata: Option<StrBytes>,
+    code: i16,
+}
+
+/// The partitions of OffsetFetch answer topics as [`AnsweredOffset`]s: the answer of a group
+/// (v8+) and of a whole request (before) have the same fields in types of their own.
+macro_rules! answered_offsets {
+    ($topics:expr) => {
+        $topics.into_iter().flat_map(|t| {
+            t.partitions.into_iter().map(move |p| AnsweredOffset {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                metadata: p.metadata,
+                code: p.error_code,
+            })
+        })
+    };
+}
+
+/// The committed offsets of `group` from its answer (`code`: the group's error), or the first
+/// error in it.
+fn group_offsets(
+    (group, address): (&str, &str),
+    code: i16,
+    answered: impl IntoIterator<Item = AnsweredOffset>,
+) -> Result<Vec<CommittedOffset>, KafkaError> {
+    let error = |code| KafkaError::broker("OffsetFetch", group_context(group), address, code, None);
+    if code != 0 {
+        return Err(error(code));
+    }
+    let mut offsets = Vec::new();
+    for answer in answered {
+        if answer.code != 0 {
+            return Err(error(answer.code));
+        }
+        // -1 means "no offset committed" for a partition the group knows of.
+        if answer.offset >= 0 {
+            let (topic, partition, offset) = (answer.topic, answer.partition, answer.offset);
+            offsets.push(CommittedOffset {
+                topic,
+                partition,
+                offset,
+                metadata: answer.metadata.map(|m| m.to_string()),
+            });
+        }
+    }
+    Ok(offsets)
+}
+
+/// Every committed offset of each of `groups`, in one OffsetFetch (v8+ batches groups; before,
+/// one request per group on the same connection).
+pub(super) async fn fetch_offsets(
+    connection: Arc<BrokerConnection>,
+    groups: Vec<String>,
+) -> Result<GroupAnswers<Vec<CommittedOffset>>, KafkaError> {
+    let version = connection.version_for::<OffsetFetchRequest>()?;
+    let address = connection.address();
+    let mut answered = HashMap::new();
+    if version >= OFFSET_FETCH_BATCHED {
+        let asked =
+            groups.iter().map(|g| OffsetFetchRequestGroup::default().with_group_id(group_id(g)).with_topics(None));
+        let response = connection.send(&OffsetFetchRequest::default().with_groups(asked.collect())).await?;
+        for answer in response.groups {
+            let group = answer.group_id.0.to_string();
+            let partitions = answered_offsets!(answer.topics);
+            let offsets = group_offsets((&group, address), answer.error_code, partitions);
+            answered.insert(group, offsets);
+        }
+    } else {
+        for group in &groups {
+            let request = OffsetFetchRequest::default().with_group_id(group_id(group)).with_topics(None);
+            let response = connection.send(&request).await?;
+            let partitions = answered_offsets!(response.topics);
+            answered.insert(group.clone(), group_offsets((group, address), response.error_code, partitions));
+        }
+    }
+    Ok(in_asked_order(("OffsetFetch", address), groups, answered))
+}
+
+/// State, protocol and members of each of `groups` as classic groups, in one DescribeGroups.
+pub(super) async fn describe_classic_groups(
+    connection: Arc<BrokerConnection>,
+    groups: Vec<String>,
+) -> Result<GroupAnswers<GroupDescription>, KafkaError> {
+    let asked = groups.iter().map(|g| group_id(g)).collect();
+    let response = connection.send(&DescribeGroupsRequest::default().with_groups(asked)).await?;
+    let mut answered = HashMap::new();
+    for described in response.groups {
+        let group = described.group_id.0.to_string();
+        let answer = GroupAnswer { code: described.error_code, message: described.error_message };
+        let protocol_type = described.protocol_type.to_string();
+        let members = described.members.into_iter().map(|m| GroupMember {
+            member_id: m.member_id.to_string(),
+            instance_id: m.group_instance_id.map(|id| id.to_string()),
+            client_id: m.client_id.to_string(),
+            client_host: m.client_host.to_string(),
+            subscribed_topics: classic_subscription(&protocol_type, &m.member_metadata),
+            subscribed_regex: None,
+        });
+        let description = GroupDescription {
+            group_id: group.clone(),
+            state: described.group_state.to_string(),
+            protocol: "classic".to_string(),
+            assignor: described.protocol_data.to_string(),
+            members: members.collect(),
+        };
+        answered.insert(group, answer.into_description("DescribeGroups", connection.address(), description));
+    }
+    Ok(in_asked_order(("DescribeGroups", connection.address()), groups, answered))
+}
+
+/// State, assignor and members of each of `groups` as KIP-848 consumer groups, in one
+/// ConsumerGroupDescribe; a group it does not know is `Dead`, without members.
+pub(super) async fn describe_consumer_groups(
+    connection: Arc<BrokerConnection>,
+    groups: Vec<String>,
+) -> Result<GroupAnswers<GroupDescription>, KafkaError> {
+    let request = ConsumerGroupDescribeRequest::default().with_group_ids(groups.iter().map(|g| group_id(g)).collect());
+    let response = connection.send(&request).await?;
+    let mut answered = HashMap::new();
+    for described in response.groups {
+        let group = described.group_id.0.to_string();
+        let mut description = GroupDescription {
+            group_id: group.clone(),
+            state: described.group_state.to_string(),
+            protocol: "consumer".to_string(),
+            assignor: described.assignor_name.to_string(),
+            members: Vec::new(),
+        };
+        if described.error_code == ResponseError::GroupIdNotFound.code() {
+            description.state = "Dead".to_string();
+            answered.insert(group, Ok(description));
+            continue;
+        }
+        let answer = GroupAnswer { code: described.error_code, message: described.error_message };
+        description.members = described
+            .members
+            .into_iter()
+            .map(|m| GroupMember {
+                member_id: m.member_id.to_string(),
+                instance_id: m.instance_id.map(|id| id.to_string()),
+                client_id: m.client_id.to_string(),
+                client_host: m.client_host.to_string(),
+                subscribed_topics: m.subscribed_topic_names.iter().map(|t| t.0.to_string()).collect(),
+                subscribed_regex: m.subscribed_topic_regex.map(|r| r.to_string()),
+            })
+            .collect();
+        answered.insert(group, answer.into_description("ConsumerGroupDescribe", connection.address(), description));
+    }
+    Ok(in_asked_order(("ConsumerGroupDescribe", connection.address()), groups, answered))
+}
+
 impl KafkaClient {
     /// Finds the coordinator broker of a group or transactional id.
     pub(super) async fn lookup_coordinator(&self, coordinated: Coordinated<'_>) -> Result<BrokerInfo, KafkaError> {
-        let group = coordinated.key();
-        self.on("FindCoordinator", Route::Any, |connection| async move {
-            let version = connection.version_for::<FindCoordinatorRequest>()?;
-            let request = FindCoordinatorRequest::default().with_key_type(coordinated.key_type());
-            let request = if version >= FIND_COORDINATOR_BATCHED {
-                request.with_coordinator_keys(vec![StrBytes::from_string(group.to_string())])
-            } else {
-                request.with_key(StrBytes::from_string(group.to_string()))
-            };
-            let response = connection.send(&request).await?;
-            let (error_code, node_id, host, port) = match response.coordinators.first() {
-                Some(c) if version >= FIND_COORDINATOR_BATCHED => {
-                    (c.error_code, c.node_id.0, c.host.to_string(), c.port)
-                }
-                _ => (response.error_code, response.node_id.0, response.host.to_string(), response.port),
-            };
-            if error_code != 0 {
-                return Err(KafkaError::broker(
-                    "FindCoordinator",
-                    coordinated.context(),
-                    connection.address(),
-                    error_code,
-                    None,
-                ));
-            }
-            Ok(BrokerInfo { node_id, host, port, rack: None })
+        let key = vec![coordinated.key().to_string()];
+        self.on("FindCoordinator", Route::Any, |connection| {
+            let key = key.clone();
+            async move { only_answer(find_coordinators(&connection, coordinated, key).await?) }
         })
         .await
     }
@@ -174,54 +379,7 @@ impl KafkaClient {
     /// Every committed offset of `group`.
     pub async fn committed_offsets(&self, group: &str) -> Result<Vec<CommittedOffset>, KafkaError> {
         self.on("OffsetFetch", Route::Coordinator(group), |connection| async move {
-            let version = connection.version_for::<OffsetFetchRequest>()?;
-            let error =
-                |code: i16| KafkaError::broker("OffsetFetch", group_context(group), connection.address(), code, None);
-            let mut offsets = Vec::new();
-            let mut push = |topic: &TopicName, partition: i32, offset: i64, metadata: &Option<StrBytes>| {
-                offsets.push(CommittedOffset {
-                    topic: topic.0.to_string(),
-                    partition,
-                    offset,
-                    metadata: metadata.as_ref().map(|m| m.to_string()),
-                })
-            };
-            if version >= OFFSET_FETCH_BATCHED {
-                let request = OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
-                    .with_group_id(group_id(group))
-                    .with_topics(None)]);
-                let response = connection.send(&request).await?;
-                for answer in &response.groups {
-                    if answer.error_code != 0 {
-                        return Err(error(answer.error_code));
-                    }
-                    for topic in &answer.topics {
-                        for p in &topic.partitions {
-                            if p.error_code != 0 {
-                                return Err(error(p.error_code));
-                            }
-                            push(&topic.name, p.partition_index, p.committed_offset, &p.metadata);
-                        }
-                    }
-                }
-            } else {
-                let request = OffsetFetchRequest::default().with_group_id(group_id(group)).with_topics(None);
-                let response = connection.send(&request).await?;
-                if response.error_code != 0 {
-                    return Err(error(response.error_code));
-                }
-                for topic in &response.topics {
-                    for p in &topic.partitions {
-                        if p.error_code != 0 {
-                            return Err(error(p.error_code));
-                        }
-                        push(&topic.name, p.partition_index, p.committed_offset, &p.metadata);
-                    }
-                }
-            }
-            // -1 means "no offset committed" for a partition the group knows of.
-            offsets.retain(|o| o.offset >= 0);
-            Ok(offsets)
+            only_answer(fetch_offsets(connection, vec![group.to_string()]).await?)
         })
         .await
     }
@@ -323,71 +481,16 @@ impl KafkaClient {
         }
     }
 
-    async fn describe_classic_group(&self, group: &str) -> Result<GroupDescription, KafkaError> {
+    pub(super) async fn describe_classic_group(&self, group: &str) -> Result<GroupDescription, KafkaError> {
         self.on("DescribeGroups", Route::Coordinator(group), |connection| async move {
-            let response =
-                connection.send(&DescribeGroupsRequest::default().with_groups(vec![group_id(group)])).await?;
-            let described = response.groups.into_iter().next().ok_or_else(|| {
-                KafkaError::no_answer("DescribeGroups", connection.address(), format!("no result for group {group}"))
-            })?;
-            let answer = GroupAnswer { code: described.error_code, message: described.error_message };
-            let protocol_type = described.protocol_type.to_string();
-            let members = described.members.into_iter().map(|m| GroupMember {
-                member_id: m.member_id.to_string(),
-                instance_id: m.group_instance_id.map(|id| id.to_string()),
-                client_id: m.client_id.to_string(),
-                client_host: m.client_host.to_string(),
-                subscribed_topics: classic_subscription(&protocol_type, &m.member_metadata),
-                subscribed_regex: None,
-            });
-            let description = GroupDescription {
-                group_id: group.to_string(),
-                state: described.group_state.to_string(),
-                protocol: "classic".to_string(),
-                assignor: described.protocol_data.to_string(),
-                members: members.collect(),
-            };
-            answer.into_description("DescribeGroups", connection.address(), description)
+            only_answer(describe_classic_groups(connection, vec![group.to_string()]).await?)
         })
         .await
     }
 
-    async fn describe_consumer_group(&self, group: &str) -> Result<GroupDescription, KafkaError> {
+    pub(super) async fn describe_consumer_group(&self, group: &str) -> Result<GroupDescription, KafkaError> {
         self.on("ConsumerGroupDescribe", Route::Coordinator(group), |connection| async move {
-            let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![group_id(group)]);
-            let response = connection.send(&request).await?;
-            let described = response.groups.into_iter().next().ok_or_else(|| {
-                KafkaError::no_answer(
-                    "ConsumerGroupDescribe",
-                    connection.address(),
-                    format!("no result for group {group}"),
-                )
-            })?;
-            let mut description = GroupDescription {
-                group_id: group.to_string(),
-                state: described.group_state.to_string(),
-                protocol: "consumer".to_string(),
-                assignor: described.assignor_name.to_string(),
-                members: Vec::new(),
-            };
-            if described.error_code == ResponseError::GroupIdNotFound.code() {
-                description.state = "Dead".to_string();
-                return Ok(description);
-            }
-            let answer = GroupAnswer { code: described.error_code, message: described.error_message };
-            description.members = described
-                .members
-                .into_iter()
-                .map(|m| GroupMember {
-                    member_id: m.member_id.to_string(),
-                    instance_id: m.instance_id.map(|id| id.to_string()),
-                    client_id: m.client_id.to_string(),
-                    client_host: m.client_host.to_string(),
-                    subscribed_topics: m.subscribed_topic_names.iter().map(|t| t.0.to_string()).collect(),
-                    subscribed_regex: m.subscribed_topic_regex.map(|r| r.to_string()),
-                })
-                .collect();
-            answer.into_description("ConsumerGroupDescribe", connection.address(), description)
+            only_answer(describe_consumer_groups(connection, vec![group.to_string()]).await?)
         })
         .await
     }

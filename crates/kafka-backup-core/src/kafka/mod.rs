@@ -12,6 +12,7 @@ mod connection;
 mod error;
 mod fetch_rounds;
 mod fetch_session;
+mod group_batches;
 mod groups;
 mod log;
 mod membership;

@@ -1,6 +1,9 @@
 //! Share-group positions (KIP-932): DescribeShareGroupOffsets (each partition's start offset: the
 //! first record not yet acknowledged for good), AlterShareGroupOffsets and DeleteShareGroupOffsets.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use kafka_protocol::messages::alter_share_group_offsets_request::{
     AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
 };
@@ -12,7 +15,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::client::{KafkaClient, Route};
-use super::groups::CommittedOffset;
+use super::connection::BrokerConnection;
+use super::groups::{in_asked_order, only_answer, CommittedOffset, GroupAnswers};
 use super::KafkaError;
 
 fn text(value: &str) -> StrBytes {
@@ -37,21 +41,23 @@ impl PartitionAnswer<'_> {
     }
 }
 
-impl KafkaClient {
-    /// The start offset of share group `group` on every partition it has a position on (as
-    /// `CommittedOffset`s without metadata; partitions without one are left out).
-    pub async fn share_group_offsets(&self, group: &str) -> Result<Vec<CommittedOffset>, KafkaError> {
-        self.on("DescribeShareGroupOffsets", Route::Coordinator(group), |connection| async move {
-            let asked = DescribeShareGroupOffsetsRequestGroup::default().with_group_id(GroupId(text(group)));
-            let request = DescribeShareGroupOffsetsRequest::default().with_groups(vec![asked.with_topics(None)]);
-            let response = connection.send(&request).await?;
-            let described = response.groups.into_iter().next().ok_or_else(|| {
-                KafkaError::no_answer("DescribeShareGroupOffsets", connection.address(), format!("no group {group}"))
-            })?;
+/// The start offsets of each of share groups `groups`, in one DescribeShareGroupOffsets (see
+/// [`KafkaClient::share_group_offsets`]).
+pub(super) async fn describe_share_offsets(
+    connection: Arc<BrokerConnection>,
+    groups: Vec<String>,
+) -> Result<GroupAnswers<Vec<CommittedOffset>>, KafkaError> {
+    let asked = groups.iter().map(|g| DescribeShareGroupOffsetsRequestGroup::default().with_group_id(GroupId(text(g))));
+    let request = DescribeShareGroupOffsetsRequest::default().with_groups(asked.map(|g| g.with_topics(None)).collect());
+    let response = connection.send(&request).await?;
+    let address = connection.address();
+    let mut answered = HashMap::new();
+    for described in response.groups {
+        let group = described.group_id.0.to_string();
+        let read = || {
             let message = described.error_message.map(|m| m.to_string());
-            let address = connection.address();
-            KafkaError::check("DescribeShareGroupOffsets", context(group), address, described.error_code, message)?;
-            let answer = PartitionAnswer { api: "DescribeShareGroupOffsets", group, address };
+            KafkaError::check("DescribeShareGroupOffsets", context(&group), address, described.error_code, message)?;
+            let answer = PartitionAnswer { api: "DescribeShareGroupOffsets", group: &group, address };
             let mut offsets = Vec::new();
             for topic in described.topics {
                 for partition in topic.partitions {
@@ -69,6 +75,19 @@ impl KafkaClient {
             }
             offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
             Ok(offsets)
+        };
+        let offsets = read();
+        answered.insert(group, offsets);
+    }
+    Ok(in_asked_order(("DescribeShareGroupOffsets", address), groups, answered))
+}
+
+impl KafkaClient {
+    /// The start offset of share group `group` on every partition it has a position on (as
+    /// `CommittedOffset`s without metadata; partitions without one are left out).
+    pub async fn share_group_offsets(&self, group: &str) -> Result<Vec<CommittedOffset>, KafkaError> {
+        self.on("DescribeShareGroupOffsets", Route::Coordinator(group), |connection| async move {
+            only_answer(describe_share_offsets(connection, vec![group.to_string()]).await?)
         })
         .await
     }

@@ -270,7 +270,7 @@ if [ "$group_count" != 0 ]; then
   for selected in none all; do
     id=bench-groups-$selected
     config "$id" backup "$topic" "$id" "$fs_storage" ""
-    [ "$selected" = none ] && sed -i 's/^  topics:$/  groups:\n    exclude: ["*"]\n  topics:/' "$work/$id.yaml"
+    [ "$selected" = none ] && sed -i 's/^  topics:$/  groups:\n    include: ["no-group-*"]\n  topics:/' "$work/$id.yaml"
     timed "$id" target/release/kafka-backup backup --config "$work/$id.yaml"
     held=$(ls "$work/store/$id/groups" 2>/dev/null | head -1)
     if [ "$selected" = all ]; then

@@ -7,15 +7,15 @@ use std::time::Duration;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest,
-    ListOffsetsRequest, ProducerId, TopicName,
+    CreateTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, ProducerId,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::client::{KafkaClient, Route};
-use super::{KafkaError, OffsetSpec};
+use super::log::list_offsets_on;
+use super::{IsolationLevel, KafkaError, OffsetSpec};
 
 /// How often a new topic's readiness is checked.
 pub(crate) const TOPIC_POLL: Duration = Duration::from_millis(100);
@@ -150,25 +150,9 @@ impl KafkaClient {
         }
         let mut serving = BTreeSet::new();
         for (leader, partitions) in by_leader {
-            let connection = self.node_connection(leader).await?;
-            let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
-                ListOffsetsTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                    .with_partitions(
-                        partitions
-                            .iter()
-                            .map(|&p| {
-                                ListOffsetsPartition::default()
-                                    .with_partition_index(p)
-                                    .with_current_leader_epoch(-1)
-                                    .with_timestamp(OffsetSpec::Latest.wire_value())
-                            })
-                            .collect(),
-                    ),
-            ]);
-            let response = connection.send(&request).await?;
-            let answered = response.topics.iter().flat_map(|t| t.partitions.iter()).filter(|p| p.error_code == 0);
-            serving.extend(answered.map(|p| p.partition_index));
+            let asked = (topic, OffsetSpec::Latest, IsolationLevel::ReadUncommitted);
+            let answered = list_offsets_on(self.node_connection(leader).await?, asked, partitions).await?;
+            serving.extend(answered.into_iter().filter(|(_, answer)| answer.is_ok()).map(|(partition, _)| partition));
         }
         Ok(serving)
     }

@@ -35,6 +35,8 @@ pub(super) enum Route<'a> {
     Produce(&'a str, i32),
     /// The broker at an address (the coordinator of a batch of groups).
     Broker(&'a str),
+    /// The broker of a node id (the leader of a batch of partitions).
+    Node(i32),
     /// The coordinator of a consumer group.
     Coordinator(&'a str),
     /// The transaction coordinator of a transactional id.
@@ -84,6 +86,11 @@ impl Coordinated<'_> {
     fn cache_key(&self) -> String {
         format!("{}:{}", self.key_type(), self.key())
     }
+}
+
+/// The one answer of a request that asked for one key (see [`KafkaClient::per_broker`]).
+pub(super) fn only_answer<K, T>(answers: Vec<(K, Result<T, KafkaError>)>) -> Result<T, KafkaError> {
+    answers.into_iter().next().map(|(_, answer)| answer).expect("an answer per key asked")
 }
 
 /// Connections per broker for fetches, and as many for produces: a broker answers the requests
@@ -410,6 +417,54 @@ impl KafkaClient {
         self.config.retry.run(api, || self.attempt(api, route, &operation)).await
     }
 
+    /// Asks each broker of `batches` once for its keys (`batch`: every key's answer, or the
+    /// request's failure). A key whose answer says to try again (a leader or coordinator moved,
+    /// one loading), every key of a batch that failed as a whole, and every key of `unrouted` (no
+    /// broker known for it) is asked again on its own with `single`, under the retry policy, after
+    /// `forget` dropped what routed it. Returns every key's answer.
+    pub(super) async fn per_broker<K, T, Batch, BatchFut, Single, SingleFut>(
+        &self,
+        api: &'static str,
+        (batches, mut unrouted): (Vec<(Route<'_>, Vec<K>)>, Vec<K>),
+        (batch, single): (Batch, Single),
+        forget: impl Fn(&K),
+    ) -> HashMap<K, Result<T, KafkaError>>
+    where
+        K: Clone + Eq + std::hash::Hash,
+        Batch: Fn(Arc<BrokerConnection>, Vec<K>) -> BatchFut,
+        BatchFut: Future<Output = Result<Vec<(K, Result<T, KafkaError>)>, KafkaError>>,
+        Single: Fn(K) -> SingleFut,
+        SingleFut: Future<Output = Result<T, KafkaError>>,
+    {
+        let mut answered = HashMap::new();
+        for (route, keys) in batches {
+            match self.attempt(api, route, &|connection| batch(connection, keys.clone())).await {
+                Ok(answers) => {
+                    for (key, answer) in answers {
+                        match answer {
+                            Err(error) if error.is_retriable() => {
+                                forget(&key);
+                                unrouted.push(key);
+                            }
+                            answer => {
+                                answered.insert(key, answer);
+                            }
+                        }
+                    }
+                }
+                Err(_) => {
+                    keys.iter().for_each(&forget);
+                    unrouted.extend(keys);
+                }
+            }
+        }
+        for key in unrouted {
+            let answer = single(key.clone()).await;
+            answered.insert(key, answer);
+        }
+        answered
+    }
+
     /// One attempt of [`Self::on`]: `operation` once against the broker `route` names.
     pub(super) async fn attempt<T, Op, Fut>(&self, api: &str, route: Route<'_>, operation: &Op) -> Result<T, KafkaError>
     where
@@ -419,6 +474,7 @@ impl KafkaClient {
         let connection = match route {
             Route::Any => self.any_connection().await,
             Route::Broker(address) => self.connection_in(address, "").await,
+            Route::Node(node) => self.node_connection(node).await,
             Route::Leader(topic, partition) => self.leader_connection(topic, partition, "").await,
             Route::Fetch(topic, partition) => match self.fetch_node(topic, partition).await {
                 Ok(node) => self.node_connection_in(node, &lane("fetch", partition)).await,

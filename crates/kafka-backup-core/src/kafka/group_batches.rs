@@ -14,7 +14,6 @@ use super::groups::{
 };
 use super::share_groups::describe_share_offsets;
 use super::{CommittedOffset, GroupDescription, KafkaError};
-use crate::retry::Retriable;
 
 impl KafkaClient {
     /// Every committed offset of each of `groups` (see [`Self::committed_offsets`]), in one
@@ -66,10 +65,9 @@ impl KafkaClient {
         described
     }
 
-    /// Runs `batch` once for each coordinator with the groups it coordinates. A group whose
-    /// coordinator is not found, whose batch failed as a whole, or whose answer says to try again
-    /// (the coordinator moved or is loading) is asked again on its own with `single`, under the
-    /// retry policy and a fresh coordinator lookup. Answers come in the order of `groups`.
+    /// Runs `batch` once for each coordinator with the groups it coordinates; a group whose
+    /// coordinator is not found, or moved, is asked again on its own with `single`
+    /// ([`KafkaClient::per_broker`]). Answers come in the order of `groups`.
     async fn per_coordinator<T, Batch, BatchFut, Single, SingleFut>(
         &self,
         api: &'static str,
@@ -83,35 +81,10 @@ impl KafkaClient {
         Single: Fn(String) -> SingleFut,
         SingleFut: Future<Output = Result<T, KafkaError>>,
     {
-        let (by_coordinator, mut again) = self.coordinators_of(groups).await;
-        let mut answered: HashMap<String, Result<T, KafkaError>> = HashMap::new();
-        for (address, asked) in by_coordinator {
-            let answers =
-                self.attempt(api, Route::Broker(&address), &|connection| batch(connection, asked.clone())).await;
-            match answers {
-                Ok(answers) => {
-                    for (group, answer) in answers {
-                        match answer {
-                            Err(error) if error.is_retriable() => {
-                                self.forget_coordinator(Coordinated::Group(&group));
-                                again.push(group);
-                            }
-                            answer => {
-                                answered.insert(group, answer);
-                            }
-                        }
-                    }
-                }
-                Err(_) => {
-                    asked.iter().for_each(|group| self.forget_coordinator(Coordinated::Group(group)));
-                    again.extend(asked);
-                }
-            }
-        }
-        for group in again {
-            let answer = single(group.clone()).await;
-            answered.insert(group, answer);
-        }
+        let (by_coordinator, not_found) = self.coordinators_of(groups).await;
+        let batches = by_coordinator.iter().map(|(address, asked)| (Route::Broker(address), asked.clone())).collect();
+        let forget = |group: &String| self.forget_coordinator(Coordinated::Group(group));
+        let mut answered = self.per_broker(api, (batches, not_found), (batch, single), forget).await;
         groups.iter().map(|group| (group.clone(), answered.remove(group).expect("every group answered"))).collect()
     }
 

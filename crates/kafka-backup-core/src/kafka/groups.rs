@@ -19,7 +19,7 @@ use kafka_protocol::protocol::{Decodable, Message, StrBytes};
 use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 
-use super::client::{Coordinated, KafkaClient, Route};
+use super::client::{only_answer, Coordinated, KafkaClient, Route};
 use super::connection::BrokerConnection;
 use super::metadata::BrokerInfo;
 use super::KafkaError;
@@ -145,11 +145,6 @@ fn group_id(group: &str) -> GroupId {
 /// Each group's answer to a request that asked for several (in the order asked): the whole
 /// request's failure is the outer error, a group's own error its entry's.
 pub(super) type GroupAnswers<T> = Vec<(String, Result<T, KafkaError>)>;
-
-/// The one answer of a request that asked for one group.
-pub(super) fn only_answer<T>(answers: GroupAnswers<T>) -> Result<T, KafkaError> {
-    answers.into_iter().next().map(|(_, answer)| answer).expect("a group answer per group asked")
-}
 
 /// Puts each of `asked` in the order asked with its entry of `answered`, or an error naming `api`
 /// for one the response left out.

@@ -2,6 +2,7 @@
 //! DeleteRecords.
 //! Record sets travel as raw bytes; `records` decodes them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::client::{KafkaClient, Route};
+use super::client::{only_answer, KafkaClient, Route};
 use super::connection::{BrokerConnection, PendingResponse};
 use super::KafkaError;
 use crate::metrics::metrics;
@@ -221,6 +222,38 @@ fn partition_answer<P>(
     }
 }
 
+/// The offset matching `spec` (read with `isolation`) of each of `partitions` of `topic`, in one
+/// ListOffsets on `connection`.
+pub(super) async fn list_offsets_on(
+    connection: Arc<BrokerConnection>,
+    (topic, spec, isolation): (&str, OffsetSpec, IsolationLevel),
+    partitions: Vec<i32>,
+) -> Result<Vec<(i32, Result<i64, KafkaError>)>, KafkaError> {
+    let asked = partitions.iter().map(|&partition| {
+        ListOffsetsPartition::default()
+            .with_partition_index(partition)
+            .with_current_leader_epoch(-1)
+            .with_timestamp(spec.wire_value())
+    });
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(isolation.wire_value())
+        .with_topics(vec![ListOffsetsTopic::default().with_name(topic_name(topic)).with_partitions(asked.collect())]);
+    let response = connection.send(&request).await?;
+    let answers: Vec<_> = response.topics.into_iter().flat_map(|t| t.partitions).collect();
+    let answer = |partition| {
+        let found = partition_answer(
+            ("ListOffsets", connection.address()),
+            (topic, partition),
+            &answers,
+            |p| p.partition_index,
+            |p| (p.error_code, None),
+        );
+        (partition, found.map(|p| p.offset))
+    };
+    Ok(partitions.into_iter().map(answer).collect())
+}
+
 impl KafkaClient {
     /// The offset matching `spec` for `partition` of `topic`, read uncommitted (the log's own
     /// bounds; -1 for a timestamp after the last record, as Kafka answers).
@@ -229,7 +262,8 @@ impl KafkaClient {
         Ok(offsets.first().map(|&(_, offset)| offset).expect("list_offsets answers every partition asked, or fails"))
     }
 
-    /// The offset matching `spec` for each of `partitions` of `topic`, asked of each leader.
+    /// The offset matching `spec` for each of `partitions` of `topic`: one ListOffsets per leader
+    /// for all of its partitions (a partition whose leader moved is asked again on its own).
     pub async fn list_offsets(
         &self,
         topic: &str,
@@ -237,33 +271,25 @@ impl KafkaClient {
         spec: OffsetSpec,
         isolation: IsolationLevel,
     ) -> Result<Vec<(i32, i64)>, KafkaError> {
-        let mut offsets = Vec::with_capacity(partitions.len());
+        let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+        let mut unrouted = Vec::new();
         for &partition in partitions {
-            let offset = self
-                .on("ListOffsets", Route::Leader(topic, partition), |connection| async move {
-                    let request = ListOffsetsRequest::default()
-                        .with_replica_id(BrokerId(-1))
-                        .with_isolation_level(isolation.wire_value())
-                        .with_topics(vec![ListOffsetsTopic::default().with_name(topic_name(topic)).with_partitions(
-                            vec![ListOffsetsPartition::default()
-                                .with_partition_index(partition)
-                                .with_current_leader_epoch(-1)
-                                .with_timestamp(spec.wire_value())],
-                        )]);
-                    let response = connection.send(&request).await?;
-                    let answer = partition_answer(
-                        ("ListOffsets", connection.address()),
-                        (topic, partition),
-                        response.topics.iter().flat_map(|t| t.partitions.iter()),
-                        |p| p.partition_index,
-                        |p| (p.error_code, None),
-                    )?;
-                    Ok(answer.offset)
-                })
-                .await?;
-            offsets.push((partition, offset));
+            match self.leader_id(topic, partition).await {
+                Ok(leader) => by_leader.entry(leader).or_default().push(partition),
+                Err(_) => unrouted.push(partition),
+            }
         }
-        Ok(offsets)
+        let batches = by_leader.into_iter().map(|(leader, asked)| (Route::Node(leader), asked)).collect();
+        let asked = (topic, spec, isolation);
+        let batch = |connection, partitions| list_offsets_on(connection, asked, partitions);
+        let single = |partition: i32| {
+            self.on("ListOffsets", Route::Leader(topic, partition), move |connection| async move {
+                only_answer(list_offsets_on(connection, asked, vec![partition]).await?)
+            })
+        };
+        let forget = |_: &i32| self.forget_topic(topic);
+        let mut answered = self.per_broker("ListOffsets", (batches, unrouted), (batch, single), forget).await;
+        partitions.iter().map(|&p| Ok((p, answered.remove(&p).expect("every partition answered")?))).collect()
     }
 
     /// Fetches from `offset` of `topic`-`partition`. OFFSET_OUT_OF_RANGE and other partition

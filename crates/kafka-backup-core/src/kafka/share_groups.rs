@@ -14,9 +14,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::client::{KafkaClient, Route};
+use super::client::{only_answer, KafkaClient, Route};
 use super::connection::BrokerConnection;
-use super::groups::{in_asked_order, only_answer, CommittedOffset, GroupAnswers};
+use super::groups::{in_asked_order, CommittedOffset, GroupAnswers};
 use super::KafkaError;
 
 fn text(value: &str) -> StrBytes {

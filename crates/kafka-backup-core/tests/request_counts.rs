@@ -1,0 +1,92 @@
+//! How many requests the client sends for many partitions or groups, on the 3-node Apache Kafka
+//! cluster, counted by its own request metrics: one per broker, not one per partition or group.
+//! A test binary of its own, so that no other test adds to the process-wide counts.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use kafka_backup_core::kafka::{ClientConfig, IsolationLevel, KafkaClient, OffsetSpec};
+use kafka_backup_core::metrics::metrics;
+use kafka_backup_testkit::{self as testkit, unique, KafkaCluster, RefRecord};
+
+const PARTITIONS: i32 = 30;
+
+fn requests(api: &str) -> u64 {
+    metrics().kafka_seconds.with_label_values(&[api]).get_sample_count()
+}
+
+/// A new topic of `PARTITIONS` partitions on the 3-node cluster, once the reference client sees a
+/// leader for each: the cluster, its bootstrap list and the topic.
+fn new_topic(prefix: &str) -> (&'static KafkaCluster, String, String) {
+    let cluster = KafkaCluster::triple();
+    let (bootstrap, topic) = (cluster.bootstrap(), unique(prefix));
+    testkit::create_topic(&bootstrap, &topic, PARTITIONS, &[]);
+    let started = Instant::now();
+    while testkit::describe_topic(&bootstrap, &topic).iter().filter(|(_, leader, _)| *leader >= 0).count()
+        < PARTITIONS as usize
+    {
+        assert!(started.elapsed() < Duration::from_secs(60), "{topic} has no leader for every partition");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (cluster, bootstrap, topic)
+}
+
+/// A client of `bootstrap`, a comma-separated list.
+async fn client_of(bootstrap: &str) -> KafkaClient {
+    KafkaClient::connect(ClientConfig::new(bootstrap.split(',').map(String::from).collect())).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_offsets_of_many_partitions_take_one_list_offsets_per_leader_and_match_the_log() {
+    let (_, bootstrap, topic) = new_topic("offsets-by-leader");
+    // Partition p holds p records: each end offset is its own.
+    let records: Vec<RefRecord> = (0..PARTITIONS)
+        .flat_map(|p| {
+            (0..p).map(move |i| RefRecord { partition: Some(p), value: Some(vec![i as u8]), ..RefRecord::default() })
+        })
+        .collect();
+    testkit::produce(&bootstrap, &topic, &records, &[]);
+    let leaders: BTreeMap<i32, i32> =
+        testkit::describe_topic(&bootstrap, &topic).into_iter().map(|(p, leader, _)| (p, leader)).collect();
+    let brokers = leaders.values().collect::<std::collections::BTreeSet<_>>().len() as u64;
+    assert!(brokers > 1, "the partitions' leaders are spread: {leaders:?}");
+
+    let client = client_of(&bootstrap).await;
+    client.refresh_metadata(None).await.unwrap();
+    let all: Vec<i32> = (0..PARTITIONS).collect();
+    let before = requests("ListOffsets");
+    let ends = client.list_offsets(&topic, &all, OffsetSpec::Latest, IsolationLevel::ReadUncommitted).await.unwrap();
+    let starts =
+        client.list_offsets(&topic, &all, OffsetSpec::Earliest, IsolationLevel::ReadUncommitted).await.unwrap();
+    let sent = requests("ListOffsets") - before;
+    assert_eq!(ends, all.iter().map(|&p| (p, i64::from(p))).collect::<Vec<_>>(), "in the order asked");
+    assert!(starts.iter().all(|&(_, start)| start == 0), "{starts:?}");
+    assert_eq!(sent, 2 * brokers, "two lookups of {PARTITIONS} partitions led by {brokers} brokers");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_groups_take_one_find_coordinator_and_one_request_per_coordinator() {
+    let (cluster, bootstrap, topic) = new_topic("offsets-by-coordinator");
+    let prefix = unique("counted");
+    let commits: Vec<(String, i32, i64)> =
+        (0..30).map(|i| (format!("{prefix}-{i}"), i % PARTITIONS, i64::from(i))).collect();
+    testkit::commit_many(&bootstrap, &topic, &commits);
+    let groups: Vec<String> = commits.iter().map(|(group, ..)| group.clone()).collect();
+
+    let client = client_of(&bootstrap).await;
+    let counts = || ["FindCoordinator", "OffsetFetch", "DescribeGroups"].map(requests);
+    let before = counts();
+    let offsets = client.committed_offsets_of(&groups).await;
+    let described = client.describe_groups(&groups).await;
+    let after = counts();
+    let sent: Vec<u64> = after.iter().zip(before).map(|(after, before)| after - before).collect();
+    let brokers = cluster.node_ids().len() as u64;
+    assert_eq!(sent[0], 1, "one FindCoordinator for all 30 groups, cached for the second call");
+    assert!(sent[1] <= brokers && sent[2] <= brokers, "one per coordinator: {sent:?}");
+    for ((group, partition, offset), (answered, found)) in commits.iter().zip(&offsets) {
+        assert_eq!(group, answered, "in the order asked");
+        let found = found.as_ref().unwrap();
+        assert_eq!((found[0].partition, found[0].offset), (*partition, *offset), "{group}");
+    }
+    assert!(described.iter().all(|(_, d)| d.as_ref().unwrap().state == "Empty"), "{described:?}");
+}

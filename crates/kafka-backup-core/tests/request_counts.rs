@@ -1,5 +1,6 @@
-//! How many requests the client sends for many partitions or groups, on the 3-node Apache Kafka
-//! cluster, counted by its own request metrics: one per broker, not one per partition or group.
+//! How many requests the client sends for many partitions, groups or topics, on the 3-node Apache
+//! Kafka cluster, counted by its own request metrics: one per broker (or one in all), not one per
+//! partition, group or topic; and the batched answers equal the ones asked one by one.
 //! A test binary of its own, so that no other test adds to the process-wide counts.
 
 use std::collections::BTreeMap;
@@ -89,4 +90,32 @@ async fn many_groups_take_one_find_coordinator_and_one_request_per_coordinator()
         assert_eq!((found[0].partition, found[0].offset), (*partition, *offset), "{group}");
     }
     assert!(described.iter().all(|(_, d)| d.as_ref().unwrap().state == "Empty"), "{described:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_configs_of_many_topics_take_one_describe_configs_and_match_each_topics_own() {
+    let bootstrap = KafkaCluster::triple().bootstrap();
+    let prefix = unique("configs");
+    let topics: Vec<String> = (0..20).map(|i| format!("{prefix}-{i}")).collect();
+    for (i, topic) in topics.iter().enumerate() {
+        let retention = (3_600_000 * (i + 1)).to_string();
+        testkit::create_topic(&bootstrap, topic, 1, &[("retention.ms", retention.as_str())]);
+    }
+    let client = client_of(&bootstrap).await;
+    let mut asked = topics.clone();
+    asked.push(unique("no-such-topic"));
+    let before = requests("DescribeConfigs");
+    let described = client.describe_topics_configs(&asked).await.unwrap();
+    assert_eq!(requests("DescribeConfigs") - before, 1, "one request for {} topics", asked.len());
+    for (i, (topic, configs)) in described.iter().take(topics.len()).enumerate() {
+        let configs = configs.as_ref().unwrap();
+        let retention = configs.iter().find(|c| c.name == "retention.ms").unwrap();
+        assert_eq!(retention.value, Some((3_600_000 * (i + 1)).to_string()), "{topic}");
+        assert!(retention.set_on_topic, "{topic}");
+        assert_eq!(configs, &client.describe_topic_configs(topic).await.unwrap(), "{topic}: the same as alone");
+    }
+    let (missing, answer) = described.last().unwrap();
+    assert_eq!(missing, asked.last().unwrap(), "in the order asked");
+    let error = answer.as_ref().unwrap_err().to_string();
+    assert!(error.contains(missing.as_str()), "the missing topic's own error names it: {error}");
 }

@@ -30,7 +30,7 @@ use crate::clock::now_ms;
 use crate::error::EngineError;
 use crate::group_snapshots::{save_snapshot, take_snapshot};
 use crate::kafka::{
-    ClusterMetadata, FetchRounds, IsolationLevel, KafkaClient, OffsetSpec, TopicConfigEntry, TopicMetadata,
+    ClusterMetadata, FetchRounds, IsolationLevel, KafkaClient, KafkaError, OffsetSpec, TopicConfigEntry, TopicMetadata,
 };
 use crate::layout::{PROGRESS_KEY, RESETS_DIR, RESTORES_DIR, TOPICS_DIR};
 use crate::manifest::{to_json, BackupManifest, OffsetGap, PartitionBackup, MANIFEST_FORMAT_VERSION};
@@ -285,10 +285,19 @@ async fn capture_metadata(
     incarnations: &Incarnations,
 ) -> Result<Vec<String>, EngineError> {
     let mut warnings = Vec::new();
-    for topic in topics {
+    // One DescribeConfigs for every topic (a few hundred at a time), not one per topic.
+    let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+    let described = match client.describe_topics_configs(&names).await {
+        Ok(described) => described,
+        Err(error) if error.is_refusal() => names.iter().map(|name| (name.clone(), Err(error.clone()))).collect(),
+        Err(error) => return Err(EngineError::kafka("reading the configs of the backed-up topics")(error)),
+    };
+    for (topic, (_, configs)) in topics.iter().zip(described) {
         let (stored, recreated) = incarnations.begin(manifest, topic).await?;
         warnings.extend(recreated);
-        warnings.extend(capture_topic_metadata(client, manifest, topic, &stored).await?);
+        let (configs, warning) = kept_configs(&topic.name, configs)?;
+        warnings.extend(warning);
+        record_topic_metadata(manifest, topic, &stored, configs);
     }
     manifest.updated_at_ms = now_ms();
     manifest.tool_version = env!("CARGO_PKG_VERSION").to_string();
@@ -395,15 +404,14 @@ async fn finish_run(
     Ok(())
 }
 
-/// Records partition count, replication factor, id and the topic's non-default configs into the
+/// Records partition count, replication factor, id and the topic's non-default `configs` into the
 /// manifest's entry `stored_topic` (its incarnation's name in the backup).
-async fn capture_topic_metadata(
-    client: &KafkaClient,
+fn record_topic_metadata(
     manifest: &mut BackupManifest,
     topic: &TopicMetadata,
     stored_topic: &str,
-) -> Result<Option<String>, EngineError> {
-    let (configs, warning) = topic_configs(client, &topic.name).await?;
+    configs: Option<BTreeMap<String, String>>,
+) {
     for &partition in topic.partitions.keys() {
         manifest.partition_mut(stored_topic, partition);
     }
@@ -414,17 +422,21 @@ async fn capture_topic_metadata(
     if topic.topic_id.is_some() {
         entry.topic_id.clone_from(&topic.topic_id);
     }
-    Ok(warning)
 }
 
-/// The topic's non-default configs. A source that refuses to describe them (no permission, or no
-/// such API) gives a warning, not a failed backup: the data matters more, and the manifest says
-/// the configs are missing.
-async fn topic_configs(
-    client: &KafkaClient,
-    topic: &str,
-) -> Result<(Option<BTreeMap<String, String>>, Option<String>), EngineError> {
-    match client.describe_topic_configs(topic).await {
+/// A topic's configs to keep (`None`: not captured) and the warning that says why they were not.
+type KeptConfigs = (Option<BTreeMap<String, String>>, Option<String>);
+
+/// The topic's non-default configs.
+async fn topic_configs(client: &KafkaClient, topic: &str) -> Result<KeptConfigs, EngineError> {
+    kept_configs(topic, client.describe_topic_configs(topic).await)
+}
+
+/// The configs of `topic` to keep from what DescribeConfigs answered. A source that refuses to
+/// describe them (no permission, or no such API) gives a warning, not a failed backup: the data
+/// matters more, and the manifest says the configs are missing.
+fn kept_configs(topic: &str, described: Result<Vec<TopicConfigEntry>, KafkaError>) -> Result<KeptConfigs, EngineError> {
+    match described {
         Ok(entries) => Ok((Some(configs_to_keep(entries)), None)),
         Err(error) if error.is_refusal() => {
             Ok((None, Some(format!("configs of topic {topic} were not captured: {error}"))))

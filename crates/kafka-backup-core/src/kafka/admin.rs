@@ -1,7 +1,7 @@
 //! Cluster administration calls: CreateTopics, DescribeConfigs and IncrementalAlterConfigs (topic
 //! configs), and InitProducerId (an id for idempotent producing).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -13,7 +13,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::client::{KafkaClient, Route};
+use super::client::{in_asked_order, only_answer, KafkaClient, Route};
+use super::connection::BrokerConnection;
 use super::log::list_offsets_on;
 use super::{IsolationLevel, KafkaError, OffsetSpec};
 
@@ -53,6 +54,49 @@ pub struct TopicConfigEntry {
     pub set_on_topic: bool,
     /// True for secrets the broker will not reveal.
     pub is_sensitive: bool,
+}
+
+/// Topics described in one DescribeConfigs at most: the answer carries every config of each (some
+/// 50), so a few hundred keep it well under a megabyte.
+const CONFIGS_PER_REQUEST: usize = 500;
+
+/// The configs of each of `topics`, in one DescribeConfigs on `connection`, in the order asked.
+async fn describe_configs_on(
+    connection: &BrokerConnection,
+    topics: &[String],
+) -> Result<Vec<(String, Result<Vec<TopicConfigEntry>, KafkaError>)>, KafkaError> {
+    let resources = topics.iter().map(|topic| {
+        DescribeConfigsResource::default()
+            .with_resource_type(RESOURCE_TOPIC)
+            .with_resource_name(StrBytes::from_string(topic.clone()))
+            .with_configuration_keys(None)
+    });
+    let response = connection.send(&DescribeConfigsRequest::default().with_resources(resources.collect())).await?;
+    let mut answered: HashMap<String, Result<Vec<TopicConfigEntry>, KafkaError>> = HashMap::new();
+    for result in response.results {
+        let topic = result.resource_name.to_string();
+        let answer = match result.error_code {
+            0 => Ok(result
+                .configs
+                .into_iter()
+                .map(|c| TopicConfigEntry {
+                    name: c.name.to_string(),
+                    value: c.value.map(|v| v.to_string()),
+                    set_on_topic: c.config_source == SOURCE_DYNAMIC_TOPIC_CONFIG,
+                    is_sensitive: c.is_sensitive,
+                })
+                .collect()),
+            code => Err(KafkaError::broker(
+                "DescribeConfigs",
+                format!(" for topic {topic}"),
+                connection.address(),
+                code,
+                result.error_message.map(|m| m.to_string()),
+            )),
+        };
+        answered.insert(topic, answer);
+    }
+    Ok(in_asked_order(("DescribeConfigs", connection.address(), "topic"), topics, answered))
 }
 
 impl KafkaClient {
@@ -188,35 +232,28 @@ impl KafkaClient {
         route: Route<'_>,
     ) -> Result<Vec<TopicConfigEntry>, KafkaError> {
         self.on("DescribeConfigs", route, |connection| async move {
-            let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-                .with_resource_type(RESOURCE_TOPIC)
-                .with_resource_name(StrBytes::from_string(topic.to_string()))
-                .with_configuration_keys(None)]);
-            let response = connection.send(&request).await?;
-            let result = response.results.into_iter().next().ok_or_else(|| {
-                KafkaError::no_answer("DescribeConfigs", connection.address(), format!("no result for topic {topic}"))
-            })?;
-            if result.error_code != 0 {
-                return Err(KafkaError::broker(
-                    "DescribeConfigs",
-                    format!(" for topic {topic}"),
-                    connection.address(),
-                    result.error_code,
-                    result.error_message.map(|m| m.to_string()),
-                ));
-            }
-            Ok(result
-                .configs
-                .into_iter()
-                .map(|c| TopicConfigEntry {
-                    name: c.name.to_string(),
-                    value: c.value.map(|v| v.to_string()),
-                    set_on_topic: c.config_source == SOURCE_DYNAMIC_TOPIC_CONFIG,
-                    is_sensitive: c.is_sensitive,
-                })
-                .collect())
+            only_answer(describe_configs_on(&connection, &[topic.to_string()]).await?)
         })
         .await
+    }
+
+    /// The configs of each of `topics` (see [`Self::describe_topic_configs`]), in one
+    /// DescribeConfigs per `CONFIGS_PER_REQUEST` topics rather than one per topic; each topic's
+    /// own error is its entry's.
+    pub async fn describe_topics_configs(
+        &self,
+        topics: &[String],
+    ) -> Result<Vec<(String, Result<Vec<TopicConfigEntry>, KafkaError>)>, KafkaError> {
+        let mut answers = Vec::with_capacity(topics.len());
+        for chunk in topics.chunks(CONFIGS_PER_REQUEST) {
+            let described =
+                self.on("DescribeConfigs", Route::Any, |connection| async move {
+                    describe_configs_on(&connection, chunk).await
+                })
+                .await?;
+            answers.extend(described);
+        }
+        Ok(answers)
     }
 
     /// Sets config `name` of `topic` to `value` (IncrementalAlterConfigs SET), leaving its other

@@ -93,6 +93,20 @@ pub(super) fn only_answer<K, T>(answers: Vec<(K, Result<T, KafkaError>)>) -> Res
     answers.into_iter().next().map(|(_, answer)| answer).expect("an answer per key asked")
 }
 
+/// Each of `asked` (the topics, groups, ... a request named: `what`) with its entry of
+/// `answered`, in the order asked; one the response left out gets an error naming `api`.
+pub(super) fn in_asked_order<T>(
+    (api, address, what): (&'static str, &str, &str),
+    asked: &[String],
+    mut answered: HashMap<String, Result<T, KafkaError>>,
+) -> Vec<(String, Result<T, KafkaError>)> {
+    let answer = |key: &String| {
+        let missing = || KafkaError::no_answer(api, address, format!("no result for {what} {key}"));
+        (key.clone(), answered.remove(key).unwrap_or_else(|| Err(missing())))
+    };
+    asked.iter().map(answer).collect()
+}
+
 /// Connections per broker for fetches, and as many for produces: a broker answers the requests
 /// of one connection one at a time, so the partitions of a broker are spread over a few (a
 /// partition always uses the same one, which keeps its produces in order), and many partitions

@@ -19,7 +19,7 @@ use kafka_protocol::protocol::{Decodable, Message, StrBytes};
 use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 
-use super::client::{only_answer, Coordinated, KafkaClient, Route};
+use super::client::{in_asked_order, only_answer, Coordinated, KafkaClient, Route};
 use super::connection::BrokerConnection;
 use super::metadata::BrokerInfo;
 use super::KafkaError;
@@ -146,24 +146,6 @@ fn group_id(group: &str) -> GroupId {
 /// request's failure is the outer error, a group's own error its entry's.
 pub(super) type GroupAnswers<T> = Vec<(String, Result<T, KafkaError>)>;
 
-/// Puts each of `asked` in the order asked with its entry of `answered`, or an error naming `api`
-/// for one the response left out.
-pub(super) fn in_asked_order<T>(
-    (api, address): (&'static str, &str),
-    asked: Vec<String>,
-    mut answered: HashMap<String, Result<T, KafkaError>>,
-) -> GroupAnswers<T> {
-    asked
-        .into_iter()
-        .map(|group| {
-            let answer = answered
-                .remove(&group)
-                .unwrap_or_else(|| Err(KafkaError::no_answer(api, address, format!("no result for group {group}"))));
-            (group, answer)
-        })
-        .collect()
-}
-
 /// The coordinators of `keys` (groups or transactional ids, as `kind` says) in one
 /// FindCoordinator (v4+ batches keys; before, one request per key on the same connection).
 pub(super) async fn find_coordinators(
@@ -199,7 +181,7 @@ pub(super) async fn find_coordinators(
             answered.insert(key.clone(), found(key, response.error_code, response.error_message, at));
         }
     }
-    Ok(in_asked_order(("FindCoordinator", connection.address()), keys, answered))
+    Ok(in_asked_order(("FindCoordinator", connection.address(), "key"), &keys, answered))
 }
 
 /// One partition's committed offset in an OffsetFetch answer, whichever version's shape it came in.
@@ -284,7 +266,7 @@ pub(super) async fn fetch_offsets(
             answered.insert(group.clone(), group_offsets((group, address), response.error_code, partitions));
         }
     }
-    Ok(in_asked_order(("OffsetFetch", address), groups, answered))
+    Ok(in_asked_order(("OffsetFetch", address, "group"), &groups, answered))
 }
 
 /// State, protocol and members of each of `groups` as classic groups, in one DescribeGroups.
@@ -316,7 +298,7 @@ pub(super) async fn describe_classic_groups(
         };
         answered.insert(group, answer.into_description("DescribeGroups", connection.address(), description));
     }
-    Ok(in_asked_order(("DescribeGroups", connection.address()), groups, answered))
+    Ok(in_asked_order(("DescribeGroups", connection.address(), "group"), &groups, answered))
 }
 
 /// State, assignor and members of each of `groups` as KIP-848 consumer groups, in one
@@ -357,7 +339,7 @@ pub(super) async fn describe_consumer_groups(
             .collect();
         answered.insert(group, answer.into_description("ConsumerGroupDescribe", connection.address(), description));
     }
-    Ok(in_asked_order(("ConsumerGroupDescribe", connection.address()), groups, answered))
+    Ok(in_asked_order(("ConsumerGroupDescribe", connection.address(), "group"), &groups, answered))
 }
 
 impl KafkaClient {

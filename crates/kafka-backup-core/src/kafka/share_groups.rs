@@ -14,9 +14,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::client::{only_answer, KafkaClient, Route};
+use super::client::{in_asked_order, only_answer, KafkaClient, Route};
 use super::connection::BrokerConnection;
-use super::groups::{in_asked_order, CommittedOffset, GroupAnswers};
+use super::groups::{CommittedOffset, GroupAnswers};
 use super::KafkaError;
 
 fn text(value: &str) -> StrBytes {
@@ -79,7 +79,7 @@ pub(super) async fn describe_share_offsets(
         let offsets = read();
         answered.insert(group, offsets);
     }
-    Ok(in_asked_order(("DescribeShareGroupOffsets", address), groups, answered))
+    Ok(in_asked_order(("DescribeShareGroupOffsets", address, "group"), &groups, answered))
 }
 
 impl KafkaClient {

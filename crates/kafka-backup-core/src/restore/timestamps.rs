@@ -27,8 +27,11 @@ pub(super) async fn check_timestamp_types(
     plan: &mut RestorePlan,
     switch: bool,
 ) -> Result<(), EngineError> {
-    let existing = plan.topics.iter_mut().filter(|t| t.create.is_none() && metadata.topics.contains_key(&t.target));
-    for topic in existing {
+    let mut unmarked = Vec::new();
+    for (at, topic) in plan.topics.iter_mut().enumerate() {
+        if topic.create.is_some() || !metadata.topics.contains_key(&topic.target) {
+            continue;
+        }
         let marker = timestamp_switch_key(&target.cluster_id, &topic.target);
         if target.store.size(&marker).await?.is_some() {
             topic.switch_to_create_time = true;
@@ -39,7 +42,18 @@ pub(super) async fn check_timestamp_types(
             ));
             continue;
         }
-        let configs = match target.client.describe_topic_configs(&topic.target).await {
+        unmarked.push(at);
+    }
+    // The configs of every existing target topic in one DescribeConfigs, not one per topic.
+    let names: Vec<String> = unmarked.iter().map(|&at| plan.topics[at].target.clone()).collect();
+    let described = match target.client.describe_topics_configs(&names).await {
+        Ok(described) => described,
+        Err(error) if error.is_refusal() => names.iter().map(|name| (name.clone(), Err(error.clone()))).collect(),
+        Err(error) => return Err(EngineError::kafka("reading the configs of the target topics")(error)),
+    };
+    for (at, (_, configs)) in unmarked.into_iter().zip(described) {
+        let topic = &mut plan.topics[at];
+        let configs = match configs {
             Ok(configs) => configs,
             Err(error) if error.is_refusal() => {
                 plan.warnings.push(format!("{}: its timestamp type could not be read: {error}", topic.target));

@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use kafka_backup_core::kafka::{ClientConfig, IsolationLevel, KafkaClient, OffsetSpec};
+use kafka_backup_core::kafka::{ClientConfig, IsolationLevel, KafkaClient, NewTopic, OffsetSpec};
 use kafka_backup_core::metrics::metrics;
 use kafka_backup_testkit::{self as testkit, unique, KafkaCluster, RefRecord};
+use kafka_protocol::ResponseError;
 
 const PARTITIONS: i32 = 30;
 
@@ -118,4 +119,37 @@ async fn the_configs_of_many_topics_take_one_describe_configs_and_match_each_top
     assert_eq!(missing, asked.last().unwrap(), "in the order asked");
     let error = answer.as_ref().unwrap_err().to_string();
     assert!(error.contains(missing.as_str()), "the missing topic's own error names it: {error}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_topics_are_created_in_one_create_topics_each_with_its_own_answer() {
+    let bootstrap = KafkaCluster::triple().bootstrap();
+    let existing = unique("created-before");
+    testkit::create_topic(&bootstrap, &existing, 1, &[]);
+    let prefix = unique("created");
+    let mut topics: Vec<NewTopic> = (0..20)
+        .map(|i| NewTopic {
+            name: format!("{prefix}-{i}"),
+            partitions: 1 + i % 3,
+            replication_factor: 3,
+            configs: vec![("retention.ms".to_string(), (3_600_000 * (i + 1)).to_string())],
+        })
+        .collect();
+    topics.push(NewTopic { name: existing.clone(), partitions: 1, replication_factor: 1, configs: Vec::new() });
+    let client = client_of(&bootstrap).await;
+    let before = requests("CreateTopics");
+    let answers = client.create_topics(&topics, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(requests("CreateTopics") - before, 1, "one request for {} topics", topics.len());
+    let (last, already) = answers.last().unwrap();
+    assert_eq!(last, &existing, "in the order asked");
+    assert_eq!(already.as_ref().unwrap_err().response_error(), Some(ResponseError::TopicAlreadyExists));
+    // Each created topic has its partitions, a leader for each (the call waited for them) and its
+    // configs, as the reference client sees it.
+    for (topic, (name, answer)) in topics.iter().zip(&answers).take(20) {
+        assert!(answer.is_ok(), "{name}: {answer:?}");
+        let described = testkit::describe_topic(&bootstrap, name);
+        assert_eq!(described.len(), topic.partitions as usize, "{name}");
+        assert!(described.iter().all(|(_, leader, replicas)| *leader >= 0 && replicas.len() == 3), "{described:?}");
+        assert_eq!(testkit::topic_configs(&bootstrap, name)["retention.ms"], topic.configs[0].1, "{name}");
+    }
 }

@@ -17,6 +17,7 @@ use super::client::{in_asked_order, only_answer, KafkaClient, Route};
 use super::connection::BrokerConnection;
 use super::log::list_offsets_on;
 use super::{IsolationLevel, KafkaError, OffsetSpec};
+use crate::retry::Retriable;
 
 /// How often a new topic's readiness is checked.
 pub(crate) const TOPIC_POLL: Duration = Duration::from_millis(100);
@@ -56,6 +57,45 @@ pub struct TopicConfigEntry {
     pub is_sensitive: bool,
 }
 
+/// Topics created in one CreateTopics at most (the controller creates them in one metadata
+/// record batch; a few hundred partitions' worth keeps it quick).
+const TOPICS_PER_CREATE: usize = 100;
+
+/// Creates `topics` in one CreateTopics on `connection`, waiting up to `timeout` on the broker;
+/// each topic's answer in the order asked.
+async fn create_topics_on(
+    connection: &BrokerConnection,
+    topics: &[NewTopic],
+    timeout: Duration,
+) -> Result<Vec<(String, Result<(), KafkaError>)>, KafkaError> {
+    let creatable = topics.iter().map(|topic| {
+        let configs = topic.configs.iter().map(|(name, value)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_value(Some(StrBytes::from_string(value.clone())))
+        });
+        CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.name.clone())))
+            .with_num_partitions(topic.partitions)
+            .with_replication_factor(topic.replication_factor)
+            .with_configs(configs.collect())
+    });
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
+        .with_topics(creatable.collect());
+    let response = connection.send(&request).await?;
+    let mut answered = HashMap::new();
+    for result in response.topics {
+        let name = result.name.0.to_string();
+        let message = result.error_message.map(|m| m.to_string());
+        let context = format!(" for topic {name}");
+        answered
+            .insert(name, KafkaError::check("CreateTopics", context, connection.address(), result.error_code, message));
+    }
+    let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
+    Ok(in_asked_order(("CreateTopics", connection.address(), "topic"), &names, answered))
+}
+
 /// Topics described in one DescribeConfigs at most: the answer carries every config of each (some
 /// 50), so a few hundred keep it well under a megabyte.
 const CONFIGS_PER_REQUEST: usize = 500;
@@ -75,26 +115,16 @@ async fn describe_configs_on(
     let mut answered: HashMap<String, Result<Vec<TopicConfigEntry>, KafkaError>> = HashMap::new();
     for result in response.results {
         let topic = result.resource_name.to_string();
-        let answer = match result.error_code {
-            0 => Ok(result
-                .configs
-                .into_iter()
-                .map(|c| TopicConfigEntry {
-                    name: c.name.to_string(),
-                    value: c.value.map(|v| v.to_string()),
-                    set_on_topic: c.config_source == SOURCE_DYNAMIC_TOPIC_CONFIG,
-                    is_sensitive: c.is_sensitive,
-                })
-                .collect()),
-            code => Err(KafkaError::broker(
-                "DescribeConfigs",
-                format!(" for topic {topic}"),
-                connection.address(),
-                code,
-                result.error_message.map(|m| m.to_string()),
-            )),
-        };
-        answered.insert(topic, answer);
+        let message = result.error_message.map(|m| m.to_string());
+        let context = format!(" for topic {topic}");
+        let configs = result.configs.into_iter().map(|c| TopicConfigEntry {
+            name: c.name.to_string(),
+            value: c.value.map(|v| v.to_string()),
+            set_on_topic: c.config_source == SOURCE_DYNAMIC_TOPIC_CONFIG,
+            is_sensitive: c.is_sensitive,
+        });
+        let answer = KafkaError::check("DescribeConfigs", context, connection.address(), result.error_code, message);
+        answered.insert(topic, answer.map(|()| configs.collect()));
     }
     Ok(in_asked_order(("DescribeConfigs", connection.address(), "topic"), topics, answered))
 }
@@ -104,77 +134,68 @@ impl KafkaClient {
     /// in creation: see `serving_partitions`). An existing topic is an error whose
     /// `response_error()` is `TopicAlreadyExists`, so callers can tell it from a real failure.
     pub async fn create_topic(&self, topic: &NewTopic, timeout: Duration) -> Result<(), KafkaError> {
-        let controller = self.cached_metadata().controller_id;
-        self.config()
-            .retry
-            .run("CreateTopics", || async {
-                let connection = match controller {
-                    id if id >= 0 => self.node_connection(id).await?,
-                    _ => self.any_connection().await?,
-                };
-                let request = CreateTopicsRequest::default()
-                    .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
-                    .with_topics(vec![CreatableTopic::default()
-                        .with_name(TopicName(StrBytes::from_string(topic.name.clone())))
-                        .with_num_partitions(topic.partitions)
-                        .with_replication_factor(topic.replication_factor)
-                        .with_configs(
-                            topic
-                                .configs
-                                .iter()
-                                .map(|(name, value)| {
-                                    CreatableTopicConfig::default()
-                                        .with_name(StrBytes::from_string(name.clone()))
-                                        .with_value(Some(StrBytes::from_string(value.clone())))
-                                })
-                                .collect(),
-                        )]);
-                let response = connection.send(&request).await?;
-                match response.topics.iter().find(|t| t.name.0.as_str() == topic.name) {
-                    Some(result) if result.error_code != 0 => Err(KafkaError::broker(
-                        "CreateTopics",
-                        format!(" for topic {}", topic.name),
-                        connection.address(),
-                        result.error_code,
-                        result.error_message.as_ref().map(|m| m.to_string()),
-                    )),
-                    Some(_) => Ok(()),
-                    None => Err(KafkaError::no_answer(
-                        "CreateTopics",
-                        connection.address(),
-                        format!("no result for topic {}", topic.name),
-                    )),
-                }
-            })
-            .await?;
-        self.await_leaders(&topic.name, timeout).await
+        only_answer(self.create_topics(std::slice::from_ref(topic), timeout).await?)
     }
 
-    /// Waits until the metadata shows `topic` with a leader for every partition: the controller
-    /// has created the topic, but a broker's metadata cache learns of it a moment later (seen under
-    /// load on Apache Kafka 4.2). The leaders create the partitions' logs after that, one after
-    /// another (seconds for 1,000 partitions): `serving_partitions` tells which answer already.
-    async fn await_leaders(&self, topic: &str, timeout: Duration) -> Result<(), KafkaError> {
+    /// Creates `topics` (see [`Self::create_topic`]) in one CreateTopics per `TOPICS_PER_CREATE`
+    /// rather than one per topic, then waits until the metadata shows a leader for every partition
+    /// of those created (one Metadata request per poll for all). Each topic's own error is its
+    /// entry's; one a retry may mend (the controller moved) is asked again on its own.
+    pub async fn create_topics(
+        &self,
+        topics: &[NewTopic],
+        timeout: Duration,
+    ) -> Result<Vec<(String, Result<(), KafkaError>)>, KafkaError> {
+        let mut answers = Vec::with_capacity(topics.len());
+        for chunk in topics.chunks(TOPICS_PER_CREATE) {
+            let created = self.on("CreateTopics", Route::Controller, |connection| async move {
+                create_topics_on(&connection, chunk, timeout).await
+            });
+            for (topic, (name, answer)) in chunk.iter().zip(created.await?) {
+                let answer = match answer {
+                    Err(error) if error.is_retriable() => {
+                        let alone = std::slice::from_ref(topic);
+                        self.on("CreateTopics", Route::Controller, |connection| async move {
+                            only_answer(create_topics_on(&connection, alone, timeout).await?)
+                        })
+                        .await
+                    }
+                    answer => answer,
+                };
+                answers.push((name, answer));
+            }
+        }
+        let created: Vec<String> =
+            answers.iter().filter(|(_, answer)| answer.is_ok()).map(|(name, _)| name.clone()).collect();
+        self.await_leaders(&created, timeout).await?;
+        Ok(answers)
+    }
+
+    /// Waits until the metadata shows each of `topics` with a leader for every partition: the
+    /// controller has created them, but a broker's metadata cache learns of them a moment later
+    /// (seen under load on Apache Kafka 4.2). The leaders create the partitions' logs after that,
+    /// one after another (seconds for 1,000 partitions): `serving_partitions` tells which answer.
+    async fn await_leaders(&self, topics: &[String], timeout: Duration) -> Result<(), KafkaError> {
         let started = tokio::time::Instant::now();
-        loop {
-            match self.refresh_metadata(Some(&[topic.to_string()])).await {
-                Ok(metadata)
-                    if metadata
-                        .topics
-                        .get(topic)
-                        .is_some_and(|t| t.partitions.values().all(|p| p.leader.is_some())) =>
-                {
-                    return Ok(());
-                }
-                Ok(_) | Err(KafkaError::UnknownTopicOrPartition { .. }) => {}
+        let mut waiting: Vec<String> = topics.to_vec();
+        while !waiting.is_empty() {
+            match self.refresh_metadata(Some(&waiting)).await {
+                Ok(metadata) => waiting.retain(|topic| {
+                    !metadata.topics.get(topic).is_some_and(|t| t.partitions.values().all(|p| p.leader.is_some()))
+                }),
+                Err(KafkaError::UnknownTopicOrPartition { .. }) => {}
                 Err(error) => return Err(error),
+            }
+            if waiting.is_empty() {
+                break;
             }
             // A short fixed poll: the wait ends within moments of the broker being ready.
             if started.elapsed() + TOPIC_POLL > timeout {
-                return Err(KafkaError::UnknownTopicOrPartition { topic: topic.to_string(), partition: None });
+                return Err(KafkaError::UnknownTopicOrPartition { topic: waiting.remove(0), partition: None });
             }
             tokio::time::sleep(TOPIC_POLL).await;
         }
+        Ok(())
     }
 
     /// The partitions of `topic` whose leaders answer a ListOffsets (one request per leader for all

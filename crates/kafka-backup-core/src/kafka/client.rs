@@ -37,6 +37,8 @@ pub(super) enum Route<'a> {
     Broker(&'a str),
     /// The broker of a node id (the leader of a batch of partitions).
     Node(i32),
+    /// The controller the metadata names (any broker when it names none: it forwards).
+    Controller,
     /// The coordinator of a consumer group.
     Coordinator(&'a str),
     /// The transaction coordinator of a transactional id.
@@ -489,6 +491,10 @@ impl KafkaClient {
             Route::Any => self.any_connection().await,
             Route::Broker(address) => self.connection_in(address, "").await,
             Route::Node(node) => self.node_connection(node).await,
+            Route::Controller => match self.cached_metadata().controller_id {
+                id if id >= 0 => self.node_connection(id).await,
+                _ => self.any_connection().await,
+            },
             Route::Leader(topic, partition) => self.leader_connection(topic, partition, "").await,
             Route::Fetch(topic, partition) => match self.fetch_node(topic, partition).await {
                 Ok(node) => self.node_connection_in(node, &lane("fetch", partition)).await,

@@ -44,7 +44,8 @@ impl PartitionRestore {
         let identity = RestoreIdentity::new(&self.settings, &self.source_topic, vec![self.source_partition], None);
         let target_partition = self.target.partition;
         let target = &self.target;
-        let progress = load_progress(&self.store, &self.state_dir, identity, || async {
+        let shared = self.settings.workers.is_some();
+        let progress = load_progress(&self.store, (&self.state_dir, shared), identity, || async {
             Ok(BTreeMap::from([(target_partition, target.end_offset().await?)]))
         })
         .await?;

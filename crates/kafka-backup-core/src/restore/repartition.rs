@@ -39,7 +39,8 @@ impl RepartitionRestore {
         let source_partitions = self.sources.iter().map(|(p, _)| *p).collect();
         let identity = RestoreIdentity::new(&self.settings, &self.source_topic, source_partitions, Some(partitions));
         let targets = &self.targets;
-        let progress = load_progress(&self.store, &self.state_dir, identity, || async {
+        // Routing by key is refused with workers: this run alone writes the state directory.
+        let progress = load_progress(&self.store, (&self.state_dir, false), identity, || async {
             let mut ends = BTreeMap::new();
             for target in targets {
                 ends.insert(target.partition, target.end_offset().await?);

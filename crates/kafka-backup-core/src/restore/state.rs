@@ -124,11 +124,12 @@ fn unreadable(dir: &str, key: &str, error: serde_json::Error) -> EngineError {
 
 /// Reads the progress in `dir`, or records a new start (`target_start` reads the target's end
 /// offsets, only then). A recorded restore of something else is refused. The state files a killed
-/// run left staged in `dir` are removed first (the run restoring a target partition owns its
-/// state directory).
+/// run left staged in `dir` are removed first, unless workers share the restore (`shared`): the
+/// worker that held the partition before a rebalance may still be writing there, and removing its
+/// staging file would fail its write.
 pub async fn load_progress<F, Fut>(
     store: &BackupStore,
-    dir: &str,
+    (dir, shared): (&str, bool),
     identity: RestoreIdentity,
     target_start: F,
 ) -> Result<RestoreProgress, EngineError>
@@ -136,7 +137,7 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<BTreeMap<i32, i64>, EngineError>>,
 {
-    let leftovers = store.remove_staging_leftovers(dir, &[])?;
+    let leftovers = if shared { 0 } else { store.remove_staging_leftovers(dir, &[])? };
     if leftovers > 0 {
         tracing::info!(dir, count = leftovers, "removed restore state files left staged by an interrupted run");
     }

@@ -5,13 +5,17 @@
 # then the same backup and restore encrypted (storage.encryption) and on the S3 emulator, each relative
 # to the plain filesystem store measured in the same run; a topic whose producer compressed its
 # batches (what segment compression still gains on it, and costs); many small partitions
-# against the same bytes on 4 partitions; and a group snapshot of many consumer groups.
+# against the same bytes on 4 partitions; many topics against one; and a group snapshot of many
+# consumer groups.
 # Usage: benches/backup_restore.sh
 #   BENCH_MB=1024          topic size (e.g. 256 for a quick run)
 #   BENCH_PARTITIONS="1 4" partition counts, one topic each
 #   BENCH_DATA=text        text (JSON-like events that compress ~6x) or random (incompressible)
 #   BENCH_PRODUCER_CODECS="lz4 zstd"  producer codecs of the producer-compressed case ("" skips it)
 #   BENCH_MANY=1000        partitions of 1 MiB each in the many-partitions case (0 skips it)
+#   BENCH_TOPICS=500       topics of the many-topics case (0 skips it): that many one-partition topics
+#                          of 100 small records backed up in one run and restored under new names
+#                          (the topics created by the restore), against one topic holding them all
 #   BENCH_GROUPS=1000      consumer groups of the group-snapshot case (0 skips it): a snapshot backup
 #                          of a small topic whose groups all committed offsets on it, against the
 #                          same backup snapshotting no group
@@ -38,6 +42,7 @@ data=${BENCH_DATA:-text}
 producer_codecs=${BENCH_PRODUCER_CODECS-lz4 zstd}
 many=${BENCH_MANY:-1000}
 group_count=${BENCH_GROUPS:-1000}
+topic_count=${BENCH_TOPICS:-500}
 continuous=${BENCH_CONTINUOUS-100 1000}
 worker_counts=${BENCH_WORKERS-1 2 4}
 static_rounds=${BENCH_STATIC:-2}
@@ -256,6 +261,33 @@ if [ "$many" != 0 ]; then
   done
   echo "(vs 4 partitions: time of the case / time of the same records on 4 partitions; issue #13 asks <= 3x;"
   echo " CPU s: ours, user + system; broker CPU s: what the broker used meanwhile, read from /proc)"
+fi
+
+# Many topics: $topic_count one-partition topics backed up in one run and restored under new names
+# (every topic created by the restore), against the same records in one topic, in this run.
+if [ "$topic_count" != 0 ]; then
+  echo
+  echo "== $topic_count topics of 100 records against one topic of $((topic_count * 100)) records"
+  $python tools/bench_reference.py topics "$bootstrap" bench-topics "$topic_count" 100
+  $python tools/bench_reference.py topics "$bootstrap" bench-one-topic 1 $((topic_count * 100))
+  printf '%-26s %10s %14s %10s %14s\n' case seconds "vs one topic" "CPU s" "broker CPU s"
+  for shape in one-topic topics; do
+    id=bench-$shape
+    config "$id" backup "$id-*" "$id" "$fs_storage" ""
+    timed "$id" target/release/kafka-backup backup --config "$work/$id.yaml"
+    grep -q "$((topic_count * 100)) records" "$work/$id.out" || { echo "backup did not hold all records:"; cat "$work/$id.out"; exit 1; }
+    [ "$shape" = one-topic ] && one_backup=$seconds
+    printf '%-26s %10s %14s %10s %14s\n' "backup, $shape" "$seconds" "$(ratio "$seconds" "$one_backup")" "$cpu" "$broker_cpu"
+    mapping=$(for ((i = 0; i < $([ "$shape" = topics ] && echo "$topic_count" || echo 1); i++)); do
+      printf '    %s-%d: %s-restored-%d\n' "$id" "$i" "$id" "$i"; done)
+    config "$id-restore" restore "" "$id" "$fs_storage" "restore:
+  topic_mapping:
+$mapping"
+    timed "$id-restore" target/release/kafka-backup restore --config "$work/$id-restore.yaml"
+    grep -q "Restored $((topic_count * 100)) records" "$work/$id-restore.out" || { echo "restore did not write all records:"; cat "$work/$id-restore.out"; exit 1; }
+    [ "$shape" = one-topic ] && one_restore=$seconds
+    printf '%-26s %10s %14s %10s %14s\n' "restore, $shape" "$seconds" "$(ratio "$seconds" "$one_restore")" "$cpu" "$broker_cpu"
+  done
 fi
 
 # Group snapshots of an estate: a backup whose snapshot holds $group_count groups' offsets against

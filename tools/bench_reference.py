@@ -9,6 +9,8 @@
       produce took (the values are made before the clock starts): the raw produce reference
   bench_reference.py consume BOOTSTRAP TOPIC RECORDS PARTITIONS
       prints "seconds bytes" of a full read of every partition
+  bench_reference.py topics BOOTSTRAP PREFIX COUNT RECORDS
+      COUNT one-partition topics PREFIX-0.. (created together), RECORDS small records in each
   bench_reference.py groups BOOTSTRAP TOPIC COUNT PREFIX
       COUNT consumer groups PREFIX-0.. commit offset i (group i) on partition 0 of TOPIC, with the
       admin client (many at a time)
@@ -81,6 +83,20 @@ def consume(bootstrap, topic, records, partitions):
     print(f"{elapsed:.3f} {total}")
 
 
+def topics(bootstrap, prefix, count, records):
+    names = [f"{prefix}-{i}" for i in range(count)]
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(name, 1, 1) for name in names]).values():
+        future.result(60)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    for name in names:
+        for i in range(records):
+            producer.produce(name, key=b"%d" % i, value=b"record %d of %s" % (i, name.encode()))
+        producer.poll(0)
+    if producer.flush(300):
+        raise SystemExit("topics: produce did not complete")
+
+
 def groups(bootstrap, topic, count, prefix):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for start in range(0, count, 100):
@@ -98,6 +114,8 @@ if __name__ == "__main__":
         fill(args[0], args[1], int(args[2]), int(args[3]), int(args[4]), args[5], *args[6:7])
     elif command == "consume":
         consume(args[0], args[1], int(args[2]), int(args[3]))
+    elif command == "topics":
+        topics(args[0], args[1], int(args[2]), int(args[3]))
     elif command == "groups":
         groups(args[0], args[1], int(args[2]), args[3])
     else:

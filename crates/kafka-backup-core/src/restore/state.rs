@@ -230,3 +230,28 @@ pub async fn commit(store: &BackupStore, dir: &str, commit: &RestoreCommit) -> R
     store.put_new(&key, to_json(commit)).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::restore::plan::tests::config;
+    use crate::storage::StorageConfig;
+
+    #[tokio::test]
+    async fn a_run_alone_removes_staged_leftovers_and_one_shared_by_workers_leaves_them_to_their_writer() {
+        let root = tempfile::tempdir().unwrap();
+        let store =
+            BackupStore::open(&StorageConfig::Filesystem { path: root.path().into(), prefix: String::new() }).unwrap();
+        let settings = config(|_| {}).settings;
+        for (dir, shared) in [("shared", true), ("alone", false)] {
+            std::fs::create_dir_all(root.path().join(dir)).unwrap();
+            // What a killed run left, or what another worker is writing right now.
+            let staged = root.path().join(dir).join("started.json#3");
+            std::fs::write(&staged, b"half written").unwrap();
+            let identity = RestoreIdentity::new(&settings, "t", vec![0], None);
+            load_progress(&store, (dir, shared), identity, || async { Ok(BTreeMap::from([(0, 0)])) }).await.unwrap();
+            assert_eq!(staged.exists(), shared, "{dir}: the staging file is left only to a worker that may own it");
+            assert!(store.size(&restore_started_key(dir)).await.unwrap().is_some(), "{dir}: the start is recorded");
+        }
+    }
+}

@@ -86,8 +86,11 @@ fn prune_keeps_what_the_policy_names_never_a_running_backup_and_drops_old_segmen
     // Segment retention: every segment of b4 but the last is older than 1 ms; of its two group
     // snapshots, the older goes.
     assert_success(&backup(&write_config(dir.path(), &source, "b4", &topic, SMALL_SEGMENTS)));
-    let snapshots = || std::fs::read_dir(dir.path().join("store/b4/groups")).unwrap().count();
+    let snapshots_of = |id: &str| std::fs::read_dir(dir.path().join("store").join(id).join("groups")).unwrap().count();
+    let snapshots = || snapshots_of("b4");
     assert_eq!(snapshots(), 2);
+    // Every kept backup keeps only its latest snapshot (the live run took one per checkpoint).
+    let older: usize = ["b3", "b4", "live"].iter().map(|id| snapshots_of(id) - 1).sum();
     let described = describe_json(dir.path(), "b4");
     let segments = described["topics"][0]["partitions"][0]["segments"].as_array().unwrap().clone();
     assert!(segments.len() >= 3, "{described}");
@@ -102,7 +105,8 @@ fn prune_keeps_what_the_policy_names_never_a_running_backup_and_drops_old_segmen
         (dropped["segments"].as_u64(), dropped["before_offset"].as_i64()),
         (Some(segments.len() as u64 - 1), Some(kept_from))
     );
-    assert_eq!((report["group_snapshots_pruned"].as_u64(), snapshots()), (Some(1), 1), "{report}");
+    assert_eq!((report["group_snapshots_pruned"].as_u64(), snapshots()), (Some(older as u64), 1), "{report}");
+    assert!(["b3", "live"].iter().all(|id| snapshots_of(id) == 1), "{report}");
     let described = describe_json(dir.path(), "b4");
     let partition = &described["topics"][0]["partitions"][0];
     assert_eq!(partition["segments"].as_array().unwrap().len(), 1, "{partition}");

@@ -17,16 +17,17 @@ fn requests(api: &str) -> u64 {
     metrics().kafka_seconds.with_label_values(&[api]).get_sample_count()
 }
 
-/// A new topic of `PARTITIONS` partitions on the 3-node cluster, once the reference client sees a
-/// leader for each: the cluster, its bootstrap list and the topic.
+/// A new topic of `PARTITIONS` partitions on the 3-node cluster, once the reference client, asking
+/// each broker on its own, sees a leader for each (a broker that learns of the topic late would
+/// answer with a retry): the cluster, its bootstrap list and the topic.
 fn new_topic(prefix: &str) -> (&'static KafkaCluster, String, String) {
     let cluster = KafkaCluster::triple();
     let (bootstrap, topic) = (cluster.bootstrap(), unique(prefix));
     testkit::create_topic(&bootstrap, &topic, PARTITIONS, &[]);
     let started = Instant::now();
-    while testkit::describe_topic(&bootstrap, &topic).iter().filter(|(_, leader, _)| *leader >= 0).count()
-        < PARTITIONS as usize
-    {
+    let led_by =
+        |node: &str| testkit::describe_topic(node, &topic).iter().filter(|(_, leader, _)| *leader >= 0).count();
+    while !bootstrap.split(',').all(|node| led_by(node) == PARTITIONS as usize) {
         assert!(started.elapsed() < Duration::from_secs(60), "{topic} has no leader for every partition");
         std::thread::sleep(Duration::from_millis(200));
     }
